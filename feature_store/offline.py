@@ -14,7 +14,6 @@ from pandas.api.indexers import BaseIndexer
 from feature_store.definitions import (
     AmountToWindowMean,
     CalendarFeature,
-    Entity,
     FeatureSet,
     RawAmount,
     SecondsSincePrevious,
@@ -25,7 +24,7 @@ from feature_store.errors import HistoryColumnsError
 __all__ = ["canonical_order", "compute_offline_features"]
 
 
-class _Bounds(BaseIndexer):  # type: ignore[misc]
+class _Bounds(BaseIndexer):
     """Precomputed window bounds, so pandas' compensated rolling kernels do the sums."""
 
     def __init__(self, start: np.ndarray, end: np.ndarray) -> None:
@@ -57,7 +56,8 @@ def _epoch_ms(event_time: pd.Series) -> np.ndarray:
             f"event_time has dtype {event_time.dtype}; it must be timezone-aware UTC "
             "(pd.to_datetime(..., utc=True))"
         )
-    return event_time.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    ms = event_time.dt.tz_convert("UTC").to_numpy(dtype="datetime64[ms]")
+    return np.asarray(ms.astype(np.int64))
 
 
 def _required_columns(feature_set: FeatureSet) -> set[str]:
@@ -142,13 +142,15 @@ class _EntityWindows:
     def aggregate(self, aggregation: str, window_s: int) -> np.ndarray:
         start = self._window_start(window_s)
         end = self._positions + 1
+        if aggregation == "count":
+            return self._unsort((end - start).astype(np.float64))
         rolling = self._amount.rolling(_Bounds(start, end), min_periods=1)
-        values = {
-            "count": lambda: (end - start).astype(np.float64),
-            "sum": lambda: rolling.sum().to_numpy(),
-            "mean": lambda: rolling.mean().to_numpy(),
-            "max": lambda: rolling.max().to_numpy(),
-        }[aggregation]()
+        if aggregation == "sum":
+            values = rolling.sum()
+        elif aggregation == "mean":
+            values = rolling.mean()
+        else:
+            values = rolling.max()
         return self._unsort(np.asarray(values, dtype=np.float64))
 
     def seconds_since_previous(self, horizon_s: int) -> np.ndarray:

@@ -146,7 +146,9 @@ class TransactionCodec:
         except msgspec.DecodeError as exc:
             return InvalidEvent("malformed_json", str(exc))
         if not isinstance(obj, dict):
-            return InvalidEvent("malformed_json", f"expected a JSON object, got {type(obj).__name__}")
+            return InvalidEvent(
+                "malformed_json", f"expected a JSON object, got {type(obj).__name__}"
+            )
         missing = [f for f in REQUIRED_FIELDS if f not in obj or obj[f] is None]
         if missing:
             return InvalidEvent("missing_field", f"missing required field(s): {', '.join(missing)}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import numpy as np
 
@@ -63,40 +64,66 @@ class _Row:
 _Compute = Callable[[_Row], float]
 
 
+def _window_stat(index: int, entity: Entity, window_s: int, row: _Row) -> float:
+    return row.window(entity, window_s)[index]
+
+
+def _window_mean(entity: Entity, window_s: int, row: _Row) -> float:
+    count, total, _ = row.window(entity, window_s)
+    return total / count
+
+
+def _amount_to_mean(entity: Entity, window_s: int, row: _Row) -> float:
+    return row.amount / _window_mean(entity, window_s, row)
+
+
+def _seconds_since_previous(entity: Entity, row: _Row) -> float:
+    log = row.logs[entity]
+    return (row.ts_ms - max(e.ts_ms for e in log)) / 1000.0 if log else math.nan
+
+
+def _amount(row: _Row) -> float:
+    return row.amount
+
+
+def _hour_of_day(row: _Row) -> float:
+    return float(row.event_time.hour)
+
+
+def _is_night(row: _Row) -> float:
+    return float(row.event_time.hour <= 6)
+
+
+def _is_weekend(row: _Row) -> float:
+    return float(row.event_time.weekday() >= 5)
+
+
+_STAT_INDEX: dict[str, int] = {"count": 0, "sum": 1, "max": 2}
+_CALENDAR: dict[str, _Compute] = {
+    "hour_of_day": _hour_of_day,
+    "is_night": _is_night,
+    "is_weekend": _is_weekend,
+}
+
+
 def _compiler(feature_set: FeatureSet) -> list[_Compute]:
     """Turn each definition into a small function once, at start, not per event."""
     computes: list[_Compute] = []
     for feature in feature_set.features:
         if isinstance(feature, RawAmount):
-            computes.append(lambda r: r.amount)
+            computes.append(_amount)
         elif isinstance(feature, WindowAggregate):
             e, w = feature.entity, feature.window_s
-            computes.append(
-                {
-                    "count": lambda r, e=e, w=w: r.window(e, w)[0],
-                    "sum": lambda r, e=e, w=w: r.window(e, w)[1],
-                    "mean": lambda r, e=e, w=w: r.window(e, w)[1] / r.window(e, w)[0],
-                    "max": lambda r, e=e, w=w: r.window(e, w)[2],
-                }[feature.aggregation]
-            )
+            if feature.aggregation == "mean":
+                computes.append(partial(_window_mean, e, w))
+            else:
+                computes.append(partial(_window_stat, _STAT_INDEX[feature.aggregation], e, w))
         elif isinstance(feature, AmountToWindowMean):
-            e, w = feature.entity, feature.window_s
-            computes.append(lambda r, e=e, w=w: r.amount / (r.window(e, w)[1] / r.window(e, w)[0]))
+            computes.append(partial(_amount_to_mean, feature.entity, feature.window_s))
         elif isinstance(feature, SecondsSincePrevious):
-            e = feature.entity
-            computes.append(
-                lambda r, e=e: (r.ts_ms - max(x.ts_ms for x in r.logs[e])) / 1000.0
-                if r.logs[e]
-                else math.nan
-            )
+            computes.append(partial(_seconds_since_previous, feature.entity))
         elif isinstance(feature, CalendarFeature):
-            computes.append(
-                {
-                    "hour_of_day": lambda r: float(r.event_time.hour),
-                    "is_night": lambda r: float(r.event_time.hour <= 6),
-                    "is_weekend": lambda r: float(r.event_time.weekday() >= 5),
-                }[feature.kind]
-            )
+            computes.append(_CALENDAR[feature.kind])
     return computes
 
 

@@ -28,13 +28,13 @@ for i = 1, #KEYS do
   local ts = tonumber(ARGV[b + 1])
   local horizon = tonumber(ARGV[b + 3])
   local key = KEYS[i]
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (ts - horizon - %(lateness)d))
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (ts - horizon - LATENESS))
   out[i] = redis.call('ZRANGEBYSCORE', key, ts - horizon, ts, 'WITHSCORES')
   redis.call('ZADD', key, ts, ARGV[b + 2])
-  redis.call('PEXPIRE', key, horizon + %(lateness)d)
+  redis.call('PEXPIRE', key, horizon + LATENESS)
 end
 return out
-""" % {"lateness": LATENESS_MS}
+""".replace("LATENESS", str(LATENESS_MS))
 
 
 def entity_key(entity: str, entity_id: str) -> str:

@@ -1,0 +1,162 @@
+"""The model registry: versioned directories and an atomically switched champion pointer.
+
+Layout::
+
+    <root>/versions/<N>/model.ubj       XGBoost's own UBJSON (never pickle)
+    <root>/versions/<N>/metadata.json   features in order, feature-set hash, thresholds, ...
+    <root>/champion.json                {"version": N}, replaced with os.replace (atomic)
+
+A version directory is written under a temporary name and renamed into place, so a reader
+sees a whole model or none. Loading checks the sha256 of the model file first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import xgboost as xgb
+
+from batch_training.errors import ModelIntegrityError, NoChampionError, RegistryError
+
+__all__ = ["LoadedModel", "ModelMetadata", "ModelRegistry", "Thresholds"]
+
+MODEL_FILE: Final = "model.ubj"
+METADATA_FILE: Final = "metadata.json"
+CHAMPION_FILE: Final = "champion.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
+    """Scores at or above ``review`` are reviewed; at or above ``decline`` declined."""
+
+    review: float
+    decline: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.review <= self.decline <= 1.0:
+            raise RegistryError(
+                f"thresholds review={self.review} decline={self.decline} must satisfy "
+                "0 <= review <= decline <= 1"
+            )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelMetadata:
+    version: int
+    created_at: str
+    feature_set_name: str
+    feature_set_version: int
+    feature_set_fingerprint: str
+    feature_names: tuple[str, ...]
+    thresholds: Thresholds
+    metrics: dict[str, float]
+    training_window: dict[str, str]
+    model_sha256: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        raw = json.loads(text)
+        raw["thresholds"] = Thresholds(**raw["thresholds"])
+        raw["feature_names"] = tuple(raw["feature_names"])
+        return cls(**raw)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    booster: xgb.Booster
+    metadata: ModelMetadata
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ModelRegistry:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._versions = root / "versions"
+
+    def versions(self) -> list[int]:
+        if not self._versions.is_dir():
+            return []
+        return sorted(int(p.name) for p in self._versions.iterdir() if p.name.isdigit())
+
+    def register(self, booster: xgb.Booster, **metadata: Any) -> ModelMetadata:
+        """Store a new version (the next number) and return its metadata."""
+        self._versions.mkdir(parents=True, exist_ok=True)
+        model_bytes = bytes(booster.save_raw(raw_format="ubj"))
+        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._versions))
+        (staging / MODEL_FILE).write_bytes(model_bytes)
+        while True:
+            version = (self.versions() or [0])[-1] + 1
+            meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
+            (staging / METADATA_FILE).write_text(meta.to_json())
+            try:
+                # rename fails if another writer took this number first: take the next one
+                staging.rename(self._versions / str(version))
+            except OSError:
+                continue
+            return meta
+
+    def metadata(self, version: int) -> ModelMetadata:
+        path = self._versions / str(version) / METADATA_FILE
+        if not path.is_file():
+            raise RegistryError(
+                f"model version {version} does not exist in {self.root}; "
+                f"known versions: {self.versions()}"
+            )
+        return ModelMetadata.from_json(path.read_text())
+
+    def load(self, version: int) -> LoadedModel:
+        """Load and verify a version; raise :class:`ModelIntegrityError` on a bad checksum."""
+        meta = self.metadata(version)
+        model_bytes = (self._versions / str(version) / MODEL_FILE).read_bytes()
+        actual = _sha256(model_bytes)
+        if actual != meta.model_sha256:
+            raise ModelIntegrityError(
+                f"model version {version}: sha256 of {MODEL_FILE} is {actual[:16]}…, metadata "
+                f"says {meta.model_sha256[:16]}…; the file was altered, re-register the model"
+            )
+        booster = xgb.Booster()
+        booster.load_model(bytearray(model_bytes))
+        if booster.feature_names is not None and tuple(booster.feature_names) != meta.feature_names:
+            raise ModelIntegrityError(
+                f"model version {version}: the booster's features {booster.feature_names} "
+                f"differ from the metadata's {list(meta.feature_names)}"
+            )
+        return LoadedModel(booster=booster, metadata=meta)
+
+    def champion_version(self) -> int | None:
+        path = self.root / CHAMPION_FILE
+        if not path.is_file():
+            return None
+        return int(json.loads(path.read_text())["version"])
+
+    def load_champion(self) -> LoadedModel:
+        version = self.champion_version()
+        if version is None:
+            raise NoChampionError(
+                f"registry {self.root} has no champion; train one with `fraud train`"
+            )
+        return self.load(version)
+
+    def promote(self, version: int) -> None:
+        """Make ``version`` the champion; readers see the old or the new pointer, never half."""
+        self.metadata(version)  # refuse unknown versions
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=self.root)
+        with os.fdopen(fd, "w") as out:
+            json.dump({"version": version}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.root / CHAMPION_FILE)

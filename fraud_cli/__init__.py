@@ -1,0 +1,3 @@
+"""The ``fraud`` command line: one entry point for every component."""
+
+__all__: list[str] = []

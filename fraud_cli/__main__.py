@@ -1,0 +1,3 @@
+from fraud_cli.main import cli
+
+cli()

@@ -1,0 +1,295 @@
+"""``fraud demo``: the whole loop on embedded parts, with every event accounted for.
+
+Broker (embedded Tansu) -> simulated history -> trained model v1 -> faust worker in a
+child process (warmed from the history) -> live traffic -> decisions consumed and
+checked against the simulator's ground truth. Every process started here is stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+from kafka import KafkaConsumer, KafkaProducer
+
+from batch_training.registry import ModelRegistry
+from batch_training.train import TrainingConfig, train_and_register
+from embedded import EmbeddedBroker
+from feature_store import CORE_FEATURE_SET
+from simulator import (
+    SimulatedEvent,
+    SimulationConfig,
+    TrafficGenerator,
+    produce_live,
+    write_history,
+)
+from stream.records import DeadLetter, DecisionRecord
+from stream.settings import TopicNames
+from stream.topics import ensure_topics
+
+__all__ = ["DemoConfig", "DemoError", "run_demo"]
+
+
+class DemoError(RuntimeError):
+    """A demo step failed; the message says which and where its log is."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoConfig:
+    duration_s: float = 20.0
+    rate: float = 300.0
+    cards: int = 2000
+    merchants: int = 200
+    history_days: int = 21
+    seed: int = 7
+    invalid_rate: float = 0.005
+    partitions: int = 2
+    drain_timeout_s: float = 30.0
+    worker_start_timeout_s: float = 90.0
+    workdir: Path | None = None
+
+
+class _Outcomes:
+    """What came back from the worker, gathered by a consumer thread."""
+
+    def __init__(self) -> None:
+        self.decisions: dict[str, DecisionRecord] = {}
+        self.conflicting: set[str] = set()  # the same transaction with two different decisions
+        self.duplicates = 0
+        self.alerts: set[str] = set()
+        self.dead_letters: list[DeadLetter] = []
+        self.last_at = 0.0
+        self.lock = threading.Lock()
+
+    @property
+    def accounted(self) -> int:
+        with self.lock:
+            return len(self.decisions) + len(self.dead_letters)
+
+
+def _consume(
+    bootstrap: str, topics: TopicNames, outcomes: _Outcomes, stop: threading.Event
+) -> None:
+    decision_decoder = msgspec.json.Decoder(DecisionRecord)
+    letter_decoder = msgspec.json.Decoder(DeadLetter)
+    consumer = KafkaConsumer(
+        topics.decisions,
+        topics.alerts,
+        topics.dlq,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=50,
+    )
+    try:
+        while not stop.is_set():
+            for tp, records in consumer.poll(timeout_ms=100).items():
+                with outcomes.lock:
+                    for record in records:
+                        outcomes.last_at = time.time()
+                        if tp.topic == topics.dlq:
+                            outcomes.dead_letters.append(letter_decoder.decode(record.value))
+                            continue
+                        decision = decision_decoder.decode(record.value)
+                        if tp.topic == topics.alerts:
+                            outcomes.alerts.add(decision.transaction_id)
+                            continue
+                        seen = outcomes.decisions.get(decision.transaction_id)
+                        if seen is not None:
+                            outcomes.duplicates += 1
+                            if seen.decision != decision.decision:
+                                outcomes.conflicting.add(decision.transaction_id)
+                            continue
+                        outcomes.decisions[decision.transaction_id] = decision
+    finally:
+        consumer.close()
+
+
+@contextmanager
+def _worker(
+    *,
+    bootstrap: str,
+    workdir: Path,
+    topics_prefix: str,
+    partitions: int,
+    history: Path,
+    timeout_s: float,
+) -> Iterator[subprocess.Popen[bytes]]:
+    ready = workdir / "worker.ready"
+    ready.unlink(missing_ok=True)  # a file left by an earlier run must not count as ready
+    env = {
+        **os.environ,
+        "FRAUD_KAFKA_BOOTSTRAP": bootstrap,
+        "FRAUD_REGISTRY_DIR": str(workdir / "registry"),
+        "FRAUD_WARM_HISTORY": str(history),
+        "FRAUD_TOPIC_PREFIX": topics_prefix,
+        "FRAUD_PARTITIONS": str(partitions),
+        "FRAUD_DATA_DIR": str(workdir / "stream"),
+        "FRAUD_READY_FILE": str(ready),
+        "FRAUD_GROUP_TIMEOUT_S": "3",
+    }
+    env.pop("FRAUD_REDIS_URL", None)  # the demo runs on the embedded in-memory store
+    log_path = workdir / "worker.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fraud_cli", "stream"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + timeout_s
+            while not ready.exists():
+                if process.poll() is not None:
+                    raise DemoError(f"the worker exited with {process.returncode}; see {log_path}")
+                if time.monotonic() > deadline:
+                    raise DemoError(
+                        f"the worker was not ready after {timeout_s:g}s; see {log_path}"
+                    )
+                time.sleep(0.05)
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def run_demo(config: DemoConfig, *, say: Callable[[str], None]) -> dict[str, Any]:
+    with ExitStack() as stack:
+        workdir = config.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        workdir.mkdir(parents=True, exist_ok=True)
+        topics = TopicNames()
+        broker = stack.enter_context(EmbeddedBroker())
+        say(f"[1/5] embedded broker on {broker.bootstrap}")
+        ensure_topics(broker.bootstrap, topics.all(), partitions=config.partitions)
+
+        generator = TrafficGenerator(
+            SimulationConfig(cards=config.cards, merchants=config.merchants, seed=config.seed)
+        )
+        live_days = config.rate * config.duration_s / generator.expected_tx_per_day
+        # History ends where live traffic starts; live event times end about now.
+        live_start = datetime.now(UTC) - timedelta(days=live_days)
+        history_start = live_start - timedelta(days=config.history_days)
+        history = generator.history(start=history_start, days=config.history_days)
+        history_path = write_history(history, workdir / "history.parquet")
+        say(f"[2/5] simulated {len(history):,} transactions over {config.history_days} days")
+
+        result = train_and_register(
+            history,
+            feature_set=CORE_FEATURE_SET,
+            registry=ModelRegistry(workdir / "registry"),
+            config=TrainingConfig(seed=config.seed),
+        )
+        meta = result.metadata
+        say(
+            f"[3/5] trained model v{meta.version}: validation AUC {meta.metrics['roc_auc']:.3f}, "
+            f"AP {meta.metrics['average_precision']:.3f} ({result.seconds:.1f}s)"
+        )
+        stack.enter_context(
+            _worker(
+                bootstrap=broker.bootstrap,
+                workdir=workdir,
+                topics_prefix="",
+                partitions=config.partitions,
+                history=history_path,
+                timeout_s=config.worker_start_timeout_s,
+            )
+        )
+        say("[4/5] worker up (warmed from the history); producing live traffic")
+
+        outcomes = _Outcomes()
+        stop_consumer = threading.Event()
+        consumer = threading.Thread(
+            target=_consume, args=(broker.bootstrap, topics, outcomes, stop_consumer), daemon=True
+        )
+        consumer.start()
+        stack.callback(consumer.join, 10)
+        stack.callback(stop_consumer.set)
+
+        truth: dict[str, bool] = {}
+
+        def on_sent(event: SimulatedEvent | None, _raw: bytes) -> None:
+            if event is not None:
+                truth[event.transaction.transaction_id] = event.is_fraud
+
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1, acks=1)
+        produce_started = time.time()
+        try:
+            stats = produce_live(
+                producer=producer,
+                topic=topics.transactions,
+                events=generator.events(start=live_start),
+                rate=config.rate,
+                duration_s=config.duration_s,
+                invalid_rate=config.invalid_rate,
+                rng_seed=config.seed,
+                on_sent=on_sent,
+            )
+        finally:
+            producer.close()
+        deadline = time.monotonic() + config.drain_timeout_s
+        while outcomes.accounted < stats.sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+        say(f"[5/5] sent {stats.sent:,} events; {outcomes.accounted:,} accounted for")
+        stop_consumer.set()
+        consumer.join(10)
+        return _summary(stats.sent, truth, outcomes, produce_started, meta.version)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _summary(
+    events_in: int, truth: dict[str, bool], outcomes: _Outcomes, started: float, version: int
+) -> dict[str, Any]:
+    decisions = outcomes.decisions
+    latencies = np.array([d.latency_ms for d in decisions.values()]) if decisions else np.zeros(1)
+    flagged = {t for t, d in decisions.items() if d.decision != "approve"}
+    frauds = {t for t, is_fraud in truth.items() if is_fraud}
+    span = max(outcomes.last_at - started, 1e-9)
+    by_decision = {
+        k: sum(d.decision == k for d in decisions.values())
+        for k in ("approve", "review", "decline")
+    }
+    dlq_reasons: dict[str, int] = {}
+    for letter in outcomes.dead_letters:
+        dlq_reasons[letter.reason] = dlq_reasons.get(letter.reason, 0) + 1
+    return {
+        "events_in": events_in,
+        "decisions": len(decisions),
+        "dlq": len(outcomes.dead_letters),
+        "lost": events_in - len(decisions) - len(outcomes.dead_letters),
+        "duplicate_decisions": outcomes.duplicates,
+        "conflicting_decisions": len(outcomes.conflicting),
+        "throughput_tps": round(len(decisions) / span, 1),
+        "latency_ms": {
+            "p50": round(float(np.percentile(latencies, 50)), 2),
+            "p99": round(float(np.percentile(latencies, 99)), 2),
+            "max": round(float(latencies.max()), 2),
+        },
+        "by_decision": by_decision,
+        "degraded": sum(d.degraded for d in decisions.values()),
+        "alerts": len(outcomes.alerts),
+        "alert_precision": round(len(flagged & frauds) / len(flagged), 4) if flagged else None,
+        "fraud_recall": round(len(flagged & frauds) / len(frauds), 4) if frauds else None,
+        "frauds_in": len(frauds),
+        "dlq_reasons": dlq_reasons,
+        "model_version": version,
+    }

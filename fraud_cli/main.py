@@ -1,0 +1,306 @@
+"""``fraud``: simulate, train, stream, and the end-to-end demo.
+
+Environment and flags are read here and nowhere else; components receive settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fraud_cli.settings import LiveSettings, TrainerSettings
+
+__all__ = ["cli"]
+
+
+def _parse_duration(text: str) -> float:
+    """'90s', '15m', '24h', '7d' or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except (ValueError, IndexError):
+        raise click.BadParameter(
+            f"{text!r} is not a duration; use e.g. 90s, 15m, 24h, 7d"
+        ) from None
+
+
+@contextlib.contextmanager
+def _kafka(bootstrap: str | None) -> Iterator[str]:
+    """The configured Kafka, or an embedded broker for the duration of the command."""
+    if bootstrap:
+        yield bootstrap
+        return
+    from embedded import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        click.echo(f"embedded broker listening on {broker.bootstrap}", err=True)
+        yield broker.bootstrap
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
+def cli(verbose: bool) -> None:
+    """Real-time fraud detection: simulate traffic, train models, score a stream."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# --------------------------------------------------------------------------- simulate
+@cli.group()
+def simulate() -> None:
+    """Generate payment traffic: labelled histories, or live events to Kafka."""
+
+
+def _population(f: Any) -> Any:
+    f = click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")(f)
+    f = click.option("--merchants", type=int, default=200, show_default=True)(f)
+    return click.option("--cards", type=int, default=2000, show_default=True)(f)
+
+
+@simulate.command("history")
+@_population
+@click.option("--days", type=int, default=30, show_default=True)
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="First day (UTC); default: DAYS days before today.",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file.")
+def simulate_history(
+    cards: int, merchants: int, seed: int, days: int, start: datetime | None, out: Path
+) -> None:
+    """Write a labelled history (is_fraud, fraud_scenario, label_time) to Parquet."""
+    from simulator import SimulationConfig, TrafficGenerator, write_history
+
+    generator = TrafficGenerator(SimulationConfig(cards=cards, merchants=merchants, seed=seed))
+    first = start.replace(tzinfo=UTC) if start else _today() - timedelta(days=days)
+    with click.progressbar(length=days, label="simulating days", file=sys.stderr) as bar:
+        frame = generator.history(start=first, days=days, progress=lambda done, _: bar.update(1))
+    write_history(frame, out)
+    frauds = int(frame["is_fraud"].sum())
+    click.echo(f"wrote {len(frame):,} transactions ({frauds:,} fraud) to {out}")
+
+
+def _today() -> datetime:
+    return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+@simulate.command("live")
+@_population
+@click.option("--rate", type=float, default=200.0, show_default=True, help="Events per second.")
+@click.option("--duration", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option(
+    "--invalid-rate",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Share of deliberately malformed events (exercises the DLQ).",
+)
+def simulate_live(
+    cards: int, merchants: int, seed: int, rate: float, duration: float, invalid_rate: float
+) -> None:
+    """Produce live transactions to the transactions topic, keyed by card_id.
+
+    Event times follow the simulated clock of the population (ending about now), so
+    per-card velocities stay realistic; the ground truth never leaves this process.
+    """
+    from kafka import KafkaProducer
+
+    from simulator import SimulationConfig, TrafficGenerator, produce_live, replay_start
+    from stream.settings import TopicNames
+    from stream.topics import ensure_topics
+
+    settings = LiveSettings()
+    topics = TopicNames(settings.topic_prefix)
+    generator = TrafficGenerator(SimulationConfig(cards=cards, merchants=merchants, seed=seed))
+    start = replay_start(
+        now=datetime.now(UTC),
+        rate=rate,
+        duration_s=duration,
+        tx_per_day=generator.expected_tx_per_day,
+    )
+    with _kafka(settings.kafka_bootstrap) as bootstrap:
+        ensure_topics(bootstrap, topics.all(), partitions=settings.partitions)
+        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stats = produce_live(
+                producer=producer,
+                topic=topics.transactions,
+                events=generator.events(start=start),
+                rate=rate,
+                duration_s=duration,
+                invalid_rate=invalid_rate,
+                stop=stop,
+            )
+        finally:
+            producer.close()
+    click.echo(
+        f"sent {stats.sent:,} events ({stats.invalid_sent:,} malformed) in {stats.seconds:.1f}s"
+    )
+
+
+# --------------------------------------------------------------------------- train
+@cli.command()
+@click.option(
+    "--history",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Parquet history [env FRAUD_HISTORY].",
+)
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Registry directory [env FRAUD_REGISTRY_DIR, default var/registry].",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--every",
+    type=str,
+    default=None,
+    help="Retrain forever at this interval (e.g. 24h); stop with SIGTERM.",
+)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
+def train(
+    history: Path | None, registry: Path | None, seed: int, every: str | None, as_json: bool
+) -> None:
+    """Train an XGBoost model on a history and register it (promoted to champion)."""
+    settings = TrainerSettings()
+    history_path = history or settings.history
+    if history_path is None:
+        raise click.UsageError("give --history PATH (or set FRAUD_HISTORY)")
+    registry_dir = registry or settings.registry_dir
+    if every is None:
+        _train_once(history_path, registry_dir, seed, as_json)
+        return
+    from batch_training.schedule import run_every
+
+    run_every(
+        _parse_duration(every), lambda: _train_once(history_path, registry_dir, seed, as_json)
+    )
+
+
+def _train_once(history_path: Path, registry_dir: Path, seed: int, as_json: bool) -> None:
+    from batch_training.registry import ModelRegistry
+    from batch_training.train import TrainingConfig, train_and_register
+    from feature_store import CORE_FEATURE_SET, read_history
+
+    click.echo(f"reading {history_path} ...", err=True)
+    frame = read_history(history_path)
+    click.echo(f"training on {len(frame):,} rows ...", err=True)
+    result = train_and_register(
+        frame,
+        feature_set=CORE_FEATURE_SET,
+        registry=ModelRegistry(registry_dir),
+        config=TrainingConfig(seed=seed),
+    )
+    meta = result.metadata
+    summary = {
+        "model_version": meta.version,
+        "promoted": result.promoted,
+        "metrics": meta.metrics,
+        "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
+        "train_rows": result.train_rows,
+        "test_rows": result.validation_rows,
+        "seconds": round(result.seconds, 2),
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(
+            f"registered model v{meta.version} in {registry_dir} "
+            f"(AUC {meta.metrics['roc_auc']:.3f}, AP {meta.metrics['average_precision']:.3f}, "
+            f"{result.seconds:.1f}s){' and promoted it' if result.promoted else ''}"
+        )
+
+
+# --------------------------------------------------------------------------- stream
+@cli.command()
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Registry directory [env FRAUD_REGISTRY_DIR].",
+)
+@click.option(
+    "--warm-history",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Replay this history into the online store first [env FRAUD_WARM_HISTORY].",
+)
+def stream(registry: Path | None, warm_history: Path | None) -> None:
+    """Run the faust worker: transactions in, decisions / alerts / DLQ out."""
+    from stream.app import run_worker
+    from stream.settings import StreamSettings
+
+    overrides: dict[str, Any] = {}
+    if registry is not None:
+        overrides["registry_dir"] = registry
+    if warm_history is not None:
+        overrides["warm_history"] = warm_history
+    settings = StreamSettings(**overrides)
+    with _kafka(settings.kafka_bootstrap) as bootstrap:
+        run_worker(settings, bootstrap=bootstrap)
+
+
+# --------------------------------------------------------------------------- demo
+@cli.command()
+@click.option(
+    "--duration", type=float, default=20.0, show_default=True, help="Seconds of live traffic."
+)
+@click.option("--rate", type=float, default=300.0, show_default=True, help="Events per second.")
+@click.option("--json", "as_json", is_flag=True, help="End with the summary as one JSON line.")
+@click.option(
+    "--workdir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keep history, registry and logs here (default: a temporary directory).",
+)
+def demo(duration: float, rate: float, as_json: bool, workdir: Path | None) -> None:
+    """The whole loop, no configuration: broker, history, training, worker, live traffic."""
+    from fraud_cli.demo import DemoConfig, run_demo
+
+    started = time.perf_counter()
+    summary = run_demo(
+        DemoConfig(duration_s=duration, rate=rate, workdir=workdir),
+        say=lambda msg: click.echo(msg, err=as_json),
+    )
+    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        click.echo(json.dumps(summary, indent=2))
+    if summary["lost"] != 0:
+        raise SystemExit(1)
+
+
+@cli.command()
+@click.option("--port", type=int, default=9092, show_default=True)
+def broker(port: int) -> None:
+    """Run the embedded Kafka-compatible broker (Tansu) in the foreground."""
+    from embedded import EmbeddedBroker
+
+    with EmbeddedBroker(port=port) as running:
+        click.echo(f"embedded broker on {running.bootstrap}; Ctrl-C stops it")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()

@@ -1,0 +1,147 @@
+"""The faust worker: consumes transactions in micro-batches and produces decisions.
+
+Everything that can be done once happens here, before the first event: topics, the
+champion model and its feature set, the online store (warmed from a history if asked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import faust
+import msgspec
+
+from batch_training.registry import ModelRegistry
+from feature_store import TransactionCodec, read_history
+from feature_store.materialize import materialize_history
+from feature_store.online import (
+    MemoryOnlineStore,
+    OnlineFeatureEngine,
+    OnlineStore,
+    RedisOnlineStore,
+)
+from stream.processor import BatchProcessor, RawEvent
+from stream.scoring import load_serving_model
+from stream.settings import StreamSettings
+from stream.topics import ensure_topics
+from stream.transport import low_latency_transport
+
+__all__ = ["build_app", "run_worker"]
+
+log = logging.getLogger(__name__)
+
+
+def _make_store(settings: StreamSettings) -> OnlineStore:
+    if settings.redis_url:
+        return RedisOnlineStore(url=settings.redis_url)
+    return MemoryOnlineStore()
+
+
+def _warm(settings: StreamSettings, path: Path, store: OnlineStore) -> None:
+    """Replay a history into the store before consuming, so features start warm."""
+    history = read_history(path)
+    feature_set = load_serving_model(ModelRegistry(settings.registry_dir)).feature_set
+    # A Redis client is bound to the event loop it first ran on: warm with its own client.
+    warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)
+
+    async def _run() -> int:
+        try:
+            return await materialize_history(history, feature_set=feature_set, store=warm_store)
+        finally:
+            if warm_store is not store:
+                await warm_store.close()
+
+    rows = asyncio.run(_run())
+    log.warning("warmed the online store with %d history rows from %s", rows, path)
+
+
+def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -> faust.App:
+    """The faust app with its one agent; the model is loaded now, not per event."""
+    model = load_serving_model(ModelRegistry(settings.registry_dir))
+    engine = OnlineFeatureEngine(feature_set=model.feature_set, store=store)
+    processor = BatchProcessor(
+        codec=TransactionCodec(max_amount=settings.max_amount),
+        engine=engine,
+        model=model,
+        fallback=settings.fallback_decision,
+    )
+    topics = settings.topics
+    transport = low_latency_transport(settings.fetch_max_wait_ms)
+
+    class _App(faust.App):
+        def _new_transport(self) -> Any:
+            return transport(self.conf.broker_consumer, self)
+
+    app = _App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        store="memory://",
+        datadir=str(settings.data_dir),
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_partitions=settings.partitions,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.group_timeout_s,
+        broker_rebalance_timeout=settings.group_timeout_s,
+        broker_heartbeat_interval=max(0.5, settings.group_timeout_s / 5),
+    )
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
+    source = app.topic(topics.transactions, **raw)
+    decisions = app.topic(topics.decisions, **raw)
+    alerts = app.topic(topics.alerts, **raw)
+    dlq = app.topic(topics.dlq, **raw)
+    encode = msgspec.json.Encoder().encode
+    window_s = settings.batch_window_ms / 1000.0
+
+    @app.agent(source)
+    async def score(stream: faust.StreamT[bytes]) -> None:
+        # take_events is missing from faust's StreamT stub, not from the Stream class
+        batches = stream.take_events(settings.batch_max, within=window_s)  # type: ignore[attr-defined]
+        async for events in batches:
+            batch = [
+                RawEvent(
+                    value=e.value,
+                    produced_at=e.message.timestamp,
+                    topic=e.message.topic,
+                    partition=e.message.partition,
+                    offset=e.message.offset,
+                )
+                for e in events
+            ]
+            out = await processor.process(batch)
+            for record in out.decisions:
+                key = record.card_id.encode()
+                body = encode(record)
+                await decisions.send(key=key, value=body)
+                if record.decision != "approve":
+                    await alerts.send(key=key, value=body)
+            for letter in out.dead_letters:
+                await dlq.send(value=encode(letter))
+            log.debug(
+                "batch: %d decisions, %d dead letters", len(out.decisions), len(out.dead_letters)
+            )
+
+    if settings.ready_file is not None:
+        ready_file: Path = settings.ready_file
+
+        # mode types connect() as a union of callables that mypy cannot match an async def to
+        @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+        async def _mark_ready(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+            ready_file.write_text("ready\n")
+
+    return app
+
+
+def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
+    """Prepare once, then run the faust worker until SIGTERM/SIGINT."""
+    ensure_topics(bootstrap, settings.topics.all(), partitions=settings.partitions)
+    store = _make_store(settings)
+    if settings.warm_history is not None:
+        _warm(settings, settings.warm_history, store)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    app = build_app(settings, bootstrap=bootstrap, store=store)
+    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker.execute_from_commandline()

@@ -1,0 +1,140 @@
+"""The hot path, free of Kafka: raw events in, decisions and dead letters out.
+
+Per micro-batch: decode and validate each event, one online-store round trip for all
+valid ones, one model call, then the policy. A failing dependency degrades the batch to
+the fallback decision instead of stopping the worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from feature_store import (
+    InvalidEvent,
+    OnlineStoreUnavailable,
+    Transaction,
+    TransactionCodec,
+    redact_pans,
+)
+from feature_store.online import OnlineFeatureEngine
+from stream.policy import decide_batch
+from stream.records import DeadLetter, Decision, DecisionRecord
+from stream.scoring import ServingModel
+
+__all__ = ["BatchOutput", "BatchProcessor", "RawEvent"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RawEvent:
+    value: bytes | None
+    produced_at: float  # the Kafka record timestamp, epoch seconds
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)
+class BatchOutput:
+    decisions: list[DecisionRecord] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+class BatchProcessor:
+    def __init__(
+        self,
+        *,
+        codec: TransactionCodec,
+        engine: OnlineFeatureEngine,
+        model: ServingModel,
+        fallback: Decision,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._codec = codec
+        self._engine = engine
+        self._model = model
+        self._fallback = fallback
+        self._clock = clock
+        self._feature_set_version = (
+            f"{model.feature_set.name}.v{model.feature_set.version}"
+            f"@{model.feature_set.fingerprint[:12]}"
+        )
+
+    async def process(self, events: Sequence[RawEvent]) -> BatchOutput:
+        out = BatchOutput()
+        now = self._clock()
+        valid: list[tuple[RawEvent, Transaction]] = []
+        for event in events:
+            try:
+                if event.value is None:
+                    raise InvalidEvent("malformed_json", "empty message (tombstone)")
+                valid.append((event, self._codec.decode(event.value, now=now)))
+            except InvalidEvent as exc:
+                out.dead_letters.append(self._dead_letter(event, exc, now))
+        if valid:
+            out.decisions = await self._decide([tx for _, tx in valid], [e for e, _ in valid])
+        return out
+
+    async def _decide(
+        self, transactions: list[Transaction], events: list[RawEvent]
+    ) -> list[DecisionRecord]:
+        scores: np.ndarray | None = None
+        degraded_reason = ""
+        try:
+            features = await self._engine.compute_batch(transactions)
+            scores = self._model.score_batch(features)
+        except OnlineStoreUnavailable as exc:
+            degraded_reason = "online_store_unavailable"
+            log.warning("degraded batch of %d: %s", len(transactions), exc)
+        except Exception:  # the model itself failed: still decide, never stop consuming
+            degraded_reason = "model_failure"
+            log.exception("degraded batch of %d: the model failed", len(transactions))
+        if scores is None:
+            verdicts: list[tuple[Decision, list[str]]] = [
+                (self._fallback, [f"degraded:{degraded_reason}"])
+            ] * len(transactions)
+            score_list: list[float | None] = [None] * len(transactions)
+        else:
+            verdicts = decide_batch(scores, self._model.model.metadata.thresholds)
+            score_list = [round(s, 6) for s in scores.tolist()]
+        decided_at = self._clock()
+        version = self._model.version
+        return [
+            DecisionRecord(
+                transaction_id=tx.transaction_id,
+                card_id=tx.card_id,
+                merchant_id=tx.merchant_id,
+                amount=tx.amount,
+                event_time=tx.event_time.isoformat(),
+                score=score,
+                decision=decision,
+                reason_codes=reasons,
+                model_version=version,
+                feature_set_version=self._feature_set_version,
+                degraded=scores is None,
+                latency_ms=round((decided_at - event.produced_at) * 1000.0, 3),
+                decided_at=decided_at,
+            )
+            for tx, event, score, (decision, reasons) in zip(
+                transactions, events, score_list, verdicts, strict=True
+            )
+        ]
+
+    @staticmethod
+    def _dead_letter(event: RawEvent, exc: InvalidEvent, now: float) -> DeadLetter:
+        payload = (event.value or b"").decode("utf-8", errors="replace")
+        return DeadLetter(
+            reason=exc.reason,
+            detail=redact_pans(exc.detail),
+            payload=redact_pans(payload[:4096]),
+            source_topic=event.topic,
+            source_partition=event.partition,
+            source_offset=event.offset,
+            failed_at=now,
+        )

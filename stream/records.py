@@ -1,0 +1,41 @@
+"""Records the stream writes: decisions (and alerts, the same record) and dead letters."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+__all__ = ["DeadLetter", "Decision", "DecisionRecord"]
+
+Decision = Literal["approve", "review", "decline"]
+
+
+class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Exactly one per valid transaction, on ``fraud.decisions``; flagged ones on alerts too."""
+
+    transaction_id: str
+    card_id: str
+    merchant_id: str
+    amount: float
+    event_time: str
+    score: float | None
+    decision: Decision
+    reason_codes: list[str]
+    model_version: int | None
+    feature_set_version: str
+    degraded: bool
+    latency_ms: float
+    decided_at: float
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """An event that broke the contract, with why; the payload has card numbers redacted."""
+
+    reason: str
+    detail: str
+    payload: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    failed_at: float

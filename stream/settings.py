@@ -1,0 +1,66 @@
+"""Settings of the stream worker, read from ``FRAUD_*`` variables at the entry point only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["StreamSettings", "TopicNames"]
+
+FallbackDecision = Literal["approve", "review", "decline"]
+
+
+class TopicNames:
+    """The topics the loop uses; ``prefix`` isolates tenants or test runs on one cluster."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.transactions = f"{prefix}transactions"
+        self.decisions = f"{prefix}fraud.decisions"
+        self.alerts = f"{prefix}fraud.alerts"
+        self.dlq = f"{prefix}transactions.dlq"
+        self.labels = f"{prefix}fraud.labels"
+
+    def all(self) -> list[str]:
+        return [self.transactions, self.decisions, self.alerts, self.dlq, self.labels]
+
+
+class StreamSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="forbid")
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port of Kafka; unset = start the embedded broker"
+    )
+    redis_url: str | None = Field(
+        default=None, description="redis://host:port/db; unset = in-memory online store"
+    )
+    registry_dir: Path = Field(default=Path("var/registry"), description="model registry")
+    topic_prefix: str = Field(default="", description="prefix for every topic name")
+    partitions: int = Field(default=4, ge=1, description="partitions of topics we create")
+    app_id: str = Field(default="fraud-stream", description="faust app id = consumer group")
+    batch_max: int = Field(default=256, ge=1, description="max events per micro-batch")
+    batch_window_ms: int = Field(default=5, ge=1, description="max wait to fill a batch")
+    fetch_max_wait_ms: int = Field(
+        default=20, ge=0, description="longest a consumer fetch waits for data (latency)"
+    )
+    fallback_decision: FallbackDecision = Field(
+        default="review", description="decision when the store or model fails (degraded)"
+    )
+    warm_history: Path | None = Field(
+        default=None, description="replay this history into the online store at start"
+    )
+    max_amount: float = Field(default=1_000_000.0, gt=0, description="larger amounts go to DLQ")
+    data_dir: Path = Field(default=Path("var/stream"), description="faust's local data dir")
+    group_timeout_s: float = Field(
+        default=10.0, gt=0, description="consumer-group session and rebalance timeout"
+    )
+    ready_file: Path | None = Field(
+        default=None, description="written once partitions are assigned (readiness probe)"
+    )
+    log_level: Literal["debug", "info", "warn", "error"] = "warn"
+
+    @property
+    def topics(self) -> TopicNames:
+        return TopicNames(self.topic_prefix)
