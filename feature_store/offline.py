@@ -103,7 +103,7 @@ def compute_offline_features(feature_set: FeatureSet, history: pd.DataFrame) -> 
             elif feature.kind == "is_night":
                 columns[feature.name] = (hours <= 6).astype(np.float64)
             else:
-                weekday = history["event_time"].dt.dayofweek.to_numpy()
+                weekday = history["event_time"].dt.day_of_week.to_numpy()
                 columns[feature.name] = (weekday >= 5).astype(np.float64)
     return pd.DataFrame(columns, index=history.index)[list(feature_set.names)]
 

@@ -1,0 +1,81 @@
+"""The registry: versions, checksums, and an atomic champion pointer."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from batch_training.errors import ModelIntegrityError, NoChampionError, RegistryError
+from batch_training.registry import ModelRegistry, Thresholds
+
+
+def test_champion_loads_with_its_metadata(trained_registry: ModelRegistry) -> None:
+    loaded = trained_registry.load_champion()
+    meta = loaded.metadata
+    assert meta.version == 1
+    assert loaded.booster.feature_names == list(meta.feature_names)
+    assert 0 <= meta.thresholds.review <= meta.thresholds.decline <= 1
+    assert len(meta.model_sha256) == 64
+    assert (trained_registry.root / "versions" / "1" / "model.ubj").is_file()
+    assert not list(trained_registry.root.glob("**/*.pkl"))
+
+
+def test_a_tampered_model_is_refused(registry_copy: ModelRegistry) -> None:
+    model_file = registry_copy.root / "versions" / "1" / "model.ubj"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        registry_copy.load(1)
+
+
+def test_register_assigns_increasing_versions(registry_copy: ModelRegistry) -> None:
+    loaded = registry_copy.load(1)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    second = registry_copy.register(loaded.booster, **fields)
+    assert second.version == 2
+    assert registry_copy.versions() == [1, 2]
+    assert registry_copy.champion_version() == 1  # registering does not promote
+
+
+def test_unknown_version_and_empty_registry(tmp_path: Path, registry_copy: ModelRegistry) -> None:
+    with pytest.raises(RegistryError, match="does not exist"):
+        registry_copy.promote(99)
+    with pytest.raises(NoChampionError, match="fraud train"):
+        ModelRegistry(registry_copy.root / "empty").load_champion()
+
+
+def test_thresholds_are_validated() -> None:
+    with pytest.raises(RegistryError, match=r"review=0\.9 decline=0\.5"):
+        Thresholds(review=0.9, decline=0.5)
+
+
+def test_promotion_is_atomic_under_a_concurrent_reader(registry_copy: ModelRegistry) -> None:
+    loaded = registry_copy.load(1)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    registry_copy.register(loaded.booster, **fields)
+    stop = threading.Event()
+    seen: set[int | None] = set()
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                seen.add(registry_copy.champion_version())
+            except BaseException as exc:  # a torn read would show up here
+                errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for i in range(300):
+        registry_copy.promote(1 + i % 2)
+    stop.set()
+    thread.join()
+    assert not errors
+    assert seen <= {1, 2}

@@ -1,0 +1,137 @@
+"""Session fixtures: a real Kafka-protocol broker and a real Redis server, no mocks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import redis
+
+from batch_training.registry import ModelRegistry
+from batch_training.train import TrainingConfig, train_and_register
+from embedded import EmbeddedBroker, free_port
+from feature_store import CORE_FEATURE_SET
+from simulator import SimulationConfig, TrafficGenerator
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[EmbeddedBroker]:
+    with EmbeddedBroker() as running:
+        yield running
+
+
+def _wait_for_redis(url: str, deadline_s: float) -> None:
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            client.ping()
+            return
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL if set; else a private redis-server on a free port (Redis is on this machine)."""
+    if url := os.environ.get("REDIS_URL"):
+        yield url
+        return
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail(
+            "no Redis: set REDIS_URL or install redis-server (apt-get install redis-server)"
+        )
+    port = free_port()
+    workdir = tempfile.mkdtemp(prefix="redis-test-")
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            workdir,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        _wait_for_redis(url, 10.0)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+def unique() -> str:
+    """A fresh prefix per test: topics, groups and entity ids never collide between tests."""
+    return f"t{uuid.uuid4().hex[:10]}-"
+
+
+@pytest.fixture(scope="session")
+def small_history() -> pd.DataFrame:
+    """Ten days of a small simulated population, shared read-only by tests."""
+    generator = TrafficGenerator(SimulationConfig(cards=300, merchants=40, seed=11))
+    return generator.history(start=datetime(2025, 3, 1, tzinfo=UTC), days=10)
+
+
+@pytest.fixture(scope="session")
+def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
+    """A registry whose champion (v1) was trained on a simulated history."""
+    generator = TrafficGenerator(SimulationConfig(cards=800, merchants=80, seed=5))
+    history = generator.history(start=datetime(2025, 1, 1, tzinfo=UTC), days=20)
+    registry = ModelRegistry(tmp_path_factory.mktemp("registry"))
+    train_and_register(
+        history,
+        feature_set=CORE_FEATURE_SET,
+        registry=registry,
+        config=TrainingConfig(seed=1, max_rounds=60),
+    )
+    return registry
+
+
+WaitUntil = Callable[..., None]
+
+
+def _wait_until(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout_s}s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """Poll a condition until true, or fail naming it: synchronisation without sleeps."""
+    return _wait_until
+
+
+@pytest.fixture
+def registry_copy(trained_registry: ModelRegistry, tmp_path: Path) -> ModelRegistry:
+    """A private copy of the trained registry that a test may alter."""
+    target = tmp_path / "registry"
+    shutil.copytree(trained_registry.root, target)
+    return ModelRegistry(target)

@@ -1,0 +1,78 @@
+"""The transaction contract: valid events decode; each kind of bad event gets its reason."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from feature_store import InvalidEvent, TransactionCodec, looks_like_pan, redact_pans
+
+NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC).timestamp()
+VALID = {
+    "transaction_id": "tx_1",
+    "event_time": "2025-06-01T11:59:00Z",
+    "card_id": "card_ab12",
+    "merchant_id": "merch_9",
+    "amount": 42.5,
+}
+
+
+def _raw(**changes: object) -> bytes:
+    event = {**VALID, **changes}
+    return json.dumps({k: v for k, v in event.items() if v is not ...}).encode()
+
+
+def test_valid_event_decodes_with_optional_and_unknown_fields() -> None:
+    tx = TransactionCodec().decode(_raw(mcc="5411", channel="online", extra="ignored"), now=NOW)
+    assert tx.transaction_id == "tx_1"
+    assert tx.amount == 42.5
+    assert tx.mcc == "5411"
+    assert tx.event_time == datetime(2025, 6, 1, 11, 59, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"{not json", "malformed_json"),
+        (b"[1, 2]", "malformed_json"),
+        (_raw(amount=...), "missing_field"),
+        (_raw(card_id=None), "missing_field"),
+        (_raw(amount="12.0"), "wrong_type"),
+        (_raw(card_id=123), "wrong_type"),
+        (_raw(amount=-5), "invalid_amount"),
+        (_raw(amount=0), "invalid_amount"),
+        (_raw(amount=5e9), "invalid_amount"),
+        (_raw(event_time="yesterday"), "invalid_timestamp"),
+        (_raw(event_time="2025-06-01T11:59:00"), "invalid_timestamp"),
+        (_raw(event_time="2025-06-02T12:00:00Z"), "future_timestamp"),
+        (_raw(card_id="4111 1111 1111 1111"), "pan_in_card_id"),
+        (_raw(card_id="5500005555555559", amount="x"), "pan_in_card_id"),
+        (_raw(transaction_id=""), "wrong_type"),
+    ],
+)
+def test_bad_events_are_rejected_with_a_reason(raw: bytes, reason: str) -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        TransactionCodec().decode(raw, now=NOW)
+    assert caught.value.reason == reason
+    assert "4111" not in str(caught.value)
+    assert "5500005555555559" not in str(caught.value)
+
+
+def test_a_small_clock_skew_is_accepted() -> None:
+    TransactionCodec().decode(_raw(event_time="2025-06-01T12:04:00Z"), now=NOW)
+
+
+def test_pan_detection_needs_a_luhn_valid_run() -> None:
+    assert looks_like_pan("4111111111111111")
+    assert not looks_like_pan("4111111111111112")  # fails Luhn: an ordinary number
+    assert not looks_like_pan("card_4111")
+    text = "card 4111-1111-1111-1111 and order 1234567890123"
+    assert redact_pans(text) == "card [PAN-REDACTED] and order 1234567890123"
+
+
+def test_encode_round_trips() -> None:
+    codec = TransactionCodec()
+    tx = codec.decode(_raw(), now=NOW)
+    assert codec.decode(codec.encode(tx), now=NOW) == tx
