@@ -1,0 +1,134 @@
+"""The faust worker for real: embedded broker, real Redis, a child process like production."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from kafka import KafkaConsumer, KafkaProducer
+
+from batch_training.registry import ModelRegistry
+from embedded import EmbeddedBroker
+from stream.settings import TopicNames
+from stream.topics import ensure_topics
+
+
+@pytest.fixture
+def worker(
+    broker: EmbeddedBroker,
+    redis_url: str,
+    trained_registry: ModelRegistry,
+    unique: str,
+    tmp_path: Path,
+    wait_until: Any,
+) -> Iterator[TopicNames]:
+    topics = TopicNames(unique)
+    ensure_topics(broker.bootstrap, topics.all(), partitions=2)
+    ready = tmp_path / "ready"
+    env = {
+        **os.environ,
+        "FRAUD_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "FRAUD_REDIS_URL": redis_url,
+        "FRAUD_REGISTRY_DIR": str(trained_registry.root),
+        "FRAUD_TOPIC_PREFIX": unique,
+        "FRAUD_APP_ID": f"{unique}worker",
+        "FRAUD_PARTITIONS": "2",
+        "FRAUD_DATA_DIR": str(tmp_path / "data"),
+        "FRAUD_READY_FILE": str(ready),
+        "FRAUD_GROUP_TIMEOUT_S": "3",
+    }
+    log = (tmp_path / "worker.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fraud_cli", "stream"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until(
+            lambda: ready.exists() or process.poll() is not None, timeout_s=60, what="worker ready"
+        )
+        assert process.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
+        yield topics
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=20) == 0
+        finally:
+            process.kill()
+            log.close()
+
+
+def test_worker_decides_every_event_with_redis_features(
+    worker: TopicNames, broker: EmbeddedBroker, redis_url: str, unique: str, wait_until: Any
+) -> None:
+    now = datetime.now(UTC)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1)
+    sent = 0
+    for i in range(200):
+        event = {
+            "transaction_id": f"{unique}tx{i}",
+            "event_time": (now - timedelta(seconds=200 - i)).isoformat(),
+            "card_id": f"{unique}card{i % 7}",
+            "merchant_id": f"{unique}m{i % 3}",
+            "amount": 10.0 + i,
+        }
+        producer.send(
+            worker.transactions,
+            key=str(event["card_id"]).encode(),
+            value=json.dumps(event).encode(),
+        )
+        sent += 1
+    for bad in (b"{", b'{"transaction_id": "x"}'):
+        producer.send(worker.transactions, value=bad)
+        sent += 1
+    producer.flush()
+    producer.close()
+
+    consumer = KafkaConsumer(
+        worker.decisions,
+        worker.dlq,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    decisions: dict[str, dict[str, Any]] = {}
+    dead: list[dict[str, Any]] = []
+
+    def drained() -> bool:
+        for tp, records in consumer.poll(timeout_ms=100).items():
+            for record in records:
+                body = json.loads(record.value)
+                if tp.topic == worker.dlq:
+                    dead.append(body)
+                else:
+                    decisions[body["transaction_id"]] = body
+        return len(decisions) + len(dead) >= sent
+
+    wait_until(drained, timeout_s=60, what=f"{sent} decisions + dead letters")
+    consumer.close()
+    assert len(decisions) == 200
+    assert sorted(d["reason"] for d in dead) == ["malformed_json", "missing_field"]
+    required = {
+        "transaction_id",
+        "score",
+        "decision",
+        "reason_codes",
+        "model_version",
+        "feature_set_version",
+        "degraded",
+        "latency_ms",
+    }
+    for decision in decisions.values():
+        assert required <= set(decision)
+        assert decision["degraded"] is False
+    # the features really went through Redis: the cards' windows are there
+    client = redis.Redis.from_url(redis_url)
+    assert client.zcard(f"fraud:fs1:card:{unique}card0") == len(range(0, 200, 7))
+    client.close()

@@ -1,0 +1,77 @@
+"""The CLI's surface, and docker-compose.yml checked against it and the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from fraud_cli.main import cli
+from fraud_cli.settings import env_names
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found: list[tuple[str, ...]] = [prefix]
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found += _commands(command, (*prefix, name))
+        else:
+            found.append((*prefix, name))
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(cli), ids=lambda p: " ".join(p) or "fraud")
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage: " in result.output
+    assert len(result.output.splitlines()) > 3
+
+
+def test_the_main_commands_exist() -> None:
+    commands = {" ".join(p) for p in _commands(cli)}
+    assert {"simulate history", "simulate live", "train", "stream", "demo"} <= commands
+
+
+def _compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def _our_services() -> dict[str, dict[str, Any]]:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    return {n: s for n, s in services.items() if s.get("command", [None])[0] == "fraud"}
+
+
+def test_compose_has_the_whole_stack_with_health_checks() -> None:
+    services = _compose()["services"]
+    assert {"kafka", "redis", "postgres", "stream", "simulator", "trainer"} <= set(services)
+    assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft
+    for name, service in services.items():
+        check = service.get("healthcheck", {})
+        assert check.get("test") or check.get("disable"), f"{name} has no health check"
+    assert "--every" in services["trainer"]["command"]
+
+
+@pytest.mark.parametrize("name", sorted(_our_services()))
+def test_compose_commands_parse_as_real_subcommands(name: str) -> None:
+    argv = list(_our_services()[name]["command"][1:])
+    command: click.Command = cli
+    while isinstance(command, click.Group):
+        token = argv.pop(0)
+        assert token in command.commands, f"{name}: {token!r} is not a fraud subcommand"
+        command = command.commands[token]
+    # parsing raises on an unknown option or a bad value, exactly as the CLI would
+    command.make_context(command.name or "", argv)
+
+
+@pytest.mark.parametrize("name", sorted(_our_services()))
+def test_compose_sets_only_variables_the_settings_read(name: str) -> None:
+    env = _our_services()[name].get("environment", {})
+    unknown = set(env) - env_names()
+    assert not unknown, f"{name} sets {unknown}, which no settings class reads"
