@@ -75,3 +75,14 @@ def test_compose_sets_only_variables_the_settings_read(name: str) -> None:
     env = _our_services()[name].get("environment", {})
     unknown = set(env) - env_names()
     assert not unknown, f"{name} sets {unknown}, which no settings class reads"
+
+
+def test_readme_opens_with_the_two_commands_and_documents_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    first_block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    assert "make demo" in first_block
+    assert "make test" in first_block
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "make test" in ci
+    missing = {name for name in env_names() if f"`{name}`" not in readme}
+    assert not missing, f"README's configuration table lacks {sorted(missing)}"

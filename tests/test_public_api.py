@@ -1,0 +1,36 @@
+"""The small public surface of each package, and the stream's independence from training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import embedded
+import feature_store
+import feature_store.online
+import simulator
+import stream
+
+
+@pytest.mark.parametrize(
+    "module", [feature_store, feature_store.online, stream, simulator, embedded]
+)
+def test_exports_exist_and_are_unique(module: object) -> None:
+    names = module.__all__  # type: ignore[attr-defined]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert hasattr(module, name), f"{module.__name__}.{name} is exported but missing"  # type: ignore[attr-defined]
+
+
+def test_the_stream_does_not_import_training_code() -> None:
+    code = (
+        "import stream.app, sys; "
+        "print(sorted(m for m in sys.modules if m.startswith('batch_training')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert (
+        out.stdout.strip()
+        == "['batch_training', 'batch_training.errors', 'batch_training.registry']"
+    )
