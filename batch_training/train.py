@@ -19,7 +19,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from batch_training.errors import TrainingDataError
 from batch_training.registry import ModelMetadata, ModelRegistry, Thresholds
-from feature_store import FeatureSet, compute_offline_features
+from feature_store import FeatureSet, canonical_order, compute_offline_features
 
 __all__ = ["TrainingConfig", "TrainingResult", "choose_thresholds", "train_and_register"]
 
@@ -72,7 +72,9 @@ def train_and_register(
     started = time.perf_counter()
     if "is_fraud" not in history.columns:
         raise TrainingDataError("history has no is_fraud column: labels are needed to train")
-    history = history.sort_values(["event_time", "transaction_id"], kind="stable")
+    history = history.iloc[canonical_order(history)]
+    # a feature whose input field this history lacks is left out, not faked
+    feature_set = feature_set.available_for(frozenset(history.columns))
     features = compute_offline_features(feature_set, history)
     labels = history["is_fraud"].to_numpy(dtype=np.int8)
     split = int(len(history) * (1.0 - config.validation_fraction))

@@ -1,8 +1,8 @@
 """Offline engine: every feature of a set for every row of a history, vectorised.
 
-Point-in-time rule: a row sees the entity's events in (t - window, t] that come before it
-in the canonical order (event_time, then transaction_id), itself included. Replaying the
-history in that order through the online engine yields the same numbers (parity test).
+Point-in-time rule: a row sees the entity's events that come before it in the canonical
+order (event_time, then transaction_id), and labels known by its time. Replaying the
+history in that order through the online engine gives the same numbers (parity test).
 """
 
 from __future__ import annotations
@@ -11,17 +11,16 @@ import numpy as np
 import pandas as pd
 from pandas.api.indexers import BaseIndexer
 
-from feature_store.definitions import (
-    AmountToWindowMean,
-    CalendarFeature,
-    FeatureSet,
-    RawAmount,
-    SecondsSincePrevious,
-    WindowAggregate,
-)
+from feature_store.definitions import DAY_S, Entity, FeatureSet
 from feature_store.errors import HistoryColumnsError
+from feature_store.plan import AggSpec, EntityPlan, EventColumns, FeaturePlan
 
-__all__ = ["canonical_order", "compute_offline_features"]
+__all__ = ["DEFAULT_LABEL_DELAY_S", "canonical_order", "compute_offline_features", "epoch_ms"]
+
+# When a history has no label_time, a fraud label is taken as known this long after the
+# transaction: the fraud-detection handbook's assumption.
+DEFAULT_LABEL_DELAY_S = 7 * DAY_S
+_OPTIONAL_FIELDS = ("currency", "mcc", "channel", "country")
 
 
 class _Bounds(BaseIndexer):
@@ -43,14 +42,7 @@ class _Bounds(BaseIndexer):
         return self._start, self._end
 
 
-def canonical_order(history: pd.DataFrame) -> np.ndarray:
-    """Row positions sorted by (event_time, transaction_id): the order the stream replays."""
-    ts = _epoch_ms(history["event_time"])
-    ids = history["transaction_id"].to_numpy(dtype=str)
-    return np.lexsort((ids, ts))
-
-
-def _epoch_ms(event_time: pd.Series) -> np.ndarray:
+def epoch_ms(event_time: pd.Series) -> np.ndarray:
     if not isinstance(event_time.dtype, pd.DatetimeTZDtype):
         raise HistoryColumnsError(
             f"event_time has dtype {event_time.dtype}; it must be timezone-aware UTC "
@@ -60,103 +52,211 @@ def _epoch_ms(event_time: pd.Series) -> np.ndarray:
     return np.asarray(ms.astype(np.int64))
 
 
-def _required_columns(feature_set: FeatureSet) -> set[str]:
-    columns = {"transaction_id", "event_time", "amount"}
-    columns.update(f"{entity}_id" for entity in feature_set.entities)
-    return columns
+def canonical_order(history: pd.DataFrame) -> np.ndarray:
+    """Row positions sorted by (event_time, transaction_id): the order the stream replays.
+
+    Ids sort in their own type: numerically for integer ids (the handbook's), as text else.
+    An optional ``tie_break`` column orders simultaneous events before the id does.
+    """
+    column = history["transaction_id"]
+    ids = column.to_numpy() if pd.api.types.is_integer_dtype(column) else column.to_numpy(str)
+    keys = [ids]
+    if "tie_break" in history.columns:
+        keys.append(history["tie_break"].to_numpy())
+    keys.append(epoch_ms(history["event_time"]))
+    return np.lexsort(keys)
 
 
-def compute_offline_features(feature_set: FeatureSet, history: pd.DataFrame) -> pd.DataFrame:
-    """One feature row per history row, aligned with ``history.index``, columns in set order."""
-    missing = _required_columns(feature_set) - set(history.columns)
+def event_columns(frame: pd.DataFrame, ts_ms: np.ndarray) -> EventColumns:
+    times = frame["event_time"].dt.tz_convert("UTC")
+    return EventColumns(
+        amount=frame["amount"].to_numpy(dtype=np.float64),
+        ts_ms=ts_ms.astype(np.float64),
+        hour=times.dt.hour.to_numpy(),
+        weekday=times.dt.day_of_week.to_numpy(),
+        fields={
+            f: frame[f].astype(str).to_numpy(dtype=object)
+            for f in _OPTIONAL_FIELDS
+            if f in frame.columns
+        },
+    )
+
+
+def compute_offline_features(
+    feature_set: FeatureSet,
+    history: pd.DataFrame,
+    *,
+    label_delay_s: int = DEFAULT_LABEL_DELAY_S,
+) -> pd.DataFrame:
+    """One feature row per history row, aligned with ``history.index``, columns in set order.
+
+    Fraud labels come from ``is_fraud``; each is known at ``label_time`` when the history
+    has that column (and it is set), else ``label_delay_s`` after the transaction.
+    """
+    plan = FeaturePlan(feature_set)
+    missing = plan.required_fields - set(history.columns)
+    needs_labels = any(p.needs_labels for p in plan.entities.values())
+    if needs_labels and "is_fraud" not in history.columns:
+        missing = missing | {"is_fraud"}
     if missing:
         raise HistoryColumnsError(
             f"history lacks column(s) {sorted(missing)} needed by feature set "
             f"{feature_set.name!r}; present: {sorted(history.columns)}"
         )
     n = len(history)
-    ts = _epoch_ms(history["event_time"])
-    amount = history["amount"].to_numpy(dtype=np.float64)
+    ts = epoch_ms(history["event_time"])
     rank = np.empty(n, dtype=np.int64)
     rank[canonical_order(history)] = np.arange(n)
-    per_entity = {
-        entity: _EntityWindows(history[f"{entity}_id"].to_numpy(), ts, rank, amount)
-        for entity in feature_set.entities
-    }
-    hours = history["event_time"].dt.hour.to_numpy()
-    columns: dict[str, np.ndarray] = {}
-    for feature in feature_set.features:
-        if isinstance(feature, RawAmount):
-            columns[feature.name] = amount
-        elif isinstance(feature, WindowAggregate):
-            windows = per_entity[feature.entity]
-            columns[feature.name] = windows.aggregate(feature.aggregation, feature.window_s)
-        elif isinstance(feature, AmountToWindowMean):
-            mean = per_entity[feature.entity].aggregate("mean", feature.window_s)
-            columns[feature.name] = amount / mean
-        elif isinstance(feature, SecondsSincePrevious):
-            horizon_s = feature_set.horizon_s(feature.entity)
-            columns[feature.name] = per_entity[feature.entity].seconds_since_previous(horizon_s)
-        elif isinstance(feature, CalendarFeature):
-            if feature.kind == "hour_of_day":
-                columns[feature.name] = hours.astype(np.float64)
-            elif feature.kind == "is_night":
-                columns[feature.name] = (hours <= 6).astype(np.float64)
-            else:
-                weekday = history["event_time"].dt.day_of_week.to_numpy()
-                columns[feature.name] = (weekday >= 5).astype(np.float64)
-    return pd.DataFrame(columns, index=history.index)[list(feature_set.names)]
+    known = None
+    if needs_labels:
+        fraud = history["is_fraud"].to_numpy(dtype=bool)
+        known = np.where(fraud, ts + label_delay_s * 1000, np.iinfo(np.int64).max)
+        if "label_time" in history.columns:
+            label_time = pd.to_datetime(history["label_time"], utc=True)
+            has = label_time.notna().to_numpy()
+            label_ms = np.zeros(n, dtype=np.int64)
+            label_ms[has] = epoch_ms(label_time[has])
+            known = np.where(fraud & has, label_ms, known)
+    aggregates: dict[Entity, np.ndarray] = {}
+    for entity, entity_plan in plan.entities.items():
+        rows = _EntityRows(
+            ids=history[f"{entity}_id"].to_numpy(),
+            counterparty=history[f"{entity_plan.counterparty}_id"].to_numpy(),
+            ts=ts,
+            rank=rank,
+            amount=history["amount"].to_numpy(dtype=np.float64),
+            known=known,
+        )
+        aggregates[entity] = rows.aggregates(entity_plan)
+    features = plan.derive(aggregates, event_columns(history, ts))
+    return pd.DataFrame(features, index=history.index, columns=list(feature_set.names))
 
 
-class _EntityWindows:
-    """The rows of one entity type sorted by (entity, canonical rank), for window lookups."""
+class _EntityRows:
+    """The rows of one entity type, sorted by (entity, canonical rank), for window lookups."""
 
-    def __init__(self, ids: np.ndarray, ts: np.ndarray, rank: np.ndarray, amount: np.ndarray):
+    def __init__(
+        self,
+        *,
+        ids: np.ndarray,
+        counterparty: np.ndarray,
+        ts: np.ndarray,
+        rank: np.ndarray,
+        amount: np.ndarray,
+        known: np.ndarray | None,
+    ) -> None:
         codes, _ = pd.factorize(ids)
         self._order = np.lexsort((rank, codes))
-        self._ts = ts[self._order]
         self._codes = codes[self._order]
+        self._ts = ts[self._order]
         self._amount = pd.Series(amount[self._order])
+        self._counterparty = pd.factorize(counterparty)[0][self._order]
+        self._known = None if known is None else known[self._order]
         self._positions = np.arange(len(ids))
-        # One sortable key per row: entity blocks laid end to end, far enough apart that no
-        # window reaches into the previous entity's block.
-        self._span = int(ts.max() - ts.min()) + 1 if len(ts) else 1
         self._t0 = int(ts.min()) if len(ts) else 0
-        self._cache: dict[int, np.ndarray] = {}
+        self._range = int(ts.max() - ts.min()) + 1 if len(ts) else 1
+        self._prev_pair: np.ndarray | None = None
 
-    def _window_start(self, window_s: int) -> np.ndarray:
-        if window_s not in self._cache:
-            span = self._span + window_s * 1000 + 1
-            key = self._codes.astype(np.int64) * span + (self._ts - self._t0)
-            # Ties with a later rank are not yet seen: the end bound is the row itself, so
-            # only the start needs searching (first key strictly inside the window).
-            start = np.searchsorted(key, key - window_s * 1000, side="right")
-            self._cache[window_s] = np.minimum(start, self._positions)
-        return self._cache[window_s]
+    def _keys(self, reach_ms: int) -> tuple[np.ndarray, int]:
+        # One sortable key per row: entity blocks laid end to end, far enough apart that no
+        # window (reaching ``reach_ms`` either way) crosses into a neighbouring block.
+        span = self._range + reach_ms + 1
+        return self._codes.astype(np.int64) * span + (self._ts - self._t0), span
+
+    def _bounds(self, spec: AggSpec) -> tuple[np.ndarray, np.ndarray]:
+        """[start, end) positions of the prior rows in (t - lo, t - hi]."""
+        key, _ = self._keys(spec.lo_ms)
+        start = np.searchsorted(key, key - spec.lo_ms, side="right")
+        if spec.hi_ms == 0:
+            end = self._positions.copy()  # rows before this one; later ties are not yet seen
+        else:
+            end = np.searchsorted(key, key - spec.hi_ms, side="right")
+        return np.minimum(start, end), end
 
     def _unsort(self, values: np.ndarray) -> np.ndarray:
-        out = np.empty_like(values)
+        out = np.empty(len(values), dtype=np.float64)
         out[self._order] = values
         return out
 
-    def aggregate(self, aggregation: str, window_s: int) -> np.ndarray:
-        start = self._window_start(window_s)
-        end = self._positions + 1
-        if aggregation == "count":
-            return self._unsort((end - start).astype(np.float64))
-        rolling = self._amount.rolling(_Bounds(start, end), min_periods=1)
-        if aggregation == "sum":
-            values = rolling.sum()
-        elif aggregation == "mean":
-            values = rolling.mean()
-        else:
-            values = rolling.max()
-        return self._unsort(np.asarray(values, dtype=np.float64))
+    def aggregates(self, plan: EntityPlan) -> np.ndarray:
+        out = np.empty((len(self._positions), len(plan.aggs)), dtype=np.float64)
+        for j, spec in enumerate(plan.aggs):
+            out[:, j] = self._unsort(self._aggregate(spec))
+        return out
 
-    def seconds_since_previous(self, horizon_s: int) -> np.ndarray:
-        """Gap to the entity's previous row; missing beyond the horizon the online state keeps."""
-        gap_ms = np.full(len(self._ts), np.nan)
+    def _aggregate(self, spec: AggSpec) -> np.ndarray:
+        if spec.kind == "fraud":
+            return self._fraud_count(spec)
+        if spec.kind == "seen":
+            return self._seen(spec)
+        if spec.kind == "last_ts":
+            return self._last_ts(spec)
+        start, end = self._bounds(spec)
+        if spec.kind == "count":
+            return np.asarray(end - start, dtype=np.float64)
+        if spec.kind == "distinct":
+            return self._distinct(start, end)
+        values = self._amount * self._amount if spec.kind == "sumsq" else self._amount
+        rolling = values.rolling(_Bounds(start, end), min_periods=0)
+        result = rolling.max() if spec.kind == "max" else rolling.sum()
+        return np.asarray(result.to_numpy(), dtype=np.float64)
+
+    def _last_ts(self, spec: AggSpec) -> np.ndarray:
+        last = np.full(len(self._ts), np.nan)
         same = self._codes[1:] == self._codes[:-1]
-        gap_ms[1:][same] = self._ts[1:][same] - self._ts[:-1][same]
-        gap_ms[gap_ms > horizon_s * 1000] = np.nan
-        return self._unsort(gap_ms / 1000.0)
+        prev_ts = self._ts[:-1].astype(np.float64)
+        inside = same & (prev_ts > self._ts[1:] - spec.lo_ms)
+        last[1:][inside] = prev_ts[inside]
+        return last
+
+    def _previous_pair_position(self) -> np.ndarray:
+        """Position of the previous row with the same (entity, counterparty), else -1."""
+        if self._prev_pair is None:
+            order = np.lexsort((self._positions, self._counterparty, self._codes))
+            codes, parties = self._codes[order], self._counterparty[order]
+            same = (codes[1:] == codes[:-1]) & (parties[1:] == parties[:-1])
+            prev = np.full(len(order), -1, dtype=np.int64)
+            prev[order[1:][same]] = order[:-1][same]
+            self._prev_pair = prev
+        return self._prev_pair
+
+    def _seen(self, spec: AggSpec) -> np.ndarray:
+        prev = self._previous_pair_position()
+        has = prev >= 0
+        seen = np.zeros(len(prev))
+        seen[has] = self._ts[prev[has]] > self._ts[has] - spec.lo_ms
+        return seen
+
+    def _distinct(self, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """Distinct counterparties among rows [start, end): rows whose previous same-pair
+        row lies before ``start`` are first occurrences. Walks back lag by lag over the
+        rows still inside their window, so the work is the total window size."""
+        prev = self._previous_pair_position()
+        distinct = np.zeros(len(start))
+        active = np.nonzero(end > start)[0]
+        lag = 1
+        while len(active):
+            j = end[active] - lag
+            inside = j >= start[active]
+            active, j = active[inside], j[inside]
+            distinct[active] += prev[j] < start[active]
+            lag += 1
+        return distinct
+
+    def _fraud_count(self, spec: AggSpec) -> np.ndarray:
+        """Frauds in (t - lo, t - hi] whose label is known by t: each fraud adds one to the
+        rows of its entity with t in [max(ts + hi, known), ts + lo), via a difference array."""
+        if self._known is None:
+            raise HistoryColumnsError("fraud aggregates need is_fraud labels")
+        frauds = np.nonzero(self._known < np.iinfo(np.int64).max)[0]
+        key, span = self._keys(spec.lo_ms)
+        base = self._codes[frauds].astype(np.int64) * span - self._t0
+        first = np.maximum(self._ts[frauds] + spec.hi_ms, self._known[frauds])
+        last = self._ts[frauds] + spec.lo_ms
+        lo = np.searchsorted(key, base + first, side="left")
+        hi = np.searchsorted(key, base + last, side="left")
+        hi = np.maximum(lo, hi)
+        diff = np.zeros(len(key) + 1)
+        np.add.at(diff, lo, 1.0)
+        np.add.at(diff, hi, -1.0)
+        return np.cumsum(diff[:-1])

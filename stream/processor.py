@@ -61,10 +61,7 @@ class BatchProcessor:
         self._model = model
         self._fallback = fallback
         self._clock = clock
-        self._feature_set_version = (
-            f"{model.feature_set.name}.v{model.feature_set.version}"
-            f"@{model.feature_set.fingerprint[:12]}"
-        )
+        self._feature_set_version = model.feature_set.label
 
     async def process(self, events: Sequence[RawEvent]) -> BatchOutput:
         out = BatchOutput()

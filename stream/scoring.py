@@ -31,7 +31,10 @@ def load_serving_model(registry: ModelRegistry) -> ServingModel:
     """Load the champion and refuse it unless its features are exactly ours."""
     loaded = registry.load_champion()
     meta = loaded.metadata
-    feature_set = feature_set_by_name(meta.feature_set_name)
+    try:
+        feature_set = feature_set_by_name(meta.feature_set_name).select(meta.feature_names)
+    except ValueError as exc:
+        raise ModelIntegrityError(f"model version {meta.version}: {exc}") from exc
     if (
         feature_set.fingerprint != meta.feature_set_fingerprint
         or feature_set.names != meta.feature_names

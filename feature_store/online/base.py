@@ -1,9 +1,10 @@
-"""The online store interface: a short, windowed event log per entity.
+"""The online store interface: per-entity state that answers a plan's prior aggregates.
 
-Backends know nothing of features. For each entity event they return the entity's logged
-events in [ts - horizon, ts] as they were BEFORE this event, then log it; all events of a
-batch in one round trip, in order, so a second event of the same card in the batch sees
-the first. The feature engine turns those logs into features, once, for every backend.
+For each request (one transaction as seen by one entity) a backend returns the plan's
+aggregates over the entity's events BEFORE this one, then records it; a whole batch in
+one round trip, in order, so a second event of a card in the batch sees the first.
+Recording is idempotent: a redelivered transaction neither sees nor counts itself twice.
+Fraud labels arrive later and update the entities that keep fraud counts.
 """
 
 from __future__ import annotations
@@ -12,38 +13,48 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["LATENESS_MS", "EntityEvent", "History", "LogEntry", "OnlineStore"]
+import numpy as np
 
-# How late (event time) an event may arrive and still see the state it needs: the state is
+from feature_store.plan import EntityPlan
+
+__all__ = ["LATENESS_MS", "EntityRequest", "LabelUpdate", "OnlineStore"]
+
+# How late (event time) an event may arrive and still find the state it needs: state is
 # kept this long past the longest window.
 LATENESS_MS: Final = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
-class EntityEvent:
-    """One transaction as seen by one entity (a card, a merchant ...)."""
+class EntityRequest:
+    """One transaction as seen by one entity (a card, a merchant)."""
 
-    key: str
+    plan: int  # index into the plans passed with the batch
+    entity_id: str
     ts_ms: int
     transaction_id: str
     amount: float
-    horizon_ms: int
+    counterparty_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class LogEntry:
-    ts_ms: int
+class LabelUpdate:
+    """A verdict on a transaction, known from ``label_ts_ms`` on."""
+
     transaction_id: str
-    amount: float
-
-
-History = list[LogEntry]
+    is_fraud: bool
+    label_ts_ms: int
 
 
 @runtime_checkable
 class OnlineStore(Protocol):
-    async def read_update_batch(self, events: Sequence[EntityEvent]) -> list[History]:
-        """Per event, the log in [ts - horizon, ts] before it; then append it (idempotent)."""
+    async def read_update_batch(
+        self, plans: Sequence[EntityPlan], requests: Sequence[EntityRequest]
+    ) -> np.ndarray:
+        """Prior aggregates, one row per request, ``len(plan.aggs)`` values (NaN-padded)."""
+        ...
+
+    async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
+        """Record verdicts; return how many matched a transaction the store still knows."""
         ...
 
     async def ping(self) -> None:

@@ -3,101 +3,166 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator, Sequence
 
+import numpy as np
 import pytest
 import redis
 
 from feature_store.online import (
-    EntityEvent,
-    History,
+    LATENESS_MS,
+    EntityRequest,
+    LabelUpdate,
     MemoryOnlineStore,
     OnlineStore,
     RedisOnlineStore,
-    entity_key,
 )
-from feature_store.online.base import LATENESS_MS
+from feature_store.plan import AggSpec, EntityPlan
 
-HOUR = 3_600_000
+H = 3_600_000
+CARD = EntityPlan(
+    "card",
+    (
+        AggSpec("count", H, 0),
+        AggSpec("sum", H, 0),
+        AggSpec("max", H, 0),
+        AggSpec("last_ts", H, 0),
+        AggSpec("distinct", H, 0),
+        AggSpec("seen", H, 0),
+    ),
+)
+MERCHANT = EntityPlan("merchant", (AggSpec("count", 2 * H, H), AggSpec("fraud", 2 * H, H)))
+PLANS = (CARD, MERCHANT)
+
+
+_LOOP: dict[int, asyncio.Runner] = {}
 
 
 @pytest.fixture(params=["memory", "redis"])
-def store(request: pytest.FixtureRequest, redis_url: str) -> OnlineStore:
-    return MemoryOnlineStore() if request.param == "memory" else RedisOnlineStore(url=redis_url)
+def store(request: pytest.FixtureRequest, redis_url: str) -> Iterator[OnlineStore]:
+    """A store and one event loop for the whole test (a Redis client is bound to its loop)."""
+    backend: OnlineStore = (
+        MemoryOnlineStore() if request.param == "memory" else RedisOnlineStore(url=redis_url)
+    )
+    with asyncio.Runner() as runner:
+        _LOOP[id(backend)] = runner
+        yield backend
+        runner.run(backend.close())
+        del _LOOP[id(backend)]
 
 
-def _run(store: OnlineStore, events: Sequence[EntityEvent]) -> list[History]:
-    async def go() -> list[History]:
-        try:
-            return await store.read_update_batch(events)
-        finally:
-            await store.close()
-
-    return asyncio.run(go())
+def _run(store: OnlineStore, requests: Sequence[EntityRequest]) -> np.ndarray:
+    return _LOOP[id(store)].run(store.read_update_batch(PLANS, requests))
 
 
-def _event(key: str, ts_ms: int, tx: str, amount: float = 10.0, horizon: int = HOUR) -> EntityEvent:
-    return EntityEvent(key=key, ts_ms=ts_ms, transaction_id=tx, amount=amount, horizon_ms=horizon)
+def _labels(store: OnlineStore, labels: Sequence[LabelUpdate]) -> int:
+    return _LOOP[id(store)].run(store.apply_labels(labels))
 
 
-def test_reads_before_it_writes_and_sees_earlier_events_of_the_batch(
-    store: OnlineStore, unique: str
-) -> None:
-    key = entity_key("card", f"{unique}c")
+def _card(who: str, ts: int, tx: str, amount: float = 10.0, merchant: str = "m1") -> EntityRequest:
+    return EntityRequest(
+        plan=0, entity_id=who, ts_ms=ts, transaction_id=tx, amount=amount, counterparty_id=merchant
+    )
+
+
+def _merchant(who: str, ts: int, tx: str) -> EntityRequest:
+    return EntityRequest(
+        plan=1, entity_id=who, ts_ms=ts, transaction_id=tx, amount=1.0, counterparty_id="c"
+    )
+
+
+def _row(values: np.ndarray, width: int = 6) -> list[float]:
+    return [round(float(v), 6) if not math.isnan(v) else math.nan for v in values[:width]]
+
+
+def _m(values: np.ndarray) -> list[float]:
+    """A merchant row: (count, frauds) in the delayed window (t - 2h, t - 1h]."""
+    return _row(values, 2)
+
+
+def test_prior_aggregates_and_same_batch_visibility(store: OnlineStore, unique: str) -> None:
+    c = f"{unique}c"
     out = _run(
         store,
-        [_event(key, 1000, "a", 1.0), _event(key, 2000, "b", 2.0), _event(key, 3000, "c", 3.0)],
+        [
+            _card(c, 1000, "a", 5.0, "m1"),
+            _card(c, 2000, "b", 7.5, "m2"),
+            _card(c, 3000, "c", 1.0, "m1"),
+        ],
     )
-    assert [len(h) for h in out] == [0, 1, 2]
-    assert [(e.ts_ms, e.transaction_id, e.amount) for e in out[2]] == [
-        (1000, "a", 1.0),
-        (2000, "b", 2.0),
-    ]
+    first = _row(out[0])
+    assert first[:3] == [0.0, 0.0, first[2]]
+    assert math.isnan(first[2])
+    assert math.isnan(first[3])  # no previous event
+    assert _row(out[1]) == [1.0, 5.0, 5.0, 1000.0, 1.0, 0.0]
+    assert _row(out[2]) == [2.0, 12.5, 7.5, 2000.0, 2.0, 1.0]  # m1 seen before
 
 
-def test_a_duplicate_transaction_is_logged_once(store: OnlineStore, unique: str) -> None:
-    key = entity_key("card", f"{unique}c")
-    out = _run(store, [_event(key, 1000, "a"), _event(key, 1000, "a"), _event(key, 2000, "b")])
-    assert [e.transaction_id for e in out[2]] == ["a"]
+def test_window_bounds_are_open_below_and_closed_above(store: OnlineStore, unique: str) -> None:
+    c = f"{unique}c"
+    out = _run(store, [_card(c, 0, "old"), _card(c, 1, "new"), _card(c, H, "t")])
+    assert out[2][0] == 1.0  # the event at exactly t - 1h is out, the one after it is in
 
 
-def test_events_beyond_the_horizon_are_not_returned(store: OnlineStore, unique: str) -> None:
-    key = entity_key("card", f"{unique}c")
-    out = _run(
-        store, [_event(key, 0, "old"), _event(key, HOUR - 1, "mid"), _event(key, 2 * HOUR, "new")]
-    )
-    assert [e.transaction_id for e in out[2]] == []
-
-    late = _run(store, [_event(key, 2 * HOUR - 1, "late")])  # out of order: [t - horizon, t]
-    assert [e.transaction_id for e in late[0]] == ["mid"]
+def test_a_redelivered_transaction_sees_the_same_state(store: OnlineStore, unique: str) -> None:
+    c = f"{unique}c"
+    first = _run(store, [_card(c, 1000, "a"), _card(c, 2000, "b")])
+    again = _run(store, [_card(c, 2000, "b")])
+    assert _row(again[0]) == _row(first[1])
+    later = _run(store, [_card(c, 3000, "c")])
+    assert later[0][0] == 2.0  # "b" is counted once
 
 
-def test_out_of_order_event_sees_only_the_past(redis_url: str, unique: str) -> None:
-    for store_factory in (MemoryOnlineStore, lambda: RedisOnlineStore(url=redis_url)):
-        store: OnlineStore = store_factory()
-        key = entity_key("card", f"{unique}{type(store).__name__}")
-        out = _run(
-            store, [_event(key, 5000, "b"), _event(key, 9000, "c"), _event(key, 7000, "late")]
-        )
-        assert [e.transaction_id for e in out[2]] == ["b"]
+def test_an_out_of_order_event_sees_only_its_past(store: OnlineStore, unique: str) -> None:
+    c = f"{unique}c"
+    out = _run(store, [_card(c, 5000, "b"), _card(c, 9000, "c"), _card(c, 7000, "late")])
+    assert _row(out[2])[:2] == [1.0, 10.0]
 
 
 def test_entities_are_isolated(store: OnlineStore, unique: str) -> None:
-    a, b = entity_key("card", f"{unique}a"), entity_key("merchant", f"{unique}a")
-    out = _run(store, [_event(a, 1000, "x"), _event(b, 1000, "x"), _event(a, 2000, "y")])
-    assert [len(h) for h in out] == [0, 0, 1]
+    out = _run(store, [_card(f"{unique}a", 1000, "x"), _card(f"{unique}b", 2000, "y")])
+    assert out[1][0] == 0.0
 
 
-def test_redis_key_layout_is_pinned(redis_url: str, unique: str) -> None:
-    """Other systems read these keys: the exact bytes are part of the contract (fs1)."""
-    assert entity_key("card", "card_ab") == "fraud:fs1:card:card_ab"
-    _run(
-        RedisOnlineStore(url=redis_url),
-        [_event(entity_key("card", f"{unique}k"), 1_700_000_000_123, "tx_1", 12.5)],
-    )
+def test_fraud_counts_only_labels_known_in_time(store: OnlineStore, unique: str) -> None:
+    m = f"{unique}m"
+    _run(store, [_merchant(m, 0, f"{unique}f"), _merchant(m, 10, f"{unique}ok")])
+    # the label is known at 2h: a transaction at 1.5h must not count it, one at 2h must
+    assert _labels(store, [LabelUpdate(f"{unique}f", True, 2 * H)]) == 1
+    early, on_time = _run(store, [_merchant(m, H + H // 2, "p"), _merchant(m, 2 * H, "q")])
+    assert _m(early) == [2.0, 0.0]  # both in (-0.5h, 0.5h]; the label is not known yet
+    assert _m(on_time) == [1.0, 0.0]  # (0, 1h]: the fraud at 0 has just left the window
+    assert _m(_run(store, [_merchant(m, H + 5, "r")])[0]) == [1.0, 0.0]
+    assert _m(_run(store, [_merchant(m, 2 * H - 1, "s")])[0]) == [2.0, 0.0]  # 1 ms too early
+    _labels(store, [LabelUpdate(f"{unique}ok", True, 0)])
+    assert _m(_run(store, [_merchant(m, H + 10, "u")])[0]) == [2.0, 1.0]
+    # a corrected verdict removes the fraud again
+    _labels(store, [LabelUpdate(f"{unique}ok", False, 0)])
+    assert _m(_run(store, [_merchant(m, H + 10, "v")])[0]) == [2.0, 0.0]
+
+
+def test_a_label_for_an_unknown_transaction_matches_nothing(
+    store: OnlineStore, unique: str
+) -> None:
+    assert _labels(store, [LabelUpdate(f"{unique}never-seen", True, 0)]) == 0
+
+
+@pytest.mark.parametrize("store", ["redis"], indirect=True)
+def test_redis_key_layout_is_pinned(store: OnlineStore, redis_url: str, unique: str) -> None:
+    """Other systems read these keys: the exact bytes are part of the contract (fs2)."""
+    _run(store, [_card(f"{unique}k", 1_700_000_000_123, "tx_1", 12.5, "m9")])
+    _run(store, [_merchant(f"{unique}m", 1_700_000_000_123, f"{unique}tx_2")])
+    _labels(store, [LabelUpdate(f"{unique}tx_2", True, 1_700_000_000_999)])
     client = redis.Redis.from_url(redis_url)
-    key = f"fraud:fs1:card:{unique}k".encode()
-    assert client.type(key) == b"zset"
-    assert client.zrange(key, 0, -1, withscores=True) == [(b"tx_1|12.5", 1_700_000_000_123.0)]
-    assert 0 < client.pttl(key) <= HOUR + LATENESS_MS
+    log = f"fraud:fs2:log:card:{unique}k".encode()
+    assert client.type(log) == b"zset"
+    assert client.zrange(log, 0, -1, withscores=True) == [(b"tx_1|12.5|m9", 1_700_000_000_123.0)]
+    assert 0 < client.pttl(log) <= H + LATENESS_MS
+    assert not client.exists("fraud:fs2:tx:tx_1")  # cards keep no fraud counts here
+    frauds = f"fraud:fs2:frauds:merchant:{unique}m"
+    assert client.hgetall(frauds) == {f"{unique}tx_2".encode(): b"1700000000123|1700000000999"}
+    keep = 2 * H + LATENESS_MS
+    assert client.get(f"fraud:fs2:tx:{unique}tx_2") == f"1700000000123|{keep}|{frauds}".encode()
+    assert 0 < client.pttl(frauds) <= keep
     client.close()

@@ -66,7 +66,7 @@ def test_every_valid_event_gets_one_complete_decision(trained_registry: ModelReg
         assert 0.0 <= d.score <= 1.0
         assert d.decision in {"approve", "review", "decline"}
         assert d.model_version == 1
-        assert d.feature_set_version.startswith("core.v1@")
+        assert d.feature_set_version.startswith("core.v2@")
         assert d.degraded is False
         assert d.latency_ms == pytest.approx(250.0)
         assert isinstance(d.reason_codes, list)

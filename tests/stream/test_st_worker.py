@@ -130,5 +130,5 @@ def test_worker_decides_every_event_with_redis_features(
         assert decision["degraded"] is False
     # the features really went through Redis: the cards' windows are there
     client = redis.Redis.from_url(redis_url)
-    assert client.zcard(f"fraud:fs1:card:{unique}card0") == len(range(0, 200, 7))
+    assert client.zcard(f"fraud:fs2:log:card:{unique}card0") == len(range(0, 200, 7))
     client.close()

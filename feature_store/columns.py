@@ -1,0 +1,64 @@
+"""Column presets: other people's history layouts mapped onto ours.
+
+``handbook`` reads the fraud-detection handbook's raw columns (TRANSACTION_ID,
+TX_DATETIME, CUSTOMER_ID as the card, TERMINAL_ID as the merchant, TX_AMOUNT, TX_FRAUD).
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+import numpy as np
+import pandas as pd
+
+from feature_store.errors import HistoryColumnsError
+
+__all__ = ["COLUMN_PRESETS", "ColumnPreset", "apply_column_preset"]
+
+ColumnPreset = Literal["native", "handbook"]
+COLUMN_PRESETS: Final = ("native", "handbook")
+
+_HANDBOOK: Final = {
+    "TRANSACTION_ID": "transaction_id",
+    "TX_DATETIME": "event_time",
+    "CUSTOMER_ID": "card_id",
+    "TERMINAL_ID": "merchant_id",
+    "TX_AMOUNT": "amount",
+    "TX_FRAUD": "is_fraud",
+}
+
+
+def _handbook_tie_break(frame: pd.DataFrame) -> np.ndarray:
+    """Order of same-time transactions of one customer as the handbook's code sorts them.
+
+    The handbook sorts each customer's rows with ``sort_values("TX_DATETIME")``, whose
+    default quicksort is not stable, so a customer's simultaneous transactions come out in
+    no particular order; its window counts depend on that order (20 of 1.75M rows). We
+    reproduce it exactly, per customer, instead of guessing.
+    """
+    times = frame["TX_DATETIME"].to_numpy()
+    tie_break = np.zeros(len(frame), dtype=np.int64)
+    for positions in frame.groupby("CUSTOMER_ID", sort=False).indices.values():
+        order = pd.Series(times[positions]).sort_values().index.to_numpy()
+        tie_break[positions[order]] = np.arange(len(positions))
+    return tie_break
+
+
+def apply_column_preset(frame: pd.DataFrame, preset: ColumnPreset) -> pd.DataFrame:
+    """The frame in our column names; ``native`` returns it unchanged."""
+    if preset == "native":
+        return frame
+    if preset != "handbook":
+        raise HistoryColumnsError(f"unknown column preset {preset!r}; known: {COLUMN_PRESETS}")
+    missing = sorted(set(_HANDBOOK) - set(frame.columns))
+    if missing:
+        raise HistoryColumnsError(
+            f"--columns handbook needs the handbook's raw columns; missing {missing} "
+            f"(present: {sorted(frame.columns)})"
+        )
+    out = frame[list(_HANDBOOK)].rename(columns=_HANDBOOK)
+    out["event_time"] = pd.to_datetime(out["event_time"], utc=True)
+    out["tie_break"] = _handbook_tie_break(frame)
+    if "TX_FRAUD_SCENARIO" in frame.columns:
+        out["fraud_scenario"] = frame["TX_FRAUD_SCENARIO"].to_numpy()
+    return out
