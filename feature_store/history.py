@@ -4,23 +4,55 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from feature_store.columns import ColumnPreset, apply_column_preset
 from feature_store.errors import HistoryColumnsError
 
-__all__ = ["read_history"]
+__all__ = ["read_history", "validate_history"]
 
 
-def read_history(path: Path) -> pd.DataFrame:
-    """A Parquet file or directory of Parquet files, with ``event_time`` as UTC datetimes."""
+def read_history(path: Path, *, columns: ColumnPreset = "native") -> pd.DataFrame:
+    """A Parquet file, a directory of Parquet files (e.g. partitioned by day), or a CSV."""
     if not path.exists():
         raise FileNotFoundError(
             f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
         )
-    frame = pd.read_parquet(path)
+    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    frame = apply_column_preset(frame, columns)
     if "event_time" not in frame.columns:
         raise HistoryColumnsError(
             f"history {str(path)!r} has no event_time column; columns: {sorted(frame.columns)}"
+            " (for the handbook's raw file use --columns handbook)"
         )
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
+    validate_history(frame)
     return frame
+
+
+def validate_history(frame: pd.DataFrame) -> None:
+    """Refuse what no feature can be honest about: bad amounts, duplicate ids, no time."""
+    problems = []
+    if "amount" in frame.columns:
+        amount = pd.to_numeric(frame["amount"], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(amount) | (amount < 0)
+        if bad.any():
+            ids = frame.loc[bad, "transaction_id"].head(3).tolist()
+            problems.append(
+                f"{int(bad.sum())} row(s) with a missing, negative or NaN amount (e.g. {ids})"
+            )
+    if "transaction_id" in frame.columns:
+        duplicated = frame["transaction_id"].duplicated()
+        if duplicated.any():
+            ids = frame.loc[duplicated, "transaction_id"].head(3).tolist()
+            problems.append(f"{int(duplicated.sum())} duplicate transaction_id(s) (e.g. {ids})")
+    missing_time = frame["event_time"].isna()
+    if missing_time.any():
+        problems.append(f"{int(missing_time.sum())} row(s) without event_time")
+    if problems:
+        raise HistoryColumnsError(
+            "the history cannot be used as it is: "
+            + "; ".join(problems)
+            + ". Fix or drop those rows first: features over them would be made up"
+        )

@@ -18,12 +18,13 @@ from feature_store.online.base import LabelUpdate, OnlineStore
 from feature_store.online.engine import OnlineFeatureEngine
 from feature_store.schema import Transaction
 
-__all__ = ["history_labels", "materialize_history", "replay_history"]
+__all__ = ["frame_transactions", "history_labels", "materialize_history", "replay_history"]
 
 _OPTIONAL = ("currency", "mcc", "channel", "country", "device_id")
 
 
-def _transactions(frame: pd.DataFrame) -> list[Transaction]:
+def frame_transactions(frame: pd.DataFrame) -> list[Transaction]:
+    """The rows of a history frame as transactions, in frame order."""
     optional = [c for c in _OPTIONAL if c in frame.columns]
     columns = ["transaction_id", "event_time", "card_id", "merchant_id", "amount", *optional]
     return [
@@ -78,7 +79,7 @@ def replay_history(
             j = end_j
         stop = min(n, start + chunk, int(apply_at[j]) if j < len(apply_at) else n)
         part = ordered.iloc[start:stop]
-        yield part.index, _transactions(part)
+        yield part.index, frame_transactions(part)
         start = stop
 
 

@@ -138,6 +138,12 @@ class FeaturePlan:
             entity: EntityPlan(entity, tuple(sorted(specs)))
             for entity, specs in sorted(per_entity.items())
         }
+        # column of each aggregate, keyed by plain tuples: derive looks these up per batch
+        self.columns: dict[tuple[str, str, int, int], int] = {
+            (entity, spec.kind, spec.lo_ms, spec.hi_ms): j
+            for entity, plan in self.entities.items()
+            for j, spec in enumerate(plan.aggs)
+        }
 
     @property
     def required_fields(self) -> frozenset[str]:
@@ -159,7 +165,9 @@ def derive_features(
     amount = events.amount.astype(np.float64)
 
     def agg(entity: Entity, spec: AggSpec) -> np.ndarray:
-        column: np.ndarray = aggregates[entity][:, plan.entities[entity].index(spec)]
+        column: np.ndarray = aggregates[entity][
+            :, plan.columns[(entity, spec.kind, spec.lo_ms, spec.hi_ms)]
+        ]
         return column
 
     def window(entity: Entity, kind: AggKind, lo: int, hi: int) -> np.ndarray:
@@ -191,7 +199,8 @@ def derive_features(
                     columns.append(window(e, feature.aggregation, lo, hi))
             elif isinstance(feature, AmountToWindowMean):
                 e, w = feature.entity, _ms(feature.window_s)
-                columns.append(amount / (window(e, "sum", w, 0) / window(e, "count", w, 0)))
+                mean = window(e, "sum", w, 0) / window(e, "count", w, 0)
+                columns.append(np.where(mean > 0, amount / np.where(mean > 0, mean, 1.0), np.nan))
             elif isinstance(feature, AmountZScore):
                 e, w = feature.entity, _ms(feature.window_s)
                 n = window(e, "count", w, 0)

@@ -121,10 +121,11 @@ class TransactionCodec:
                 "card_id looks like a card number; send the tokenised card id instead",
             )
         amount = tx.amount
-        if not math.isfinite(amount) or amount <= 0 or amount > self._max_amount:
+        # zero is valid: account-verification authorisations carry no amount
+        if not math.isfinite(amount) or amount < 0 or amount > self._max_amount:
             raise InvalidEvent(
                 "invalid_amount",
-                f"amount {amount!r} must be > 0 and <= {self._max_amount:g}",
+                f"amount {amount!r} must be >= 0 and <= {self._max_amount:g}",
             )
         if tx.event_time.tzinfo is None:
             raise InvalidEvent(

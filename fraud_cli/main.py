@@ -157,6 +157,112 @@ def simulate_live(
     )
 
 
+# --------------------------------------------------------------------------- features
+@cli.group()
+def features() -> None:
+    """The feature store: offline features to Parquet, and warm online state."""
+
+
+def _feature_options(f: Any) -> Any:
+    f = click.option(
+        "--label-delay-days",
+        type=int,
+        default=7,
+        show_default=True,
+        help="Days after which a fraud label is known, when the data has no label_time.",
+    )(f)
+    f = click.option(
+        "--columns",
+        type=click.Choice(["native", "handbook"]),
+        default="native",
+        show_default=True,
+        help="Column layout of the history.",
+    )(f)
+    f = click.option(
+        "--feature-set", type=click.Choice(["core", "handbook"]), default="core", show_default=True
+    )(f)
+    return click.option(
+        "--history",
+        type=click.Path(path_type=Path, exists=True),
+        required=True,
+        help="Parquet file or directory, or CSV.",
+    )(f)
+
+
+@features.command("build")
+@_feature_options
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file.")
+def features_build(
+    history: Path, feature_set: str, columns: str, label_delay_days: int, out: Path
+) -> None:
+    """Compute every feature for every row (point in time correct) and write Parquet."""
+    from feature_store import compute_offline_features, feature_set_by_name, read_history
+
+    started = time.perf_counter()
+    click.echo(f"reading {history} ...", err=True)
+    frame = read_history(history, columns=columns)  # type: ignore[arg-type]
+    chosen = feature_set_by_name(feature_set).available_for(frozenset(frame.columns))
+    click.echo(f"computing {len(chosen.names)} features for {len(frame):,} rows ...", err=True)
+    values = compute_offline_features(chosen, frame, label_delay_s=label_delay_days * 86_400)
+    id_column = "TRANSACTION_ID" if columns == "handbook" else "transaction_id"
+    values.insert(0, id_column, frame["transaction_id"].to_numpy())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    values.to_parquet(out, index=False)
+    click.echo(
+        f"wrote {len(values):,} rows x {len(chosen.names)} features ({chosen.label}) to {out} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+
+
+@features.command("materialize")
+@_feature_options
+def features_materialize(
+    history: Path, feature_set: str, columns: str, label_delay_days: int
+) -> None:
+    """Replay a history (and its labels) into Redis, so the stream starts warm."""
+    import asyncio
+
+    from feature_store import feature_set_by_name, read_history
+    from feature_store.materialize import materialize_history
+    from feature_store.online import RedisOnlineStore
+    from fraud_cli.settings import FeatureStoreSettings
+
+    settings = FeatureStoreSettings()
+    if not settings.redis_url:
+        raise click.UsageError(
+            "set FRAUD_REDIS_URL: the in-memory store lives inside the worker "
+            "(use FRAUD_WARM_HISTORY there instead)"
+        )
+    frame = read_history(history, columns=columns)  # type: ignore[arg-type]
+    chosen = feature_set_by_name(feature_set).available_for(frozenset(frame.columns))
+    store = RedisOnlineStore(url=settings.redis_url)
+
+    async def run() -> int:
+        try:
+            with click.progressbar(
+                length=len(frame), label="materializing", file=sys.stderr
+            ) as bar:
+                done = [0]
+
+                def advance(rows: int) -> None:
+                    bar.update(rows - done[0])
+                    done[0] = rows
+
+                return await materialize_history(
+                    frame,
+                    feature_set=chosen,
+                    store=store,
+                    label_delay_s=label_delay_days * 86_400,
+                    progress=advance,
+                )
+        finally:
+            await store.close()
+
+    started = time.perf_counter()
+    rows = asyncio.run(run())
+    click.echo(f"materialized {rows:,} rows in {time.perf_counter() - started:.1f}s")
+
+
 # --------------------------------------------------------------------------- train
 @cli.command()
 @click.option(

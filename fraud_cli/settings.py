@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.settings import StreamSettings
 
-__all__ = ["ALL_SETTINGS", "LiveSettings", "TrainerSettings", "env_names"]
+__all__ = ["ALL_SETTINGS", "FeatureStoreSettings", "LiveSettings", "TrainerSettings", "env_names"]
 
 
 class LiveSettings(BaseSettings):
@@ -36,7 +36,20 @@ class TrainerSettings(BaseSettings):
     history: Path | None = Field(default=None, description="history to train on")
 
 
-ALL_SETTINGS: tuple[type[BaseSettings], ...] = (StreamSettings, LiveSettings, TrainerSettings)
+class FeatureStoreSettings(BaseSettings):
+    """The feature-store commands (materialization)."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
+
+    redis_url: str | None = Field(default=None, description="redis://host:port/db")
+
+
+ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
+    StreamSettings,
+    LiveSettings,
+    TrainerSettings,
+    FeatureStoreSettings,
+)
 
 
 def env_names() -> set[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ import faust
 import msgspec
 
 from batch_training.registry import ModelRegistry
-from feature_store import TransactionCodec, read_history
+from feature_store import InvalidEvent, OnlineStoreUnavailable, TransactionCodec, read_history
+from feature_store.labels import LabelCodec
 from feature_store.materialize import materialize_history
 from feature_store.online import (
     MemoryOnlineStore,
@@ -23,7 +25,7 @@ from feature_store.online import (
     OnlineStore,
     RedisOnlineStore,
 )
-from stream.processor import BatchProcessor, RawEvent
+from stream.processor import BatchProcessor, RawEvent, dead_letter
 from stream.scoring import load_serving_model
 from stream.settings import StreamSettings
 from stream.topics import ensure_topics
@@ -123,6 +125,39 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
             log.debug(
                 "batch: %d decisions, %d dead letters", len(out.decisions), len(out.dead_letters)
             )
+
+    labels_topic = app.topic(topics.labels, **raw)
+    label_codec = LabelCodec()
+
+    @app.agent(labels_topic)
+    async def learn(stream: faust.StreamT[bytes]) -> None:
+        """Verdicts update the label-delayed state (merchant fraud rates) of the store."""
+        batches = stream.take_events(settings.batch_max, within=0.05)  # type: ignore[attr-defined]
+        async for events in batches:
+            updates, now = [], time.time()
+            for e in events:
+                try:
+                    updates.append(label_codec.decode(e.value or b"").to_update())
+                except InvalidEvent as exc:
+                    letter = dead_letter(
+                        RawEvent(
+                            e.value,
+                            e.message.timestamp,
+                            e.message.topic,
+                            e.message.partition,
+                            e.message.offset,
+                        ),
+                        exc,
+                        now,
+                    )
+                    await dlq.send(value=encode(letter))
+            try:
+                matched = await engine.apply_labels(updates)
+            except OnlineStoreUnavailable:
+                # not acknowledged: the labels are redelivered after a restart or rebalance
+                log.exception("could not apply %d labels; the store is unavailable", len(updates))
+                raise
+            log.info("applied %d labels (%d matched known transactions)", len(updates), matched)
 
     if settings.ready_file is not None:
         ready_file: Path = settings.ready_file

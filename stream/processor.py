@@ -26,7 +26,7 @@ from stream.policy import decide_batch
 from stream.records import DeadLetter, Decision, DecisionRecord
 from stream.scoring import ServingModel
 
-__all__ = ["BatchOutput", "BatchProcessor", "RawEvent"]
+__all__ = ["BatchOutput", "BatchProcessor", "RawEvent", "dead_letter"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class BatchProcessor:
                     raise InvalidEvent("malformed_json", "empty message (tombstone)")
                 valid.append((event, self._codec.decode(event.value, now=now)))
             except InvalidEvent as exc:
-                out.dead_letters.append(self._dead_letter(event, exc, now))
+                out.dead_letters.append(dead_letter(event, exc, now))
         if valid:
             out.decisions = await self._decide([tx for _, tx in valid], [e for e, _ in valid])
         return out
@@ -123,15 +123,16 @@ class BatchProcessor:
             )
         ]
 
-    @staticmethod
-    def _dead_letter(event: RawEvent, exc: InvalidEvent, now: float) -> DeadLetter:
-        payload = (event.value or b"").decode("utf-8", errors="replace")
-        return DeadLetter(
-            reason=exc.reason,
-            detail=redact_pans(exc.detail),
-            payload=redact_pans(payload[:4096]),
-            source_topic=event.topic,
-            source_partition=event.partition,
-            source_offset=event.offset,
-            failed_at=now,
-        )
+
+def dead_letter(event: RawEvent, exc: InvalidEvent, now: float) -> DeadLetter:
+    """The DLQ record for a rejected event; card numbers are redacted from all of it."""
+    payload = (event.value or b"").decode("utf-8", errors="replace")
+    return DeadLetter(
+        reason=exc.reason,
+        detail=redact_pans(exc.detail),
+        payload=redact_pans(payload[:4096]),
+        source_topic=event.topic,
+        source_partition=event.partition,
+        source_offset=event.offset,
+        failed_at=now,
+    )

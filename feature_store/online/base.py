@@ -53,7 +53,7 @@ class OnlineStore(Protocol):
         """Prior aggregates, one row per request, ``len(plan.aggs)`` values (NaN-padded)."""
         ...
 
-    async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
+    async def apply_labels(self, plans: Sequence[EntityPlan], labels: Sequence[LabelUpdate]) -> int:
         """Record verdicts; return how many matched a transaction the store still knows."""
         ...
 

@@ -74,4 +74,4 @@ class OnlineFeatureEngine:
         return self.plan.derive(aggregates, events)
 
     async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
-        return await self._store.apply_labels(labels)
+        return await self._store.apply_labels(self._plans, labels)

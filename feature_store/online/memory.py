@@ -129,7 +129,7 @@ class MemoryOnlineStore:
             if entry is not None and entry[2] + LATENESS_MS < ts - LATENESS_MS:
                 del self._transactions[old]
 
-    async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
+    async def apply_labels(self, plans: Sequence[EntityPlan], labels: Sequence[LabelUpdate]) -> int:
         matched = 0
         for label in labels:
             known = self._transactions.get(label.transaction_id)

@@ -3,12 +3,13 @@
 Key layout ``fs2`` (pinned by a test):
 
 - ``fraud:fs2:log:<entity>:<id>``: sorted set scored by event time (epoch ms), members
-  ``<transaction_id>|<amount>|<counterparty id>``; trimmed to the longest window plus
-  the lateness allowance on every write, and expiring that long after the last one.
+  ``<ts>|<amount>|<counterparty id>|<transaction_id>`` (the time is in the member too, so
+  a window scan needs no scores); trimmed to the longest window plus the lateness
+  allowance on every write, and expiring that long after the last one.
 - ``fraud:fs2:frauds:<entity>:<id>``: hash ``<transaction_id>`` -> ``<ts>|<label ts>`` of
   the entity's transactions labelled fraud (only for entities with fraud-rate features).
-- ``fraud:fs2:tx:<transaction_id>``: ``<ts>|<ttl>|<frauds key>[,<frauds key>]``, so a label,
-  which names only the transaction, finds the entities it updates.
+- ``fraud:fs2:tx:<transaction_id>:<entity>``: ``<ts>|<ttl>|<frauds key>``, so a label,
+  which names only the transaction, finds the entity it updates.
 
 Counts use ZCOUNT (no scan); sums, maxima and distinct counterparts scan the entity's
 window once. Keys of one call may live on different slots: use a single Redis primary.
@@ -22,11 +23,12 @@ from typing import Any, Final
 
 import numpy as np
 import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from feature_store.errors import OnlineStoreUnavailable
 from feature_store.online.base import LATENESS_MS, EntityRequest, LabelUpdate
-from feature_store.plan import EntityPlan
+from feature_store.plan import SCAN_KINDS, EntityPlan
 
 __all__ = ["KEY_LAYOUT_VERSION", "RedisOnlineStore", "frauds_key", "log_key", "tx_key"]
 
@@ -42,36 +44,38 @@ def frauds_key(entity: str, entity_id: str) -> str:
     return f"{_PREFIX}:frauds:{entity}:{entity_id}"
 
 
-def tx_key(transaction_id: str) -> str:
-    return f"{_PREFIX}:tx:{transaction_id}"
+def tx_key(transaction_id: str, entity: str) -> str:
+    """Where a later label finds the entity a transaction belonged to."""
+    return f"{_PREFIX}:tx:{transaction_id}:{entity}"
 
 
 _READ_UPDATE: Final = """
-local plans = cjson.decode(ARGV[1])
-local lateness = tonumber(ARGV[2])
+local plans = PLANS
+local lateness = tonumber(ARGV[1])
 local out = {}
-local nan = 'nan'
+local find, sub = string.find, string.sub
 for r = 0, #KEYS / 3 - 1 do
   local logkey, fraudkey, txkey = KEYS[3 * r + 1], KEYS[3 * r + 2], KEYS[3 * r + 3]
-  local b = 2 + 5 * r
+  local b = 1 + 5 * r
   local plan = plans[tonumber(ARGV[b + 1]) + 1]
   local ts = tonumber(ARGV[b + 2])
   local txid, party = ARGV[b + 3], ARGV[b + 5]
-  local member = txid .. '|' .. ARGV[b + 4] .. '|' .. party
+  local member = ARGV[b + 2] .. '|' .. ARGV[b + 4] .. '|' .. party .. '|' .. txid
   local keep = plan.horizon + lateness
   redis.call('ZREM', logkey, member)  -- a redelivery must not see itself
   redis.call('ZREMRANGEBYSCORE', logkey, '-inf', '(' .. (ts - keep))
   local ets, eamt, eparty, n = {}, {}, {}, 0
   if plan.scan > 0 then
-    local raw = redis.call('ZRANGEBYSCORE', logkey, '(' .. (ts - plan.scan), ts, 'WITHSCORES')
-    for i = 1, #raw, 2 do
+    local raw = redis.call('ZRANGEBYSCORE', logkey, '(' .. (ts - plan.scan), ts)
+    for i = 1, #raw do
       local m = raw[i]
-      local p1 = string.find(m, '|', 1, true)
-      local p2 = string.find(m, '|', p1 + 1, true)
+      local p1 = find(m, '|', 1, true)
+      local p2 = find(m, '|', p1 + 1, true)
+      local p3 = find(m, '|', p2 + 1, true)
       n = n + 1
-      ets[n] = tonumber(raw[i + 1])
-      eamt[n] = tonumber(string.sub(m, p1 + 1, p2 - 1))
-      eparty[n] = string.sub(m, p2 + 1)
+      ets[n] = tonumber(sub(m, 1, p1 - 1))
+      eamt[n] = tonumber(sub(m, p1 + 1, p2 - 1))
+      eparty[n] = sub(m, p2 + 1, p3 - 1)
     end
   end
   local frauds = {}
@@ -79,70 +83,125 @@ for r = 0, #KEYS / 3 - 1 do
     local raw = redis.call('HGETALL', fraudkey)
     for i = 1, #raw, 2 do
       local v = raw[i + 1]
-      local p = string.find(v, '|', 1, true)
-      local fts = tonumber(string.sub(v, 1, p - 1))
+      local p = find(v, '|', 1, true)
+      local fts = tonumber(sub(v, 1, p - 1))
       if fts < ts - keep then
         redis.call('HDEL', fraudkey, raw[i])
       else
-        frauds[#frauds + 1] = {fts, tonumber(string.sub(v, p + 1))}
+        frauds[#frauds + 1] = {fts, tonumber(sub(v, p + 1))}
       end
     end
   end
+  -- one pass, newest to oldest, fills every scanned window that ends at t
+  local stats = {}
+  local suffix = plan.suffix
+  if n > 0 and #suffix > 0 then
+    local w, cnt, sum, sq, mx, last, dist, seen = 1, 0, 0, 0, nil, nil, 0, 0
+    local parties = {}
+    for i = n, 1, -1 do
+      local e = ets[i]
+      while w <= #suffix and e <= ts - suffix[w] do
+        stats[w] = {cnt, sum, sq, mx, last, dist, seen}
+        w = w + 1
+      end
+      if w > #suffix then break end
+      local a = eamt[i]
+      cnt, sum, sq = cnt + 1, sum + a, sq + a * a
+      if mx == nil or a > mx then mx = a end
+      if last == nil then last = e end
+      local p = eparty[i]
+      if not parties[p] then parties[p] = true dist = dist + 1 end
+      if p == party then seen = 1 end
+    end
+    while w <= #suffix do
+      stats[w] = {cnt, sum, sq, mx, last, dist, seen}
+      w = w + 1
+    end
+  end
+  local slot_of = {count = 1, sum = 2, sumsq = 3, max = 4, last_ts = 5, distinct = 6, seen = 7}
   for _, agg in ipairs(plan.aggs) do
-    local kind, lo, hi = agg[1], ts - agg[2], ts - agg[3]
+    local kind, lo, hi, slot = agg[1], ts - agg[2], ts - agg[3], agg[4]
     local v = 0
-    if kind == 'count' then
+    if slot > 0 then
+      local st = stats[slot]
+      if st == nil then
+        if kind == 'max' or kind == 'last_ts' then v = nil end
+      else
+        v = st[slot_of[kind]]
+      end
+    elseif kind == 'count' then
       v = redis.call('ZCOUNT', logkey, '(' .. lo, hi)
     elseif kind == 'fraud' then
       for _, f in ipairs(frauds) do
         if f[1] > lo and f[1] <= hi and f[2] <= ts then v = v + 1 end
       end
-    elseif kind == 'sum' then
-      for i = 1, n do if ets[i] > lo and ets[i] <= hi then v = v + eamt[i] end end
-    elseif kind == 'sumsq' then
-      for i = 1, n do if ets[i] > lo and ets[i] <= hi then v = v + eamt[i] * eamt[i] end end
-    elseif kind == 'max' then
-      v = nil
+    else  -- a scanned aggregate over a delayed window
       for i = 1, n do
-        if ets[i] > lo and ets[i] <= hi and (v == nil or eamt[i] > v) then v = eamt[i] end
-      end
-    elseif kind == 'last_ts' then
-      v = nil
-      for i = 1, n do if ets[i] > lo and ets[i] <= hi then v = ets[i] end end
-    elseif kind == 'distinct' then
-      local seen = {}
-      for i = 1, n do
-        if ets[i] > lo and ets[i] <= hi and not seen[eparty[i]] then
-          seen[eparty[i]] = true
-          v = v + 1
+        if ets[i] > lo and ets[i] <= hi then
+          local a = eamt[i]
+          if kind == 'sum' then v = v + a
+          elseif kind == 'sumsq' then v = v + a * a
+          elseif kind == 'max' then if v == 0 or a > v then v = a end
+          elseif kind == 'last_ts' then v = ets[i]
+          end
         end
       end
-    elseif kind == 'seen' then
-      for i = 1, n do
-        if ets[i] > lo and ets[i] <= hi and eparty[i] == party then v = 1 end
-      end
+      if (kind == 'max' or kind == 'last_ts') and v == 0 then v = nil end
     end
-    out[#out + 1] = v == nil and nan or string.format('%.17g', v)
+    if v == nil then
+      out[#out + 1] = 'nan'
+    elseif kind == 'sum' or kind == 'sumsq' or kind == 'max' then
+      out[#out + 1] = string.format('%.17g', v)
+    else
+      out[#out + 1] = v  -- an integer reply: no formatting
+    end
   end
   redis.call('ZADD', logkey, ts, member)
   redis.call('PEXPIRE', logkey, keep)
   if plan.labels then
-    local cur = redis.call('GET', txkey)
-    local refs = fraudkey
-    if cur then
-      local p2 = string.find(cur, '|', string.find(cur, '|', 1, true) + 1, true)
-      local old = string.sub(cur, p2 + 1)
-      if string.find(',' .. old .. ',', ',' .. fraudkey .. ',', 1, true) then
-        refs = old
-      else
-        refs = old .. ',' .. fraudkey
-      end
-    end
-    redis.call('SET', txkey, ts .. '|' .. keep .. '|' .. refs, 'PX', keep)
+    redis.call('SET', txkey, ts .. '|' .. keep .. '|' .. fraudkey, 'PX', keep)
   end
 end
 return out
 """
+
+
+def _lua_table(value: Any) -> str:
+    """A Lua table constructor for plain data (lists, dicts with name keys, numbers, text)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_lua_table(v)}" for k, v in value.items()) + "}"
+    return "{" + ", ".join(_lua_table(v) for v in value) + "}"
+
+
+def _plan_for_lua(plan: EntityPlan) -> dict[str, Any]:
+    """The plan as the script reads it: windows ending at t that one scan can fill
+    (``suffix``, shortest first) and, per aggregate, its slot there (0 = computed apart)."""
+    scan_lo = plan.scan_lo_ms
+    suffix = sorted(
+        {
+            a.lo_ms
+            for a in plan.aggs
+            if a.hi_ms == 0 and (a.kind in SCAN_KINDS or a.kind == "count") and a.lo_ms <= scan_lo
+        }
+    )
+    aggs = []
+    for a in plan.aggs:
+        scannable = a.hi_ms == 0 and (a.kind in SCAN_KINDS or a.kind == "count")
+        slot = suffix.index(a.lo_ms) + 1 if scannable and a.lo_ms in suffix else 0
+        aggs.append([a.kind, a.lo_ms, a.hi_ms, slot])
+    return {
+        "aggs": aggs,
+        "suffix": suffix,
+        "horizon": plan.horizon_ms,
+        "scan": scan_lo,
+        "labels": plan.needs_labels,
+    }
 
 
 class RedisOnlineStore:
@@ -150,26 +209,17 @@ class RedisOnlineStore:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
-        self._script = self._client.register_script(_READ_UPDATE)
+        self._scripts: dict[int, tuple[Sequence[EntityPlan], AsyncScript]] = {}
         self._where = url.split("@")[-1]  # never echo a password
-        self._plans_cache: tuple[tuple[EntityPlan, ...], str] | None = None
 
-    def _plans_json(self, plans: Sequence[EntityPlan]) -> str:
-        key = tuple(plans)
-        if self._plans_cache is None or self._plans_cache[0] != key:
-            encoded = json.dumps(
-                [
-                    {
-                        "aggs": [[a.kind, a.lo_ms, a.hi_ms] for a in p.aggs],
-                        "horizon": p.horizon_ms,
-                        "scan": p.scan_lo_ms,
-                        "labels": p.needs_labels,
-                    }
-                    for p in plans
-                ]
-            )
-            self._plans_cache = (key, encoded)
-        return self._plans_cache[1]
+    def _script_for(self, plans: Sequence[EntityPlan]) -> AsyncScript:
+        """The script with these plans compiled in: no per-call decoding in Redis."""
+        cached = self._scripts.get(id(plans))
+        if cached is None or cached[0] is not plans:
+            source = _READ_UPDATE.replace("PLANS", _lua_table([_plan_for_lua(p) for p in plans]), 1)
+            cached = (plans, self._client.register_script(source))
+            self._scripts[id(plans)] = cached
+        return cached[1]
 
     def _unavailable(self, exc: Exception) -> OnlineStoreUnavailable:
         return OnlineStoreUnavailable(
@@ -183,20 +233,20 @@ class RedisOnlineStore:
         if not requests:
             return np.empty((0, width))
         keys: list[str] = []
-        args: list[Any] = [self._plans_json(plans), LATENESS_MS]
+        args: list[Any] = [LATENESS_MS]
         for r in requests:
             entity = plans[r.plan].entity
             keys += (
                 log_key(entity, r.entity_id),
                 frauds_key(entity, r.entity_id),
-                tx_key(r.transaction_id),
+                tx_key(r.transaction_id, entity),
             )
             args += (r.plan, r.ts_ms, r.transaction_id, repr(r.amount), r.counterparty_id)
         try:
-            raw = await self._script(keys=keys, args=args)
+            raw = await self._script_for(plans)(keys=keys, args=args)
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
-        flat = np.array(raw, dtype=np.bytes_).astype(np.float64)
+        flat = np.array([float(v) for v in raw], dtype=np.float64)
         widths = [len(plans[r.plan].aggs) for r in requests]
         if all(w == width for w in widths):
             return flat.reshape(len(requests), width)
@@ -207,29 +257,31 @@ class RedisOnlineStore:
             offset += w
         return out
 
-    async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
-        if not labels:
+    async def apply_labels(self, plans: Sequence[EntityPlan], labels: Sequence[LabelUpdate]) -> int:
+        entities = [p.entity for p in plans if p.needs_labels]
+        if not labels or not entities:
             return 0
         try:
-            mappings = await self._client.mget([tx_key(label.transaction_id) for label in labels])
+            keys = [tx_key(label.transaction_id, e) for label in labels for e in entities]
+            mappings = await self._client.mget(keys)
             pipe = self._client.pipeline(transaction=True)
-            matched = 0
-            for label, mapping in zip(labels, mappings, strict=True):
+            matched: set[str] = set()
+            for i, mapping in enumerate(mappings):
                 if mapping is None:
                     continue
-                matched += 1
+                label = labels[i // len(entities)]
+                matched.add(label.transaction_id)
                 text = mapping.decode() if isinstance(mapping, bytes) else mapping
-                ts, keep, refs = text.split("|", 2)
-                for key in refs.split(","):
-                    if label.is_fraud:
-                        pipe.hset(key, label.transaction_id, f"{ts}|{label.label_ts_ms}")
-                        pipe.pexpire(key, int(keep))
-                    else:
-                        pipe.hdel(key, label.transaction_id)
+                ts, keep, key = text.split("|", 2)
+                if label.is_fraud:
+                    pipe.hset(key, label.transaction_id, f"{ts}|{label.label_ts_ms}")
+                    pipe.pexpire(key, int(keep))
+                else:
+                    pipe.hdel(key, label.transaction_id)
             await pipe.execute()
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
-        return matched
+        return len(matched)
 
     async def ping(self) -> None:
         try:

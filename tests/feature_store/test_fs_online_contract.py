@@ -57,7 +57,7 @@ def _run(store: OnlineStore, requests: Sequence[EntityRequest]) -> np.ndarray:
 
 
 def _labels(store: OnlineStore, labels: Sequence[LabelUpdate]) -> int:
-    return _LOOP[id(store)].run(store.apply_labels(labels))
+    return _LOOP[id(store)].run(store.apply_labels(PLANS, labels))
 
 
 def _card(who: str, ts: int, tx: str, amount: float = 10.0, merchant: str = "m1") -> EntityRequest:
@@ -157,12 +157,15 @@ def test_redis_key_layout_is_pinned(store: OnlineStore, redis_url: str, unique: 
     client = redis.Redis.from_url(redis_url)
     log = f"fraud:fs2:log:card:{unique}k".encode()
     assert client.type(log) == b"zset"
-    assert client.zrange(log, 0, -1, withscores=True) == [(b"tx_1|12.5|m9", 1_700_000_000_123.0)]
+    assert client.zrange(log, 0, -1, withscores=True) == [
+        (b"1700000000123|12.5|m9|tx_1", 1_700_000_000_123.0)
+    ]
     assert 0 < client.pttl(log) <= H + LATENESS_MS
-    assert not client.exists("fraud:fs2:tx:tx_1")  # cards keep no fraud counts here
+    assert not client.exists("fraud:fs2:tx:tx_1:card")  # cards keep no fraud counts here
     frauds = f"fraud:fs2:frauds:merchant:{unique}m"
     assert client.hgetall(frauds) == {f"{unique}tx_2".encode(): b"1700000000123|1700000000999"}
     keep = 2 * H + LATENESS_MS
-    assert client.get(f"fraud:fs2:tx:{unique}tx_2") == f"1700000000123|{keep}|{frauds}".encode()
+    index = f"fraud:fs2:tx:{unique}tx_2:merchant"
+    assert client.get(index) == f"1700000000123|{keep}|{frauds}".encode()
     assert 0 < client.pttl(frauds) <= keep
     client.close()

@@ -42,7 +42,6 @@ def test_valid_event_decodes_with_optional_and_unknown_fields() -> None:
         (_raw(amount="12.0"), "wrong_type"),
         (_raw(card_id=123), "wrong_type"),
         (_raw(amount=-5), "invalid_amount"),
-        (_raw(amount=0), "invalid_amount"),
         (_raw(amount=5e9), "invalid_amount"),
         (_raw(event_time="yesterday"), "invalid_timestamp"),
         (_raw(event_time="2025-06-01T11:59:00"), "invalid_timestamp"),
@@ -58,6 +57,11 @@ def test_bad_events_are_rejected_with_a_reason(raw: bytes, reason: str) -> None:
     assert caught.value.reason == reason
     assert "4111" not in str(caught.value)
     assert "5500005555555559" not in str(caught.value)
+
+
+def test_a_zero_amount_is_valid() -> None:
+    """Account-verification authorisations carry no amount (the handbook has 42)."""
+    assert TransactionCodec().decode(_raw(amount=0), now=NOW).amount == 0.0
 
 
 def test_a_small_clock_skew_is_accepted() -> None:

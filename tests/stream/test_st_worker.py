@@ -132,3 +132,44 @@ def test_worker_decides_every_event_with_redis_features(
     client = redis.Redis.from_url(redis_url)
     assert client.zcard(f"fraud:fs2:log:card:{unique}card0") == len(range(0, 200, 7))
     client.close()
+
+
+def test_labels_reach_the_merchant_risk_state(
+    worker: TopicNames, broker: EmbeddedBroker, redis_url: str, unique: str, wait_until: Any
+) -> None:
+    now = datetime.now(UTC)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1)
+    tx = {
+        "transaction_id": f"{unique}fraud1",
+        "event_time": (now - timedelta(seconds=5)).isoformat(),
+        "card_id": f"{unique}card",
+        "merchant_id": f"{unique}shop",
+        "amount": 99.0,
+    }
+    producer.send(worker.transactions, key=b"k", value=json.dumps(tx).encode())
+    producer.flush()
+    client = redis.Redis.from_url(redis_url)
+    index = f"fraud:fs2:tx:{unique}fraud1:merchant"
+    wait_until(lambda: client.exists(index), timeout_s=30, what="the transaction to be scored")
+    label = {"transaction_id": f"{unique}fraud1", "is_fraud": True, "label_time": now.isoformat()}
+    producer.send(worker.labels, value=json.dumps(label).encode())
+    producer.send(worker.labels, value=b'{"transaction_id": 1}')  # invalid: to the DLQ
+    producer.flush()
+    producer.close()
+    frauds = f"fraud:fs2:frauds:merchant:{unique}shop"
+    wait_until(lambda: client.hexists(frauds, f"{unique}fraud1"), timeout_s=30, what="the label")
+    client.close()
+    consumer = KafkaConsumer(
+        worker.dlq, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    letters: list[dict[str, Any]] = []
+
+    def got_letter() -> bool:
+        for records in consumer.poll(timeout_ms=100).values():
+            letters.extend(json.loads(r.value) for r in records)
+        return bool(letters)
+
+    wait_until(got_letter, timeout_s=30, what="the invalid label in the DLQ")
+    consumer.close()
+    assert letters[0]["reason"] == "invalid_label"
+    assert letters[0]["source_topic"] == worker.labels

@@ -1,0 +1,114 @@
+"""Point in time: no future event, no early label, and defined behaviour for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_store import CORE_FEATURE_SET, HistoryColumnsError, compute_offline_features
+from feature_store.definitions import DAY_S, FeatureSet, FraudRate, WindowAggregate
+from feature_store.history import read_history
+
+T0 = pd.Timestamp("2025-01-01", tz="UTC")
+
+
+def _history(rows: list[tuple[str, float, str, str, float, int]]) -> pd.DataFrame:
+    """rows: (id, hours after T0, card, merchant, amount, is_fraud)."""
+    return pd.DataFrame(
+        {
+            "transaction_id": [r[0] for r in rows],
+            "event_time": [T0 + pd.Timedelta(hours=r[1]) for r in rows],
+            "card_id": [r[2] for r in rows],
+            "merchant_id": [r[3] for r in rows],
+            "amount": [r[4] for r in rows],
+            "is_fraud": [r[5] for r in rows],
+        }
+    )
+
+
+def test_a_later_event_changes_no_earlier_feature(small_history: pd.DataFrame) -> None:
+    cutoff = small_history["event_time"].quantile(0.5)
+    early = small_history[small_history["event_time"] <= cutoff]
+    full = compute_offline_features(CORE_FEATURE_SET, small_history).loc[early.index]
+    alone = compute_offline_features(CORE_FEATURE_SET, early)
+    pd.testing.assert_frame_equal(full, alone)
+
+
+def test_a_label_counts_only_once_it_is_known() -> None:
+    rate = FraudRate(entity="merchant", window_s=7 * DAY_S, delay_s=1 * DAY_S)
+    fs = FeatureSet(name="t", version=1, features=(rate,))
+    history = _history(
+        [("f", 0, "c1", "m", 10.0, 1), *[(f"x{h}", h, "c2", "m", 10.0, 0) for h in (30, 60, 90)]]
+    )
+    label_at = T0 + pd.Timedelta(hours=70)
+    history["label_time"] = pd.Series([label_at, pd.NaT, pd.NaT, pd.NaT])
+    values = compute_offline_features(fs, history)[rate.name].tolist()
+    # at 30h and 60h the fraud (0h) is in the delayed window but its label is not known yet
+    assert values == pytest.approx([0.0, 0.0, 0.0, 1 / 3])  # at 90h: 1 fraud of 3 in (-102h, 66h]
+
+
+def test_without_label_time_a_label_is_known_after_the_label_delay() -> None:
+    rate = FraudRate(entity="merchant", window_s=7 * DAY_S, delay_s=1 * DAY_S)
+    fs = FeatureSet(name="t", version=1, features=(rate,))
+    history = _history([("f", 0, "c1", "m", 10.0, 1), ("a", 30, "c2", "m", 1.0, 0)])
+    assert compute_offline_features(fs, history, label_delay_s=2 * DAY_S)[rate.name].tolist() == [
+        0.0,
+        0.0,
+    ]
+    assert compute_offline_features(fs, history, label_delay_s=DAY_S)[rate.name].tolist() == [
+        0.0,
+        1.0,
+    ]
+
+
+def test_the_current_transaction_is_in_its_window_and_a_tie_in_order() -> None:
+    count = WindowAggregate(entity="card", aggregation="count", window_s=3600)
+    fs = FeatureSet(name="t", version=1, features=(count,))
+    history = _history(
+        [("b", 1, "c", "m", 1.0, 0), ("a", 1, "c", "m", 1.0, 0), ("c", 0, "c", "m", 1.0, 0)]
+    )
+    # same time: "a" before "b" by id; the event exactly 1h earlier is out of (t - 1h, t]
+    assert compute_offline_features(fs, history)[count.name].tolist() == [2.0, 1.0, 1.0]
+
+
+def test_a_feature_whose_field_is_missing_is_left_out() -> None:
+    without = CORE_FEATURE_SET.available_for(frozenset({"transaction_id", "amount"}))
+    assert "channel_is_online" in CORE_FEATURE_SET.names
+    assert "channel_is_online" not in without.names
+    assert without.fingerprint != CORE_FEATURE_SET.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"amount": [np.nan, 1.0]}, "negative or NaN amount"),
+        ({"amount": [-1.0, 1.0]}, "negative or NaN amount"),
+        ({"transaction_id": ["same", "same"]}, "duplicate transaction_id"),
+    ],
+)
+def test_a_bad_history_is_refused_with_the_rows_named(
+    tmp_path: Path, change: dict[str, list[object]], message: str
+) -> None:
+    history = _history([("a", 0, "c", "m", 1.0, 0), ("b", 1, "c", "m", 2.0, 0)])
+    for column, values in change.items():
+        history[column] = pd.Series(values)
+    path = tmp_path / "bad.parquet"
+    history.to_parquet(path)
+    with pytest.raises(HistoryColumnsError, match=message):
+        read_history(path)
+
+
+def test_a_history_without_needed_columns_is_refused() -> None:
+    with pytest.raises(HistoryColumnsError, match="merchant_id"):
+        compute_offline_features(CORE_FEATURE_SET, _history([]).drop(columns=["merchant_id"]))
+
+
+def test_names_read_as_english_and_the_fingerprint_tracks_definitions() -> None:
+    assert "card_amount_mean_30d" in CORE_FEATURE_SET.names
+    assert "merchant_fraud_rate_7d_delay7d" in CORE_FEATURE_SET.names
+    assert "is_new_merchant_for_card_30d" in CORE_FEATURE_SET.names
+    changed = FeatureSet(name="core", version=2, features=CORE_FEATURE_SET.features[:-1])
+    assert changed.fingerprint != CORE_FEATURE_SET.fingerprint
