@@ -136,11 +136,21 @@ class ModelRegistry:
             )
         return LoadedModel(booster=booster, metadata=meta)
 
-    def champion_version(self) -> int | None:
+    def _pointer(self) -> dict[str, Any]:
         path = self.root / CHAMPION_FILE
-        if not path.is_file():
-            return None
-        return int(json.loads(path.read_text())["version"])
+        pointer: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        return pointer
+
+    def champion_version(self) -> int | None:
+        version = self._pointer().get("version")
+        return None if version is None else int(version)
+
+    def champion_was_forced(self) -> bool:
+        """True when the champion was put there by an operator bypassing the gate."""
+        return bool(self._pointer().get("forced", False))
+
+    def previous_champions(self) -> list[int]:
+        return [int(v) for v in self._pointer().get("previous", [])]
 
     def load_champion(self) -> LoadedModel:
         version = self.champion_version()
@@ -150,13 +160,34 @@ class ModelRegistry:
             )
         return self.load(version)
 
-    def promote(self, version: int) -> None:
+    def promote(self, version: int, *, forced: bool = False) -> None:
         """Make ``version`` the champion; readers see the old or the new pointer, never half."""
         self.metadata(version)  # refuse unknown versions
+        current = self.champion_version()
+        previous = self.previous_champions()
+        if current is not None and current != version:
+            previous = [current, *previous][:50]
+        self._write_pointer({"version": version, "previous": previous, "forced": forced})
+
+    def rollback(self) -> int:
+        """Reinstate the champion before this one; return its version."""
+        previous = self.previous_champions()
+        if not previous:
+            raise RegistryError(
+                f"registry {self.root} has no earlier champion to roll back to "
+                f"(champion: {self.champion_version()})"
+            )
+        self._write_pointer({"version": previous[0], "previous": previous[1:], "forced": True})
+        return previous[0]
+
+    def _write_pointer(self, pointer: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=self.root)
         with os.fdopen(fd, "w") as out:
-            json.dump({"version": version}, out)
+            json.dump(pointer, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, self.root / CHAMPION_FILE)
+
+    def version_dir(self, version: int) -> Path:
+        return self._versions / str(version)

@@ -1,23 +1,53 @@
 """Retraining on a fixed interval, until SIGTERM/SIGINT.
 
-A failed run is logged and retried at the next tick; it never ends the schedule.
+A failed run is logged and retried at the next tick; it never ends the schedule. A lock
+file (``flock``) makes sure two runs never overlap, even from two schedulers: a tick that
+finds the lock held is skipped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
-__all__ = ["run_every"]
+__all__ = ["exclusive", "run_every"]
 
 log = logging.getLogger(__name__)
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: Path) -> Iterator[bool]:
+    """Hold an exclusive, non-blocking lock on ``lock_path``; yield False if it is taken."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_every(
-    interval_s: float, job: Callable[[], None], *, stop: threading.Event | None = None
+    interval_s: float,
+    job: Callable[[], None],
+    *,
+    lock_path: Path | None = None,
+    stop: threading.Event | None = None,
 ) -> int:
     """Run ``job`` now and then every ``interval_s``; return how many runs succeeded."""
     if interval_s <= 0:
@@ -28,12 +58,16 @@ def run_every(
             signal.signal(signum, lambda *_: stop.set())
     succeeded = 0
     next_run = time.monotonic()
-    while not stop.is_set():
-        try:
-            job()
-            succeeded += 1
-        except Exception:
-            log.exception("scheduled training run failed; retrying at the next tick")
+    while True:  # the first tick runs at once, even if a stop is already requested
+        with exclusive(lock_path) if lock_path else contextlib.nullcontext(True) as mine:
+            if not mine:
+                log.warning("another training run holds %s; skipping this tick", lock_path)
+            else:
+                try:
+                    job()
+                    succeeded += 1
+                except Exception:
+                    log.exception("scheduled training run failed; retrying at the next tick")
         next_run += interval_s
-        stop.wait(max(0.0, next_run - time.monotonic()))
-    return succeeded
+        if stop.wait(max(0.0, next_run - time.monotonic())):
+            return succeeded

@@ -1,144 +1,141 @@
-"""First-generation training: time-ordered split, XGBoost, thresholds, registration.
+"""Fitting an XGBoost model on a training window, time-ordered and deterministic.
 
-The history is split by time: the earliest ``1 - validation_fraction`` trains, the rest
-drives early stopping, the metrics and the thresholds. (The deep protocol with a label
-delay and prequential folds is the batch-training issue's work.)
+The last ``validation_fraction`` of the training window (by time) drives early stopping,
+the choice of class weighting (and, with ``tune``, a small hyper-parameter grid, scored
+by average precision), and the cost-minimising thresholds. The chosen configuration is
+then refitted on the whole window for the number of rounds validation found best.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+import itertools
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xgboost as xgb
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score
 
 from batch_training.errors import TrainingDataError
-from batch_training.registry import ModelMetadata, ModelRegistry, Thresholds
-from feature_store import FeatureSet, canonical_order, compute_offline_features
+from batch_training.metrics import CostModel, choose_cost_thresholds
+from batch_training.registry import Thresholds
 
-__all__ = ["TrainingConfig", "TrainingResult", "choose_thresholds", "train_and_register"]
+__all__ = ["FittedModel", "TrainingConfig", "fit_model"]
+
+_TUNE_GRID: dict[str, list[Any]] = {
+    "max_depth": [4, 6, 8],
+    "eta": [0.05, 0.1],
+    "min_child_weight": [1, 5],
+}
 
 
 @dataclass(frozen=True, kw_only=True)
 class TrainingConfig:
     seed: int = 7
-    validation_fraction: float = 0.25
-    max_rounds: int = 400
-    early_stopping_rounds: int = 30
+    validation_fraction: float = 0.2
+    max_rounds: int = 600
+    early_stopping_rounds: int = 40
     max_depth: int = 6
     learning_rate: float = 0.1
-    review_alert_rate: float = 0.01  # share of traffic analysts can review
-    decline_precision: float = 0.9  # decline only where almost every flag is fraud
+    tune: bool = False
     nthread: int = 2
+    alert_rate: float = 0.005
+    cost: CostModel = field(default_factory=CostModel)
 
 
 @dataclass(frozen=True)
-class TrainingResult:
-    metadata: ModelMetadata
-    train_rows: int
-    validation_rows: int
-    seconds: float
-    promoted: bool
+class FittedModel:
+    booster: xgb.Booster
+    params: dict[str, Any]
+    rounds: int
+    validation_ap: float
+    thresholds: Thresholds
+    candidates: list[dict[str, Any]]
 
 
-def choose_thresholds(
-    scores: np.ndarray, labels: np.ndarray, *, alert_rate: float, decline_precision: float
-) -> Thresholds:
-    """Review the top ``alert_rate`` of scores; decline where precision reaches the target."""
-    review = float(np.quantile(scores, 1.0 - alert_rate))
-    order = np.argsort(-scores, kind="stable")
-    sorted_scores, sorted_labels = scores[order], labels[order]
-    precision = np.cumsum(sorted_labels) / np.arange(1, len(scores) + 1)
-    # lowest score whose top-k precision still meets the target (k >= 5 to avoid noise)
-    ok = np.nonzero((precision >= decline_precision) & (np.arange(len(scores)) >= 4))[0]
-    decline = float(sorted_scores[ok[-1]]) if len(ok) else 0.99
-    decline = max(decline, review)
-    return Thresholds(review=min(review, decline), decline=decline)
+def _check_labels(name: str, labels: np.ndarray) -> None:
+    frauds = int(labels.sum())
+    if frauds == 0 or frauds == len(labels):
+        raise TrainingDataError(
+            f"the {name} ({len(labels)} rows) has {frauds} frauds: a single class cannot be "
+            "learned; use a longer window (--train-days) or more history"
+        )
 
 
-def train_and_register(
-    history: pd.DataFrame,
-    *,
-    feature_set: FeatureSet,
-    registry: ModelRegistry,
+def fit_model(
+    features: np.ndarray,
+    labels: np.ndarray,
+    amounts: np.ndarray,
+    feature_names: list[str],
     config: TrainingConfig,
-    promote: bool = True,
-) -> TrainingResult:
-    started = time.perf_counter()
-    if "is_fraud" not in history.columns:
-        raise TrainingDataError("history has no is_fraud column: labels are needed to train")
-    history = history.iloc[canonical_order(history)]
-    # a feature whose input field this history lacks is left out, not faked
-    feature_set = feature_set.available_for(frozenset(history.columns))
-    features = compute_offline_features(feature_set, history)
-    labels = history["is_fraud"].to_numpy(dtype=np.int8)
-    split = int(len(history) * (1.0 - config.validation_fraction))
-    for name, part in (("training", labels[:split]), ("validation", labels[split:])):
-        if part.sum() == 0 or part.sum() == len(part):
-            raise TrainingDataError(
-                f"the {name} part of the history ({len(part)} rows) has a single class; "
-                "simulate more days or cards (fraud_rate is too low for this size)"
-            )
-    names = list(feature_set.names)
-    train = xgb.DMatrix(features.iloc[:split], label=labels[:split], feature_names=names)
-    valid = xgb.DMatrix(features.iloc[split:], label=labels[split:], feature_names=names)
-    params: dict[str, Any] = {
+) -> FittedModel:
+    """Rows must be in time order (the validation slice is the most recent one)."""
+    n = len(labels)
+    cut = int(n * (1.0 - config.validation_fraction))
+    _check_labels("training window", labels)
+    _check_labels("validation slice (the end of the training window)", labels[cut:])
+    fit = xgb.DMatrix(features[:cut], label=labels[:cut], feature_names=feature_names)
+    valid = xgb.DMatrix(features[cut:], label=labels[cut:], feature_names=feature_names)
+    imbalance = (cut - labels[:cut].sum()) / max(labels[:cut].sum(), 1)
+    base = {
         "objective": "binary:logistic",
         "eval_metric": "aucpr",
         "tree_method": "hist",
         "max_depth": config.max_depth,
         "eta": config.learning_rate,
+        "min_child_weight": 1,
+        "subsample": 0.9,
+        "colsample_bytree": 0.9,
         "seed": config.seed,
         "nthread": config.nthread,
     }
-    booster = xgb.train(
-        params,
-        train,
-        num_boost_round=config.max_rounds,
-        evals=[(valid, "validation")],
-        early_stopping_rounds=config.early_stopping_rounds,
-        verbose_eval=False,
-    )
-    booster = booster[: booster.best_iteration + 1]
-    scores = booster.predict(valid)
-    valid_labels = labels[split:]
-    thresholds = choose_thresholds(
-        scores,
-        valid_labels,
-        alert_rate=config.review_alert_rate,
-        decline_precision=config.decline_precision,
-    )
-    times = history["event_time"]
-    metadata = registry.register(
-        booster,
-        created_at=datetime.now(UTC).isoformat(),
-        feature_set_name=feature_set.name,
-        feature_set_version=feature_set.version,
-        feature_set_fingerprint=feature_set.fingerprint,
-        feature_names=tuple(names),
-        thresholds=thresholds,
-        metrics={
-            "roc_auc": float(roc_auc_score(valid_labels, scores)),
-            "average_precision": float(average_precision_score(valid_labels, scores)),
-            "best_iteration": float(booster.num_boosted_rounds()),
-        },
-        training_window={
-            "start": times.iloc[0].isoformat(),
-            "end": times.iloc[split - 1].isoformat(),
-            "validation_end": times.iloc[-1].isoformat(),
-        },
-    )
-    if promote:
-        registry.promote(metadata.version)
-    return TrainingResult(
-        metadata=metadata,
-        train_rows=split,
-        validation_rows=len(history) - split,
-        seconds=time.perf_counter() - started,
-        promoted=promote,
+    grid = [
+        dict(zip(_TUNE_GRID, values, strict=True))
+        for values in itertools.product(*_TUNE_GRID.values())
+    ]
+    candidates = [
+        {**base, **tuned, "scale_pos_weight": weight}
+        for tuned in (grid if config.tune else [{}])
+        for weight in (1.0, round(math.sqrt(imbalance), 3))
+    ]
+    best: tuple[float, dict[str, Any], int, np.ndarray] | None = None
+    tried = []
+    for params in candidates:
+        booster = xgb.train(
+            params,
+            fit,
+            num_boost_round=config.max_rounds,
+            evals=[(valid, "validation")],
+            early_stopping_rounds=config.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        rounds = booster.best_iteration + 1
+        scores = booster.predict(valid, iteration_range=(0, rounds))
+        ap = float(average_precision_score(labels[cut:], scores))
+        tried.append(
+            {
+                "params": {
+                    k: params[k]
+                    for k in ("max_depth", "eta", "min_child_weight", "scale_pos_weight")
+                },
+                "rounds": rounds,
+                "validation_ap": ap,
+            }
+        )
+        if best is None or ap > best[0]:
+            best = (ap, params, rounds, scores)
+    if best is None:  # unreachable: there are always candidates
+        raise TrainingDataError("no model configuration was tried")
+    ap, params, rounds, scores = best
+    review, decline, _ = choose_cost_thresholds(scores, labels[cut:], amounts[cut:], config.cost)
+    full = xgb.DMatrix(features, label=labels, feature_names=feature_names)
+    booster = xgb.train(params, full, num_boost_round=rounds, verbose_eval=False)
+    return FittedModel(
+        booster=booster,
+        params=params,
+        rounds=rounds,
+        validation_ap=ap,
+        thresholds=Thresholds(review=min(review, 1.0), decline=min(decline, 1.0)),
+        candidates=tried,
     )

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 import redis
 
+from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
-from batch_training.train import TrainingConfig, train_and_register
+from batch_training.train import TrainingConfig
 from embedded import EmbeddedBroker, free_port
 from feature_store import CORE_FEATURE_SET
 from simulator import SimulationConfig, TrafficGenerator
@@ -103,11 +104,16 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
     generator = TrafficGenerator(SimulationConfig(cards=800, merchants=80, seed=5))
     history = generator.history(start=datetime(2025, 1, 1, tzinfo=UTC), days=20)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry"))
-    train_and_register(
+    run_training(
         history,
-        feature_set=CORE_FEATURE_SET,
         registry=registry,
-        config=TrainingConfig(seed=1, max_rounds=60),
+        options=PipelineOptions(
+            feature_set=CORE_FEATURE_SET,
+            train_days=10,
+            delay_days=3,
+            test_days=7,
+            training=TrainingConfig(seed=1, max_rounds=60),
+        ),
     )
     return registry
 

@@ -36,7 +36,14 @@ def test_demo_accounts_for_every_event(tmp_path: Path) -> None:
     before = set(_children(os.getpid()))  # session fixtures (broker, redis) may already run
     summary = run_demo(
         DemoConfig(
-            duration_s=6, rate=150, cards=500, merchants=60, history_days=12, workdir=tmp_path
+            duration_s=6,
+            rate=150,
+            cards=500,
+            merchants=60,
+            history_days=14,
+            delay_days=2,
+            test_days=4,
+            workdir=tmp_path,
         ),
         say=messages.append,
     )

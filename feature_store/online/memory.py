@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from feature_store.online.base import LATENESS_MS, EntityRequest, LabelUpdate
+from feature_store.online.base import LATENESS_MS, EntityRequest, LabelUpdate, party_hash
 from feature_store.plan import AggSpec, EntityPlan
 
 __all__ = ["MemoryOnlineStore"]
@@ -37,7 +37,8 @@ class _Log:
 
 
 def _member(request: EntityRequest) -> str:
-    return f"{request.transaction_id}|{request.amount!r}|{request.counterparty_id}"
+    # the counterparty is kept as its hash, exactly as the Redis store keeps it
+    return f"{request.transaction_id}|{request.amount!r}|{party_hash(request.counterparty_id)}"
 
 
 def _aggregate(
@@ -110,7 +111,14 @@ class MemoryOnlineStore:
                 hi = bisect.bisect_right(log.keys, (ts - spec.hi_ms, "\U0010ffff"))
                 count_in = hi - lo
             values.append(
-                _aggregate(spec, ts, scanned, request.counterparty_id, count_in, log.frauds)
+                _aggregate(
+                    spec,
+                    ts,
+                    scanned,
+                    str(party_hash(request.counterparty_id)),
+                    count_in,
+                    log.frauds,
+                )
             )
         bisect.insort(log.keys, (ts, member))
         if plan.needs_labels:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import struct
+import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -157,9 +159,8 @@ def test_redis_key_layout_is_pinned(store: OnlineStore, redis_url: str, unique: 
     client = redis.Redis.from_url(redis_url)
     log = f"fraud:fs2:log:card:{unique}k".encode()
     assert client.type(log) == b"zset"
-    assert client.zrange(log, 0, -1, withscores=True) == [
-        (b"1700000000123|12.5|m9|tx_1", 1_700_000_000_123.0)
-    ]
+    member = struct.pack(">ddI", 1_700_000_000_123, 12.5, zlib.crc32(b"m9")) + b"tx_1"
+    assert client.zrange(log, 0, -1, withscores=True) == [(member, 1_700_000_000_123.0)]
     assert 0 < client.pttl(log) <= H + LATENESS_MS
     assert not client.exists("fraud:fs2:tx:tx_1:card")  # cards keep no fraud counts here
     frauds = f"fraud:fs2:frauds:merchant:{unique}m"

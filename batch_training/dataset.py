@@ -1,0 +1,151 @@
+"""Time-correct datasets: training window, label delay, test window, prequential folds.
+
+The protocol of the fraud-detection handbook: train on ``train_days`` from
+``train_start``; skip ``delay_days`` (labels of the latest training days are not known
+yet when the model goes live); test on the next ``test_days``. Cards already known to be
+compromised are taken out of the test set: those with a fraud in the training window, and,
+for each test day, those with a fraud on the matching day of the delay period (the last
+day whose labels are known by then), as the handbook does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from batch_training.errors import TrainingDataError
+from feature_store.offline import epoch_ms
+
+__all__ = [
+    "DataSplit",
+    "TimeSplit",
+    "day_index",
+    "fold_splits",
+    "latest_split",
+    "split_history",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeSplit:
+    train_start: date
+    train_days: int = 7
+    delay_days: int = 7
+    test_days: int = 7
+
+    def __post_init__(self) -> None:
+        for name in ("train_days", "test_days"):
+            if getattr(self, name) < 1:
+                raise TrainingDataError(f"{name}={getattr(self, name)} must be at least 1 day")
+        if self.delay_days < 0:
+            raise TrainingDataError(f"delay_days={self.delay_days} must be >= 0")
+
+    @property
+    def test_start(self) -> date:
+        return self.train_start + timedelta(days=self.train_days + self.delay_days)
+
+    @property
+    def test_end(self) -> date:
+        """First day after the test window."""
+        return self.test_start + timedelta(days=self.test_days)
+
+    @property
+    def span_days(self) -> int:
+        return self.train_days + self.delay_days + self.test_days
+
+    def shifted(self, days: int) -> TimeSplit:
+        return TimeSplit(
+            train_start=self.train_start - timedelta(days=days),
+            train_days=self.train_days,
+            delay_days=self.delay_days,
+            test_days=self.test_days,
+        )
+
+    def describe(self) -> dict[str, str]:
+        last_train = self.train_start + timedelta(days=self.train_days - 1)
+        return {
+            "train": f"{self.train_start} .. {last_train}",
+            "delay_days": str(self.delay_days),
+            "test": f"{self.test_start} .. {self.test_end - timedelta(days=1)}",
+        }
+
+
+@dataclass(frozen=True)
+class DataSplit:
+    split: TimeSplit
+    train: np.ndarray  # row positions of the history, in time order
+    test: np.ndarray
+
+    @property
+    def train_rows(self) -> int:
+        return len(self.train)
+
+    @property
+    def test_rows(self) -> int:
+        return len(self.test)
+
+
+def day_index(history: pd.DataFrame) -> np.ndarray:
+    """UTC calendar day of each row as days since 1970-01-01."""
+    return epoch_ms(history["event_time"]) // 86_400_000
+
+
+def _day_number(day: date) -> int:
+    return (day - date(1970, 1, 1)).days
+
+
+def latest_split(
+    history: pd.DataFrame, *, train_days: int, delay_days: int, test_days: int
+) -> TimeSplit:
+    """The most recent split whose test window still lies inside the history."""
+    last_day = history["event_time"].max().tz_convert("UTC").date()
+    span = train_days + delay_days + test_days
+    return TimeSplit(
+        train_start=last_day - timedelta(days=span - 1),
+        train_days=train_days,
+        delay_days=delay_days,
+        test_days=test_days,
+    )
+
+
+def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:
+    """Row positions of the training and (compromised-card-filtered) test sets."""
+    days = day_index(history)
+    first, last = int(days.min()), int(days.max())
+    start = _day_number(split.train_start)
+    if start < first or _day_number(split.test_end) - 1 > last:
+        epoch = date(1970, 1, 1)
+        raise TrainingDataError(
+            f"the split {split.describe()} needs days {split.train_start} to "
+            f"{split.test_end - timedelta(days=1)}, but the history covers "
+            f"{epoch + timedelta(days=first)} to {epoch + timedelta(days=last)}; "
+            "choose another --train-start or fewer days"
+        )
+    order = np.argsort(days, kind="stable")
+    days_sorted = days[order]
+    cards = history["card_id"].to_numpy()[order]
+    fraud = history["is_fraud"].to_numpy(dtype=bool)[order]
+    in_train = (days_sorted >= start) & (days_sorted < start + split.train_days)
+    known = set(cards[in_train & fraud].tolist())
+    test_positions = []
+    for offset in range(split.test_days):
+        # the handbook's day: labels of training-day (train_days - 1 + offset) are known now
+        delay_day = start + split.train_days + offset - 1
+        known |= set(cards[(days_sorted == delay_day) & fraud].tolist())
+        test_day = start + split.train_days + split.delay_days + offset
+        on_day = np.nonzero(days_sorted == test_day)[0]
+        keep = ~np.isin(cards[on_day], list(known)) if known else np.ones(len(on_day), bool)
+        test_positions.append(on_day[keep])
+    train = order[np.nonzero(in_train)[0]]
+    test = order[np.concatenate(test_positions)] if test_positions else np.empty(0, np.int64)
+    return DataSplit(split=split, train=train, test=test)
+
+
+def fold_splits(split: TimeSplit, folds: int) -> list[TimeSplit]:
+    """Prequential folds: the split, then shifted back one test window at a time."""
+    if folds < 1:
+        raise TrainingDataError(f"--folds {folds} must be at least 1")
+    return [split.shifted(k * split.test_days) for k in range(folds)]

@@ -1,0 +1,308 @@
+"""One training run: features, split, fit, evaluate, register, gate, report.
+
+Used by ``fraud train`` (once or on a schedule) and by the demo.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from batch_training.dataset import (
+    DataSplit,
+    TimeSplit,
+    day_index,
+    fold_splits,
+    latest_split,
+    split_history,
+)
+from batch_training.gate import GateDecision, promotion_gate
+from batch_training.metrics import decision_cost, summary_metrics
+from batch_training.registry import ModelMetadata, ModelRegistry
+from batch_training.report import write_report
+from batch_training.train import FittedModel, TrainingConfig, fit_model
+from feature_store import FeatureSet, compute_offline_features, feature_set_by_name
+from feature_store.offline import DEFAULT_LABEL_DELAY_S
+
+__all__ = ["Evaluation", "PipelineOptions", "TrainingRun", "run_training"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    feature_set: FeatureSet
+    train_start: datetime | None = None
+    train_days: int = 7
+    delay_days: int = 7
+    test_days: int = 7
+    folds: int = 1
+    label_delay_s: int = DEFAULT_LABEL_DELAY_S
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    cp_tolerance: float = 0.01
+    promote: bool = True
+    report_dir: Path | None = None
+    predictions_out: Path | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    split: TimeSplit
+    metrics: dict[str, float]
+    cp_per_day: list[float]
+    scores: np.ndarray
+    rows: np.ndarray
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    metadata: ModelMetadata
+    promoted: bool
+    gate: GateDecision
+    evaluation: Evaluation
+    folds: list[dict[str, Any]]
+    train_rows: int
+    test_rows: int
+    seconds: float
+    report: Path
+
+
+def _fingerprint(history: pd.DataFrame) -> str:
+    columns = [
+        c for c in ("transaction_id", "event_time", "card_id", "amount", "is_fraud") if c in history
+    ]
+    hashed = pd.util.hash_pandas_object(history[columns], index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()
+
+
+def _time_sorted(rows: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    return rows[np.argsort(ts[rows], kind="stable")]
+
+
+def _evaluate(
+    scores: np.ndarray, data: DataSplit, history: pd.DataFrame, days: np.ndarray, alert_rate: float
+) -> Evaluation:
+    labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
+    cards = history["card_id"].to_numpy()[data.test]
+    metrics = summary_metrics(
+        scores=scores, labels=labels, days=days[data.test], cards=cards, alert_rate=alert_rate
+    )
+    from batch_training.metrics import card_precision_at_k
+
+    _, per_day = card_precision_at_k(days[data.test], cards, scores, labels, k=100)
+    return Evaluation(
+        split=data.split, metrics=metrics, cp_per_day=per_day, scores=scores, rows=data.test
+    )
+
+
+def _fit_fold(
+    features: np.ndarray,
+    history: pd.DataFrame,
+    data: DataSplit,
+    names: list[str],
+    config: TrainingConfig,
+    ts: np.ndarray,
+    days: np.ndarray,
+) -> tuple[FittedModel, Evaluation]:
+    train = _time_sorted(data.train, ts)
+    labels = history["is_fraud"].to_numpy(dtype=np.int8)
+    amounts = history["amount"].to_numpy(dtype=np.float64)
+    fitted = fit_model(features[train], labels[train], amounts[train], names, config)
+    test_matrix = xgb.DMatrix(features[data.test], feature_names=names)
+    scores = fitted.booster.predict(test_matrix)
+    return fitted, _evaluate(scores, data, history, days, config.alert_rate)
+
+
+def _champion_evaluation(
+    registry: ModelRegistry,
+    history: pd.DataFrame,
+    data: DataSplit,
+    days: np.ndarray,
+    features_by_fingerprint: dict[str, np.ndarray],
+    label_delay_s: int,
+    alert_rate: float,
+) -> tuple[int, Evaluation] | None:
+    version = registry.champion_version()
+    if version is None:
+        return None
+    champion = registry.load(version)
+    meta = champion.metadata
+    features = features_by_fingerprint.get(meta.feature_set_fingerprint)
+    if features is None:
+        champion_set = feature_set_by_name(meta.feature_set_name).select(meta.feature_names)
+        features = compute_offline_features(
+            champion_set, history, label_delay_s=label_delay_s
+        ).to_numpy()
+    matrix = xgb.DMatrix(features[data.test], feature_names=list(meta.feature_names))
+    return version, _evaluate(champion.booster.predict(matrix), data, history, days, alert_rate)
+
+
+def run_training(
+    history: pd.DataFrame,
+    *,
+    registry: ModelRegistry,
+    options: PipelineOptions,
+    progress: Progress = lambda _: None,
+) -> TrainingRun:
+    started = time.perf_counter()
+    feature_set = options.feature_set.available_for(frozenset(history.columns))
+    names = list(feature_set.names)
+    progress(f"computing {len(names)} features for {len(history):,} rows")
+    features = compute_offline_features(
+        feature_set, history, label_delay_s=options.label_delay_s
+    ).to_numpy(dtype=np.float32)
+    days = day_index(history)
+    ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+    if options.train_start is None:
+        split = latest_split(
+            history,
+            train_days=options.train_days,
+            delay_days=options.delay_days,
+            test_days=options.test_days,
+        )
+    else:
+        split = TimeSplit(
+            train_start=options.train_start.date(),
+            train_days=options.train_days,
+            delay_days=options.delay_days,
+            test_days=options.test_days,
+        )
+    fold_results: list[dict[str, Any]] = []
+    candidate: tuple[FittedModel, Evaluation, DataSplit] | None = None
+    for k, fold in enumerate(fold_splits(split, options.folds)):
+        window = fold.describe()
+        progress(f"fold {k + 1}/{options.folds}: train {window['train']}, test {window['test']}")
+        data = split_history(history, fold)
+        fitted, evaluation = _fit_fold(features, history, data, names, options.training, ts, days)
+        fold_results.append(
+            {
+                "fold": k,
+                **fold.describe(),
+                **evaluation.metrics,
+                "train_rows": data.train_rows,
+                "test_rows": data.test_rows,
+            }
+        )
+        if candidate is None:
+            candidate = (fitted, evaluation, data)
+    if candidate is None:  # fold_splits always yields at least one split
+        raise RuntimeError("no fold was trained")
+    fitted, evaluation, data = candidate
+    progress("comparing with the champion on the same test window")
+    champion = _champion_evaluation(
+        registry,
+        history,
+        data,
+        days,
+        {feature_set.fingerprint: features},
+        options.label_delay_s,
+        options.training.alert_rate,
+    )
+    gate = promotion_gate(
+        evaluation.metrics,
+        None if champion is None else champion[1].metrics,
+        cp_tolerance=options.cp_tolerance,
+    )
+    labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
+    amounts = history["amount"].to_numpy(dtype=np.float64)[data.test]
+    test_cost = decision_cost(
+        evaluation.scores,
+        labels,
+        amounts,
+        fitted.thresholds.review,
+        fitted.thresholds.decline,
+        options.training.cost,
+    )
+    metrics = {
+        **evaluation.metrics,
+        "test_cost": test_cost,
+        "validation_average_precision": fitted.validation_ap,
+    }
+    if options.folds > 1:
+        for key in (
+            "roc_auc",
+            "average_precision",
+            "card_precision_at_100",
+            "recall_at_alert_rate",
+        ):
+            values = [f[key] for f in fold_results]
+            metrics[f"folds_mean_{key}"] = float(np.mean(values))
+            metrics[f"folds_std_{key}"] = float(np.std(values))
+    train_times = history["event_time"].iloc[data.train]
+    meta = registry.register(
+        fitted.booster,
+        created_at=datetime.now(UTC).isoformat(),
+        feature_set_name=feature_set.name,
+        feature_set_version=feature_set.version,
+        feature_set_fingerprint=feature_set.fingerprint,
+        feature_names=tuple(names),
+        thresholds=fitted.thresholds,
+        metrics=metrics,
+        training_window={
+            "start": train_times.min().isoformat(),
+            "end": train_times.max().isoformat(),
+            **{f"split_{k}": v for k, v in split.describe().items()},
+        },
+        extra={
+            "data_fingerprint": _fingerprint(history),
+            "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
+            "rounds": fitted.rounds,
+            "candidates": fitted.candidates,
+            "folds": fold_results,
+            "gate": {
+                "promote": gate.promote,
+                "reason": gate.reason,
+                "champion": None if champion is None else champion[0],
+                "champion_metrics": None if champion is None else champion[1].metrics,
+            },
+            "cost_model": vars(options.training.cost),
+            "label_delay_s": options.label_delay_s,
+        },
+    )
+    promoted = gate.promote and options.promote
+    if promoted:
+        registry.promote(meta.version)
+    if options.predictions_out is not None:
+        options.predictions_out.parent.mkdir(parents=True, exist_ok=True)
+        pd.DataFrame(
+            {
+                "transaction_id": history["transaction_id"].to_numpy()[data.test],
+                "score": evaluation.scores,
+            }
+        ).to_parquet(options.predictions_out, index=False)
+    progress("writing the report")
+    report_dir = options.report_dir or registry.version_dir(meta.version) / "report"
+    report = write_report(
+        report_dir,
+        metadata=meta,
+        evaluation=evaluation,
+        labels=labels,
+        amounts=amounts,
+        booster=fitted.booster,
+        test_features=features[data.test],
+        feature_names=names,
+        cost=options.training.cost,
+        gate=gate,
+        promoted=promoted,
+        champion=None if champion is None else champion[1].metrics,
+    )
+    return TrainingRun(
+        metadata=meta,
+        promoted=promoted,
+        gate=gate,
+        evaluation=evaluation,
+        folds=fold_results,
+        train_rows=data.train_rows,
+        test_rows=data.test_rows,
+        seconds=time.perf_counter() - started,
+        report=report,
+    )

@@ -1,0 +1,124 @@
+"""The promotion gate both ways, the models commands, the schedule lock, train --json."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from batch_training.gate import promotion_gate
+from batch_training.registry import ModelRegistry
+from batch_training.schedule import exclusive, run_every
+from fraud_cli.main import cli
+
+
+def _metrics(ap: float, cp: float) -> dict[str, float]:
+    return {"average_precision": ap, "card_precision_at_100": cp}
+
+
+def test_gate_promotes_a_better_candidate() -> None:
+    decision = promotion_gate(_metrics(0.70, 0.30), _metrics(0.65, 0.305), cp_tolerance=0.01)
+    assert decision.promote
+    assert "0.7000 > champion's 0.6500" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("candidate", "why"),
+    [
+        (_metrics(0.65, 0.40), "does not beat"),
+        (_metrics(0.64, 0.40), "does not beat"),
+        (_metrics(0.70, 0.28), "fell more than 0.01"),
+    ],
+)
+def test_gate_keeps_the_champion(candidate: dict[str, float], why: str) -> None:
+    decision = promotion_gate(candidate, _metrics(0.65, 0.30), cp_tolerance=0.01)
+    assert not decision.promote
+    assert why in decision.reason
+
+
+def test_first_model_is_promoted() -> None:
+    assert promotion_gate(_metrics(0.1, 0.1), None, cp_tolerance=0.01).promote
+
+
+def test_schedule_lock_skips_a_tick_while_another_run_holds_it(tmp_path: Path) -> None:
+    lock = tmp_path / ".train.lock"
+    ran: list[int] = []
+    stop = threading.Event()
+
+    def job() -> None:
+        ran.append(1)
+
+    with exclusive(lock) as mine:
+        assert mine
+        with exclusive(lock) as second:
+            assert not second  # the same lock cannot be taken twice
+        stop.set()
+        # the only tick happens while the lock is held: skipped, nothing runs
+        assert run_every(3600, job, lock_path=lock, stop=stop) == 0
+    assert ran == []
+    stop.clear()
+    runs: list[int] = []
+
+    def once() -> None:
+        runs.append(1)
+        stop.set()
+
+    assert run_every(3600, once, lock_path=lock, stop=stop) == 1
+
+
+def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: Path) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    runner = CliRunner()
+    args = [
+        "train",
+        "--history",
+        str(history),
+        "--registry",
+        str(registry),
+        "--train-days",
+        "4",
+        "--delay-days",
+        "2",
+        "--test-days",
+        "4",
+        "--json",
+    ]
+    first = runner.invoke(cli, args)
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.output.strip().splitlines()[-1])
+    assert summary["model_version"] == 1
+    assert summary["promoted"] is True
+    assert set(summary["metrics"]) == {
+        "roc_auc",
+        "average_precision",
+        "card_precision_at_100",
+        "recall_at_alert_rate",
+    }
+    assert {"thresholds", "train_rows", "test_rows", "seconds"} <= set(summary)
+    # the same data and seed again: not better on the same window, so v2 stays a challenger
+    second = json.loads(runner.invoke(cli, args).output.strip().splitlines()[-1])
+    assert second["model_version"] == 2
+    assert second["promoted"] is False
+    assert "does not beat" in second["gate"]
+    models = ["models", "--registry", str(registry)]
+    listing = runner.invoke(cli, [*models, "list"])
+    assert listing.exit_code == 0
+    assert "*" in listing.output.splitlines()[1]  # v1 is the champion
+    refused = runner.invoke(cli, [*models, "promote", "2"])
+    assert refused.exit_code != 0
+    assert "--force" in refused.output
+    assert runner.invoke(cli, [*models, "promote", "2", "--force"]).exit_code == 0
+    assert ModelRegistry(registry).champion_version() == 2
+    # undoing a forced promotion needs no --force
+    assert runner.invoke(cli, [*models, "rollback"]).exit_code == 0
+    assert ModelRegistry(registry).champion_version() == 1
+    assert runner.invoke(cli, [*models, "rollback"]).exit_code != 0  # v1 passed the gate
+    shown = json.loads(runner.invoke(cli, [*models, "show", "1"]).output)
+    assert shown["version"] == 1
+    assert len(shown["model_sha256"]) == 64
