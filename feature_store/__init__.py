@@ -1,29 +1,44 @@
 """The contract between batch and stream: event schema, feature definitions, two engines."""
 
-from feature_store.definitions import CORE_FEATURE_SET, FeatureSet, feature_set_by_name
+from feature_store.columns import COLUMN_PRESETS, apply_column_preset
+from feature_store.definitions import (
+    CORE_FEATURE_SET,
+    HANDBOOK_FEATURE_SET,
+    FeatureSet,
+    feature_set_by_name,
+)
 from feature_store.errors import (
     FeatureStoreError,
     HistoryColumnsError,
     InvalidEvent,
     OnlineStoreUnavailable,
 )
-from feature_store.history import read_history
+from feature_store.history import read_history, validate_history
+from feature_store.labels import LabelCodec, LabelEvent
 from feature_store.offline import canonical_order, compute_offline_features
+from feature_store.plan import FeaturePlan
 from feature_store.schema import Transaction, TransactionCodec, looks_like_pan, redact_pans
 
 __all__ = [
+    "COLUMN_PRESETS",
     "CORE_FEATURE_SET",
+    "HANDBOOK_FEATURE_SET",
+    "FeaturePlan",
     "FeatureSet",
     "FeatureStoreError",
     "HistoryColumnsError",
     "InvalidEvent",
+    "LabelCodec",
+    "LabelEvent",
     "OnlineStoreUnavailable",
     "Transaction",
     "TransactionCodec",
+    "apply_column_preset",
     "canonical_order",
     "compute_offline_features",
     "feature_set_by_name",
     "looks_like_pan",
     "read_history",
     "redact_pans",
+    "validate_history",
 ]

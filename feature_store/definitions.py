@@ -17,6 +17,7 @@ from typing import Final, Literal
 __all__ = [
     "CORE_FEATURE_SET",
     "DAY_S",
+    "EXTENDED_FEATURE_SET",
     "HANDBOOK_FEATURE_SET",
     "AmountToWindowMean",
     "AmountZScore",
@@ -89,15 +90,20 @@ class WindowAggregate(_Named):
 
 @dataclass(frozen=True, kw_only=True)
 class AmountToWindowMean(_Named):
-    """The amount divided by the entity's mean amount over (t - window, t]."""
+    """The amount divided by the entity's mean amount over (t - delay - window, t - delay].
+
+    A delay gives a reference the last days cannot inflate (a compromised card's recent
+    fraudulent amounts do not raise the mean the new ones are compared with).
+    """
 
     entity: Entity
     window_s: int
+    delay_s: int = 0
     alias: str | None = None
 
     @property
     def generated_name(self) -> str:
-        return f"amount_to_{self.entity}_mean_{_label(self.window_s)}"
+        return f"amount_to_{self.entity}_mean_{_label(self.window_s)}{_delay_suffix(self.delay_s)}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -347,7 +353,31 @@ def _handbook() -> FeatureSet:
 
 HANDBOOK_FEATURE_SET: Final = _handbook()
 
-_FEATURE_SETS: Final = {s.name: s for s in (CORE_FEATURE_SET, HANDBOOK_FEATURE_SET)}
+# For batch training on long histories: ``core`` plus merchant risk over longer and more
+# delayed windows and a card reference mean the last two weeks cannot inflate. Its state
+# reaches back 63 days, which is why the stream's default stays ``core``.
+EXTENDED_FEATURE_SET: Final = FeatureSet(
+    name="extended",
+    version=1,
+    features=(
+        *CORE_FEATURE_SET.features,
+        *[
+            FraudRate(entity="merchant", window_s=w, delay_s=d)
+            for d, w in (
+                (7 * DAY_S, 21 * DAY_S),
+                (7 * DAY_S, 28 * DAY_S),
+                (28 * DAY_S, 7 * DAY_S),
+                (35 * DAY_S, 28 * DAY_S),
+            )
+        ],
+        AmountToWindowMean(entity="card", window_s=60 * DAY_S, delay_s=14 * DAY_S),
+        AmountToWindowMean(entity="card", window_s=90 * DAY_S, delay_s=0),
+    ),
+)
+
+_FEATURE_SETS: Final = {
+    s.name: s for s in (CORE_FEATURE_SET, HANDBOOK_FEATURE_SET, EXTENDED_FEATURE_SET)
+}
 
 
 def feature_set_by_name(name: str) -> FeatureSet:

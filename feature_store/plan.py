@@ -101,8 +101,11 @@ def _needs(feature: object) -> list[tuple[Entity, AggSpec]]:
         }
         return [(feature.entity, AggSpec(k, lo, hi)) for k in kinds[feature.aggregation]]
     if isinstance(feature, AmountToWindowMean):
-        w = _ms(feature.window_s)
-        return [(feature.entity, AggSpec("sum", w, 0)), (feature.entity, AggSpec("count", w, 0))]
+        lo, hi = _ms(feature.delay_s + feature.window_s), _ms(feature.delay_s)
+        return [
+            (feature.entity, AggSpec("sum", lo, hi)),
+            (feature.entity, AggSpec("count", lo, hi)),
+        ]
     if isinstance(feature, AmountZScore):
         w = _ms(feature.window_s)
         return [(feature.entity, AggSpec(k, w, 0)) for k in ("sum", "sumsq", "count")]
@@ -198,8 +201,9 @@ def derive_features(
                 else:
                     columns.append(window(e, feature.aggregation, lo, hi))
             elif isinstance(feature, AmountToWindowMean):
-                e, w = feature.entity, _ms(feature.window_s)
-                mean = window(e, "sum", w, 0) / window(e, "count", w, 0)
+                e = feature.entity
+                lo, hi = _ms(feature.delay_s + feature.window_s), _ms(feature.delay_s)
+                mean = window(e, "sum", lo, hi) / window(e, "count", lo, hi)
                 columns.append(np.where(mean > 0, amount / np.where(mean > 0, mean, 1.0), np.nan))
             elif isinstance(feature, AmountZScore):
                 e, w = feature.entity, _ms(feature.window_s)

@@ -241,7 +241,9 @@ def run_demo(config: DemoConfig, *, say: Callable[[str], None]) -> dict[str, Any
             if event is not None:
                 truth[event.transaction.transaction_id] = event.is_fraud
 
-        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1, acks=1)
+        producer = KafkaProducer(
+            bootstrap_servers=broker.bootstrap, linger_ms=1, acks=1, enable_idempotence=False
+        )
         produce_started = time.time()
         try:
             stats = produce_live(

@@ -137,7 +137,9 @@ def simulate_live(
     )
     with _kafka(settings.kafka_bootstrap) as bootstrap:
         ensure_topics(bootstrap, topics.all(), partitions=settings.partitions)
-        producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks=1)
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, linger_ms=2, acks=1, enable_idempotence=False
+        )
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
@@ -179,7 +181,10 @@ def _feature_options(f: Any) -> Any:
         help="Column layout of the history.",
     )(f)
     f = click.option(
-        "--feature-set", type=click.Choice(["core", "handbook"]), default="core", show_default=True
+        "--feature-set",
+        type=click.Choice(["core", "extended", "handbook"]),
+        default="core",
+        show_default=True,
     )(f)
     return click.option(
         "--history",
@@ -281,7 +286,10 @@ def features_materialize(
     "--columns", type=click.Choice(["native", "handbook"]), default="native", show_default=True
 )
 @click.option(
-    "--feature-set", type=click.Choice(["core", "handbook"]), default="core", show_default=True
+    "--feature-set",
+    type=click.Choice(["core", "extended", "handbook"]),
+    default="core",
+    show_default=True,
 )
 @click.option(
     "--train-start",
