@@ -26,6 +26,7 @@ from feature_store.online import (
     RedisOnlineStore,
 )
 from stream.processor import BatchProcessor, RawEvent, dead_letter
+from stream.reload import ModelWatcher
 from stream.scoring import load_serving_model
 from stream.settings import StreamSettings
 from stream.topics import ensure_topics
@@ -70,6 +71,11 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
         model=model,
         fallback=settings.fallback_decision,
     )
+    watcher = ModelWatcher(
+        registry=ModelRegistry(settings.registry_dir),
+        current=model,
+        interval_s=settings.model_poll_s,
+    )
     topics = settings.topics
     transport = low_latency_transport(settings.fetch_max_wait_ms)
 
@@ -103,6 +109,9 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
         # take_events is missing from faust's StreamT stub, not from the Stream class
         batches = stream.take_events(settings.batch_max, within=window_s)  # type: ignore[attr-defined]
         async for events in batches:
+            swapped = await watcher.poll()  # between batches: no event waits on a swap
+            if swapped is not None:
+                processor.swap_model(swapped)
             batch = [
                 RawEvent(
                     value=e.value,
@@ -152,7 +161,7 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
                     )
                     await dlq.send(value=encode(letter))
             try:
-                matched = await engine.apply_labels(updates)
+                matched = await processor.apply_labels(updates)
             except OnlineStoreUnavailable:
                 # not acknowledged: the labels are redelivered after a restart or rebalance
                 log.exception("could not apply %d labels; the store is unavailable", len(updates))

@@ -21,7 +21,8 @@ from feature_store import (
     TransactionCodec,
     redact_pans,
 )
-from feature_store.online import OnlineFeatureEngine
+from feature_store.online import LabelUpdate, OnlineFeatureEngine
+from stream.explain import ReasonExplainer
 from stream.policy import decide_batch
 from stream.records import DeadLetter, Decision, DecisionRecord
 from stream.scoring import ServingModel
@@ -46,6 +47,10 @@ class BatchOutput:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
+def _explainer(model: ServingModel) -> ReasonExplainer:
+    return ReasonExplainer(booster=model.model.booster, feature_set=model.feature_set)
+
+
 class BatchProcessor:
     def __init__(
         self,
@@ -62,6 +67,24 @@ class BatchProcessor:
         self._fallback = fallback
         self._clock = clock
         self._feature_set_version = model.feature_set.label
+        self._explainer = _explainer(model)
+
+    @property
+    def model(self) -> ServingModel:
+        return self._model
+
+    def swap_model(self, model: ServingModel) -> None:
+        """Serve ``model`` from the next batch on; a new feature set gets its own engine
+        over the same store (its longer windows fill up from now on)."""
+        if model.feature_set.fingerprint != self._model.feature_set.fingerprint:
+            self._engine = self._engine.for_feature_set(model.feature_set)
+            self._feature_set_version = model.feature_set.label
+        self._model = model
+        self._explainer = _explainer(model)
+
+    async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
+        """Verdicts reach the state of the features being served."""
+        return await self._engine.apply_labels(labels)
 
     async def process(self, events: Sequence[RawEvent]) -> BatchOutput:
         out = BatchOutput()
@@ -100,6 +123,12 @@ class BatchProcessor:
         else:
             verdicts = decide_batch(scores, self._model.model.metadata.thresholds)
             score_list = [round(s, 6) for s in scores.tolist()]
+            flagged = [i for i, (decision, _) in enumerate(verdicts) if decision != "approve"]
+            if flagged:  # explanations cost ~ms: only for what an analyst will look at
+                for i, reasons in zip(
+                    flagged, self._explainer.explain(features[flagged]), strict=True
+                ):
+                    verdicts[i] = (verdicts[i][0], verdicts[i][1] + reasons)
         decided_at = self._clock()
         version = self._model.version
         return [

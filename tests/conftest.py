@@ -141,3 +141,16 @@ def registry_copy(trained_registry: ModelRegistry, tmp_path: Path) -> ModelRegis
     target = tmp_path / "registry"
     shutil.copytree(trained_registry.root, target)
     return ModelRegistry(target)
+
+
+@pytest.fixture(scope="session")
+def handbook_dir() -> Path:
+    """The handbook's data: FRAUD_HANDBOOK_DIR, else ../shared/datasets/handbook."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "handbook"
+    path = Path(os.environ.get("FRAUD_HANDBOOK_DIR", default))
+    if not (path / "transactions_raw.parquet").is_file():
+        pytest.fail(
+            f"the handbook data is not at {path}: set FRAUD_HANDBOOK_DIR to the folder with "
+            "transactions_raw.parquet and transactions_transformed.parquet"
+        )
+    return path

@@ -73,5 +73,9 @@ class OnlineFeatureEngine:
         )
         return self.plan.derive(aggregates, events)
 
+    def for_feature_set(self, feature_set: FeatureSet) -> OnlineFeatureEngine:
+        """An engine for another feature set over the same store."""
+        return OnlineFeatureEngine(feature_set=feature_set, store=self._store)
+
     async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
         return await self._store.apply_labels(self._plans, labels)

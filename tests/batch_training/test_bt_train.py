@@ -20,8 +20,6 @@ from batch_training.metrics import (
 from batch_training.registry import ModelRegistry
 from feature_store import CORE_FEATURE_SET, read_history
 
-HANDBOOK = Path(__file__).resolve().parents[3] / "shared/datasets/handbook/transactions_raw.parquet"
-
 
 def _day(d: int, hour: int = 12) -> pd.Timestamp:
     return pd.Timestamp("2025-03-01", tz="UTC") + pd.Timedelta(days=d, hours=hour)
@@ -96,8 +94,8 @@ def test_recall_at_alert_rate_and_cost_thresholds() -> None:
     assert cost < labels.sum() * 100.0  # far cheaper than missing every fraud
 
 
-def test_the_handbook_protocol_gives_the_published_test_set() -> None:
-    history = read_history(HANDBOOK, columns="handbook")
+def test_the_handbook_protocol_gives_the_published_test_set(handbook_dir: Path) -> None:
+    history = read_history(handbook_dir / "transactions_raw.parquet", columns="handbook")
     data = split_history(history, TimeSplit(train_start=date(2018, 7, 25)))
     fraud = history["is_fraud"].to_numpy()
     assert (data.test_rows, int(fraud[data.test].sum())) == (58_264, 385)

@@ -10,10 +10,8 @@ from click.testing import CliRunner
 
 from fraud_cli.main import cli
 
-DATA = Path(__file__).resolve().parents[3] / "shared/datasets/handbook"
 
-
-def test_handbook_features_match_on_every_row(tmp_path: Path) -> None:
+def test_handbook_features_match_on_every_row(tmp_path: Path, handbook_dir: Path) -> None:
     out = tmp_path / "handbook_features.parquet"
     result = CliRunner().invoke(
         cli,
@@ -21,7 +19,7 @@ def test_handbook_features_match_on_every_row(tmp_path: Path) -> None:
             "features",
             "build",
             "--history",
-            str(DATA / "transactions_raw.parquet"),
+            str(handbook_dir / "transactions_raw.parquet"),
             "--feature-set",
             "handbook",
             "--columns",
@@ -32,7 +30,7 @@ def test_handbook_features_match_on_every_row(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     ours = pd.read_parquet(out)
-    reference = pd.read_parquet(DATA / "transactions_transformed.parquet")
+    reference = pd.read_parquet(handbook_dir / "transactions_transformed.parquet")
     expected_columns = [
         "TRANSACTION_ID",
         "TX_DURING_WEEKEND",

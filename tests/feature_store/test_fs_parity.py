@@ -21,9 +21,6 @@ from feature_store.online import (
     RedisOnlineStore,
 )
 
-HANDBOOK_RAW = (
-    Path(__file__).resolve().parents[3] / "shared/datasets/handbook/transactions_raw.parquet"
-)
 StoreFactory = Callable[[], OnlineStore]
 
 
@@ -107,8 +104,10 @@ def test_simulated_history_parity(
     assert offline["card_tx_count_7d"].max() > 3  # the windows really see history
 
 
-def test_handbook_slice_parity(store_factory: StoreFactory, unique: str) -> None:
-    raw = pd.read_parquet(HANDBOOK_RAW).iloc[:25_000]
+def test_handbook_slice_parity(
+    store_factory: StoreFactory, unique: str, handbook_dir: Path
+) -> None:
+    raw = pd.read_parquet(handbook_dir / "transactions_raw.parquet").iloc[:25_000]
     history = apply_column_preset(raw, "handbook")
     history["card_id"] = unique + history["card_id"].astype(str)
     history["merchant_id"] = unique + history["merchant_id"].astype(str)

@@ -114,3 +114,20 @@ def test_the_stream_refuses_a_model_of_other_features(registry_copy: ModelRegist
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(ModelIntegrityError, match="retrain with this release's features"):
         load_serving_model(registry_copy)
+
+
+def test_flagged_decisions_explain_themselves(trained_registry: ModelRegistry) -> None:
+    processor = _processor(trained_registry, MemoryOnlineStore())
+    # a card's history of small payments, then a very large one at a new merchant at night
+    usual = [_raw(i, amount=15.0 + i % 3, card_id="card_x") for i in range(20)]
+    big = _raw(59, amount=9_500.0, card_id="card_x", merchant_id="merch_new")
+    out = _process(processor, [*usual, big])
+    flagged = [d for d in out.decisions if d.decision != "approve"]
+    assert flagged, "a 600x amount should at least be reviewed"
+    last = out.decisions[-1]
+    assert last.decision in {"review", "decline"}
+    assert last.reason_codes[0].startswith("score ")
+    assert 2 <= len(last.reason_codes) <= 4  # the threshold rule + up to 3 contributions
+    assert any("amount" in reason for reason in last.reason_codes[1:])
+    approved = [d for d in out.decisions if d.decision == "approve"]
+    assert all(d.reason_codes == [] for d in approved)

@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from stream.topics import ensure_topics
 def worker(
     broker: EmbeddedBroker,
     redis_url: str,
-    trained_registry: ModelRegistry,
+    registry_copy: ModelRegistry,
     unique: str,
     tmp_path: Path,
     wait_until: Any,
@@ -38,7 +38,8 @@ def worker(
         **os.environ,
         "FRAUD_KAFKA_BOOTSTRAP": broker.bootstrap,
         "FRAUD_REDIS_URL": redis_url,
-        "FRAUD_REGISTRY_DIR": str(trained_registry.root),
+        "FRAUD_REGISTRY_DIR": str(registry_copy.root),
+        "FRAUD_MODEL_POLL_S": "0.2",
         "FRAUD_TOPIC_PREFIX": unique,
         "FRAUD_APP_ID": f"{unique}worker",
         "FRAUD_PARTITIONS": "2",
@@ -173,3 +174,79 @@ def test_labels_reach_the_merchant_risk_state(
     consumer.close()
     assert letters[0]["reason"] == "invalid_label"
     assert letters[0]["source_topic"] == worker.labels
+
+
+def _produce(broker: EmbeddedBroker, topic: str, unique: str, ids: range) -> None:
+    now = datetime.now(UTC)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1)
+    for i in ids:
+        event = {
+            "transaction_id": f"{unique}tx{i}",
+            "event_time": now.isoformat(),
+            "card_id": f"{unique}card{i % 5}",
+            "merchant_id": f"{unique}m{i % 3}",
+            "amount": 20.0 + i,
+        }
+        producer.send(topic, key=f"{unique}card{i % 5}".encode(), value=json.dumps(event).encode())
+    producer.flush()
+    producer.close()
+
+
+def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
+    worker: TopicNames,
+    broker: EmbeddedBroker,
+    registry_copy: ModelRegistry,
+    unique: str,
+    wait_until: Any,
+) -> None:
+    consumer = KafkaConsumer(
+        worker.decisions,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    decisions: dict[str, dict[str, Any]] = {}
+
+    def decided(n: int) -> Callable[[], bool]:
+        def check() -> bool:
+            for records in consumer.poll(timeout_ms=100).values():
+                for record in records:
+                    body = json.loads(record.value)
+                    decisions[body["transaction_id"]] = body
+            return len(decisions) >= n
+
+        return check
+
+    def version_of(ids: range) -> set[int]:
+        return {decisions[f"{unique}tx{i}"]["model_version"] for i in ids}
+
+    _produce(broker, worker.transactions, unique, range(0, 40))
+    wait_until(decided(40), timeout_s=30, what="40 decisions from v1")
+    assert version_of(range(0, 40)) == {1}
+
+    loaded = registry_copy.load(1)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    registry_copy.promote(registry_copy.register(loaded.booster, **fields).version)
+
+    def served_by_v2() -> bool:
+        """Traffic keeps flowing during the swap: 5 more events per check."""
+        first = len(decisions)
+        _produce(broker, worker.transactions, unique, range(first, first + 5))
+        wait_until(decided(first + 5), timeout_s=30, what="5 more decisions")
+        return version_of(range(first, first + 5)) == {2}
+
+    wait_until(served_by_v2, timeout_s=30, what="decisions by the new champion v2")
+
+    tampered = registry_copy.register(loaded.booster, **fields).version
+    model_file = registry_copy.version_dir(tampered) / "model.ubj"
+    model_file.write_bytes(model_file.read_bytes()[:-8] + b"tampered")
+    registry_copy.promote(tampered)
+    start = len(decisions)
+    _produce(broker, worker.transactions, unique, range(start, start + 40))
+    wait_until(decided(start + 40), timeout_s=30, what="40 decisions after the bad promotion")
+    consumer.close()
+    assert version_of(range(start, start + 40)) == {2}  # the tampered v3 never serves
+    assert all(not d["degraded"] for d in decisions.values())
+    assert len(decisions) == start + 40  # nothing lost across the swaps
