@@ -28,7 +28,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
 from batch_training.train import TrainingConfig
-from embedded import EmbeddedBroker
+from embedded import EmbeddedBroker, free_port
 from feature_store import CORE_FEATURE_SET
 from simulator import (
     SimulatedEvent,
@@ -144,6 +144,7 @@ def _worker(
         "FRAUD_DATA_DIR": str(workdir / "stream"),
         "FRAUD_READY_FILE": str(ready),
         "FRAUD_GROUP_TIMEOUT_S": "3",
+        "FRAUD_METRICS_PORT": str(free_port()),
     }
     env.pop("FRAUD_REDIS_URL", None)  # the demo runs on the embedded in-memory store
     log_path = workdir / "worker.log"

@@ -25,6 +25,7 @@ from feature_store.online import (
     OnlineStore,
     RedisOnlineStore,
 )
+from stream.metrics import StreamMetrics
 from stream.processor import BatchProcessor, RawEvent, dead_letter
 from stream.reload import ModelWatcher
 from stream.scoring import load_serving_model
@@ -61,7 +62,20 @@ def _warm(settings: StreamSettings, path: Path, store: OnlineStore) -> None:
     log.warning("warmed the online store with %d history rows from %s", rows, path)
 
 
-def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -> faust.App:
+def _record_lag(app: faust.App, events: list[Any], metrics: StreamMetrics) -> None:
+    """Lag per partition: the partition's end minus the last offset just processed."""
+    last: dict[Any, int] = {}
+    for e in events:
+        last[e.message.tp] = max(last.get(e.message.tp, -1), e.message.offset)
+    for tp, offset in last.items():
+        end = app.consumer.highwater(tp)
+        if end is not None:
+            metrics.lag.labels(str(tp.partition)).set(max(0, end - offset - 1))
+
+
+def build_app(
+    settings: StreamSettings, *, bootstrap: str, store: OnlineStore, metrics: StreamMetrics
+) -> faust.App:
     """The faust app with its one agent; the model is loaded now, not per event."""
     model = load_serving_model(ModelRegistry(settings.registry_dir))
     engine = OnlineFeatureEngine(feature_set=model.feature_set, store=store)
@@ -71,6 +85,7 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
         model=model,
         fallback=settings.fallback_decision,
     )
+    metrics.model_version.set(model.version)
     watcher = ModelWatcher(
         registry=ModelRegistry(settings.registry_dir),
         current=model,
@@ -109,9 +124,13 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
         # take_events is missing from faust's StreamT stub, not from the Stream class
         batches = stream.take_events(settings.batch_max, within=window_s)  # type: ignore[attr-defined]
         async for events in batches:
+            refused_before = len(watcher.refused)
             swapped = await watcher.poll()  # between batches: no event waits on a swap
             if swapped is not None:
                 processor.swap_model(swapped)
+                metrics.model_swaps.inc()
+                metrics.model_version.set(swapped.version)
+            metrics.models_refused.inc(len(watcher.refused) - refused_before)
             batch = [
                 RawEvent(
                     value=e.value,
@@ -123,6 +142,7 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
                 for e in events
             ]
             out = await processor.process(batch)
+            metrics.record_batch(len(batch), out)
             for record in out.decisions:
                 key = record.card_id.encode()
                 body = encode(record)
@@ -131,6 +151,7 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
                     await alerts.send(key=key, value=body)
             for letter in out.dead_letters:
                 await dlq.send(value=encode(letter))
+            _record_lag(app, events, metrics)
             log.debug(
                 "batch: %d decisions, %d dead letters", len(out.decisions), len(out.dead_letters)
             )
@@ -166,6 +187,7 @@ def build_app(settings: StreamSettings, *, bootstrap: str, store: OnlineStore) -
                 # not acknowledged: the labels are redelivered after a restart or rebalance
                 log.exception("could not apply %d labels; the store is unavailable", len(updates))
                 raise
+            metrics.labels_applied.inc(len(updates))
             log.info("applied %d labels (%d matched known transactions)", len(updates), matched)
 
     if settings.ready_file is not None:
@@ -186,6 +208,9 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     if settings.warm_history is not None:
         _warm(settings, settings.warm_history, store)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = build_app(settings, bootstrap=bootstrap, store=store)
+    metrics = StreamMetrics()
+    if settings.metrics_port:
+        metrics.serve(settings.metrics_port)
+    app = build_app(settings, bootstrap=bootstrap, store=store, metrics=metrics)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

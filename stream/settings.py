@@ -42,6 +42,9 @@ class StreamSettings(BaseSettings):
     app_id: str = Field(default="fraud-stream", description="faust app id = consumer group")
     batch_max: int = Field(default=256, ge=1, description="max events per micro-batch")
     batch_window_ms: int = Field(default=5, ge=1, description="max wait to fill a batch")
+    metrics_port: int = Field(
+        default=9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off"
+    )
     model_poll_s: float = Field(
         default=2.0, gt=0, description="how often the worker checks for a new champion"
     )

@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,15 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer
 
 from batch_training.registry import ModelRegistry
-from embedded import EmbeddedBroker
+from embedded import EmbeddedBroker, free_port
 from stream.settings import TopicNames
 from stream.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class RunningWorker:
+    topics: TopicNames
+    metrics_url: str
 
 
 @pytest.fixture
@@ -30,16 +38,18 @@ def worker(
     unique: str,
     tmp_path: Path,
     wait_until: Any,
-) -> Iterator[TopicNames]:
+) -> Iterator[RunningWorker]:
     topics = TopicNames(unique)
     ensure_topics(broker.bootstrap, topics.all(), partitions=2)
     ready = tmp_path / "ready"
+    metrics_port = free_port()
     env = {
         **os.environ,
         "FRAUD_KAFKA_BOOTSTRAP": broker.bootstrap,
         "FRAUD_REDIS_URL": redis_url,
         "FRAUD_REGISTRY_DIR": str(registry_copy.root),
         "FRAUD_MODEL_POLL_S": "0.2",
+        "FRAUD_METRICS_PORT": str(metrics_port),
         "FRAUD_TOPIC_PREFIX": unique,
         "FRAUD_APP_ID": f"{unique}worker",
         "FRAUD_PARTITIONS": "2",
@@ -56,7 +66,7 @@ def worker(
             lambda: ready.exists() or process.poll() is not None, timeout_s=60, what="worker ready"
         )
         assert process.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-        yield topics
+        yield RunningWorker(topics=topics, metrics_url=f"http://127.0.0.1:{metrics_port}/metrics")
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -67,7 +77,7 @@ def worker(
 
 
 def test_worker_decides_every_event_with_redis_features(
-    worker: TopicNames, broker: EmbeddedBroker, redis_url: str, unique: str, wait_until: Any
+    worker: RunningWorker, broker: EmbeddedBroker, redis_url: str, unique: str, wait_until: Any
 ) -> None:
     now = datetime.now(UTC)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1)
@@ -81,20 +91,20 @@ def test_worker_decides_every_event_with_redis_features(
             "amount": 10.0 + i,
         }
         producer.send(
-            worker.transactions,
+            worker.topics.transactions,
             key=str(event["card_id"]).encode(),
             value=json.dumps(event).encode(),
         )
         sent += 1
     for bad in (b"{", b'{"transaction_id": "x"}'):
-        producer.send(worker.transactions, value=bad)
+        producer.send(worker.topics.transactions, value=bad)
         sent += 1
     producer.flush()
     producer.close()
 
     consumer = KafkaConsumer(
-        worker.decisions,
-        worker.dlq,
+        worker.topics.decisions,
+        worker.topics.dlq,
         bootstrap_servers=broker.bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
@@ -106,7 +116,7 @@ def test_worker_decides_every_event_with_redis_features(
         for tp, records in consumer.poll(timeout_ms=100).items():
             for record in records:
                 body = json.loads(record.value)
-                if tp.topic == worker.dlq:
+                if tp.topic == worker.topics.dlq:
                     dead.append(body)
                 else:
                     decisions[body["transaction_id"]] = body
@@ -129,6 +139,20 @@ def test_worker_decides_every_event_with_redis_features(
     for decision in decisions.values():
         assert required <= set(decision)
         assert decision["degraded"] is False
+    # the metrics endpoint counts what happened
+    scrape = urllib.request.urlopen(worker.metrics_url, timeout=5).read().decode()  # noqa: S310
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in scrape.splitlines()
+        if line.startswith("fraud_") and not line.startswith("fraud_decision_latency")
+    }
+    assert samples["fraud_events_in_total"] == sent
+    assert sum(v for k, v in samples.items() if k.startswith("fraud_decisions_total")) == 200
+    assert samples['fraud_dead_letters_total{reason="malformed_json"}'] == 1
+    assert samples['fraud_dead_letters_total{reason="missing_field"}'] == 1
+    assert samples["fraud_model_version"] == 1
+    assert "fraud_decision_latency_seconds_bucket" in scrape
+    assert 'fraud_consumer_lag{partition="0"}' in scrape
     # the features really went through Redis: the cards' windows are there
     client = redis.Redis.from_url(redis_url)
     assert client.zcard(f"fraud:fs2:log:card:{unique}card0") == len(range(0, 200, 7))
@@ -136,7 +160,7 @@ def test_worker_decides_every_event_with_redis_features(
 
 
 def test_labels_reach_the_merchant_risk_state(
-    worker: TopicNames, broker: EmbeddedBroker, redis_url: str, unique: str, wait_until: Any
+    worker: RunningWorker, broker: EmbeddedBroker, redis_url: str, unique: str, wait_until: Any
 ) -> None:
     now = datetime.now(UTC)
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1)
@@ -147,21 +171,24 @@ def test_labels_reach_the_merchant_risk_state(
         "merchant_id": f"{unique}shop",
         "amount": 99.0,
     }
-    producer.send(worker.transactions, key=b"k", value=json.dumps(tx).encode())
+    producer.send(worker.topics.transactions, key=b"k", value=json.dumps(tx).encode())
     producer.flush()
     client = redis.Redis.from_url(redis_url)
     index = f"fraud:fs2:tx:{unique}fraud1:merchant"
     wait_until(lambda: client.exists(index), timeout_s=30, what="the transaction to be scored")
     label = {"transaction_id": f"{unique}fraud1", "is_fraud": True, "label_time": now.isoformat()}
-    producer.send(worker.labels, value=json.dumps(label).encode())
-    producer.send(worker.labels, value=b'{"transaction_id": 1}')  # invalid: to the DLQ
+    producer.send(worker.topics.labels, value=json.dumps(label).encode())
+    producer.send(worker.topics.labels, value=b'{"transaction_id": 1}')  # invalid: to the DLQ
     producer.flush()
     producer.close()
     frauds = f"fraud:fs2:frauds:merchant:{unique}shop"
     wait_until(lambda: client.hexists(frauds, f"{unique}fraud1"), timeout_s=30, what="the label")
     client.close()
     consumer = KafkaConsumer(
-        worker.dlq, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", group_id=None
+        worker.topics.dlq,
+        bootstrap_servers=broker.bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
     )
     letters: list[dict[str, Any]] = []
 
@@ -173,7 +200,7 @@ def test_labels_reach_the_merchant_risk_state(
     wait_until(got_letter, timeout_s=30, what="the invalid label in the DLQ")
     consumer.close()
     assert letters[0]["reason"] == "invalid_label"
-    assert letters[0]["source_topic"] == worker.labels
+    assert letters[0]["source_topic"] == worker.topics.labels
 
 
 def _produce(broker: EmbeddedBroker, topic: str, unique: str, ids: range) -> None:
@@ -193,14 +220,14 @@ def _produce(broker: EmbeddedBroker, topic: str, unique: str, ids: range) -> Non
 
 
 def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
-    worker: TopicNames,
+    worker: RunningWorker,
     broker: EmbeddedBroker,
     registry_copy: ModelRegistry,
     unique: str,
     wait_until: Any,
 ) -> None:
     consumer = KafkaConsumer(
-        worker.decisions,
+        worker.topics.decisions,
         bootstrap_servers=broker.bootstrap,
         auto_offset_reset="earliest",
         group_id=None,
@@ -220,7 +247,7 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     def version_of(ids: range) -> set[int]:
         return {decisions[f"{unique}tx{i}"]["model_version"] for i in ids}
 
-    _produce(broker, worker.transactions, unique, range(0, 40))
+    _produce(broker, worker.topics.transactions, unique, range(0, 40))
     wait_until(decided(40), timeout_s=30, what="40 decisions from v1")
     assert version_of(range(0, 40)) == {1}
 
@@ -233,7 +260,7 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     def served_by_v2() -> bool:
         """Traffic keeps flowing during the swap: 5 more events per check."""
         first = len(decisions)
-        _produce(broker, worker.transactions, unique, range(first, first + 5))
+        _produce(broker, worker.topics.transactions, unique, range(first, first + 5))
         wait_until(decided(first + 5), timeout_s=30, what="5 more decisions")
         return version_of(range(first, first + 5)) == {2}
 
@@ -244,7 +271,7 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     model_file.write_bytes(model_file.read_bytes()[:-8] + b"tampered")
     registry_copy.promote(tampered)
     start = len(decisions)
-    _produce(broker, worker.transactions, unique, range(start, start + 40))
+    _produce(broker, worker.topics.transactions, unique, range(start, start + 40))
     wait_until(decided(start + 40), timeout_s=30, what="40 decisions after the bad promotion")
     consumer.close()
     assert version_of(range(start, start + 40)) == {2}  # the tampered v3 never serves
