@@ -84,6 +84,7 @@ def build_app(
         engine=engine,
         model=model,
         fallback=settings.fallback_decision,
+        deadline_s=settings.batch_deadline_ms / 1000.0,
     )
     metrics.model_version.set(model.version)
     watcher = ModelWatcher(

@@ -7,6 +7,7 @@ the fallback decision instead of stopping the worker.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -59,12 +60,14 @@ class BatchProcessor:
         engine: OnlineFeatureEngine,
         model: ServingModel,
         fallback: Decision,
+        deadline_s: float = 0.25,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._codec = codec
         self._engine = engine
         self._model = model
         self._fallback = fallback
+        self._deadline_s = deadline_s
         self._clock = clock
         self._feature_set_version = model.feature_set.label
         self._explainer = _explainer(model)
@@ -107,8 +110,18 @@ class BatchProcessor:
         scores: np.ndarray | None = None
         degraded_reason = ""
         try:
-            features = await self._engine.compute_batch(transactions)
+            features = await asyncio.wait_for(
+                self._engine.compute_batch(transactions), timeout=self._deadline_s
+            )
             scores = self._model.score_batch(features)
+        except TimeoutError:
+            # a redelivery of these events later sees the same state: the store is idempotent
+            degraded_reason = "latency_budget_exceeded"
+            log.warning(
+                "degraded batch of %d: the store missed the %.0f ms budget",
+                len(transactions),
+                self._deadline_s * 1000,
+            )
         except OnlineStoreUnavailable as exc:
             degraded_reason = "online_store_unavailable"
             log.warning("degraded batch of %d: %s", len(transactions), exc)

@@ -51,6 +51,9 @@ class StreamSettings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         default=20, ge=0, description="longest a consumer fetch waits for data (latency)"
     )
+    batch_deadline_ms: int = Field(
+        default=250, ge=1, description="features must arrive within this, else degraded"
+    )
     fallback_decision: FallbackDecision = Field(
         default="review", description="decision when the store or model fails (degraded)"
     )

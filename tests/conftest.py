@@ -45,44 +45,74 @@ def _wait_for_redis(url: str, deadline_s: float) -> None:
             client.close()
 
 
+class RedisServer:
+    """A private redis-server on a fixed port, which a test may stop and start again."""
+
+    def __init__(self, port: int) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail(
+                "no Redis: set REDIS_URL or install redis-server (apt-get install redis-server)"
+            )
+        self._binary = binary
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self._workdir = tempfile.mkdtemp(prefix="redis-test-")
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisServer:
+        self._process = subprocess.Popen(
+            [
+                self._binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_redis(self.url, 10.0)
+        return self
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self._workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """REDIS_URL if set; else a private redis-server on a free port (Redis is on this machine)."""
     if url := os.environ.get("REDIS_URL"):
         yield url
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail(
-            "no Redis: set REDIS_URL or install redis-server (apt-get install redis-server)"
-        )
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="redis-test-")
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
+    server = RedisServer(free_port()).start()
     try:
-        _wait_for_redis(url, 10.0)
-        yield url
+        yield server.url
     finally:
-        process.terminate()
-        process.wait(10)
-        shutil.rmtree(workdir, ignore_errors=True)
+        server.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A Redis of this test's own, to stop and restart (degraded mode)."""
+    server = RedisServer(free_port()).start()
+    try:
+        yield server
+    finally:
+        server.close()
 
 
 @pytest.fixture

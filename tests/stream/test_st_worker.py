@@ -9,6 +9,7 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,15 +31,17 @@ class RunningWorker:
     metrics_url: str
 
 
-@pytest.fixture
-def worker(
+@contextmanager
+def _running_worker(
+    *,
     broker: EmbeddedBroker,
     redis_url: str,
-    registry_copy: ModelRegistry,
+    registry: ModelRegistry,
     unique: str,
     tmp_path: Path,
     wait_until: Any,
 ) -> Iterator[RunningWorker]:
+    """``fraud stream`` as a child process, as production runs it; SIGTERM stops it."""
     topics = TopicNames(unique)
     ensure_topics(broker.bootstrap, topics.all(), partitions=2)
     ready = tmp_path / "ready"
@@ -47,7 +50,7 @@ def worker(
         **os.environ,
         "FRAUD_KAFKA_BOOTSTRAP": broker.bootstrap,
         "FRAUD_REDIS_URL": redis_url,
-        "FRAUD_REGISTRY_DIR": str(registry_copy.root),
+        "FRAUD_REGISTRY_DIR": str(registry.root),
         "FRAUD_MODEL_POLL_S": "0.2",
         "FRAUD_METRICS_PORT": str(metrics_port),
         "FRAUD_TOPIC_PREFIX": unique,
@@ -74,6 +77,26 @@ def worker(
         finally:
             process.kill()
             log.close()
+
+
+@pytest.fixture
+def worker(
+    broker: EmbeddedBroker,
+    redis_url: str,
+    registry_copy: ModelRegistry,
+    unique: str,
+    tmp_path: Path,
+    wait_until: Any,
+) -> Iterator[RunningWorker]:
+    with _running_worker(
+        broker=broker,
+        redis_url=redis_url,
+        registry=registry_copy,
+        unique=unique,
+        tmp_path=tmp_path,
+        wait_until=wait_until,
+    ) as running:
+        yield running
 
 
 def test_worker_decides_every_event_with_redis_features(
@@ -277,3 +300,56 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     assert version_of(range(start, start + 40)) == {2}  # the tampered v3 never serves
     assert all(not d["degraded"] for d in decisions.values())
     assert len(decisions) == start + 40  # nothing lost across the swaps
+
+
+def test_redis_down_degrades_and_the_worker_recovers_by_itself(
+    broker: EmbeddedBroker,
+    private_redis: Any,
+    registry_copy: ModelRegistry,
+    unique: str,
+    tmp_path: Path,
+    wait_until: Any,
+) -> None:
+    with _running_worker(
+        broker=broker,
+        redis_url=private_redis.url,
+        registry=registry_copy,
+        unique=unique,
+        tmp_path=tmp_path,
+        wait_until=wait_until,
+    ) as running:
+        consumer = KafkaConsumer(
+            running.topics.decisions,
+            bootstrap_servers=broker.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        decisions: dict[str, dict[str, Any]] = {}
+
+        def decided(n: int) -> Callable[[], bool]:
+            def check() -> bool:
+                for records in consumer.poll(timeout_ms=100).values():
+                    for record in records:
+                        body = json.loads(record.value)
+                        decisions[body["transaction_id"]] = body
+                return len(decisions) >= n
+
+            return check
+
+        def batch(first: int, n: int) -> list[dict[str, Any]]:
+            _produce(broker, running.topics.transactions, unique, range(first, first + n))
+            wait_until(decided(first + n), timeout_s=30, what=f"{first + n} decisions")
+            return [decisions[f"{unique}tx{i}"] for i in range(first, first + n)]
+
+        assert not any(d["degraded"] for d in batch(0, 20))
+        private_redis.stop()
+        down = batch(20, 20)  # still decided, none lost, by the fallback policy
+        assert all(d["degraded"] and d["decision"] == "review" for d in down)
+        assert down[0]["reason_codes"] == ["degraded:online_store_unavailable"]
+        private_redis.start()
+
+        def recovered() -> bool:
+            return not any(d["degraded"] for d in batch(len(decisions), 5))
+
+        wait_until(recovered, timeout_s=30, what="non-degraded decisions after Redis is back")
+        consumer.close()
