@@ -28,6 +28,7 @@ from feature_store.online import (
 from stream.metrics import StreamMetrics
 from stream.processor import BatchProcessor, RawEvent, dead_letter
 from stream.reload import ModelWatcher
+from stream.rules import RulesFile
 from stream.scoring import load_serving_model
 from stream.settings import StreamSettings
 from stream.topics import ensure_topics
@@ -85,6 +86,7 @@ def build_app(
         model=model,
         fallback=settings.fallback_decision,
         deadline_s=settings.batch_deadline_ms / 1000.0,
+        rules=RulesFile(settings.rules_file, model.feature_set.names),
     )
     metrics.model_version.set(model.version)
     watcher = ModelWatcher(

@@ -56,6 +56,9 @@ class StreamMetrics:
             self.latency.observe(record.latency_ms / 1000.0)
             if record.degraded:
                 self.degraded.inc()
+            for reason in record.reason_codes:
+                if reason.startswith("rule:"):
+                    self.rule_hits.labels(reason[5:]).inc()
         for letter in out.dead_letters:
             self.dead_letters.labels(letter.reason).inc()
 

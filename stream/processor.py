@@ -26,6 +26,7 @@ from feature_store.online import LabelUpdate, OnlineFeatureEngine
 from stream.explain import ReasonExplainer
 from stream.policy import decide_batch
 from stream.records import DeadLetter, Decision, DecisionRecord
+from stream.rules import RulesFile
 from stream.scoring import ServingModel
 
 __all__ = ["BatchOutput", "BatchProcessor", "RawEvent", "dead_letter"]
@@ -61,6 +62,7 @@ class BatchProcessor:
         model: ServingModel,
         fallback: Decision,
         deadline_s: float = 0.25,
+        rules: RulesFile | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._codec = codec
@@ -68,6 +70,7 @@ class BatchProcessor:
         self._model = model
         self._fallback = fallback
         self._deadline_s = deadline_s
+        self._rules = rules
         self._clock = clock
         self._feature_set_version = model.feature_set.label
         self._explainer = _explainer(model)
@@ -84,12 +87,16 @@ class BatchProcessor:
             self._feature_set_version = model.feature_set.label
         self._model = model
         self._explainer = _explainer(model)
+        if self._rules is not None:
+            self._rules.use_features(model.feature_set.names)
 
     async def apply_labels(self, labels: Sequence[LabelUpdate]) -> int:
         """Verdicts reach the state of the features being served."""
         return await self._engine.apply_labels(labels)
 
     async def process(self, events: Sequence[RawEvent]) -> BatchOutput:
+        if self._rules is not None:
+            self._rules.reload()  # one stat() per batch; a changed file is validated first
         out = BatchOutput()
         now = self._clock()
         valid: list[tuple[RawEvent, Transaction]] = []
@@ -102,6 +109,24 @@ class BatchProcessor:
                 out.dead_letters.append(dead_letter(event, exc, now))
         if valid:
             out.decisions = await self._decide([tx for _, tx in valid], [e for e, _ in valid])
+        return out
+
+    def _apply_rules(
+        self,
+        transactions: list[Transaction],
+        features: np.ndarray | None,
+        verdicts: list[tuple[Decision, list[str]]],
+    ) -> list[tuple[Decision, list[str]]]:
+        """Rules override the model (and, degraded, the fallback: rules-only mode)."""
+        if self._rules is None:
+            return verdicts
+        book = self._rules.book
+        out = []
+        for i, (tx, verdict) in enumerate(zip(transactions, verdicts, strict=True)):
+            hit = book.evaluate(tx, None if features is None else features[i])
+            out.append(
+                verdict if hit is None else (hit.decision, [f"rule:{hit.rule}", *verdict[1]])
+            )
         return out
 
     async def _decide(
@@ -136,6 +161,8 @@ class BatchProcessor:
         else:
             verdicts = decide_batch(scores, self._model.model.metadata.thresholds)
             score_list = [round(s, 6) for s in scores.tolist()]
+        verdicts = self._apply_rules(transactions, None if scores is None else features, verdicts)
+        if scores is not None:
             flagged = [i for i, (decision, _) in enumerate(verdicts) if decision != "approve"]
             if flagged:  # explanations cost ~ms: only for what an analyst will look at
                 for i, reasons in zip(

@@ -57,6 +57,9 @@ class StreamSettings(BaseSettings):
     fallback_decision: FallbackDecision = Field(
         default="review", description="decision when the store or model fails (degraded)"
     )
+    rules_file: Path | None = Field(
+        default=None, description="YAML business rules, reloaded when the file changes"
+    )
     warm_history: Path | None = Field(
         default=None, description="replay this history into the online store at start"
     )

@@ -1,0 +1,177 @@
+"""Business rules on top of the model: YAML, validated, reloaded when the file changes.
+
+Example (``rules.yaml``)::
+
+    blocklist:
+      cards: [card_0badc0ffee]          # always decline
+      merchants: [merch_7e57]
+    allowlist:
+      cards: [card_vip000001]           # always approve (unless blocklisted)
+    amount_caps:                        # above the cap: the rule's decision
+      - {name: jewellery_cap, mcc: "5944", max_amount: 2000, decision: review}
+      - {name: online_cap, channel: online, max_amount: 5000, decision: decline}
+    velocity:                           # any feature of the serving model
+      - {name: burst, feature: card_tx_count_10m, above: 8, decision: review}
+
+Precedence: blocklist > allowlist > the strictest other rule (decline over review) > the
+model. A rule that fires names itself in the decision's reasons (``rule:<name>``). A file
+that does not validate is refused with the reason, and the rules in force keep serving.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from feature_store import Transaction
+from stream.records import Decision
+
+__all__ = ["RuleBook", "RuleSet", "RulesError", "RulesFile"]
+
+log = logging.getLogger(__name__)
+_STRENGTH: dict[str, int] = {"approve": 0, "review": 1, "decline": 2}
+
+
+class RulesError(ValueError):
+    """The rules file is not valid; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Lists(_Strict):
+    cards: frozenset[str] = frozenset()
+    merchants: frozenset[str] = frozenset()
+
+
+class AmountCap(_Strict):
+    name: str = Field(min_length=1)
+    max_amount: float = Field(ge=0)
+    decision: Literal["review", "decline"]
+    mcc: str | None = None
+    channel: str | None = None
+
+
+class VelocityRule(_Strict):
+    name: str = Field(min_length=1)
+    feature: str
+    above: float
+    decision: Literal["review", "decline"]
+
+
+class RuleSet(_Strict):
+    blocklist: _Lists = _Lists()
+    allowlist: _Lists = _Lists()
+    amount_caps: tuple[AmountCap, ...] = ()
+    velocity: tuple[VelocityRule, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str, *, features: tuple[str, ...]) -> RuleSet:
+        try:
+            rules = cls.model_validate(yaml.safe_load(text) or {})
+        except (yaml.YAMLError, ValidationError) as exc:
+            raise RulesError(f"invalid rules: {exc}") from exc
+        unknown = [r.feature for r in rules.velocity if r.feature not in features]
+        if unknown:
+            raise RulesError(
+                f"velocity rules name unknown feature(s) {unknown}; the serving model has "
+                f"{list(features)}"
+            )
+        return rules
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    decision: Decision
+    rule: str
+
+
+class RuleBook:
+    """The rules in force, applied to a batch after the model."""
+
+    def __init__(self, rules: RuleSet, feature_names: tuple[str, ...]) -> None:
+        self.rules = rules
+        self._column = {name: i for i, name in enumerate(feature_names)}
+
+    def evaluate(self, tx: Transaction, features: np.ndarray | None) -> RuleHit | None:
+        r = self.rules
+        if tx.card_id in r.blocklist.cards:
+            return RuleHit("decline", "blocklist_card")
+        if tx.merchant_id in r.blocklist.merchants:
+            return RuleHit("decline", "blocklist_merchant")
+        if tx.card_id in r.allowlist.cards:
+            return RuleHit("approve", "allowlist_card")
+        if tx.merchant_id in r.allowlist.merchants:
+            return RuleHit("approve", "allowlist_merchant")
+        best: RuleHit | None = None
+        for cap in r.amount_caps:
+            matches = (cap.mcc is None or cap.mcc == tx.mcc) and (
+                cap.channel is None or cap.channel == tx.channel
+            )
+            if matches and tx.amount > cap.max_amount:
+                best = _stronger(best, RuleHit(cap.decision, cap.name))
+        if features is not None:
+            for rule in r.velocity:
+                value = features[self._column[rule.feature]]
+                if value > rule.above:
+                    best = _stronger(best, RuleHit(rule.decision, rule.name))
+        return best
+
+
+def _stronger(current: RuleHit | None, new: RuleHit) -> RuleHit:
+    if current is None or _STRENGTH[new.decision] > _STRENGTH[current.decision]:
+        return new
+    return current
+
+
+class RulesFile:
+    """Watches a rules file; a change is validated before it replaces the rules in force."""
+
+    def __init__(self, path: Path | None, feature_names: tuple[str, ...]) -> None:
+        self._path = path
+        self._features = feature_names
+        self._stamp: tuple[float, int] | None = None
+        self.book = RuleBook(RuleSet(), feature_names)
+        self.refusals = 0
+        self.reload()
+
+    def use_features(self, feature_names: tuple[str, ...]) -> None:
+        """A new model's features: velocity rules on features it lacks stop applying."""
+        self._features = feature_names
+        rules = self.book.rules
+        kept = tuple(r for r in rules.velocity if r.feature in feature_names)
+        if len(kept) != len(rules.velocity):
+            dropped = [r.name for r in rules.velocity if r not in kept]
+            log.error("velocity rules %s name features the new model lacks; not applied", dropped)
+        self.book = RuleBook(rules.model_copy(update={"velocity": kept}), feature_names)
+        self._stamp = None
+        self.reload()
+
+    def reload(self) -> bool:
+        """Load the file if it changed; True if new rules are in force."""
+        if self._path is None:
+            return False
+        try:
+            stat = self._path.stat()
+        except OSError:
+            return False
+        stamp = (stat.st_mtime, stat.st_size)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            rules = RuleSet.parse(self._path.read_text(), features=self._features)
+        except (RulesError, OSError) as exc:
+            self.refusals += 1
+            log.error("refused rules file %s, keeping the rules in force: %s", self._path, exc)
+            return False
+        self.book = RuleBook(rules, self._features)
+        log.warning("rules loaded from %s", self._path)
+        return True
