@@ -113,6 +113,9 @@ def build_app(
         broker_session_timeout=settings.group_timeout_s,
         broker_rebalance_timeout=settings.group_timeout_s,
         broker_heartbeat_interval=max(0.5, settings.group_timeout_s / 5),
+        broker_max_poll_records=2000,
+        stream_buffer_maxsize=16_384,
+        consumer_max_fetch_size=8 * 1024 * 1024,
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(topics.transactions, **raw)
@@ -146,14 +149,16 @@ def build_app(
             ]
             out = await processor.process(batch)
             metrics.record_batch(len(batch), out)
+            # Not awaited one by one: faust flushes the producer before it commits the
+            # consumed offsets, so a crash can only repeat outputs, never lose them.
             for record in out.decisions:
                 key = record.card_id.encode()
                 body = encode(record)
-                await decisions.send(key=key, value=body)
+                decisions.send_soon(key=key, value=body)
                 if record.decision != "approve":
-                    await alerts.send(key=key, value=body)
+                    alerts.send_soon(key=key, value=body)
             for letter in out.dead_letters:
-                await dlq.send(value=encode(letter))
+                dlq.send_soon(value=encode(letter))
             _record_lag(app, events, metrics)
             log.debug(
                 "batch: %d decisions, %d dead letters", len(out.decisions), len(out.dead_letters)

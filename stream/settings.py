@@ -41,7 +41,7 @@ class StreamSettings(BaseSettings):
     partitions: int = Field(default=4, ge=1, description="partitions of topics we create")
     app_id: str = Field(default="fraud-stream", description="faust app id = consumer group")
     batch_max: int = Field(default=256, ge=1, description="max events per micro-batch")
-    batch_window_ms: int = Field(default=5, ge=1, description="max wait to fill a batch")
+    batch_window_ms: int = Field(default=20, ge=1, description="max wait to fill a batch")
     metrics_port: int = Field(
         default=9108, ge=0, le=65535, description="Prometheus /metrics port; 0 = off"
     )
