@@ -25,6 +25,7 @@ from feature_store.online import (
     OnlineStore,
     RedisOnlineStore,
 )
+from stream.ledger import MemoryLedger, RedisLedger
 from stream.metrics import StreamMetrics
 from stream.processor import BatchProcessor, RawEvent, dead_letter
 from stream.reload import ModelWatcher
@@ -87,6 +88,7 @@ def build_app(
         fallback=settings.fallback_decision,
         deadline_s=settings.batch_deadline_ms / 1000.0,
         rules=RulesFile(settings.rules_file, model.feature_set.names),
+        ledger=RedisLedger(url=settings.redis_url) if settings.redis_url else MemoryLedger(),
     )
     metrics.model_version.set(model.version)
     watcher = ModelWatcher(
@@ -149,16 +151,18 @@ def build_app(
             ]
             out = await processor.process(batch)
             metrics.record_batch(len(batch), out)
-            # Not awaited one by one: faust flushes the producer before it commits the
-            # consumed offsets, so a crash can only repeat outputs, never lose them.
+            # Awaited sends only queue the record in the producer (acks are not awaited);
+            # faust flushes the producer before committing offsets: at least once.
+            # (send_soon stalled the worker under a 200k backlog on Tansu: faust's producer
+            # buffer filled and never drained; see the stream benchmark notes.)
             for record in out.decisions:
                 key = record.card_id.encode()
                 body = encode(record)
-                decisions.send_soon(key=key, value=body)
+                await decisions.send(key=key, value=body)
                 if record.decision != "approve":
-                    alerts.send_soon(key=key, value=body)
+                    await alerts.send(key=key, value=body)
             for letter in out.dead_letters:
-                dlq.send_soon(value=encode(letter))
+                await dlq.send(value=encode(letter))
             _record_lag(app, events, metrics)
             log.debug(
                 "batch: %d decisions, %d dead letters", len(out.decisions), len(out.dead_letters)

@@ -24,6 +24,7 @@ from feature_store import (
 )
 from feature_store.online import LabelUpdate, OnlineFeatureEngine
 from stream.explain import ReasonExplainer
+from stream.ledger import DecisionLedger
 from stream.policy import decide_batch
 from stream.records import DeadLetter, Decision, DecisionRecord
 from stream.rules import RulesFile
@@ -63,6 +64,7 @@ class BatchProcessor:
         fallback: Decision,
         deadline_s: float = 0.25,
         rules: RulesFile | None = None,
+        ledger: DecisionLedger | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._codec = codec
@@ -71,6 +73,7 @@ class BatchProcessor:
         self._fallback = fallback
         self._deadline_s = deadline_s
         self._rules = rules
+        self._ledger = ledger
         self._clock = clock
         self._feature_set_version = model.feature_set.label
         self._explainer = _explainer(model)
@@ -108,8 +111,21 @@ class BatchProcessor:
             except InvalidEvent as exc:
                 out.dead_letters.append(dead_letter(event, exc, now))
         if valid:
-            out.decisions = await self._decide([tx for _, tx in valid], [e for e, _ in valid])
+            decided = await self._decide([tx for _, tx in valid], [e for e, _ in valid])
+            out.decisions = await self._settle(decided)
         return out
+
+    async def _settle(self, decided: list[DecisionRecord]) -> list[DecisionRecord]:
+        """A redelivered transaction re-emits its first decision (see stream.ledger)."""
+        if self._ledger is None:
+            return decided
+        try:
+            return await self._ledger.settle(decided)
+        except OnlineStoreUnavailable as exc:
+            log.warning(
+                "decision ledger unavailable, %d decisions not recorded: %s", len(decided), exc
+            )
+            return decided
 
     def _apply_rules(
         self,
