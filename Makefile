@@ -16,6 +16,10 @@ test: setup  ## Lint, type-check and run every test (real broker, real Redis)
 	$(VENV)/mypy
 	$(VENV)/pytest
 
+bench: setup  ## Feature-store and stream benchmarks (real Redis on loopback; JSON last line)
+	$(VENV)/python bench/features.py --json
+	$(VENV)/python bench/stream.py --json
+
 lint:  ## ruff lint
 	$(VENV)/ruff check .
 
@@ -26,4 +30,4 @@ format:  ## ruff format + autofix
 typecheck:  ## mypy --strict over every package
 	$(VENV)/mypy
 
-.PHONY: help setup demo test lint format typecheck
+.PHONY: help setup demo test bench lint format typecheck

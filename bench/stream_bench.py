@@ -201,6 +201,9 @@ def main() -> None:
             collector.close()
             return collector.count / max(collector.last_at - began, 1e-9)
 
+        def phase(name: str) -> None:  # progress, and what survives if a later phase stalls
+            print(json.dumps({"phase": name, **result}), file=sys.stderr, flush=True)
+
         result["drain_tps"] = round(
             drain("drain-", args.events, [sys.executable, "-m", "fraud_cli", "stream"])
         )
@@ -208,6 +211,7 @@ def main() -> None:
             drain("naive-", args.naive_events, [sys.executable, "-m", "bench.naive_agent"])
         )
         result["naive_events"] = args.naive_events
+        phase("drains")
         result["ratio"] = round(result["drain_tps"] / max(result["naive_drain_tps"], 1e-9), 1)
 
         latency: dict[str, dict[str, float]] = {}
@@ -230,9 +234,10 @@ def main() -> None:
                 )
                 collector.wait_for(collector.count + 0, 0)
                 target = before + stats.sent
-                deadline = time.monotonic() + 300
+                deadline = time.monotonic() + 120
                 while len(collector.latencies) < target and time.monotonic() < deadline:
                     time.sleep(0.05)
+                phase(f"offered {rate}/s")
                 latency[str(rate)] = {
                     **_pct(collector.latencies[before:target]),
                     "achieved_tps": round(stats.sent / stats.seconds),
