@@ -25,6 +25,28 @@ from stream.settings import TopicNames
 from stream.topics import ensure_topics
 
 
+class DecisionReader:
+    """Reads a decisions topic into ``decisions`` (by transaction id) as a test waits."""
+
+    def __init__(self, broker: EmbeddedBroker, topic: str) -> None:
+        self.decisions: dict[str, dict[str, Any]] = {}
+        self.consumer = KafkaConsumer(
+            topic, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest", group_id=None
+        )
+
+    def decided(self, n: int) -> Callable[[], bool]:
+        """A condition for wait_until: at least ``n`` distinct transactions decided."""
+
+        def check() -> bool:
+            for records in self.consumer.poll(timeout_ms=100).values():
+                for record in records:
+                    body = json.loads(record.value)
+                    self.decisions[body["transaction_id"]] = body
+            return len(self.decisions) >= n
+
+        return check
+
+
 @dataclass(frozen=True)
 class RunningWorker:
     topics: TopicNames
@@ -255,23 +277,8 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     unique: str,
     wait_until: Any,
 ) -> None:
-    consumer = KafkaConsumer(
-        worker.topics.decisions,
-        bootstrap_servers=broker.bootstrap,
-        auto_offset_reset="earliest",
-        group_id=None,
-    )
-    decisions: dict[str, dict[str, Any]] = {}
-
-    def decided(n: int) -> Callable[[], bool]:
-        def check() -> bool:
-            for records in consumer.poll(timeout_ms=100).values():
-                for record in records:
-                    body = json.loads(record.value)
-                    decisions[body["transaction_id"]] = body
-            return len(decisions) >= n
-
-        return check
+    reader = DecisionReader(broker, worker.topics.decisions)
+    decisions, decided = reader.decisions, reader.decided
 
     def version_of(ids: range) -> set[int]:
         return {decisions[f"{unique}tx{i}"]["model_version"] for i in ids}
@@ -302,7 +309,7 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     start = len(decisions)
     _produce(broker, worker.topics.transactions, unique, range(start, start + 40))
     wait_until(decided(start + 40), timeout_s=30, what="40 decisions after the bad promotion")
-    consumer.close()
+    reader.consumer.close()
     assert version_of(range(start, start + 40)) == {2}  # the tampered v3 never serves
     assert all(not d["degraded"] for d in decisions.values())
     assert len(decisions) == start + 40  # nothing lost across the swaps
@@ -324,23 +331,8 @@ def test_redis_down_degrades_and_the_worker_recovers_by_itself(
         tmp_path=tmp_path,
         wait_until=wait_until,
     ) as running:
-        consumer = KafkaConsumer(
-            running.topics.decisions,
-            bootstrap_servers=broker.bootstrap,
-            auto_offset_reset="earliest",
-            group_id=None,
-        )
-        decisions: dict[str, dict[str, Any]] = {}
-
-        def decided(n: int) -> Callable[[], bool]:
-            def check() -> bool:
-                for records in consumer.poll(timeout_ms=100).values():
-                    for record in records:
-                        body = json.loads(record.value)
-                        decisions[body["transaction_id"]] = body
-                return len(decisions) >= n
-
-            return check
+        reader = DecisionReader(broker, running.topics.decisions)
+        decisions, decided = reader.decisions, reader.decided
 
         def batch(first: int, n: int) -> list[dict[str, Any]]:
             _produce(broker, running.topics.transactions, unique, range(first, first + n))
@@ -358,7 +350,7 @@ def test_redis_down_degrades_and_the_worker_recovers_by_itself(
             return not any(d["degraded"] for d in batch(len(decisions), 5))
 
         wait_until(recovered, timeout_s=30, what="non-degraded decisions after Redis is back")
-        consumer.close()
+        reader.consumer.close()
 
 
 def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
