@@ -99,10 +99,11 @@ def summary_metrics(
     days: np.ndarray,
     cards: np.ndarray,
     alert_rate: float,
-) -> dict[str, float]:
+) -> tuple[dict[str, float], list[float]]:
+    """The headline metrics, and card precision@100 per test day (for the report)."""
     both = 0 < labels.sum() < len(labels)
-    cp, _ = card_precision_at_k(days, cards, scores, labels, k=100)
-    return {
+    cp, per_day = card_precision_at_k(days, cards, scores, labels, k=100)
+    metrics = {
         "roc_auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
         "average_precision": float(average_precision_score(labels, scores))
         if both
@@ -110,3 +111,4 @@ def summary_metrics(
         "card_precision_at_100": cp,
         "recall_at_alert_rate": recall_at_alert_rate(scores, labels, alert_rate),
     }
+    return metrics, per_day

@@ -93,12 +93,9 @@ def _evaluate(
 ) -> Evaluation:
     labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
     cards = history["card_id"].to_numpy()[data.test]
-    metrics = summary_metrics(
+    metrics, per_day = summary_metrics(
         scores=scores, labels=labels, days=days[data.test], cards=cards, alert_rate=alert_rate
     )
-    from batch_training.metrics import card_precision_at_k
-
-    _, per_day = card_precision_at_k(days[data.test], cards, scores, labels, k=100)
     return Evaluation(
         split=data.split, metrics=metrics, cp_per_day=per_day, scores=scores, rows=data.test
     )
