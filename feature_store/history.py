@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from feature_store.archive import is_archive, read_archive
 from feature_store.columns import ColumnPreset, apply_column_preset
 from feature_store.errors import HistoryColumnsError
 
@@ -14,12 +15,18 @@ __all__ = ["read_history", "validate_history"]
 
 
 def read_history(path: Path, *, columns: ColumnPreset = "native") -> pd.DataFrame:
-    """A Parquet file, a directory of Parquet files (e.g. partitioned by day), or a CSV."""
+    """A Parquet file, a directory of Parquet files (e.g. partitioned by day), a CSV, or an
+    archive directory written by ``fraud archive``."""
     if not path.exists():
         raise FileNotFoundError(
             f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
         )
-    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    if is_archive(path):
+        frame = read_archive(path)  # written by `fraud archive`: labels joined in
+    elif path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path)
+    else:
+        frame = pd.read_parquet(path)
     frame = apply_column_preset(frame, columns)
     if "event_time" not in frame.columns:
         raise HistoryColumnsError(

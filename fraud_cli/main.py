@@ -12,13 +12,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from fraud_cli.brokers import kafka_or_embedded as _kafka
+from fraud_cli.review_cmd import archive, review
 from fraud_cli.settings import LiveSettings, TrainerSettings
 
 __all__ = ["cli"]
@@ -35,19 +36,6 @@ def _parse_duration(text: str) -> float:
         raise click.BadParameter(
             f"{text!r} is not a duration; use e.g. 90s, 15m, 24h, 7d"
         ) from None
-
-
-@contextlib.contextmanager
-def _kafka(bootstrap: str | None) -> Iterator[str]:
-    """The configured Kafka, or an embedded broker for the duration of the command."""
-    if bootstrap:
-        yield bootstrap
-        return
-    from embedded import EmbeddedBroker
-
-    with EmbeddedBroker() as broker:
-        click.echo(f"embedded broker listening on {broker.bootstrap}", err=True)
-        yield broker.bootstrap
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -580,3 +568,7 @@ def broker(port: int) -> None:
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
+
+
+cli.add_command(review)
+cli.add_command(archive)

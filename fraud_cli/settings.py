@@ -12,7 +12,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream.settings import StreamSettings
 
-__all__ = ["ALL_SETTINGS", "FeatureStoreSettings", "LiveSettings", "TrainerSettings", "env_names"]
+__all__ = [
+    "ALL_SETTINGS",
+    "FeatureStoreSettings",
+    "LiveSettings",
+    "ReviewSettings",
+    "TrainerSettings",
+    "env_names",
+]
 
 
 class LiveSettings(BaseSettings):
@@ -44,11 +51,41 @@ class FeatureStoreSettings(BaseSettings):
     redis_url: str | None = Field(default=None, description="redis://host:port/db")
 
 
+class ReviewSettings(BaseSettings):
+    """The analyst review console and the archiver."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
+
+    kafka_bootstrap: str | None = Field(
+        default=None, description="host:port of Kafka; unset = start the embedded broker"
+    )
+    topic_prefix: str = Field(default="", description="prefix for every topic name")
+    review_database_url: str = Field(
+        default="sqlite:///var/review/review.db",
+        description="sqlite:///path.db or postgresql://user@host/db",
+    )
+    review_host: str = Field(default="127.0.0.1", description="address the console binds")
+    review_port: int = Field(default=8080, ge=1, le=65535, description="console HTTP port")
+    review_secure_cookies: bool = Field(
+        default=False, description="mark cookies Secure (set it when served over HTTPS)"
+    )
+    review_session_hours: float = Field(
+        default=8.0, gt=0, description="a login lasts this long (one shift)"
+    )
+    review_card_activity: bool = Field(
+        default=True, description="keep every decision for the case page's card history"
+    )
+    archive_dir: Path = Field(
+        default=Path("var/archive"), description="where `fraud archive` writes Parquet"
+    )
+
+
 ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     StreamSettings,
     LiveSettings,
     TrainerSettings,
     FeatureStoreSettings,
+    ReviewSettings,
 )
 
 

@@ -1,0 +1,150 @@
+"""The offline store's intake: ``transactions`` and ``fraud.labels`` as day-partitioned Parquet.
+
+Retraining then reads what the stream really saw. Layout under the archive directory::
+
+    transactions/day=YYYY-MM-DD/part-<uuid>.parquet   # by event_time (UTC)
+    labels/day=YYYY-MM-DD/part-<uuid>.parquet         # by label_time (UTC)
+
+Offsets are committed only after the files are written, so a crash re-writes some records
+(at-least-once); :func:`read_archive` drops the repeats by transaction id.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pandas as pd
+from kafka import KafkaConsumer
+
+from feature_store.errors import InvalidEvent
+from feature_store.labels import LabelCodec
+from feature_store.schema import TransactionCodec
+
+__all__ = ["ArchiveStats", "TopicArchiver", "is_archive", "read_archive"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArchiveStats:
+    transactions: int = 0
+    labels: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason → count (the DLQ has them)
+    files: int = 0
+
+
+class TopicArchiver:
+    def __init__(
+        self,
+        *,
+        bootstrap: str,
+        transactions_topic: str,
+        labels_topic: str,
+        out_dir: Path,
+        group_id: str = "fraud-archive",
+        flush_rows: int = 100_000,
+        flush_interval_s: float = 60.0,
+    ) -> None:
+        self._topics = (transactions_topic, labels_topic)
+        self._out = out_dir
+        self._flush_rows = flush_rows
+        self._flush_interval_s = flush_interval_s
+        self._transactions = TransactionCodec()
+        self._labels = LabelCodec()
+        self._consumer = KafkaConsumer(
+            *self._topics,
+            bootstrap_servers=bootstrap,
+            group_id=group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="fraud-archive",
+            # short group timeouts: brokers wait about the poll interval before a join completes
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=2_000,
+            max_poll_interval_ms=15_000,
+        )
+        self._pending: dict[str, list[dict[str, Any]]] = {"transactions": [], "labels": []}
+        self.stats = ArchiveStats()
+
+    def run(self, *, stop: threading.Event, idle_exit_s: float | None = None) -> ArchiveStats:
+        """Archive until ``stop`` is set, or until nothing arrived for ``idle_exit_s``."""
+        last_flush = last_record = time.monotonic()
+        try:
+            while not stop.is_set():
+                # idle time counts from the group's assignment on: joining takes seconds
+                if self._poll() or not self._consumer.assignment():
+                    last_record = time.monotonic()
+                now = time.monotonic()
+                rows = sum(len(v) for v in self._pending.values())
+                if rows >= self._flush_rows or now - last_flush >= self._flush_interval_s:
+                    self._flush()
+                    last_flush = now
+                if idle_exit_s is not None and now - last_record >= idle_exit_s:
+                    break
+            self._flush()
+        finally:
+            self._consumer.close()
+        return self.stats
+
+    def _poll(self) -> int:
+        batches = self._consumer.poll(timeout_ms=500, max_records=5000)
+        count = 0
+        for partition, records in batches.items():
+            is_label = partition.topic == self._topics[1]
+            for record in records:
+                count += 1
+                try:
+                    if is_label:
+                        label = self._labels.decode(record.value)
+                        self._pending["labels"].append(msgspec.structs.asdict(label))
+                    else:
+                        tx = self._transactions.decode(record.value, now=time.time())
+                        self._pending["transactions"].append(msgspec.structs.asdict(tx))
+                except InvalidEvent as exc:
+                    self.stats.skipped[exc.reason] = self.stats.skipped.get(exc.reason, 0) + 1
+        return count
+
+    def _flush(self) -> None:
+        for kind, time_column in (("transactions", "event_time"), ("labels", "label_time")):
+            rows = self._pending[kind]
+            if not rows:
+                continue
+            frame = pd.DataFrame(rows)
+            frame[time_column] = pd.to_datetime(frame[time_column], utc=True)
+            for day, part in frame.groupby(frame[time_column].dt.strftime("%Y-%m-%d")):
+                target = self._out / kind / f"day={day}"
+                target.mkdir(parents=True, exist_ok=True)
+                # write then rename: a reader never sees half a file
+                final = target / f"part-{uuid.uuid4().hex}.parquet"
+                temporary = final.with_suffix(".tmp")
+                part.to_parquet(temporary, index=False)
+                temporary.rename(final)
+                self.stats.files += 1
+            setattr(self.stats, kind, getattr(self.stats, kind) + len(rows))
+            rows.clear()
+        self._consumer.commit()
+
+
+def is_archive(path: Path) -> bool:
+    return path.is_dir() and (path / "transactions").is_dir()
+
+
+def read_archive(path: Path) -> pd.DataFrame:
+    """Archived transactions with ``is_fraud`` from the latest archived label (else 0)."""
+    frame = pd.read_parquet(path / "transactions").drop(columns=["day"], errors="ignore")
+    frame = frame.drop_duplicates("transaction_id", keep="first")
+    labels_dir = path / "labels"
+    frame["is_fraud"] = 0
+    if labels_dir.is_dir() and any(labels_dir.rglob("*.parquet")):
+        labels = pd.read_parquet(labels_dir).sort_values("label_time")
+        latest = labels.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
+        verdict = frame["transaction_id"].map(latest["is_fraud"])
+        frame["is_fraud"] = verdict.fillna(False).astype(int)
+    return frame.sort_values("event_time", kind="stable").reset_index(drop=True)

@@ -1,0 +1,144 @@
+"""``fraud review`` (the analyst console) and ``fraud archive`` (the offline store's intake)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from fraud_cli.brokers import kafka_or_embedded
+from fraud_cli.settings import ReviewSettings
+
+__all__ = ["archive", "review"]
+
+
+@click.group()
+def review() -> None:
+    """The analyst review console: alerts in, verdicts out as labels."""
+
+
+@review.command("serve")
+@click.option("--host", default=None, help="Bind address [FRAUD_REVIEW_HOST, 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="HTTP port [FRAUD_REVIEW_PORT, 8080].")
+@click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
+def serve(host: str | None, port: int | None, database_url: str | None) -> None:
+    """Serve the console, consuming fraud.alerts and producing fraud.labels."""
+    from review import ConsoleConfig, ConsoleService, ServiceConfig
+    from review.auth import LoginPolicy
+    from stream.settings import TopicNames
+
+    settings = ReviewSettings()
+    topics = TopicNames(settings.topic_prefix)
+    with kafka_or_embedded(settings.kafka_bootstrap) as bootstrap:
+        service = ConsoleService(
+            ServiceConfig(
+                database_url=database_url or settings.review_database_url,
+                bootstrap=bootstrap,
+                alerts_topic=topics.alerts,
+                decisions_topic=topics.decisions if settings.review_card_activity else None,
+                labels_topic=topics.labels,
+                host=host or settings.review_host,
+                port=port or settings.review_port,
+                console=ConsoleConfig(
+                    secure_cookies=settings.review_secure_cookies,
+                    policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
+                ),
+            )
+        )
+        click.echo(
+            f"review console on http://{service.config.host}:{service.config.port}", err=True
+        )
+        service.run()
+
+
+@review.group()
+def users() -> None:
+    """Analyst and lead accounts."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option(
+    "--role", type=click.Choice(["analyst", "lead"]), default="analyst", show_default=True
+)
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (stdin works too); at least 12 characters.",
+)
+@click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
+def users_add(username: str, role: str, password: str, database_url: str | None) -> None:
+    """Create an account (the password is stored as an argon2id hash)."""
+    from review import make_engine, make_sessions, upgrade_schema
+    from review.auth import add_user
+    from review.errors import UserError
+
+    engine = make_engine(database_url or ReviewSettings().review_database_url)
+    upgrade_schema(engine)
+    try:
+        with make_sessions(engine).begin() as session:
+            add_user(
+                session, username=username, password=password, role=role, now=datetime.now(UTC)
+            )
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username!r} added with role {role}")
+
+
+@review.command("upgrade-db")
+@click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
+def upgrade_db(database_url: str | None) -> None:
+    """Apply the schema migrations (serve does this too)."""
+    from review import make_engine, upgrade_schema
+
+    upgrade_schema(make_engine(database_url or ReviewSettings().review_database_url))
+    click.echo("schema is current")
+
+
+@click.command()
+@click.option("--out", type=click.Path(), default=None, help="[FRAUD_ARCHIVE_DIR, var/archive].")
+@click.option(
+    "--idle-exit",
+    type=float,
+    default=None,
+    help="Stop after this many seconds without records (default: run until SIGTERM).",
+)
+@click.option("--flush-interval", type=float, default=60.0, show_default=True, help="Seconds.")
+def archive(out: str | None, idle_exit: float | None, flush_interval: float) -> None:
+    """Archive transactions and fraud.labels as day-partitioned Parquet for retraining."""
+    from pathlib import Path
+
+    from feature_store.archive import TopicArchiver
+    from stream.settings import TopicNames
+
+    settings = ReviewSettings()
+    topics = TopicNames(settings.topic_prefix)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with kafka_or_embedded(settings.kafka_bootstrap) as bootstrap:
+        archiver = TopicArchiver(
+            bootstrap=bootstrap,
+            transactions_topic=topics.transactions,
+            labels_topic=topics.labels,
+            out_dir=Path(out) if out else settings.archive_dir,
+            flush_interval_s=flush_interval,
+        )
+        try:
+            stats = archiver.run(stop=stop, idle_exit_s=idle_exit)
+        except KeyboardInterrupt:
+            stats = archiver.stats
+    click.echo(
+        json.dumps(
+            {
+                "transactions": stats.transactions,
+                "labels": stats.labels,
+                "skipped": stats.skipped,
+                "files": stats.files,
+            }
+        )
+    )

@@ -1,0 +1,233 @@
+"""The queue (filters, sorts, keyset pages), a case with its card's context, and verdicts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Select, and_, or_, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from review.audit import record_audit
+from review.errors import CaseNotFound, NotAllowed, ReviewError
+from review.schema import CardActivity, Case, User, Verdict
+
+__all__ = [
+    "SORTS",
+    "STATUSES",
+    "VERDICTS",
+    "CaseContext",
+    "InvalidCursor",
+    "QueueFilter",
+    "QueuePage",
+    "apply_verdict",
+    "case_context",
+    "queue_page",
+]
+
+STATUSES = ("open", "escalated", "fraud", "legit")
+VERDICTS = {"fraud": "fraud", "legit": "legit", "escalate": "escalated"}  # verdict → status
+
+SortKey = Literal["oldest", "newest", "score", "amount"]
+# sort name → (column, descending); ``id`` follows in the same direction and breaks ties
+SORTS: dict[str, tuple[InstrumentedAttribute[Any], bool]] = {
+    "oldest": (Case.alerted_at, False),
+    "newest": (Case.alerted_at, True),
+    "score": (Case.sort_score, True),
+    "amount": (Case.amount, True),
+}
+
+
+class InvalidCursor(ReviewError):
+    """A page cursor that this queue did not hand out (edited, or from another sort)."""
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str | None = "open"  # None = every status
+    decision: str | None = None
+    score_min: float | None = None
+    score_max: float | None = None
+    amount_min: float | None = None
+    amount_max: float | None = None
+    merchant_id: str | None = None
+    card_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def where(self, query: Select[Case]) -> Select[Case]:
+        equal = (
+            (Case.status, self.status),
+            (Case.decision, self.decision),
+            (Case.merchant_id, self.merchant_id),
+            (Case.card_id, self.card_id),
+        )
+        at_least = ((Case.sort_score, self.score_min), (Case.amount, self.amount_min))
+        at_most = ((Case.sort_score, self.score_max), (Case.amount, self.amount_max))
+        conditions = [column == value for column, value in equal if value is not None]
+        conditions += [column >= value for column, value in at_least if value is not None]
+        conditions += [column <= value for column, value in at_most if value is not None]
+        if self.since is not None:
+            conditions.append(Case.alerted_at >= self.since)
+        if self.until is not None:
+            conditions.append(Case.alerted_at < self.until)
+        return query.where(*conditions) if conditions else query
+
+
+@dataclass(frozen=True)
+class QueuePage:
+    cases: list[Case]
+    next_cursor: str | None
+
+
+def _encode_cursor(sort: str, value: Any, case_id: int) -> str:
+    plain = value.isoformat() if isinstance(value, datetime) else value
+    raw = json.dumps([sort, plain, case_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        cursor_sort, value, case_id = json.loads(raw)
+        if cursor_sort != sort or not isinstance(case_id, int):
+            raise ValueError(cursor_sort)
+        if sort in ("oldest", "newest"):
+            value = datetime.fromisoformat(value)
+        elif not isinstance(value, int | float):
+            raise ValueError(value)
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise InvalidCursor(
+            f"page cursor {cursor[:40]!r} does not belong to a {sort!r} queue; "
+            "open the queue's first page again"
+        ) from None
+    return value, case_id
+
+
+def queue_page(
+    session: Session,
+    queue: QueueFilter,
+    *,
+    sort: str = "oldest",
+    cursor: str | None = None,
+    limit: int = 50,
+) -> QueuePage:
+    """One page of cases. Keyset pagination: each page costs the same, however deep."""
+    if sort not in SORTS:
+        raise InvalidCursor(f"sort {sort!r}: choose one of {', '.join(SORTS)}")
+    column, descending = SORTS[sort]
+    query: Select[Case] = queue.where(select(Case))
+    if cursor:
+        value, case_id = _decode_cursor(sort, cursor)
+        # (column, id) past the cursor, spelled out so every database uses the index
+        if descending:
+            after = or_(column < value, and_(column == value, Case.id < case_id))
+        else:
+            after = or_(column > value, and_(column == value, Case.id > case_id))
+        query = query.where(after)
+    order = (column.desc(), Case.id.desc()) if descending else (column.asc(), Case.id.asc())
+    rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode_cursor(sort, getattr(rows[-1], column.key), rows[-1].id) if more else None
+    return QueuePage(cases=rows, next_cursor=next_cursor)
+
+
+@dataclass(frozen=True)
+class CaseContext:
+    case: Case
+    verdicts: list[Verdict]
+    card_activity: list[CardActivity]
+    card_cases: list[Case] = field(default_factory=list)
+
+
+def _get_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
+    query = select(Case).where(Case.id == case_id)
+    case = session.scalar(query.with_for_update() if lock else query)
+    if case is None:
+        raise CaseNotFound(f"case {case_id} does not exist; it may have been archived")
+    return case
+
+
+def case_context(session: Session, case_id: int, *, recent: int = 20) -> CaseContext:
+    case = _get_case(session, case_id)
+    verdicts = session.scalars(
+        select(Verdict).where(Verdict.case_id == case.id).order_by(Verdict.created_at)
+    )
+    activity = session.scalars(
+        select(CardActivity)
+        .where(CardActivity.card_id == case.card_id)
+        .order_by(CardActivity.event_time.desc())
+        .limit(recent)
+    )
+    card_cases = session.scalars(
+        select(Case)
+        .where(Case.card_id == case.card_id, Case.id != case.id)
+        .order_by(Case.event_time.desc())
+        .limit(recent)
+    )
+    return CaseContext(
+        case=case,
+        verdicts=list(verdicts),
+        card_activity=list(activity),
+        card_cases=list(card_cases),
+    )
+
+
+def apply_verdict(
+    session: Session,
+    case_ids: Sequence[int],
+    *,
+    kind: str,
+    comment: str,
+    user: User,
+    now: datetime,
+) -> list[Verdict]:
+    """Record a verdict on each case, all or none. Fraud/legit verdicts become labels.
+
+    Analysts work open cases; escalated ones wait for a lead. A closed case stays closed.
+    """
+    if kind not in VERDICTS:
+        raise NotAllowed(f"verdict {kind!r}: choose one of {', '.join(VERDICTS)}")
+    comment = comment.strip()[:2000]
+    verdicts: list[Verdict] = []
+    for case_id in case_ids:
+        case = _get_case(session, case_id, lock=True)
+        if case.status in ("fraud", "legit"):
+            raise NotAllowed(
+                f"case {case.id} was closed as {case.status} by {case.reviewed_by}; "
+                "it cannot be reviewed again"
+            )
+        if case.status == "escalated" and user.role != "lead":
+            raise NotAllowed(f"case {case.id} is escalated: only a lead can decide it")
+        if kind == "escalate" and case.status == "escalated":
+            raise NotAllowed(f"case {case.id} is escalated already")
+        case.status = VERDICTS[kind]
+        if kind != "escalate":
+            case.reviewed_by = user.username
+            case.reviewed_at = now
+            case.review_seconds = max((now - case.alerted_at).total_seconds(), 0.0)
+        verdict = Verdict(
+            case_id=case.id,
+            transaction_id=case.transaction_id,
+            kind=kind,
+            comment=comment,
+            analyst=user.username,
+            created_at=now,
+        )
+        session.add(verdict)
+        record_audit(
+            session,
+            actor=user.username,
+            action=f"verdict.{kind}",
+            target=f"case {case.id}",
+            at=now,
+            transaction_id=case.transaction_id,
+            comment=comment,
+        )
+        verdicts.append(verdict)
+    return verdicts

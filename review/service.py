@@ -1,0 +1,67 @@
+"""``fraud review serve``: the web app, the alert consumer and the label relay, together."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from review.database import make_engine, make_sessions, upgrade_schema
+from review.feedback import LabelRelay
+from review.ingest import AlertIngestor, IngestConsumer, IngestTopics
+from review.web import ConsoleConfig, create_app
+
+__all__ = ["ConsoleService", "ServiceConfig"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    database_url: str
+    bootstrap: str
+    alerts_topic: str
+    decisions_topic: str | None
+    labels_topic: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
+
+
+class ConsoleService:
+    """Start with :meth:`run` (blocks until SIGINT/SIGTERM); threads stop with the server."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        engine = make_engine(config.database_url)
+        upgrade_schema(engine)
+        self._sessions = make_sessions(engine)
+        self.consumer = IngestConsumer(
+            AlertIngestor(self._sessions),
+            bootstrap=config.bootstrap,
+            topics=IngestTopics(alerts=config.alerts_topic, decisions=config.decisions_topic),
+        )
+        self.relay = LabelRelay(
+            self._sessions, bootstrap=config.bootstrap, topic=config.labels_topic
+        )
+        self.app = create_app(self._sessions, config=config.console, relay=self.relay)
+
+    def run(self) -> None:
+        self.consumer.start()
+        self.relay.start()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                self.app,
+                host=self.config.host,
+                port=self.config.port,
+                log_level="warning",
+                access_log=False,  # URLs carry filter values; the audit trail records actions
+            )
+        )
+        try:
+            server.run()
+        finally:
+            self.consumer.stop()
+            self.relay.stop()
+            log.info("review console stopped")

@@ -1,0 +1,198 @@
+"""The console against the real (embedded) broker: alerts in, labels out, and the archive."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from click.testing import CliRunner
+from kafka import KafkaConsumer, KafkaProducer
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from embedded import EmbeddedBroker
+from feature_store.archive import TopicArchiver
+from feature_store.history import read_history
+from fraud_cli.main import cli
+from review.feedback import LabelRelay
+from review.ingest import IngestConsumer, IngestTopics
+from review.schema import CardActivity, Case, IngestError, User, Verdict
+from stream.settings import TopicNames
+from stream.topics import ensure_topics
+from tests.conftest import WaitUntil
+from tests.console.conftest import T0, alert, make_console
+
+
+def _topics(broker: EmbeddedBroker, unique: str) -> TopicNames:
+    topics = TopicNames(unique)
+    ensure_topics(broker.bootstrap, topics.all(), partitions=2)
+    return topics
+
+
+def _produce(broker: EmbeddedBroker, topic: str, values: list[bytes]) -> None:
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
+    for value in values:
+        producer.send(topic, value)
+    producer.flush()
+    producer.close()
+
+
+def _count(sessions: sessionmaker[Session], model: type[Any]) -> int:
+    with sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_alerts_and_decisions_are_ingested_once_and_bad_records_recorded(
+    broker: EmbeddedBroker, unique: str, sessions: sessionmaker[Session], wait_until: WaitUntil
+) -> None:
+    topics = _topics(broker, unique)
+    records = [alert(n) for n in range(40)]
+    encoded = [msgspec.json.encode(r) for r in records]
+    # every alert twice (a worker restart re-sends), one unreadable record
+    _produce(broker, topics.alerts, [*encoded, *encoded[:15], b"{not json"])
+    _produce(broker, topics.decisions, encoded)
+    console = make_console(sessions)
+    consumer = IngestConsumer(
+        console.ingestor,
+        bootstrap=broker.bootstrap,
+        topics=IngestTopics(alerts=topics.alerts, decisions=topics.decisions),
+        group_id=f"{unique}review",
+    )
+    consumer.start()
+    try:
+        wait_until(
+            lambda: _count(sessions, IngestError) == 1 and _count(sessions, CardActivity) == 40,
+            timeout_s=60,
+            what="alerts, decisions and the bad record stored",
+        )
+        assert _count(sessions, Case) == 40
+    finally:
+        consumer.stop()
+    with sessions() as session:
+        error = session.scalar(select(IngestError))
+        assert error is not None
+        assert error.topic == topics.alerts
+        assert "JSON" in error.reason or "json" in error.reason
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_verdict_reaches_fraud_labels(
+    broker: EmbeddedBroker, unique: str, sessions: sessionmaker[Session], wait_until: WaitUntil
+) -> None:
+    topics = _topics(broker, unique)
+    relay = LabelRelay(sessions, bootstrap=broker.bootstrap, topic=topics.labels)
+    console = make_console(sessions, relay=relay)
+    console.ingestor.add_alerts([alert(1), alert(2), alert(3)], now=T0)
+    with sessions() as session:
+        ids = dict(session.execute(select(Case.transaction_id, Case.id)).all())
+    assert console.login("ana") == 303
+    for tx, kind in (("tx-00001", "fraud"), ("tx-00002", "legit"), ("tx-00003", "escalate")):
+        response = console.client.post(
+            f"/cases/{ids[tx]}/verdict",
+            data={"csrf_token": console.csrf, "kind": kind, "comment": "checked"},
+            follow_redirects=False,
+        )
+        assert response.status_code == 303
+    relay.stop()
+    reader = KafkaConsumer(
+        topics.labels, bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest"
+    )
+    labels: dict[str, dict[str, Any]] = {}
+
+    def read() -> bool:
+        for batch in reader.poll(timeout_ms=200).values():
+            for record in batch:
+                body = json.loads(record.value)
+                labels[body["transaction_id"]] = body
+        return len(labels) >= 2
+
+    wait_until(read, timeout_s=30, what="two labels on fraud.labels")
+    reader.close()
+    assert set(labels) == {"tx-00001", "tx-00002"}  # an escalation is not a label
+    assert labels["tx-00001"]["is_fraud"] is True
+    assert labels["tx-00002"]["is_fraud"] is False
+    assert labels["tx-00001"]["analyst"] == "ana"
+    assert labels["tx-00001"]["label_time"].startswith("2026-11-20T10:00:00")
+    with sessions() as session:
+        unsent = session.scalar(
+            select(func.count()).select_from(Verdict).where(Verdict.label_sent_at.is_(None))
+        )
+        assert unsent == 1  # only the escalation, which is never sent
+
+
+def test_archive_writes_day_partitions_that_training_reads(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    topics = _topics(broker, unique)
+    transactions = [
+        {
+            "transaction_id": f"a{n}",
+            "event_time": (T0 + timedelta(hours=7 * n)).isoformat().replace("+00:00", "Z"),
+            "card_id": f"c{n % 3}",
+            "merchant_id": f"m{n % 2}",
+            "amount": 5.0 + n,
+        }
+        for n in range(6)
+    ]
+    raw = [json.dumps(t).encode() for t in transactions]
+    _produce(broker, topics.transactions, [*raw, raw[0], b'{"transaction_id": "x"}'])
+    labels = [
+        {"transaction_id": "a1", "is_fraud": True, "label_time": "2026-11-21T12:00:00Z"},
+        {"transaction_id": "a2", "is_fraud": True, "label_time": "2026-11-21T12:00:00Z"},
+        {"transaction_id": "a2", "is_fraud": False, "label_time": "2026-11-22T08:00:00Z"},
+    ]
+    _produce(broker, topics.labels, [json.dumps(label).encode() for label in labels])
+    archiver = TopicArchiver(
+        bootstrap=broker.bootstrap,
+        transactions_topic=topics.transactions,
+        labels_topic=topics.labels,
+        out_dir=tmp_path / "archive",
+        group_id=f"{unique}archive",
+    )
+    stats = archiver.run(stop=threading.Event(), idle_exit_s=3.0)
+    assert stats.transactions == 7  # the repeat is written; the reader drops it
+    assert stats.labels == 3
+    assert stats.skipped == {"missing_field": 1}
+    days = sorted(p.name for p in (tmp_path / "archive" / "transactions").iterdir())
+    assert days == ["day=2026-11-20", "day=2026-11-21"]
+    history = read_history(tmp_path / "archive")
+    assert list(history["transaction_id"]) == [f"a{n}" for n in range(6)]
+    assert dict(zip(history["transaction_id"], history["is_fraud"], strict=True)) == {
+        "a0": 0,
+        "a1": 1,
+        "a2": 0,  # the later verdict wins
+        "a3": 0,
+        "a4": 0,
+        "a5": 0,
+    }
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_users_add_command(database_url: str) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        cli,
+        ["review", "users", "add", "dana", "--role", "lead", "--database-url", database_url],
+        input="a long enough password\na long enough password\n",
+    )
+    assert result.exit_code == 0, result.output
+    short = runner.invoke(
+        cli,
+        ["review", "users", "add", "eve", "--database-url", database_url],
+        input="short\nshort\n",
+    )
+    assert short.exit_code == 1
+    assert "use at least 12" in short.output
+    from review import make_engine, make_sessions
+
+    with make_sessions(make_engine(database_url))() as session:
+        user = session.scalar(select(User).where(User.username == "dana"))
+        assert user is not None
+        assert user.role == "lead"
+        assert user.password_hash.startswith("$argon2id$")
