@@ -177,7 +177,14 @@ def _worker(
                     process.wait()
 
 
-def run_demo(config: DemoConfig, *, say: Callable[[str], None]) -> dict[str, Any]:
+def run_demo(
+    config: DemoConfig,
+    *,
+    say: Callable[[str], None],
+    then: Callable[[str, Path, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The whole loop. ``then(bootstrap, workdir, summary)`` runs while the broker and the
+    worker are still up (``fraud demo --review`` serves the console from there)."""
     with ExitStack() as stack:
         workdir = config.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
         workdir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +272,10 @@ def run_demo(config: DemoConfig, *, say: Callable[[str], None]) -> dict[str, Any
         say(f"[5/5] sent {stats.sent:,} events; {outcomes.accounted:,} accounted for")
         stop_consumer.set()
         consumer.join(10)
-        return _summary(stats.sent, truth, outcomes, produce_started, meta.version)
+        summary = _summary(stats.sent, truth, outcomes, produce_started, meta.version)
+        if then is not None:
+            then(broker.bootstrap, workdir, summary)
+        return summary
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -533,25 +533,39 @@ def stream(registry: Path | None, warm_history: Path | None) -> None:
 @click.option("--rate", type=float, default=300.0, show_default=True, help="Events per second.")
 @click.option("--json", "as_json", is_flag=True, help="End with the summary as one JSON line.")
 @click.option(
+    "--review",
+    is_flag=True,
+    help="Then serve the review console with the demo's alerts, until Ctrl-C.",
+)
+@click.option(
     "--workdir",
     type=click.Path(path_type=Path),
     default=None,
     help="Keep history, registry and logs here (default: a temporary directory).",
 )
-def demo(duration: float, rate: float, as_json: bool, workdir: Path | None) -> None:
+def demo(duration: float, rate: float, as_json: bool, workdir: Path | None, review: bool) -> None:
     """The whole loop, no configuration: broker, history, training, worker, live traffic."""
     from fraud_cli.demo import DemoConfig, run_demo
 
     started = time.perf_counter()
+
+    def report(summary: dict[str, Any]) -> None:
+        summary["wall_seconds"] = round(time.perf_counter() - started, 1)
+        click.echo(json.dumps(summary) if as_json else json.dumps(summary, indent=2))
+
+    def serve_console(bootstrap: str, directory: Path, summary: dict[str, Any]) -> None:
+        from fraud_cli.review_cmd import serve_demo_console
+
+        report(summary)
+        serve_demo_console(bootstrap=bootstrap, workdir=directory)
+
     summary = run_demo(
         DemoConfig(duration_s=duration, rate=rate, workdir=workdir),
         say=lambda msg: click.echo(msg, err=as_json),
+        then=serve_console if review else None,
     )
-    summary["wall_seconds"] = round(time.perf_counter() - started, 1)
-    if as_json:
-        click.echo(json.dumps(summary))
-    else:
-        click.echo(json.dumps(summary, indent=2))
+    if not review:
+        report(summary)
     if summary["lost"] != 0:
         raise SystemExit(1)
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 import signal
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 
 from fraud_cli.brokers import kafka_or_embedded
 from fraud_cli.settings import ReviewSettings
 
-__all__ = ["archive", "review"]
+__all__ = ["archive", "review", "serve_demo_console"]
 
 
 @click.group()
@@ -51,6 +54,35 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         click.echo(
             f"review console on http://{service.config.host}:{service.config.port}", err=True
         )
+        service.run()
+
+
+def serve_demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> None:
+    """``fraud demo --review``: the console on the demo's broker, with one demo account."""
+    from review import ConsoleService, ServiceConfig
+    from review.auth import add_user
+    from stream.settings import TopicNames
+
+    topics = TopicNames()
+    service = ConsoleService(
+        ServiceConfig(
+            database_url=f"sqlite:///{workdir / 'review.db'}",
+            bootstrap=bootstrap,
+            alerts_topic=topics.alerts,
+            decisions_topic=topics.decisions,
+            labels_topic=topics.labels,
+            port=port,
+        )
+    )
+    password = secrets.token_urlsafe(12)  # a throwaway account for a local demo
+    with service.sessions.begin() as session:
+        add_user(session, username="demo", password=password, role="lead", now=datetime.now(UTC))
+    click.echo(
+        f"review console on http://127.0.0.1:{port}: log in as 'demo' with password "
+        f"{password}  (Ctrl-C stops the console, the worker and the broker)",
+        err=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
         service.run()
 
 
@@ -111,8 +143,6 @@ def upgrade_db(database_url: str | None) -> None:
 @click.option("--flush-interval", type=float, default=60.0, show_default=True, help="Seconds.")
 def archive(out: str | None, idle_exit: float | None, flush_interval: float) -> None:
     """Archive transactions and fraud.labels as day-partitioned Parquet for retraining."""
-    from pathlib import Path
-
     from feature_store.archive import TopicArchiver
     from stream.settings import TopicNames
 

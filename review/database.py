@@ -37,7 +37,13 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is what we ship
-        return create_engine(parsed, pool_pre_ping=True, pool_size=8)
+        # UTC sessions: dates on the dashboard are UTC days, as on SQLite
+        return create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=8,
+            connect_args={"options": "-c timezone=UTC"},
+        )
     raise ReviewConfigError(
         f"database URL {url!r}: only sqlite:/// and postgresql:// are supported"
     )

@@ -36,16 +36,16 @@ class ConsoleService:
         self.config = config
         engine = make_engine(config.database_url)
         upgrade_schema(engine)
-        self._sessions = make_sessions(engine)
+        self.sessions = make_sessions(engine)
         self.consumer = IngestConsumer(
-            AlertIngestor(self._sessions),
+            AlertIngestor(self.sessions),
             bootstrap=config.bootstrap,
             topics=IngestTopics(alerts=config.alerts_topic, decisions=config.decisions_topic),
         )
         self.relay = LabelRelay(
-            self._sessions, bootstrap=config.bootstrap, topic=config.labels_topic
+            self.sessions, bootstrap=config.bootstrap, topic=config.labels_topic
         )
-        self.app = create_app(self._sessions, config=config.console, relay=self.relay)
+        self.app = create_app(self.sessions, config=config.console, relay=self.relay)
 
     def run(self) -> None:
         self.consumer.start()

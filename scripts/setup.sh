@@ -23,3 +23,13 @@ if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
     echo "redis-server not found: install it, or set REDIS_URL for the tests" >&2
   fi
 fi
+
+# The console's browser test drives Debian's Chromium; Playwright never downloads a browser.
+if [ ! -x /usr/bin/chromium ]; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    apt-get install -y -qq chromium >/dev/null 2>&1 \
+      || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+  else
+    echo "chromium not found: install Debian's chromium for the browser test" >&2
+  fi
+fi

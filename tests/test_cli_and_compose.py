@@ -50,7 +50,18 @@ def _our_services() -> dict[str, dict[str, Any]]:
 
 def test_compose_has_the_whole_stack_with_health_checks() -> None:
     services = _compose()["services"]
-    assert {"kafka", "redis", "postgres", "stream", "simulator", "trainer"} <= set(services)
+    expected = {
+        "kafka",
+        "redis",
+        "postgres",
+        "stream",
+        "simulator",
+        "trainer",
+        "review",
+        "archiver",
+    }
+    assert expected <= set(services)
+    assert "postgres" in services["review"]["depends_on"]
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft
     for name, service in services.items():
         check = service.get("healthcheck", {})
