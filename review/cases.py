@@ -123,11 +123,12 @@ def queue_page(
     query: Select[Case] = queue.where(select(Case))
     if cursor:
         value, case_id = _decode_cursor(sort, cursor)
-        # (column, id) past the cursor, spelled out so every database uses the index
+        # (column, id) past the cursor. The leading range on ``column`` alone is what lets
+        # PostgreSQL start the index scan at the cursor instead of filtering from the top.
         if descending:
-            after = or_(column < value, and_(column == value, Case.id < case_id))
+            after = and_(column <= value, or_(column < value, Case.id < case_id))
         else:
-            after = or_(column > value, and_(column == value, Case.id > case_id))
+            after = and_(column >= value, or_(column > value, Case.id > case_id))
         query = query.where(after)
     order = (column.desc(), Case.id.desc()) if descending else (column.asc(), Case.id.asc())
     rows = list(session.scalars(query.order_by(*order).limit(limit + 1)))

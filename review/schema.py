@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -104,9 +105,23 @@ class Case(Base):
         Index("ix_cases_status_alerted", "status", "alerted_at", "id"),
         Index("ix_cases_status_score", "status", "sort_score", "id"),
         Index("ix_cases_status_amount", "status", "amount", "id"),
-        Index("ix_cases_alerted", "alerted_at", "id"),
+        # the default page (open, oldest first): the planner otherwise picks ix_cases_alerted
+        Index(
+            "ix_cases_open_alerted",
+            "alerted_at",
+            "id",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+        # covers the dashboard's per-day counts without touching the table
+        Index(
+            "ix_cases_alerted",
+            "alerted_at",
+            "id",
+            postgresql_include=["status", "model_version", "review_seconds"],
+        ),
         Index("ix_cases_card", "card_id", "event_time"),
-        Index("ix_cases_merchant", "merchant_id", "alerted_at"),
+        Index("ix_cases_merchant", "merchant_id", "status", "alerted_at", "id"),
     )
 
 

@@ -10,12 +10,13 @@ import pytest
 import embedded
 import feature_store
 import feature_store.online
+import review
 import simulator
 import stream
 
 
 @pytest.mark.parametrize(
-    "module", [feature_store, feature_store.online, stream, simulator, embedded]
+    "module", [feature_store, feature_store.online, stream, simulator, embedded, review]
 )
 def test_exports_exist_and_are_unique(module: object) -> None:
     names = module.__all__  # type: ignore[attr-defined]
