@@ -48,8 +48,18 @@ def insert_ignoring_duplicates(
     return added
 
 
-def _when(record: DecisionRecord) -> datetime:
-    return datetime.fromisoformat(record.event_time.replace("Z", "+00:00")).astimezone(UTC)
+def _activity_row(r: DecisionRecord) -> dict[str, Any]:
+    """The columns a case shares with the card's activity."""
+    return {
+        "transaction_id": r.transaction_id,
+        "card_id": r.card_id,
+        "merchant_id": r.merchant_id,
+        "amount": r.amount,
+        "event_time": datetime.fromisoformat(r.event_time.replace("Z", "+00:00")).astimezone(UTC),
+        "decision": r.decision,
+        "score": r.score,
+        "model_version": r.model_version,
+    }
 
 
 class AlertIngestor:
@@ -61,17 +71,10 @@ class AlertIngestor:
     def add_alerts(self, records: Sequence[DecisionRecord], *, now: datetime) -> int:
         rows = [
             {
-                "transaction_id": r.transaction_id,
-                "card_id": r.card_id,
-                "merchant_id": r.merchant_id,
-                "amount": r.amount,
-                "event_time": _when(r),
-                "score": r.score,
+                **_activity_row(r),
                 "sort_score": -1.0 if r.score is None else r.score,
-                "decision": r.decision,
                 "reason_codes": [c for c in r.reason_codes if not c.startswith("rule:")],
                 "rule_hits": [c[5:] for c in r.reason_codes if c.startswith("rule:")],
-                "model_version": r.model_version,
                 "feature_set_version": r.feature_set_version,
                 "degraded": r.degraded,
                 "alerted_at": datetime.fromtimestamp(r.decided_at, UTC),
@@ -81,34 +84,12 @@ class AlertIngestor:
             for r in records
         ]
         with self._sessions.begin() as session:
-            return insert_ignoring_duplicates(
-                session,
-                Case,
-                rows,
-                "transaction_id",
-            )
+            return insert_ignoring_duplicates(session, Case, rows, "transaction_id")
 
     def add_decisions(self, records: Sequence[DecisionRecord]) -> int:
-        rows = [
-            {
-                "transaction_id": r.transaction_id,
-                "card_id": r.card_id,
-                "merchant_id": r.merchant_id,
-                "amount": r.amount,
-                "event_time": _when(r),
-                "decision": r.decision,
-                "score": r.score,
-                "model_version": r.model_version,
-            }
-            for r in records
-        ]
+        rows = [_activity_row(r) for r in records]
         with self._sessions.begin() as session:
-            return insert_ignoring_duplicates(
-                session,
-                CardActivity,
-                rows,
-                "transaction_id",
-            )
+            return insert_ignoring_duplicates(session, CardActivity, rows, "transaction_id")
 
     def add_error(self, topic: str, partition: int, offset: int, reason: str) -> None:
         with self._sessions.begin() as session:
