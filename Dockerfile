@@ -1,4 +1,5 @@
 FROM python:3.11-slim
+# gcc: the worker compiles the champion (tl2cgen); without it XGBoost serves every batch
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY feature_store feature_store
@@ -7,7 +8,8 @@ COPY stream stream
 COPY simulator simulator
 COPY embedded embedded
 COPY fraud_cli fraud_cli
-RUN pip install --no-cache-dir . && apt-get update && apt-get install -y --no-install-recommends procps \
+COPY review review
+RUN pip install --no-cache-dir . && apt-get update && apt-get install -y --no-install-recommends procps gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --uid 10001 --create-home fraud && mkdir -p /var/lib/fraud && chown fraud /var/lib/fraud
 USER fraud

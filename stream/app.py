@@ -16,7 +16,13 @@ import faust
 import msgspec
 
 from batch_training.registry import ModelRegistry
-from feature_store import InvalidEvent, OnlineStoreUnavailable, TransactionCodec, read_history
+from feature_store import (
+    FeatureSet,
+    InvalidEvent,
+    OnlineStoreUnavailable,
+    TransactionCodec,
+    read_history,
+)
 from feature_store.labels import LabelCodec
 from feature_store.materialize import materialize_history
 from feature_store.online import (
@@ -25,12 +31,13 @@ from feature_store.online import (
     OnlineStore,
     RedisOnlineStore,
 )
+from stream.compiled import CompileOptions
 from stream.ledger import MemoryLedger, RedisLedger
 from stream.metrics import StreamMetrics
 from stream.processor import BatchProcessor, RawEvent, dead_letter
 from stream.reload import ModelWatcher
 from stream.rules import RulesFile
-from stream.scoring import load_serving_model
+from stream.scoring import ServingModel, load_serving_model
 from stream.settings import StreamSettings
 from stream.topics import ensure_topics
 from stream.transport import low_latency_transport
@@ -46,10 +53,11 @@ def _make_store(settings: StreamSettings) -> OnlineStore:
     return MemoryOnlineStore()
 
 
-def _warm(settings: StreamSettings, path: Path, store: OnlineStore) -> None:
+def _warm(
+    settings: StreamSettings, path: Path, store: OnlineStore, feature_set: FeatureSet
+) -> None:
     """Replay a history into the store before consuming, so features start warm."""
     history = read_history(path)
-    feature_set = load_serving_model(ModelRegistry(settings.registry_dir)).feature_set
     # A Redis client is bound to the event loop it first ran on: warm with its own client.
     warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)
 
@@ -75,11 +83,28 @@ def _record_lag(app: faust.App, events: list[Any], metrics: StreamMetrics) -> No
             metrics.lag.labels(str(tp.partition)).set(max(0, end - offset - 1))
 
 
+def _compile_options(settings: StreamSettings) -> CompileOptions | None:
+    """Compiled libraries go in the worker's own data dir (the registry may be read-only)."""
+    return (
+        CompileOptions(cache_dir=settings.data_dir / "compiled") if settings.compile_model else None
+    )
+
+
 def build_app(
-    settings: StreamSettings, *, bootstrap: str, store: OnlineStore, metrics: StreamMetrics
+    settings: StreamSettings,
+    *,
+    bootstrap: str,
+    store: OnlineStore,
+    metrics: StreamMetrics,
+    model: ServingModel | None = None,
 ) -> faust.App:
-    """The faust app with its one agent; the model is loaded now, not per event."""
-    model = load_serving_model(ModelRegistry(settings.registry_dir))
+    """The faust app with its one agent; the model is loaded (and compiled) before, or now,
+    never per event."""
+    compile_options = _compile_options(settings)
+    if model is None:
+        model = load_serving_model(
+            ModelRegistry(settings.registry_dir), compile_options=compile_options
+        )
     engine = OnlineFeatureEngine(feature_set=model.feature_set, store=store)
     processor = BatchProcessor(
         codec=TransactionCodec(max_amount=settings.max_amount),
@@ -95,6 +120,7 @@ def build_app(
         registry=ModelRegistry(settings.registry_dir),
         current=model,
         interval_s=settings.model_poll_s,
+        compile_options=compile_options,
     )
     topics = settings.topics
     transport = low_latency_transport(settings.fetch_max_wait_ms)
@@ -217,12 +243,16 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     """Prepare once, then run the faust worker until SIGTERM/SIGINT."""
     ensure_topics(bootstrap, settings.topics.all(), partitions=settings.partitions)
     store = _make_store(settings)
+    # the champion is loaded (and compiled) once, for the warm-up and the agent alike
+    model = load_serving_model(
+        ModelRegistry(settings.registry_dir), compile_options=_compile_options(settings)
+    )
     if settings.warm_history is not None:
-        _warm(settings, settings.warm_history, store)
+        _warm(settings, settings.warm_history, store, model.feature_set)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     metrics = StreamMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
-    app = build_app(settings, bootstrap=bootstrap, store=store, metrics=metrics)
+    app = build_app(settings, bootstrap=bootstrap, store=store, metrics=metrics, model=model)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -2,18 +2,20 @@
 
 Between batches the worker asks :meth:`ModelWatcher.poll` whether the champion pointer
 moved (a small file read, at most every ``interval_s``). A new champion is loaded off the
-event loop and checked (sha256, feature set) before it serves; a model that fails the
-checks is refused once, logged, and the current one keeps serving.
+event loop, checked (sha256, feature set) and, if asked, compiled before it serves; a model
+that fails the checks is refused once, logged, and the current one keeps serving.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 
 from batch_training.errors import RegistryError
 from batch_training.registry import ModelRegistry
+from stream.compiled import CompileOptions
 from stream.scoring import ServingModel, load_serving_model
 
 __all__ = ["ModelWatcher"]
@@ -23,9 +25,15 @@ log = logging.getLogger(__name__)
 
 class ModelWatcher:
     def __init__(
-        self, *, registry: ModelRegistry, current: ServingModel, interval_s: float
+        self,
+        *,
+        registry: ModelRegistry,
+        current: ServingModel,
+        interval_s: float,
+        compile_options: CompileOptions | None = None,
     ) -> None:
         self._registry = registry
+        self._compile_options = compile_options
         self.current = current
         self._interval_s = interval_s
         self._next_check = time.monotonic() + interval_s
@@ -46,7 +54,11 @@ class ModelWatcher:
         if version is None or version == self.current.version or version in self.refused:
             return None
         try:
-            candidate = await asyncio.to_thread(load_serving_model, self._registry)
+            # compiling a new champion takes seconds: off the loop, the current one serves
+            load = functools.partial(
+                load_serving_model, self._registry, compile_options=self._compile_options
+            )
+            candidate = await asyncio.to_thread(load)
         except (RegistryError, OSError, ValueError) as exc:
             self.refused.add(version)
             log.error(

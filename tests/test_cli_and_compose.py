@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +98,11 @@ def test_readme_opens_with_the_two_commands_and_documents_every_setting() -> Non
     assert "make test" in ci
     missing = {name for name in env_names() if f"`{name}`" not in readme}
     assert not missing, f"README's configuration table lacks {sorted(missing)}"
+
+
+def test_the_image_copies_every_package() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    missing = [p for p in packages if f"COPY {p} {p}" not in dockerfile]
+    assert not missing, f"the Dockerfile does not copy {missing}"
