@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,22 @@ def _worker(
                     process.wait()
 
 
+def _live_start(generator: TrafficGenerator, *, events: int, now: datetime) -> datetime:
+    """Where live traffic starts so that its last event is not in the future.
+
+    Traffic varies by hour of day, so the average rate alone can put the last events ahead
+    of the wall clock, where the worker rightly rejects them (``future_timestamp``).
+    """
+    start = now - timedelta(days=events / generator.expected_tx_per_day)
+    for _ in range(3):
+        last = next(islice(generator.events(start=start), events - 1, None))
+        overshoot = last.transaction.event_time - now
+        if overshoot <= timedelta(0):
+            break
+        start -= overshoot + timedelta(minutes=1)
+    return start
+
+
 def run_demo(
     config: DemoConfig,
     *,
@@ -196,9 +213,10 @@ def run_demo(
         generator = TrafficGenerator(
             SimulationConfig(cards=config.cards, merchants=config.merchants, seed=config.seed)
         )
-        live_days = config.rate * config.duration_s / generator.expected_tx_per_day
         # History ends where live traffic starts; live event times end about now.
-        live_start = datetime.now(UTC) - timedelta(days=live_days)
+        live_start = _live_start(
+            generator, events=round(config.rate * config.duration_s), now=datetime.now(UTC)
+        )
         history_start = live_start - timedelta(days=config.history_days)
         history = generator.history(start=history_start, days=config.history_days)
         history_path = write_history(history, workdir / "history.parquet")
