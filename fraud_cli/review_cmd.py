@@ -9,13 +9,17 @@ import signal
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from fraud_cli.brokers import kafka_or_embedded
 from fraud_cli.settings import ReviewSettings
 
-__all__ = ["archive", "review", "serve_demo_console"]
+if TYPE_CHECKING:  # the console's web stack is imported only by the commands that use it
+    from review import ConsoleService
+
+__all__ = ["archive", "demo_console", "review", "serve_demo_console"]
 
 
 @click.group()
@@ -57,8 +61,8 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
         service.run()
 
 
-def serve_demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> None:
-    """``fraud demo --review``: the console on the demo's broker, with one demo account."""
+def demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> tuple[ConsoleService, str]:
+    """The console on the demo's broker, with a throwaway lead account; returns its password."""
     from review import ConsoleService, ServiceConfig
     from review.auth import add_user
     from stream.settings import TopicNames
@@ -74,9 +78,15 @@ def serve_demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> No
             port=port,
         )
     )
-    password = secrets.token_urlsafe(12)  # a throwaway account for a local demo
+    password = secrets.token_urlsafe(12)
     with service.sessions.begin() as session:
         add_user(session, username="demo", password=password, role="lead", now=datetime.now(UTC))
+    return service, password
+
+
+def serve_demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> None:
+    """``fraud demo --review``: serve :func:`demo_console` until Ctrl-C."""
+    service, password = demo_console(bootstrap=bootstrap, workdir=workdir, port=port)
     click.echo(
         f"review console on http://127.0.0.1:{port}: log in as 'demo' with password "
         f"{password}  (Ctrl-C stops the console, the worker and the broker)",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -47,9 +49,19 @@ class ConsoleService:
         )
         self.app = create_app(self.sessions, config=config.console, relay=self.relay)
 
-    def run(self) -> None:
+    @contextlib.contextmanager
+    def background(self) -> Iterator[None]:
+        """The alert consumer and the label relay, running for the duration."""
         self.consumer.start()
         self.relay.start()
+        try:
+            yield
+        finally:
+            self.consumer.stop()
+            self.relay.stop()
+            log.info("review console's consumer and relay stopped")
+
+    def run(self) -> None:
         server = uvicorn.Server(
             uvicorn.Config(
                 self.app,
@@ -59,9 +71,5 @@ class ConsoleService:
                 access_log=False,  # URLs carry filter values; the audit trail records actions
             )
         )
-        try:
+        with self.background():
             server.run()
-        finally:
-            self.consumer.stop()
-            self.relay.stop()
-            log.info("review console stopped")

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from kafka import KafkaConsumer
+from sqlalchemy import func, select
 
 from fraud_cli.demo import DemoConfig, run_demo
+from fraud_cli.review_cmd import demo_console
+from review.schema import Case
+from tests.conftest import WaitUntil
 
 
 def _children(pid: int) -> list[int]:
@@ -31,8 +40,57 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def test_demo_accounts_for_every_event(tmp_path: Path) -> None:
+def _review_in_the_console(
+    bootstrap: str, workdir: Path, summary: dict[str, Any], wait_until: WaitUntil
+) -> str:
+    """What ``fraud demo --review`` serves: the demo's alerts, and verdicts become labels."""
+    service, password = demo_console(bootstrap=bootstrap, workdir=workdir)
+    with service.background():
+
+        def all_alerts_in() -> bool:
+            with service.sessions() as session:
+                count = session.scalar(select(func.count()).select_from(Case))
+            return bool(count == summary["alerts"])
+
+        wait_until(all_alerts_in, timeout_s=60, what="the demo's alerts in the console")
+        client = TestClient(service.app)
+        form = client.get("/login").text
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        client.post("/login", data={"username": "demo", "password": password, "csrf_token": token})
+        queue = client.get("/queue?sort=score").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', queue).group(1)  # type: ignore[union-attr]
+        case_id = re.search(r'href="/cases/(\d+)"', queue).group(1)  # type: ignore[union-attr]
+        done = client.post(
+            f"/cases/{case_id}/verdict",
+            data={"csrf_token": csrf, "kind": "fraud", "comment": "demo"},
+            follow_redirects=False,
+        )
+        assert done.status_code == 303
+        with service.sessions() as session:
+            case = session.get(Case, int(case_id))
+            assert case is not None
+            return case.transaction_id
+
+
+def test_demo_accounts_for_every_event(tmp_path: Path, wait_until: WaitUntil) -> None:
     messages: list[str] = []
+    reviewed: list[str] = []
+    labels_topic: list[str] = []
+
+    def review(bootstrap: str, workdir: Path, summary: dict[str, Any]) -> None:
+        reviewed.append(_review_in_the_console(bootstrap, workdir, summary, wait_until))
+        reader = KafkaConsumer(
+            "fraud.labels", bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+        )
+
+        def label_arrived() -> bool:
+            for batch in reader.poll(timeout_ms=200).values():
+                labels_topic.extend(json.loads(r.value)["transaction_id"] for r in batch)
+            return bool(labels_topic)
+
+        wait_until(label_arrived, timeout_s=30, what="the verdict on fraud.labels")
+        reader.close()
+
     before = set(_children(os.getpid()))  # session fixtures (broker, redis) may already run
     summary = run_demo(
         DemoConfig(
@@ -46,7 +104,9 @@ def test_demo_accounts_for_every_event(tmp_path: Path) -> None:
             workdir=tmp_path,
         ),
         say=messages.append,
+        then=review,
     )
+    assert labels_topic == reviewed
     assert summary["events_in"] >= 850
     assert summary["lost"] == 0
     assert summary["decisions"] + summary["dlq"] == summary["events_in"]
