@@ -53,6 +53,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
                     secure_cookies=settings.review_secure_cookies,
                     policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
                 ),
+                activity_retention=timedelta(days=settings.review_activity_days),
             )
         )
         click.echo(

@@ -75,6 +75,9 @@ class ReviewSettings(BaseSettings):
     review_card_activity: bool = Field(
         default=True, description="keep every decision for the case page's card history"
     )
+    review_activity_days: int = Field(
+        default=30, ge=1, description="card activity older than this is dropped (cases stay)"
+    )
     archive_dir: Path = Field(
         default=Path("var/archive"), description="where `fraud archive` writes Parquet"
     )

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
+from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,6 +93,12 @@ class AlertIngestor:
         with self._sessions.begin() as session:
             return insert_ignoring_duplicates(session, CardActivity, rows, "transaction_id")
 
+    def forget_activity(self, *, before: datetime) -> int:
+        """Drop card activity older than ``before`` (cases are kept: they are the record)."""
+        with self._sessions.begin() as session:
+            result = session.execute(delete(CardActivity).where(CardActivity.event_time < before))
+            return max(int(getattr(result, "rowcount", 0) or 0), 0)
+
     def add_error(self, topic: str, partition: int, offset: int, reason: str) -> None:
         with self._sessions.begin() as session:
             session.add(
@@ -121,8 +129,11 @@ class IngestConsumer:
         topics: IngestTopics,
         group_id: str = "fraud-review",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        activity_retention: timedelta = timedelta(days=30),
     ) -> None:
         self._ingestor = ingestor
+        self._retention = activity_retention
+        self._next_purge = 0.0
         self._topics = topics
         self._clock = clock
         self._decoder = msgspec.json.Decoder(DecisionRecord)
@@ -193,6 +204,9 @@ class IngestConsumer:
         while not self._stop.is_set():
             try:
                 self.poll_once()
+                if time.monotonic() >= self._next_purge:
+                    self._next_purge = time.monotonic() + 600
+                    self._ingestor.forget_activity(before=self._clock() - self._retention)
             except KafkaError:
                 log.exception("alert consumer: Kafka error; retrying")
                 self._stop.wait(1.0)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import uvicorn
 
@@ -29,6 +30,7 @@ class ServiceConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    activity_retention: timedelta = timedelta(days=30)
 
 
 class ConsoleService:
@@ -43,6 +45,7 @@ class ConsoleService:
             AlertIngestor(self.sessions),
             bootstrap=config.bootstrap,
             topics=IngestTopics(alerts=config.alerts_topic, decisions=config.decisions_topic),
+            activity_retention=config.activity_retention,
         )
         self.relay = LabelRelay(
             self.sessions, bootstrap=config.bootstrap, topic=config.labels_topic

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from review import upgrade_schema
-from review.schema import AuditEntry, Base, Case, Verdict
+from review.schema import AuditEntry, Base, CardActivity, Case, Verdict
 from tests.console.conftest import T0, Console, alert, make_console
 
 
@@ -43,6 +43,16 @@ def test_alerts_are_idempotent_by_transaction_id(console: Console) -> None:
         assert case is not None
         assert case.rule_hits == ["card_blocklist"]
         assert case.reason_codes == ["amount 1,000.00 (+0.9)"]
+
+
+def test_old_card_activity_is_forgotten_but_cases_stay(console: Console) -> None:
+    records = [alert(n) for n in range(10)]  # event times T0 + n minutes
+    console.ingestor.add_alerts(records, now=T0)
+    console.ingestor.add_decisions(records)
+    assert console.ingestor.forget_activity(before=T0 + timedelta(minutes=4)) == 4
+    with console.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(CardActivity)) == 6
+        assert session.scalar(select(func.count()).select_from(Case)) == 10
 
 
 def test_queue_pages_cover_every_case_once_in_order(console: Console) -> None:
