@@ -133,6 +133,42 @@ def users_add(username: str, role: str, password: str, database_url: str | None)
     click.echo(f"user {username!r} added with role {role}")
 
 
+@users.command("deactivate")
+@click.argument("username")
+@click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
+def users_deactivate(username: str, database_url: str | None) -> None:
+    """Stop an account from logging in and end its sessions (its audit trail stays)."""
+    from review import make_engine, make_sessions, upgrade_schema
+    from review.auth import deactivate_user
+    from review.errors import UserError
+
+    engine = make_engine(database_url or ReviewSettings().review_database_url)
+    upgrade_schema(engine)
+    try:
+        with make_sessions(engine).begin() as session:
+            deactivate_user(session, username=username, now=datetime.now(UTC))
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"user {username!r} deactivated")
+
+
+@users.command("list")
+@click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
+def users_list(database_url: str | None) -> None:
+    """Accounts, their roles and whether they are active."""
+    from sqlalchemy import select
+
+    from review import make_engine, make_sessions, upgrade_schema
+    from review.schema import User
+
+    engine = make_engine(database_url or ReviewSettings().review_database_url)
+    upgrade_schema(engine)
+    with make_sessions(engine)() as session:
+        for user in session.scalars(select(User).order_by(User.username)):
+            state = "active" if user.active else "deactivated"
+            click.echo(f"{user.username}\t{user.role}\t{state}")
+
+
 @review.command("upgrade-db")
 @click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
 def upgrade_db(database_url: str | None) -> None:

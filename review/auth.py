@@ -29,6 +29,7 @@ __all__ = [
     "add_user",
     "authenticate",
     "close_session",
+    "deactivate_user",
     "open_session",
     "resolve_session",
 ]
@@ -87,6 +88,16 @@ def add_user(session: Session, *, username: str, password: str, role: str, now: 
     session.add(user)
     record_audit(session, actor="admin-cli", action="user.add", target=username, at=now, role=role)
     return user
+
+
+def deactivate_user(session: Session, *, username: str, now: datetime) -> None:
+    """The account can no longer log in, and its open sessions end now."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise UserError(f"no user {username!r}; `fraud review users list` shows who exists")
+    user.active = False
+    session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    record_audit(session, actor="admin-cli", action="user.deactivate", target=username, at=now)
 
 
 def _failures(

@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DatabaseError
 
 from review import upgrade_schema
+from review.auth import deactivate_user
 from review.schema import AuditEntry, Base, CardActivity, Case, Verdict
 from tests.console.conftest import T0, Console, alert, make_console
 
@@ -277,3 +278,11 @@ def test_pages_send_security_headers_and_no_card_numbers(console: Console) -> No
     assert page.headers["x-frame-options"] == "DENY"
     assert "set-cookie" not in page.headers
     assert not re.search(r"(?<!\d)\d{13,19}(?!\d)", page.text)
+
+
+def test_a_deactivated_account_is_logged_out_and_cannot_log_in(console: Console) -> None:
+    assert console.login("ana") == 303
+    with console.sessions.begin() as session:
+        deactivate_user(session, username="ana", now=T0)
+    assert console.client.get("/queue", follow_redirects=False).status_code == 303
+    assert console.login("ana") == 401

@@ -189,10 +189,17 @@ def test_users_add_command(database_url: str) -> None:
     )
     assert short.exit_code == 1
     assert "use at least 12" in short.output
+    listed = runner.invoke(cli, ["review", "users", "list", "--database-url", database_url])
+    assert "dana\tlead\tactive" in listed.output
+    gone = runner.invoke(
+        cli, ["review", "users", "deactivate", "dana", "--database-url", database_url]
+    )
+    assert gone.exit_code == 0, gone.output
     from review import make_engine, make_sessions
 
     with make_sessions(make_engine(database_url))() as session:
         user = session.scalar(select(User).where(User.username == "dana"))
         assert user is not None
         assert user.role == "lead"
+        assert not user.active
         assert user.password_hash.startswith("$argon2id$")
