@@ -1,6 +1,7 @@
 """Stream benchmark: drain throughput, latency under offered load, and the naive agent.
 
     .venv/bin/python bench/stream.py [--json] [--events 200000] [--naive-events 3000]
+        [--consumer faust|batched] [--batch-max N]
 
 Runs on the embedded broker and the real Redis on loopback (REDIS_URL, default database
 13, flushed first). The worker is the real ``fraud stream`` child process. Last line: JSON.
@@ -71,6 +72,7 @@ class _Collector:
 
     def __init__(self, bootstrap: str, topic: str) -> None:
         self.count = 0
+        self.degraded = 0  # decided by the fallback policy (e.g. features over budget)
         self.latencies: list[float] = []
         self.last_at = 0.0
         self._stop = threading.Event()
@@ -88,13 +90,19 @@ class _Collector:
         while not self._stop.is_set():
             for records in self._consumer.poll(timeout_ms=50).values():
                 for record in records:
-                    self.latencies.append(json.loads(record.value)["latency_ms"])
+                    body = json.loads(record.value)
+                    self.latencies.append(body["latency_ms"])
+                    self.degraded += bool(body.get("degraded"))
                 self.count += len(records)
                 self.last_at = time.time()
 
-    def wait_for(self, n: int, timeout_s: float) -> None:
+    def wait_for(self, n: int, timeout_s: float, stall_s: float | None = None) -> None:
+        """Until ``n`` decisions, ``timeout_s``, or (if given) ``stall_s`` without one."""
+        began = time.time()
         deadline = time.monotonic() + timeout_s
         while self.count < n and time.monotonic() < deadline:
+            if stall_s is not None and time.time() - max(self.last_at, began) > stall_s:
+                return
             time.sleep(0.05)
 
     def close(self) -> None:
@@ -156,6 +164,19 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--naive-events", type=int, default=3_000)
+    parser.add_argument(
+        "--consumer",
+        choices=("faust", "batched"),
+        default="faust",
+        help="the worker's FRAUD_CONSUMER (the naive agent is faust either way)",
+    )
+    parser.add_argument("--batch-max", type=int, default=None, help="FRAUD_BATCH_MAX")
+    parser.add_argument(
+        "--stall-s",
+        type=float,
+        default=60.0,
+        help="a drain that decides nothing for this long is reported as stalled",
+    )
     parser.add_argument("--rates", default="1000,5000,10000")
     parser.add_argument("--seconds", type=float, default=10.0, help="per offered rate")
     parser.add_argument(
@@ -177,7 +198,11 @@ def main() -> None:
         ),
     )
     events = generator.events(start=start + timedelta(days=14))
-    result: dict[str, Any] = {"machine": {"cores": os.cpu_count()}, "events": args.events}
+    result: dict[str, Any] = {
+        "machine": {"cores": os.cpu_count()},
+        "events": args.events,
+        "consumer": args.consumer,
+    }
     with EmbeddedBroker() as broker:
         base_env = {
             "FRAUD_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -187,7 +212,11 @@ def main() -> None:
             "FRAUD_GROUP_TIMEOUT_S": "3",
             "FRAUD_METRICS_PORT": "0",
             "FRAUD_DATA_DIR": str(work / "data"),
+            "FRAUD_CONSUMER": args.consumer,
         }
+        if args.batch_max is not None:
+            base_env["FRAUD_BATCH_MAX"] = str(args.batch_max)
+            result["batch_max"] = args.batch_max
 
         def drain(prefix: str, n: int, command: list[str]) -> float:
             topics = TopicNames(prefix)
@@ -197,8 +226,15 @@ def main() -> None:
             env = {**base_env, "FRAUD_TOPIC_PREFIX": prefix, "FRAUD_APP_ID": f"{prefix}app"}
             with _worker(command, env, work):
                 began = time.time()
-                collector.wait_for(n, timeout_s=1800)
+                collector.wait_for(n, timeout_s=1800, stall_s=args.stall_s)
             collector.close()
+            result.setdefault("degraded", {})[prefix] = collector.degraded
+            if collector.count < n:
+                result.setdefault("stalled", {})[prefix] = {
+                    "decided": collector.count,
+                    "of": n,
+                    "after_s": round(collector.last_at - began, 1),
+                }
             return collector.count / max(collector.last_at - began, 1e-9)
 
         def phase(name: str) -> None:  # progress, and what survives if a later phase stalls
@@ -207,12 +243,14 @@ def main() -> None:
         result["drain_tps"] = round(
             drain("drain-", args.events, [sys.executable, "-m", "fraud_cli", "stream"])
         )
-        result["naive_drain_tps"] = round(
-            drain("naive-", args.naive_events, [sys.executable, "-m", "bench.naive_agent"])
-        )
-        result["naive_events"] = args.naive_events
+        phase("drain")
+        if args.naive_events > 0:  # 0 skips the naive agent (and the ratio)
+            result["naive_drain_tps"] = round(
+                drain("naive-", args.naive_events, [sys.executable, "-m", "bench.naive_agent"])
+            )
+            result["naive_events"] = args.naive_events
+            result["ratio"] = round(result["drain_tps"] / max(result["naive_drain_tps"], 1e-9), 1)
         phase("drains")
-        result["ratio"] = round(result["drain_tps"] / max(result["naive_drain_tps"], 1e-9), 1)
 
         latency: dict[str, dict[str, float]] = {}
         topics = TopicNames("live-")
@@ -224,7 +262,7 @@ def main() -> None:
                 bootstrap_servers=broker.bootstrap, linger_ms=1, enable_idempotence=False, acks=1
             )
             for rate in (int(r) for r in args.rates.split(",")):
-                before = len(collector.latencies)
+                before, degraded_before = len(collector.latencies), collector.degraded
                 stats = produce_live(
                     producer=producer,
                     topic=topics.transactions,
@@ -241,6 +279,7 @@ def main() -> None:
                 latency[str(rate)] = {
                     **_pct(collector.latencies[before:target]),
                     "achieved_tps": round(stats.sent / stats.seconds),
+                    "degraded": collector.degraded - degraded_before,
                 }
             producer.close()
         collector.close()

@@ -8,35 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
 import faust
-import msgspec
+import xgboost as xgb
 
 from batch_training.registry import ModelRegistry
-from feature_store import (
-    FeatureSet,
-    InvalidEvent,
-    OnlineStoreUnavailable,
-    TransactionCodec,
-    read_history,
-)
-from feature_store.labels import LabelCodec
+from feature_store import FeatureSet, OnlineStoreUnavailable, read_history
 from feature_store.materialize import materialize_history
-from feature_store.online import (
-    MemoryOnlineStore,
-    OnlineFeatureEngine,
-    OnlineStore,
-    RedisOnlineStore,
-)
+from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
 from stream.compiled import CompileOptions
-from stream.ledger import MemoryLedger, RedisLedger
 from stream.metrics import StreamMetrics
-from stream.processor import BatchProcessor, RawEvent, dead_letter
-from stream.reload import ModelWatcher
-from stream.rules import RulesFile
+from stream.pipeline import OutRecord, build_pipeline
+from stream.processor import RawEvent
 from stream.scoring import ServingModel, load_serving_model
 from stream.settings import StreamSettings
 from stream.topics import ensure_topics
@@ -98,29 +83,15 @@ def build_app(
     metrics: StreamMetrics,
     model: ServingModel | None = None,
 ) -> faust.App:
-    """The faust app with its one agent; the model is loaded (and compiled) before, or now,
+    """The faust app with its agents; the model is loaded (and compiled) before, or now,
     never per event."""
     compile_options = _compile_options(settings)
     if model is None:
         model = load_serving_model(
             ModelRegistry(settings.registry_dir), compile_options=compile_options
         )
-    engine = OnlineFeatureEngine(feature_set=model.feature_set, store=store)
-    processor = BatchProcessor(
-        codec=TransactionCodec(max_amount=settings.max_amount),
-        engine=engine,
-        model=model,
-        fallback=settings.fallback_decision,
-        deadline_s=settings.batch_deadline_ms / 1000.0,
-        rules=RulesFile(settings.rules_file, model.feature_set.names),
-        ledger=RedisLedger(url=settings.redis_url) if settings.redis_url else MemoryLedger(),
-    )
-    metrics.model_version.set(model.version)
-    watcher = ModelWatcher(
-        registry=ModelRegistry(settings.registry_dir),
-        current=model,
-        interval_s=settings.model_poll_s,
-        compile_options=compile_options,
+    pipeline = build_pipeline(
+        settings, store=store, metrics=metrics, model=model, compile_options=compile_options
     )
     topics = settings.topics
     transport = low_latency_transport(settings.fetch_max_wait_ms)
@@ -147,86 +118,45 @@ def build_app(
     )
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw"}
     source = app.topic(topics.transactions, **raw)
-    decisions = app.topic(topics.decisions, **raw)
-    alerts = app.topic(topics.alerts, **raw)
-    dlq = app.topic(topics.dlq, **raw)
-    encode = msgspec.json.Encoder().encode
+    sinks = {name: app.topic(name, **raw) for name in (topics.decisions, topics.alerts, topics.dlq)}
     window_s = settings.batch_window_ms / 1000.0
+
+    def _raw(e: Any) -> RawEvent:
+        m = e.message
+        return RawEvent(e.value, m.timestamp, m.topic, m.partition, m.offset)
+
+    async def _send(records: list[OutRecord]) -> None:
+        # Awaited sends only queue the record in the producer (acks are not awaited);
+        # faust flushes the producer before committing offsets: at least once.
+        # (send_soon stalled the worker under a 200k backlog on Tansu: faust's producer
+        # buffer filled and never drained; see the stream benchmark notes.)
+        for topic, key, value in records:
+            await sinks[topic].send(key=key, value=value)
 
     @app.agent(source)
     async def score(stream: faust.StreamT[bytes]) -> None:
         # take_events is missing from faust's StreamT stub, not from the Stream class
         batches = stream.take_events(settings.batch_max, within=window_s)  # type: ignore[attr-defined]
         async for events in batches:
-            refused_before = len(watcher.refused)
-            swapped = await watcher.poll()  # between batches: no event waits on a swap
-            if swapped is not None:
-                processor.swap_model(swapped)
-                metrics.model_swaps.inc()
-                metrics.model_version.set(swapped.version)
-            metrics.models_refused.inc(len(watcher.refused) - refused_before)
-            batch = [
-                RawEvent(
-                    value=e.value,
-                    produced_at=e.message.timestamp,
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                )
-                for e in events
-            ]
-            out = await processor.process(batch)
-            metrics.record_batch(len(batch), out)
-            # Awaited sends only queue the record in the producer (acks are not awaited);
-            # faust flushes the producer before committing offsets: at least once.
-            # (send_soon stalled the worker under a 200k backlog on Tansu: faust's producer
-            # buffer filled and never drained; see the stream benchmark notes.)
-            for record in out.decisions:
-                key = record.card_id.encode()
-                body = encode(record)
-                await decisions.send(key=key, value=body)
-                if record.decision != "approve":
-                    await alerts.send(key=key, value=body)
-            for letter in out.dead_letters:
-                await dlq.send(value=encode(letter))
+            await pipeline.between_batches()  # between batches: no event waits on a swap
+            await _send(await pipeline.process([_raw(e) for e in events]))
             _record_lag(app, events, metrics)
-            log.debug(
-                "batch: %d decisions, %d dead letters", len(out.decisions), len(out.dead_letters)
-            )
 
     labels_topic = app.topic(topics.labels, **raw)
-    label_codec = LabelCodec()
 
     @app.agent(labels_topic)
     async def learn(stream: faust.StreamT[bytes]) -> None:
         """Verdicts update the label-delayed state (merchant fraud rates) of the store."""
         batches = stream.take_events(settings.batch_max, within=0.05)  # type: ignore[attr-defined]
         async for events in batches:
-            updates, now = [], time.time()
-            for e in events:
-                try:
-                    updates.append(label_codec.decode(e.value or b"").to_update())
-                except InvalidEvent as exc:
-                    letter = dead_letter(
-                        RawEvent(
-                            e.value,
-                            e.message.timestamp,
-                            e.message.topic,
-                            e.message.partition,
-                            e.message.offset,
-                        ),
-                        exc,
-                        now,
-                    )
-                    await dlq.send(value=encode(letter))
+            updates, letters = pipeline.decode_labels([_raw(e) for e in events])
+            await _send(letters)
             try:
-                matched = await processor.apply_labels(updates)
+                await pipeline.apply_labels(updates)
             except OnlineStoreUnavailable:
                 # not acknowledged: the labels are redelivered after a restart or rebalance
                 log.exception("could not apply %d labels; the store is unavailable", len(updates))
                 raise
-            metrics.labels_applied.inc(len(updates))
-            log.info("applied %d labels (%d matched known transactions)", len(updates), matched)
 
     if settings.ready_file is not None:
         ready_file: Path = settings.ready_file
@@ -240,7 +170,8 @@ def build_app(
 
 
 def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
-    """Prepare once, then run the faust worker until SIGTERM/SIGINT."""
+    """Prepare once, then run the worker (faust, or the batched loop) until SIGTERM/SIGINT."""
+    xgb.set_config(nthread=settings.xgboost_threads)  # this (the event loop's) thread
     ensure_topics(bootstrap, settings.topics.all(), partitions=settings.partitions)
     store = _make_store(settings)
     # the champion is loaded (and compiled) once, for the warm-up and the agent alike
@@ -253,6 +184,20 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     metrics = StreamMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
+    if settings.consumer == "batched":
+        from stream.batched import run_batched
+
+        asyncio.run(
+            run_batched(
+                settings,
+                bootstrap=bootstrap,
+                store=store,
+                metrics=metrics,
+                model=model,
+                compile_options=_compile_options(settings),
+            )
+        )
+        return
     app = build_app(settings, bootstrap=bootstrap, store=store, metrics=metrics, model=model)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from feature_store import OnlineStoreUnavailable
 from stream.records import DecisionRecord
 
-__all__ = ["DecisionLedger", "MemoryLedger", "RedisLedger"]
+__all__ = ["LEDGER_TTL_MS", "DecisionLedger", "MemoryLedger", "RedisLedger"]
 
 LEDGER_TTL_MS: Final = 7 * 86_400_000  # longer than any redelivery after a restart
 
@@ -54,6 +54,24 @@ class MemoryLedger:
         return None
 
 
+# One script call per batch: the batch's decisions travel as one newline-joined argument
+# (compact JSON has no raw newline), so the client encodes N keys + 2 arguments instead of
+# 7 arguments per record, the cost that dominated a pipeline of SET NX GET.
+_SETTLE = """
+local ttl, blob, out, pos = ARGV[1], ARGV[2], {}, 1
+for i, key in ipairs(KEYS) do
+  local stop = string.find(blob, "\\n", pos, true) or (#blob + 1)
+  local old = redis.call("SET", key, string.sub(blob, pos, stop - 1), "NX", "PX", ttl, "GET")
+  if old then
+    out[#out + 1] = i
+    out[#out + 1] = old
+  end
+  pos = stop + 1
+end
+return out
+"""
+
+
 class RedisLedger:
     """``fraud:fs2:decision:<transaction id>`` holds the first decision's JSON for 7 days."""
 
@@ -61,29 +79,24 @@ class RedisLedger:
         self._client: aioredis.Redis = aioredis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
+        self._settle = self._client.register_script(_SETTLE)
         self._encode = msgspec.json.Encoder().encode
         self._decode = msgspec.json.Decoder(DecisionRecord).decode
 
     async def settle(self, records: Sequence[DecisionRecord]) -> list[DecisionRecord]:
+        """Records whose id was already decided come back as that first decision."""
         if not records:
             return []
-        pipe = self._client.pipeline(transaction=False)
-        for record in records:
-            pipe.set(
-                f"fraud:fs2:decision:{record.transaction_id}",
-                self._encode(record),
-                nx=True,
-                px=LEDGER_TTL_MS,
-                get=True,
-            )
+        keys = [f"fraud:fs2:decision:{record.transaction_id}" for record in records]
+        blob = b"\n".join(self._encode(record) for record in records)
         try:
-            previous = await pipe.execute()
+            previous = await self._settle(keys=keys, args=[LEDGER_TTL_MS, blob])
         except (RedisError, OSError) as exc:
             raise OnlineStoreUnavailable(f"the decision ledger is unavailable: {exc}") from exc
-        return [
-            record if old is None else self._decode(old)
-            for record, old in zip(records, previous, strict=True)
-        ]
+        out = list(records)
+        for i in range(0, len(previous), 2):
+            out[int(previous[i]) - 1] = self._decode(previous[i + 1])
+        return out
 
     async def close(self) -> None:
         await self._client.aclose()

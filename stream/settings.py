@@ -39,6 +39,10 @@ class StreamSettings(BaseSettings):
     registry_dir: Path = Field(default=Path("var/registry"), description="model registry")
     topic_prefix: str = Field(default="", description="prefix for every topic name")
     partitions: int = Field(default=4, ge=1, description="partitions of topics we create")
+    consumer: Literal["faust", "batched"] = Field(
+        default="faust",
+        description="faust agents, or batched = an aiokafka getmany loop (stream.batched)",
+    )
     app_id: str = Field(default="fraud-stream", description="faust app id = consumer group")
     batch_max: int = Field(default=256, ge=1, description="max events per micro-batch")
     batch_window_ms: int = Field(default=20, ge=1, description="max wait to fill a batch")
@@ -71,6 +75,13 @@ class StreamSettings(BaseSettings):
         default=True,
         description="compile the champion with tl2cgen (cached in data_dir/compiled); "
         "false = XGBoost inplace_predict only",
+    )
+    xgboost_threads: int = Field(
+        default=1,
+        ge=0,
+        description="threads of XGBoost's own calls (reason codes, large-batch scoring); "
+        "0 = every core. One by default: the worker shares its cores with Redis and the "
+        "broker, and OpenMP workers spinning for them doubled the latency at 1k events/s",
     )
     data_dir: Path = Field(default=Path("var/stream"), description="faust's local data dir")
     group_timeout_s: float = Field(

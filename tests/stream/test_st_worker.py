@@ -1,4 +1,8 @@
-"""The faust worker for real: embedded broker, real Redis, a child process like production."""
+"""The worker for real: embedded broker, real Redis, a child process like production.
+
+Every test runs against both consumers (``FRAUD_CONSUMER``): the faust agents and the
+batched aiokafka loop of stream.batched.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +51,13 @@ class DecisionReader:
         return check
 
 
+@pytest.fixture(params=["faust", "batched"])
+def consumer_mode(request: pytest.FixtureRequest) -> str:
+    """The worker's FRAUD_CONSUMER: every worker test runs against both consumers."""
+    mode: str = request.param
+    return mode
+
+
 @dataclass(frozen=True)
 class RunningWorker:
     topics: TopicNames
@@ -63,6 +74,7 @@ def _running_worker(
     unique: str,
     tmp_path: Path,
     wait_until: Any,
+    consumer: str,
 ) -> Iterator[RunningWorker]:
     """``fraud stream`` as a child process, as production runs it; SIGTERM stops it."""
     topics = TopicNames(unique)
@@ -82,6 +94,7 @@ def _running_worker(
         "FRAUD_DATA_DIR": str(tmp_path / "data"),
         "FRAUD_READY_FILE": str(ready),
         "FRAUD_GROUP_TIMEOUT_S": "3",
+        "FRAUD_CONSUMER": consumer,
     }
     tmp_path.mkdir(parents=True, exist_ok=True)
     log = (tmp_path / "worker.log").open("wb")
@@ -114,6 +127,7 @@ def worker(
     unique: str,
     tmp_path: Path,
     wait_until: Any,
+    consumer_mode: str,
 ) -> Iterator[RunningWorker]:
     with _running_worker(
         broker=broker,
@@ -122,6 +136,7 @@ def worker(
         unique=unique,
         tmp_path=tmp_path,
         wait_until=wait_until,
+        consumer=consumer_mode,
     ) as running:
         yield running
 
@@ -322,6 +337,7 @@ def test_redis_down_degrades_and_the_worker_recovers_by_itself(
     unique: str,
     tmp_path: Path,
     wait_until: Any,
+    consumer_mode: str,
 ) -> None:
     with _running_worker(
         broker=broker,
@@ -330,6 +346,7 @@ def test_redis_down_degrades_and_the_worker_recovers_by_itself(
         unique=unique,
         tmp_path=tmp_path,
         wait_until=wait_until,
+        consumer=consumer_mode,
     ) as running:
         reader = DecisionReader(broker, running.topics.decisions)
         decisions, decided = reader.decisions, reader.decided
@@ -360,6 +377,7 @@ def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
     unique: str,
     tmp_path: Path,
     wait_until: Any,
+    consumer_mode: str,
 ) -> None:
     total = 3000
     consumer = KafkaConsumer(
@@ -392,6 +410,7 @@ def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
         unique=unique,
         tmp_path=tmp_path / "first",
         wait_until=wait_until,
+        consumer=consumer_mode,
     ) as first:
         consumer.subscribe([first.topics.decisions, first.topics.dlq])
         _produce(broker, first.topics.transactions, unique, range(0, total))
@@ -405,6 +424,7 @@ def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
         unique=unique,
         tmp_path=tmp_path / "second",
         wait_until=wait_until,
+        consumer=consumer_mode,
     ):
         wait_until(drain(total), timeout_s=120, what="every event accounted for after restart")
     consumer.close()
