@@ -46,6 +46,8 @@ def cli(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # kafka-python warns whenever one poll takes >100 ms, which a busy 2-core machine does
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
 
 
 # --------------------------------------------------------------------------- simulate
