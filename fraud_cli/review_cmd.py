@@ -17,6 +17,8 @@ from fraud_cli.brokers import kafka_or_embedded
 from fraud_cli.settings import ReviewSettings
 
 if TYPE_CHECKING:  # the console's web stack is imported only by the commands that use it
+    from sqlalchemy import Engine
+
     from review import ConsoleService
 
 __all__ = ["archive", "demo_console", "review", "serve_demo_console"]
@@ -97,6 +99,15 @@ def serve_demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> No
         service.run()
 
 
+def _migrated_engine(database_url: str | None) -> Engine:
+    """The console's database (the flag, else FRAUD_REVIEW_DATABASE_URL), schema current."""
+    from review import make_engine, upgrade_schema
+
+    engine = make_engine(database_url or ReviewSettings().review_database_url)
+    upgrade_schema(engine)
+    return engine
+
+
 @review.group()
 def users() -> None:
     """Analyst and lead accounts."""
@@ -117,12 +128,11 @@ def users() -> None:
 @click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
 def users_add(username: str, role: str, password: str, database_url: str | None) -> None:
     """Create an account (the password is stored as an argon2id hash)."""
-    from review import make_engine, make_sessions, upgrade_schema
+    from review import make_sessions
     from review.auth import add_user
     from review.errors import UserError
 
-    engine = make_engine(database_url or ReviewSettings().review_database_url)
-    upgrade_schema(engine)
+    engine = _migrated_engine(database_url)
     try:
         with make_sessions(engine).begin() as session:
             add_user(
@@ -138,12 +148,11 @@ def users_add(username: str, role: str, password: str, database_url: str | None)
 @click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
 def users_deactivate(username: str, database_url: str | None) -> None:
     """Stop an account from logging in and end its sessions (its audit trail stays)."""
-    from review import make_engine, make_sessions, upgrade_schema
+    from review import make_sessions
     from review.auth import deactivate_user
     from review.errors import UserError
 
-    engine = make_engine(database_url or ReviewSettings().review_database_url)
-    upgrade_schema(engine)
+    engine = _migrated_engine(database_url)
     try:
         with make_sessions(engine).begin() as session:
             deactivate_user(session, username=username, now=datetime.now(UTC))
@@ -158,11 +167,10 @@ def users_list(database_url: str | None) -> None:
     """Accounts, their roles and whether they are active."""
     from sqlalchemy import select
 
-    from review import make_engine, make_sessions, upgrade_schema
+    from review import make_sessions
     from review.schema import User
 
-    engine = make_engine(database_url or ReviewSettings().review_database_url)
-    upgrade_schema(engine)
+    engine = _migrated_engine(database_url)
     with make_sessions(engine)() as session:
         for user in session.scalars(select(User).order_by(User.username)):
             state = "active" if user.active else "deactivated"
@@ -173,9 +181,7 @@ def users_list(database_url: str | None) -> None:
 @click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
 def upgrade_db(database_url: str | None) -> None:
     """Apply the schema migrations (serve does this too)."""
-    from review import make_engine, upgrade_schema
-
-    upgrade_schema(make_engine(database_url or ReviewSettings().review_database_url))
+    _migrated_engine(database_url)
     click.echo("schema is current")
 
 

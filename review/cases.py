@@ -5,9 +5,9 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -32,7 +32,6 @@ __all__ = [
 STATUSES = ("open", "escalated", "fraud", "legit")
 VERDICTS = {"fraud": "fraud", "legit": "legit", "escalate": "escalated"}  # verdict → status
 
-SortKey = Literal["oldest", "newest", "score", "amount"]
 # sort name → (column, descending); ``id`` follows in the same direction and breaks ties
 SORTS: dict[str, tuple[InstrumentedAttribute[Any], bool]] = {
     "oldest": (Case.alerted_at, False),
@@ -143,7 +142,7 @@ class CaseContext:
     case: Case
     verdicts: list[Verdict]
     card_activity: list[CardActivity]
-    card_cases: list[Case] = field(default_factory=list)
+    card_cases: list[Case]
 
 
 def _get_case(session: Session, case_id: int, *, lock: bool = False) -> Case:

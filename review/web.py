@@ -82,15 +82,21 @@ class _LoginRequired(Exception):
 
 
 class _Forbidden(Exception):
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
+    pass
 
 
 class _BadRequest(Exception):
-    def __init__(self, why: str) -> None:
-        super().__init__(why)
-        self.why = why
+    pass
+
+
+# each refusal's status and page title; the exception's message says what and how to fix
+_ERROR_PAGES: dict[type[Exception], tuple[int, str]] = {
+    _Forbidden: (403, "Not allowed"),
+    NotAllowed: (409, "Not possible"),
+    CaseNotFound: (404, "No such case"),
+    _BadRequest: (400, "Bad request"),
+    InvalidCursor: (400, "Bad request"),
+}
 
 
 @dataclass(frozen=True)
@@ -218,25 +224,12 @@ def create_app(
             return RedirectResponse("/login", status_code=303)
         return PlainTextResponse("log in first", status_code=401)
 
-    @app.exception_handler(_Forbidden)
-    async def forbidden(request: Request, exc: _Forbidden) -> Response:
-        return page(request, "error.html", 403, title="Not allowed", message=exc.why)
+    async def error_page(request: Request, exc: Exception) -> Response:
+        status, title = _ERROR_PAGES[type(exc)]
+        return page(request, "error.html", status, title=title, message=str(exc))
 
-    @app.exception_handler(NotAllowed)
-    async def not_allowed(request: Request, exc: NotAllowed) -> Response:
-        return page(request, "error.html", 409, title="Not possible", message=str(exc))
-
-    @app.exception_handler(CaseNotFound)
-    async def not_found(request: Request, exc: CaseNotFound) -> Response:
-        return page(request, "error.html", 404, title="No such case", message=str(exc))
-
-    @app.exception_handler(_BadRequest)
-    async def bad_request(request: Request, exc: _BadRequest) -> Response:
-        return page(request, "error.html", 400, title="Bad request", message=exc.why)
-
-    @app.exception_handler(InvalidCursor)
-    async def bad_cursor(request: Request, exc: InvalidCursor) -> Response:
-        return page(request, "error.html", 400, title="Bad request", message=str(exc))
+    for error in _ERROR_PAGES:
+        app.add_exception_handler(error, error_page)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
