@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import redis
 
+from feature_store import CORE_FEATURE_SET
 from feature_store.online import (
     LATENESS_MS,
     EntityRequest,
@@ -20,7 +21,7 @@ from feature_store.online import (
     OnlineStore,
     RedisOnlineStore,
 )
-from feature_store.plan import AggSpec, EntityPlan
+from feature_store.plan import AggSpec, EntityPlan, FeaturePlan
 
 H = 3_600_000
 CARD = EntityPlan(
@@ -150,23 +151,82 @@ def test_a_label_for_an_unknown_transaction_matches_nothing(
     assert _labels(store, [LabelUpdate(f"{unique}never-seen", True, 0)]) == 0
 
 
+def test_redis_window_state_matches_a_full_scan_under_disorder(redis_url: str, unique: str) -> None:
+    """The Redis store's running window state against the memory store's scans: late events,
+    redeliveries, ties, gaps longer than every window and bursts, on the core plan."""
+    plans = tuple(FeaturePlan(CORE_FEATURE_SET).entities.values())
+    rng = np.random.default_rng(5)
+    n = 2500
+    ts = np.sort(rng.integers(0, 50 * 86_400_000, n) // 60_000 * 60_000)
+    # one event in ten arrives up to half a day early or late
+    order = np.argsort(ts + rng.integers(-43_200_000, 43_200_000, n) * (rng.random(n) < 0.1))
+    events = [
+        (
+            int(ts[i]),
+            f"{unique}tx{i}",
+            f"{unique}c{rng.integers(0, 12)}",
+            f"{unique}m{rng.integers(0, 6)}",
+            float(np.round(rng.lognormal(3, 1.2), 2)),
+        )
+        for i in order
+    ]
+    requests = [
+        EntityRequest(
+            plan=j,
+            entity_id=(card, shop)[j],
+            ts_ms=t,
+            transaction_id=tx,
+            amount=amount,
+            counterparty_id=(shop, card)[j],
+        )
+        for t, tx, card, shop, amount in events
+        for j in range(len(plans))
+    ]
+    redeliver = rng.random(len(requests) // 2) < 0.03
+    memory, remote = MemoryOnlineStore(), RedisOnlineStore(url=redis_url)
+
+    async def run(store: OnlineStore) -> np.ndarray:
+        rows = []
+        for start in range(0, len(requests), 64):
+            batch = requests[start : start + 64]
+            rows.append(await store.read_update_batch(plans, batch))
+            again = [r for k, r in enumerate(batch) if redeliver[(start + k) // 2]]
+            if again:
+                rows.append(await store.read_update_batch(plans, again))
+        return np.vstack(rows)
+
+    with asyncio.Runner() as runner:
+        expected, got = runner.run(run(memory)), runner.run(run(remote))
+        runner.run(remote.close())
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True)
+
+
 @pytest.mark.parametrize("store", ["redis"], indirect=True)
 def test_redis_key_layout_is_pinned(store: OnlineStore, redis_url: str, unique: str) -> None:
-    """Other systems read these keys: the exact bytes are part of the contract (fs2)."""
+    """Other systems read these keys: the exact bytes are part of the contract (fs3)."""
     _run(store, [_card(f"{unique}k", 1_700_000_000_123, "tx_1", 12.5, "m9")])
     _run(store, [_merchant(f"{unique}m", 1_700_000_000_123, f"{unique}tx_2")])
     _labels(store, [LabelUpdate(f"{unique}tx_2", True, 1_700_000_000_999)])
     client = redis.Redis.from_url(redis_url)
-    log = f"fraud:fs2:log:card:{unique}k".encode()
+    log = f"fraud:fs3:log:card:{unique}k".encode()
     assert client.type(log) == b"zset"
     member = struct.pack(">ddI", 1_700_000_000_123, 12.5, zlib.crc32(b"m9")) + b"tx_1"
     assert client.zrange(log, 0, -1, withscores=True) == [(member, 1_700_000_000_123.0)]
     assert 0 < client.pttl(log) <= H + LATENESS_MS
-    assert not client.exists("fraud:fs2:tx:tx_1:card")  # cards keep no fraud counts here
-    frauds = f"fraud:fs2:frauds:merchant:{unique}m"
+    # the one window with sums: newest time, then count, sum, its compensation, sum of
+    # squares, its compensation, max, oldest time, distinct merchants
+    state = (1_700_000_000_123, 1, 12.5, 0, 156.25, 0, 12.5, 1_700_000_000_123, 1)
+    win = f"fraud:fs3:win:card:{unique}k"
+    assert client.get(win) == struct.pack(">9d", *state)
+    assert 0 < client.pttl(win) <= H + LATENESS_MS
+    party = f"fraud:fs3:party:card:{unique}k"
+    assert client.hgetall(party) == {struct.pack(">BI", 1, zlib.crc32(b"m9")): b"1"}
+    assert 0 < client.pttl(party) <= H + LATENESS_MS
+    assert not client.exists("fraud:fs3:tx:tx_1:card")  # cards keep no fraud counts here
+    frauds = f"fraud:fs3:frauds:merchant:{unique}m"
     assert client.hgetall(frauds) == {f"{unique}tx_2".encode(): b"1700000000123|1700000000999"}
     keep = 2 * H + LATENESS_MS
-    index = f"fraud:fs2:tx:{unique}tx_2:merchant"
+    index = f"fraud:fs3:tx:{unique}tx_2:merchant"
     assert client.get(index) == f"1700000000123|{keep}|{frauds}".encode()
     assert 0 < client.pttl(frauds) <= keep
     client.close()
