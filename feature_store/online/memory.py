@@ -1,4 +1,10 @@
-"""In-memory online store: the embedded default, the same semantics as the Redis store."""
+"""In-memory online store: the embedded default, the same semantics as the Redis store.
+
+It follows the Redis script step for step: the log of each entity is the truth, and the
+windows ending at t that need sums, maxima or counterparties keep running state that an
+in-order event brings up to date by evicting what left each window. A late event, a
+redelivery or an entity without state takes the slow path: a scan of the log.
+"""
 
 from __future__ import annotations
 
@@ -11,63 +17,160 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feature_store.online.base import LATENESS_MS, EntityRequest, LabelUpdate, party_hash
-from feature_store.plan import AggSpec, EntityPlan
+from feature_store.plan import SCAN_KINDS, AggSpec, EntityPlan
 
 __all__ = ["MemoryOnlineStore"]
+
+# (time, transaction id, amount, counterparty hash), ordered by time then id
+_Entry = tuple[int, str, float, int]
+_LAST = "\U0010ffff"  # sorts after every transaction id: (t, _LAST) bounds "time <= t"
+
+
+def _nadd(s: float, c: float, x: float) -> tuple[float, float]:
+    """Neumaier-compensated add, so sums that also subtract stay exact to about an ulp."""
+    t = s + x
+    c += (s - t) + x if abs(s) >= abs(x) else (x - t) + s
+    return t, c
+
+
+@dataclass(slots=True)
+class _Window:
+    """Running aggregates of one entity's events in (T - span, T]."""
+
+    span: int
+    tracks_parties: bool
+    count: int = 0
+    total: float = 0.0
+    total_c: float = 0.0
+    squares: float = 0.0
+    squares_c: float = 0.0
+    top: float = math.nan
+    parties: dict[int, int] = field(default_factory=dict)
+
+    def add(self, amount: float, party: int) -> int:
+        """Record an event; return how many of the window's events had its counterparty."""
+        self.count += 1
+        self.total, self.total_c = _nadd(self.total, self.total_c, amount)
+        self.squares, self.squares_c = _nadd(self.squares, self.squares_c, amount * amount)
+        if not amount <= self.top:  # also when top is NaN (empty window)
+            self.top = amount
+        if not self.tracks_parties:
+            return 0
+        before = self.parties.get(party, 0)
+        self.parties[party] = before + 1
+        return before
+
+    def remove(self, amount: float, party: int) -> bool:
+        """Forget an event; True if it may have been the maximum."""
+        self.count -= 1
+        self.total, self.total_c = _nadd(self.total, self.total_c, -amount)
+        self.squares, self.squares_c = _nadd(self.squares, self.squares_c, -(amount * amount))
+        if self.tracks_parties:
+            left = self.parties[party] - 1
+            if left:
+                self.parties[party] = left
+            else:
+                del self.parties[party]
+        if self.count == 0:
+            self.total = self.total_c = self.squares = self.squares_c = 0.0
+            self.top = math.nan
+        return amount >= self.top
 
 
 @dataclass(slots=True)
 class _Log:
-    """One entity's events sorted by (time, member), as a Redis sorted set orders them."""
+    """One entity: its events sorted by (time, id), its window state and its frauds."""
 
-    keys: list[tuple[int, str]] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
+    windows: list[_Window] | None = None
+    spans: list[tuple[int, bool]] | None = None  # the plan windows was built for
+    newest: int | None = None  # T, the time the window state is at
     frauds: dict[str, tuple[int, int]] = field(default_factory=dict)  # tx -> (ts, label ts)
 
-    def remove(self, ts_ms: int, member: str) -> None:
-        i = bisect.bisect_left(self.keys, (ts_ms, member))
-        if i < len(self.keys) and self.keys[i] == (ts_ms, member):
-            del self.keys[i]
+    def upto(self, t: float) -> int:
+        """Index just past the events with time <= t."""
+        return bisect.bisect_right(self.entries, (t, _LAST))
+
+    def remove(self, entry: _Entry) -> bool:
+        i = bisect.bisect_left(self.entries, entry)
+        if i < len(self.entries) and self.entries[i] == entry:
+            del self.entries[i]
+            return True
+        return False
 
     def trim(self, before_ms: int) -> None:
-        cut = bisect.bisect_left(self.keys, (before_ms, ""))
+        cut = bisect.bisect_left(self.entries, (before_ms, ""))
         if cut:
-            del self.keys[:cut]
+            del self.entries[:cut]
         for tx in [tx for tx, (ts, _) in self.frauds.items() if ts < before_ms]:
             del self.frauds[tx]
 
+    def advance(self, ts: int) -> None:
+        """Bring every window from (T - w, T] to (ts - w, ts]; ts >= T."""
+        if self.windows is None or self.newest is None:
+            return
+        for window in self.windows:
+            if not window.count:
+                continue
+            cut = ts - window.span
+            dirty = False
+            for _, _, amount, party in self.entries[
+                self.upto(self.newest - window.span) : self.upto(cut)
+            ]:
+                dirty |= window.remove(amount, party)
+            if dirty and window.count:
+                window.top = max(e[2] for e in self.entries[self.upto(cut) : self.upto(ts)])
 
-def _member(request: EntityRequest) -> str:
-    # the counterparty is kept as its hash, exactly as the Redis store keeps it
-    return f"{request.transaction_id}|{request.amount!r}|{party_hash(request.counterparty_id)}"
+    def rebuild(self, spans: list[tuple[int, bool]]) -> None:
+        """The window state as of the newest event, from the log."""
+        self.windows = [_Window(span, parties) for span, parties in spans]
+        self.spans = spans
+        self.newest = self.entries[-1][0] if self.entries else None
+        if self.newest is None:
+            return
+        for ts, _, amount, party in self.entries[self.upto(self.newest - spans[-1][0]) :]:
+            for window in self.windows:
+                if ts > self.newest - window.span:
+                    window.add(amount, party)
 
 
-def _aggregate(
-    spec: AggSpec,
-    ts: int,
-    scanned: list[tuple[int, float, str]],
-    counterparty: str,
-    count_in: int,
-    frauds: dict[str, tuple[int, int]],
-) -> float:
+def _scanned(spec: AggSpec, ts: int, scanned: list[_Entry], party: int) -> float:
     lo, hi = ts - spec.lo_ms, ts - spec.hi_ms
-    if spec.kind == "count":
-        return float(count_in)
-    if spec.kind == "fraud":
-        return float(
-            sum(1 for f_ts, f_label in frauds.values() if lo < f_ts <= hi and f_label <= ts)
-        )
     inside = [e for e in scanned if lo < e[0] <= hi]
     if spec.kind == "sum":
-        return math.fsum(e[1] for e in inside)
+        return math.fsum(e[2] for e in inside)
     if spec.kind == "sumsq":
-        return math.fsum(e[1] * e[1] for e in inside)
+        return math.fsum(e[2] * e[2] for e in inside)
     if spec.kind == "max":
-        return max((e[1] for e in inside), default=math.nan)
+        return max((e[2] for e in inside), default=math.nan)
     if spec.kind == "distinct":
-        return float(len({e[2] for e in inside}))
+        return float(len({e[3] for e in inside}))
     if spec.kind == "seen":
-        return float(any(e[2] == counterparty for e in inside))
+        return float(any(e[3] == party for e in inside))
     return float(max((e[0] for e in inside), default=math.nan))  # last_ts
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """Per plan, worked out once: the stateful windows and how each aggregate is read."""
+
+    spans: list[tuple[int, bool]]  # (window, tracks counterparties), shortest first
+    slots: list[int]  # per aggregate: its window's index + 1, or 0 if not from the state
+    scan_lo: int
+
+    @classmethod
+    def of(cls, plan: EntityPlan) -> _Compiled:
+        stateful = sorted(
+            {a.lo_ms for a in plan.aggs if a.hi_ms == 0 and a.kind in SCAN_KINDS - {"last_ts"}}
+        )
+        party = {a.lo_ms for a in plan.aggs if a.hi_ms == 0 and a.kind in ("distinct", "seen")}
+        slots = [
+            stateful.index(a.lo_ms) + 1
+            if a.hi_ms == 0 and a.lo_ms in stateful and a.kind not in ("fraud", "last_ts")
+            else 0
+            for a in plan.aggs
+        ]
+        return cls([(w, w in party) for w in stateful], slots, plan.scan_lo_ms)
 
 
 class MemoryOnlineStore:
@@ -75,6 +178,7 @@ class MemoryOnlineStore:
         self._logs: dict[tuple[str, str], _Log] = {}
         self._transactions: dict[str, tuple[int, list[tuple[str, str]], int]] = {}
         self._expiry: deque[tuple[int, str]] = deque()
+        self._compiled: dict[EntityPlan, _Compiled] = {}
 
     async def read_update_batch(
         self, plans: Sequence[EntityPlan], requests: Sequence[EntityRequest]
@@ -88,42 +192,103 @@ class MemoryOnlineStore:
         return out
 
     def _read_update(self, plan: EntityPlan, request: EntityRequest) -> list[float]:
+        compiled = self._compiled.get(plan)
+        if compiled is None:
+            compiled = self._compiled[plan] = _Compiled.of(plan)
         key = (plan.entity, request.entity_id)
         log = self._logs.get(key)
-        ts = request.ts_ms
         if log is None:
             log = self._logs[key] = _Log()
-        member = _member(request)
-        log.remove(ts, member)  # a redelivery must not see itself
+        ts, party, amount = request.ts_ms, party_hash(request.counterparty_id), request.amount
+        entry = (ts, request.transaction_id, amount, party)
+        duplicate = log.remove(entry)  # a redelivery must not see itself
+        stateful = bool(compiled.spans)
+        if stateful and log.spans != compiled.spans:
+            log.windows = None  # built for another feature set: rebuilt from the log below
+            if not log.entries:
+                log.rebuild(compiled.spans)  # a new entity: empty windows
+        fast = (
+            stateful
+            and not duplicate
+            and log.windows is not None
+            and (log.newest is None or ts >= log.newest)
+        )
+        if fast:
+            log.advance(ts)
         log.trim(ts - plan.horizon_ms - LATENESS_MS)
-        scanned: list[tuple[int, float, str]] = []
-        if plan.scan_lo_ms:
-            lo = bisect.bisect_right(log.keys, (ts - plan.scan_lo_ms, "\U0010ffff"))
-            hi = bisect.bisect_right(log.keys, (ts, "\U0010ffff"))
-            for entry_ts, entry in log.keys[lo:hi]:
-                _, amount, party = entry.split("|", 2)
-                scanned.append((entry_ts, float(amount), party))
-        values = []
-        for spec in plan.aggs:
-            count_in = 0
-            if spec.kind == "count":
-                lo = bisect.bisect_right(log.keys, (ts - spec.lo_ms, "\U0010ffff"))
-                hi = bisect.bisect_right(log.keys, (ts - spec.hi_ms, "\U0010ffff"))
-                count_in = hi - lo
-            values.append(
-                _aggregate(
-                    spec,
-                    ts,
-                    scanned,
-                    str(party_hash(request.counterparty_id)),
-                    count_in,
-                    log.frauds,
+        scanned: list[_Entry] = []
+        if compiled.scan_lo and not fast:
+            scanned = log.entries[log.upto(ts - compiled.scan_lo) : log.upto(ts)]
+        elif compiled.scan_lo:  # only the delayed windows need a scan
+            delayed = [a for a, s in zip(plan.aggs, compiled.slots, strict=True) if not s]
+            reach = max((a.lo_ms for a in delayed if a.kind in SCAN_KINDS), default=0)
+            scanned = log.entries[log.upto(ts - reach) : log.upto(ts)] if reach else []
+        values: list[float] = []
+        seen_at: list[tuple[int, int]] = []
+        for spec, slot in zip(plan.aggs, compiled.slots, strict=True):
+            value = math.nan
+            if fast and slot and log.windows is not None:
+                window = log.windows[slot - 1]
+                if spec.kind == "count":
+                    value = float(window.count)
+                elif spec.kind == "sum":
+                    value = window.total + window.total_c
+                elif spec.kind == "sumsq":
+                    value = window.squares + window.squares_c
+                elif spec.kind == "max":
+                    value = window.top
+                elif spec.kind == "distinct":
+                    value = float(len(window.parties))
+                else:  # seen: filled in once the event is recorded
+                    seen_at.append((len(values), slot - 1))
+            elif fast and spec.kind == "last_ts" and spec.hi_ms == 0:
+                newest = log.newest
+                value = float(newest) if newest is not None and newest > ts - spec.lo_ms else value
+            elif spec.kind == "count":
+                value = float(log.upto(ts - spec.hi_ms) - log.upto(ts - spec.lo_ms))
+            elif spec.kind == "fraud":
+                lo, hi = ts - spec.lo_ms, ts - spec.hi_ms
+                value = float(
+                    sum(
+                        1
+                        for f_ts, f_label in log.frauds.values()
+                        if lo < f_ts <= hi and f_label <= ts
+                    )
                 )
-            )
-        bisect.insort(log.keys, (ts, member))
+            else:
+                value = _scanned(spec, ts, scanned, party)
+            values.append(value)
+        self._record(
+            log, compiled, entry, fast=fast, duplicate=duplicate, seen_at=seen_at, values=values
+        )
         if plan.needs_labels:
             self._remember(request.transaction_id, ts, key, ts + plan.horizon_ms)
         return values
+
+    @staticmethod
+    def _record(
+        log: _Log,
+        compiled: _Compiled,
+        entry: _Entry,
+        *,
+        fast: bool,
+        duplicate: bool,
+        seen_at: list[tuple[int, int]],
+        values: list[float],
+    ) -> None:
+        ts, _, amount, party = entry
+        if fast and log.windows is not None:
+            before = [w.add(amount, party) for w in log.windows]
+            for column, index in seen_at:
+                values[column] = float(before[index] > 0)
+            log.newest = ts
+        elif not duplicate and log.windows is not None and log.newest is not None:
+            for window in log.windows:  # late: it joins the windows it falls in
+                if ts > log.newest - window.span:
+                    window.add(amount, party)
+        bisect.insort(log.entries, entry)
+        if compiled.spans and log.windows is None:
+            log.rebuild(compiled.spans)
 
     def _remember(self, transaction_id: str, ts: int, key: tuple[str, str], until: int) -> None:
         """Which entities a later label must reach; forgotten once no window needs it."""

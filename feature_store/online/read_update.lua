@@ -33,24 +33,26 @@ local function entries(logkey, lo, hi)
   return ts, amt, party, #raw
 end
 
--- state: T (time of the newest event recorded), then per window 8 doubles
+-- state: the plan's window signature, T (time of the newest event recorded), then per
+-- window 8 doubles. A state built for another plan (another feature set) is no state.
 local function load_state(plan, winkey, nw)
   local raw = call('GET', winkey)
-  if not raw then return nil, nil end
+  if not raw or #raw ~= 16 + 64 * nw then return nil, nil end
   local v = {unpack(plan.statefmt, raw)}
+  if v[1] ~= plan.sig then return nil, nil end
   local st = {}
   for i = 1, nw do
-    local b = 1 + 8 * (i - 1)
+    local b = 2 + 8 * (i - 1)
     local mx, old = v[b + 6], v[b + 7]
     if v[b + 1] == 0 then mx, old = nil, nil end
     st[i] = {cnt = v[b + 1], s = v[b + 2], sc = v[b + 3], q = v[b + 4], qc = v[b + 5],
              mx = mx, old = old, dist = v[b + 8]}
   end
-  return st, v[1]
+  return st, v[2]
 end
 
 local function save_state(plan, winkey, st, T, keep)
-  local v = {T}
+  local v = {plan.sig, T}
   for i = 1, #st do
     local w = st[i]
     local n = #v

@@ -7,8 +7,10 @@ Key layout ``fs3`` (pinned by a test), per entity ``<entity>:<id>``:
   counterparty id as a big-endian uint32) followed by the transaction id. Trimmed to the
   longest window plus the lateness allowance on every write.
 - ``fraud:fs3:win:<entity>:<id>``: string, the running state of the windows ending at t
-  that need sums, maxima or counterparties: big-endian doubles, the time of the newest
-  event, then per window (shortest first) count, sum and its compensation, sum of squares
+  that need sums, maxima or counterparties: big-endian doubles, the windows' signature
+  (CRC-32 of ``<ms>:<1 if it counts counterparties else 0>`` per window, comma-joined; a
+  state of another feature set is rebuilt from the log), the time of the newest event,
+  then per window (shortest first) count, sum and its compensation, sum of squares
   and its compensation, max, oldest event time, distinct counterparties.
 - ``fraud:fs3:party:<entity>:<id>``: hash, ``>BI`` (window number from 1, counterparty
   CRC-32) -> how many of the window's events have that counterparty.
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
@@ -132,7 +135,8 @@ def _plan_for_lua(plan: EntityPlan) -> dict[str, Any]:
         "scan": plan.scan_lo_ms,
         "labels": plan.needs_labels,
         "rowfmt": ">" + "d" * len(aggs),
-        "statefmt": ">d" + "d" * 8 * len(stateful),
+        "statefmt": ">dd" + "d" * 8 * len(stateful),
+        "sig": zlib.crc32(",".join(f"{w}:{int(w in party)}" for w in stateful).encode()),
     }
     if delayed:
         lua["dscan"] = [max(a.lo_ms for a in delayed), min(a.hi_ms for a in delayed)]

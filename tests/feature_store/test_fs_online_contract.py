@@ -22,6 +22,7 @@ from feature_store.online import (
     RedisOnlineStore,
 )
 from feature_store.plan import AggSpec, EntityPlan, FeaturePlan
+from tests.feature_store.scan_store import ScanStore
 
 H = 3_600_000
 CARD = EntityPlan(
@@ -151,9 +152,9 @@ def test_a_label_for_an_unknown_transaction_matches_nothing(
     assert _labels(store, [LabelUpdate(f"{unique}never-seen", True, 0)]) == 0
 
 
-def test_redis_window_state_matches_a_full_scan_under_disorder(redis_url: str, unique: str) -> None:
-    """The Redis store's running window state against the memory store's scans: late events,
-    redeliveries, ties, gaps longer than every window and bursts, on the core plan."""
+def test_window_state_matches_a_full_scan_under_disorder(store: OnlineStore, unique: str) -> None:
+    """Each store's running window state against full scans: late events, redeliveries,
+    ties, gaps longer than every window and bursts, on the core plan."""
     plans = tuple(FeaturePlan(CORE_FEATURE_SET).entities.values())
     rng = np.random.default_rng(5)
     n = 2500
@@ -183,7 +184,6 @@ def test_redis_window_state_matches_a_full_scan_under_disorder(redis_url: str, u
         for j in range(len(plans))
     ]
     redeliver = rng.random(len(requests) // 2) < 0.03
-    memory, remote = MemoryOnlineStore(), RedisOnlineStore(url=redis_url)
 
     async def run(store: OnlineStore) -> np.ndarray:
         rows = []
@@ -195,10 +195,33 @@ def test_redis_window_state_matches_a_full_scan_under_disorder(redis_url: str, u
                 rows.append(await store.read_update_batch(plans, again))
         return np.vstack(rows)
 
-    with asyncio.Runner() as runner:
-        expected, got = runner.run(run(memory)), runner.run(run(remote))
-        runner.run(remote.close())
+    got = _LOOP[id(store)].run(run(store))
+    expected = _LOOP[id(store)].run(run(ScanStore()))
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True)
+
+
+def test_two_feature_sets_sharing_a_store_stay_exact(store: OnlineStore, unique: str) -> None:
+    """After a model swap to another feature set, entities are served by other windows: a
+    state built for the old set must be rebuilt from the log, never read as the new one."""
+    core = tuple(FeaturePlan(CORE_FEATURE_SET).entities.values())
+    # as many stateful windows as the core card plan, of other lengths: same state size
+    spans = (5 * 60_000, 2 * H, 48 * H, 14 * 24 * H, 20 * 24 * H)
+    other = (
+        EntityPlan("card", tuple(AggSpec(k, w, 0) for w in spans for k in ("sum", "max", "seen"))),
+    )
+    rng = np.random.default_rng(9)
+    reference = ScanStore()
+    card = f"{unique}c"
+    for step in range(12):
+        plans = core if step % 3 else other  # other, core, core, other, ...
+        t0 = step * 7 * H
+        batch = [
+            _card(card, t0 + k * 60_000, f"{unique}s{step}e{k}", float(rng.integers(1, 500)))
+            for k in range(rng.integers(1, 5))
+        ]
+        got = _LOOP[id(store)].run(store.read_update_batch(plans, batch))
+        expected = _LOOP[id(store)].run(reference.read_update_batch(plans, batch))
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9, equal_nan=True)
 
 
 @pytest.mark.parametrize("store", ["redis"], indirect=True)
@@ -213,11 +236,12 @@ def test_redis_key_layout_is_pinned(store: OnlineStore, redis_url: str, unique: 
     member = struct.pack(">ddI", 1_700_000_000_123, 12.5, zlib.crc32(b"m9")) + b"tx_1"
     assert client.zrange(log, 0, -1, withscores=True) == [(member, 1_700_000_000_123.0)]
     assert 0 < client.pttl(log) <= H + LATENESS_MS
-    # the one window with sums: newest time, then count, sum, its compensation, sum of
-    # squares, its compensation, max, oldest time, distinct merchants
+    # one window with sums: its signature, the newest time, then count, sum and its
+    # compensation, sum of squares and its compensation, max, oldest time, distinct merchants
     state = (1_700_000_000_123, 1, 12.5, 0, 156.25, 0, 12.5, 1_700_000_000_123, 1)
     win = f"fraud:fs3:win:card:{unique}k"
-    assert client.get(win) == struct.pack(">9d", *state)
+    signature = zlib.crc32(f"{H}:1".encode())  # one window that counts counterparties
+    assert client.get(win) == struct.pack(">10d", signature, *state)
     assert 0 < client.pttl(win) <= H + LATENESS_MS
     party = f"fraud:fs3:party:card:{unique}k"
     assert client.hgetall(party) == {struct.pack(">BI", 1, zlib.crc32(b"m9")): b"1"}
