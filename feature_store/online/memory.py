@@ -21,9 +21,8 @@ from feature_store.plan import SCAN_KINDS, AggSpec, EntityPlan
 
 __all__ = ["MemoryOnlineStore"]
 
-# (time, transaction id, amount, counterparty hash), ordered by time then id
+# (time, transaction id, amount, counterparty hash), ordered by time
 _Entry = tuple[int, str, float, int]
-_LAST = "\U0010ffff"  # sorts after every transaction id: (t, _LAST) bounds "time <= t"
 
 
 def _nadd(s: float, c: float, x: float) -> tuple[float, float]:
@@ -82,6 +81,7 @@ class _Log:
     """One entity: its events sorted by (time, id), its window state and its frauds."""
 
     entries: list[_Entry] = field(default_factory=list)
+    times: list[int] = field(default_factory=list)  # entries' times: bisect on plain ints
     windows: list[_Window] | None = None
     spans: list[tuple[int, bool]] | None = None  # the plan windows was built for
     newest: int | None = None  # T, the time the window state is at
@@ -89,21 +89,29 @@ class _Log:
 
     def upto(self, t: float) -> int:
         """Index just past the events with time <= t."""
-        return bisect.bisect_right(self.entries, (t, _LAST))
+        return bisect.bisect_right(self.times, t)
+
+    def insert(self, entry: _Entry) -> None:
+        i = bisect.bisect_right(self.times, entry[0])
+        self.entries.insert(i, entry)
+        self.times.insert(i, entry[0])
 
     def remove(self, entry: _Entry) -> bool:
-        i = bisect.bisect_left(self.entries, entry)
-        if i < len(self.entries) and self.entries[i] == entry:
-            del self.entries[i]
-            return True
+        for i in range(bisect.bisect_left(self.times, entry[0]), self.upto(entry[0])):
+            if self.entries[i] == entry:
+                del self.entries[i]
+                del self.times[i]
+                return True
         return False
 
     def trim(self, before_ms: int) -> None:
-        cut = bisect.bisect_left(self.entries, (before_ms, ""))
+        cut = bisect.bisect_left(self.times, before_ms)
         if cut:
             del self.entries[:cut]
-        for tx in [tx for tx, (ts, _) in self.frauds.items() if ts < before_ms]:
-            del self.frauds[tx]
+            del self.times[:cut]
+        if self.frauds:
+            for tx in [tx for tx, (ts, _) in self.frauds.items() if ts < before_ms]:
+                del self.frauds[tx]
 
     def advance(self, ts: int) -> None:
         """Bring every window from (T - w, T] to (ts - w, ts]; ts >= T."""
@@ -154,9 +162,12 @@ def _scanned(spec: AggSpec, ts: int, scanned: list[_Entry], party: int) -> float
 class _Compiled:
     """Per plan, worked out once: the stateful windows and how each aggregate is read."""
 
+    plan: EntityPlan
     spans: list[tuple[int, bool]]  # (window, tracks counterparties), shortest first
     slots: list[int]  # per aggregate: its window's index + 1, or 0 if not from the state
     scan_lo: int
+    keep: int  # how long an event stays in the log
+    labels: bool
 
     @classmethod
     def of(cls, plan: EntityPlan) -> _Compiled:
@@ -170,7 +181,14 @@ class _Compiled:
             else 0
             for a in plan.aggs
         ]
-        return cls([(w, w in party) for w in stateful], slots, plan.scan_lo_ms)
+        return cls(
+            plan,
+            [(w, w in party) for w in stateful],
+            slots,
+            plan.scan_lo_ms,
+            plan.horizon_ms + LATENESS_MS,
+            plan.needs_labels,
+        )
 
 
 class MemoryOnlineStore:
@@ -178,7 +196,7 @@ class MemoryOnlineStore:
         self._logs: dict[tuple[str, str], _Log] = {}
         self._transactions: dict[str, tuple[int, list[tuple[str, str]], int]] = {}
         self._expiry: deque[tuple[int, str]] = deque()
-        self._compiled: dict[EntityPlan, _Compiled] = {}
+        self._compiled: dict[int, _Compiled] = {}  # by id(plan): hashing a plan is slow
 
     async def read_update_batch(
         self, plans: Sequence[EntityPlan], requests: Sequence[EntityRequest]
@@ -192,9 +210,9 @@ class MemoryOnlineStore:
         return out
 
     def _read_update(self, plan: EntityPlan, request: EntityRequest) -> list[float]:
-        compiled = self._compiled.get(plan)
-        if compiled is None:
-            compiled = self._compiled[plan] = _Compiled.of(plan)
+        compiled = self._compiled.get(id(plan))
+        if compiled is None or compiled.plan is not plan:
+            compiled = self._compiled[id(plan)] = _Compiled.of(plan)
         key = (plan.entity, request.entity_id)
         log = self._logs.get(key)
         if log is None:
@@ -215,7 +233,7 @@ class MemoryOnlineStore:
         )
         if fast:
             log.advance(ts)
-        log.trim(ts - plan.horizon_ms - LATENESS_MS)
+        log.trim(ts - compiled.keep)
         scanned: list[_Entry] = []
         if compiled.scan_lo and not fast:
             scanned = log.entries[log.upto(ts - compiled.scan_lo) : log.upto(ts)]
@@ -261,7 +279,7 @@ class MemoryOnlineStore:
         self._record(
             log, compiled, entry, fast=fast, duplicate=duplicate, seen_at=seen_at, values=values
         )
-        if plan.needs_labels:
+        if compiled.labels:
             self._remember(request.transaction_id, ts, key, ts + plan.horizon_ms)
         return values
 
@@ -286,7 +304,7 @@ class MemoryOnlineStore:
             for window in log.windows:  # late: it joins the windows it falls in
                 if ts > log.newest - window.span:
                     window.add(amount, party)
-        bisect.insort(log.entries, entry)
+        log.insert(entry)
         if compiled.spans and log.windows is None:
             log.rebuild(compiled.spans)
 
