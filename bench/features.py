@@ -29,7 +29,12 @@ from feature_store import CORE_FEATURE_SET, Transaction, compute_offline_feature
 from feature_store.columns import apply_column_preset
 from feature_store.definitions import HANDBOOK_FEATURE_SET, WindowAggregate
 from feature_store.materialize import materialize_history
-from feature_store.online import OnlineFeatureEngine, RedisOnlineStore, epoch_ms
+from feature_store.online import (
+    MemoryOnlineStore,
+    OnlineFeatureEngine,
+    RedisOnlineStore,
+    epoch_ms,
+)
 from simulator import SimulationConfig, TrafficGenerator
 
 HANDBOOK = Path(__file__).resolve().parents[2] / "shared/datasets/handbook/transactions_raw.parquet"
@@ -82,7 +87,7 @@ class NaiveRedisFeatures:
 async def _online(
     url: str, history: pd.DataFrame, live: list[Transaction], quick: bool
 ) -> dict[str, Any]:
-    store = RedisOnlineStore(url=url)
+    store = RedisOnlineStore(url=url, timeout_s=30.0)  # the warm-up calls are large
     started = time.perf_counter()
     await materialize_history(history, feature_set=CORE_FEATURE_SET, store=store)
     warm_s = time.perf_counter() - started
@@ -103,13 +108,23 @@ async def _online(
         batch1.append((time.perf_counter() - t0) * 1e6)
     per_batch: list[float] = []
     rows = 0
+    stats = aioredis.Redis.from_url(url)
+    await stats.config_resetstat()  # server-side cost of the batches below, per command
     for _ in range(10 if quick else 60):
         batch = take(256)
         t0 = time.perf_counter()
         await engine.compute_batch(batch)
         per_batch.append((time.perf_counter() - t0) * 1e6)
         rows += len(batch)
+    commands = await stats.info("commandstats")
+    await stats.aclose()
     await store.close()
+    script = commands.get("cmdstat_evalsha", {"usec": 0})
+    inner = {
+        name.removeprefix("cmdstat_"): value
+        for name, value in commands.items()
+        if name not in ("cmdstat_evalsha", "cmdstat_config|resetstat")
+    }
 
     naive_client = aioredis.Redis.from_url(url)
     naive = NaiveRedisFeatures(naive_client)
@@ -131,9 +146,38 @@ async def _online(
             k: round(v / 256, 2) for k, v in _percentiles(per_batch).items()
         },
         "batch_256_events_per_s": round(batched_tps),
+        "batch_256_redis_server": {
+            "script_us_per_event": round(script["usec"] / rows, 1),
+            "commands_per_event": round(sum(v["calls"] for v in inner.values()) / rows, 1),
+            "command_us_per_event": round(sum(v["usec"] for v in inner.values()) / rows, 1),
+            "top_commands_us_per_event": dict(
+                sorted(
+                    ((k, round(v["usec"] / rows, 1)) for k, v in inner.items()),
+                    key=lambda kv: -kv[1],
+                )[:5]
+            ),
+        },
         "naive_us": _percentiles(naive_us),
         "naive_events_per_s": round(naive_tps),
         "ratio_batch_256_vs_naive": round(batched_tps / naive_tps, 1),
+    }
+
+
+async def _memory(history: pd.DataFrame, live: list[Transaction], quick: bool) -> dict[str, Any]:
+    """The embedded in-memory store on the same state and events, for comparison."""
+    store = MemoryOnlineStore()
+    await materialize_history(history, feature_set=CORE_FEATURE_SET, store=store)
+    engine = OnlineFeatureEngine(feature_set=CORE_FEATURE_SET, store=store)
+    per_batch: list[float] = []
+    for i in range(10 if quick else 60):
+        t0 = time.perf_counter()
+        await engine.compute_batch(live[i * 256 : (i + 1) * 256])
+        per_batch.append((time.perf_counter() - t0) * 1e6)
+    return {
+        "batch_256_us_per_event": {
+            k: round(v / 256, 2) for k, v in _percentiles(per_batch).items()
+        },
+        "batch_256_events_per_s": round(len(per_batch) * 256 / (sum(per_batch) / 1e6)),
     }
 
 
@@ -206,6 +250,7 @@ def main() -> None:
     result = {
         "machine": {"cores": os.cpu_count()},
         "online_redis": asyncio.run(_online(args.redis_url, history, live, args.quick)),
+        "online_memory": asyncio.run(_memory(history, live, args.quick)),
         "offline": _offline(),
     }
     _plot(result, args.plot)

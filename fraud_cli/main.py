@@ -230,7 +230,8 @@ def features_materialize(
         )
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]
     chosen = feature_set_by_name(feature_set).available_for(frozenset(frame.columns))
-    store = RedisOnlineStore(url=settings.redis_url)
+    # a batch job: a busy server may take seconds per 1,024-event call, not a failure
+    store = RedisOnlineStore(url=settings.redis_url, timeout_s=30.0)
 
     async def run() -> int:
         try:
