@@ -7,6 +7,7 @@ champion model and its feature set, the online store (warmed from a history if a
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from stream.settings import StreamSettings
 from stream.topics import ensure_topics
 from stream.transport import low_latency_transport
 
-__all__ = ["build_app", "run_worker"]
+__all__ = ["build_app", "run_worker", "tune_gc"]
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,25 @@ def build_app(
     return app
 
 
+# Young collections every 10,000 container allocations instead of 700: a 1,000-event
+# batch allocates tens of thousands, and each collection also walks what survives it.
+_GC_THRESHOLDS = (10_000, 10, 10)
+
+
+def tune_gc() -> None:
+    """Move what start-up built (modules, the model, a warmed store) out of the collector's
+    reach, and collect the young generation less often.
+
+    Freezing only skips those objects in collections: their memory is still freed when
+    unreferenced. Measured in a drain (``bench/consume_ceiling.py``), the collector took
+    10-38 µs of each event's CPU with the defaults (Redis / in-memory store), mostly
+    re-walking the start-up heap in full collections; under 3 µs after this.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
+
+
 def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     """Prepare once, then run the worker (faust, or the batched loop) until SIGTERM/SIGINT."""
     xgb.set_config(nthread=settings.xgboost_threads)  # this (the event loop's) thread
@@ -184,6 +204,7 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     metrics = StreamMetrics()
     if settings.metrics_port:
         metrics.serve(settings.metrics_port)
+    tune_gc()  # last: everything above is start-up state
     if settings.consumer == "batched":
         from stream.batched import run_batched
 

@@ -96,14 +96,17 @@ class ReasonExplainer:
         # Saabas attributions (approx_contribs): ~15 us a row instead of ~2 ms for exact
         # TreeSHAP, and the same top features in practice; the bias column is dropped.
         contribs = self._booster.predict(matrix, pred_contribs=True, approx_contribs=True)[:, :-1]
-        reasons = []
-        for row, contrib in zip(rows, contribs, strict=True):
-            order = np.argsort(-contrib)[: self._top]
-            reasons.append(
-                [
-                    f"{describe_feature(self._features[j], float(row[j]))} (+{contrib[j]:.2f})"
-                    for j in order
-                    if contrib[j] > 0
-                ]
-            )
-        return reasons
+        # one argsort for the batch (the same sort, row by row); then only the top
+        # features of each row are read back as Python floats
+        top = np.argsort(-contribs, axis=1)[:, : self._top]
+        picked = np.take_along_axis(contribs, top, axis=1).tolist()
+        values = np.take_along_axis(rows, top, axis=1).tolist()
+        features = self._features
+        return [
+            [
+                f"{describe_feature(features[j], value)} (+{contrib:.2f})"
+                for j, contrib, value in zip(columns, row_contribs, row_values, strict=True)
+                if contrib > 0
+            ]
+            for columns, row_contribs, row_values in zip(top.tolist(), picked, values, strict=True)
+        ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from stream.processor import BatchOutput
@@ -51,16 +53,23 @@ class StreamMetrics:
     def record_batch(self, size: int, out: BatchOutput) -> None:
         self.events_in.inc(size)
         self.batch_size.observe(size)
+        # counters are bumped once per label value and batch: each inc takes a lock
+        decisions: collections.Counter[str] = collections.Counter()
+        degraded = 0
+        observe = self.latency.observe
         for record in out.decisions:
-            self.decisions.labels(record.decision).inc()
-            self.latency.observe(record.latency_ms / 1000.0)
-            if record.degraded:
-                self.degraded.inc()
+            decisions[record.decision] += 1
+            observe(record.latency_ms / 1000.0)
+            degraded += record.degraded
             for reason in record.reason_codes:
                 if reason.startswith("rule:"):
                     self.rule_hits.labels(reason[5:]).inc()
-        for letter in out.dead_letters:
-            self.dead_letters.labels(letter.reason).inc()
+        for decision, n in decisions.items():
+            self.decisions.labels(decision).inc(n)
+        if degraded:
+            self.degraded.inc(degraded)
+        for reason, n in collections.Counter(letter.reason for letter in out.dead_letters).items():
+            self.dead_letters.labels(reason).inc(n)
 
     def serve(self, port: int, host: str = "0.0.0.0") -> None:  # noqa: S104 - a scrape target
         start_http_server(port, addr=host, registry=self.registry)

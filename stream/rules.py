@@ -21,6 +21,7 @@ that does not validate is refused with the reason, and the rules in force keep s
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -99,6 +100,41 @@ class RuleBook:
     def __init__(self, rules: RuleSet, feature_names: tuple[str, ...]) -> None:
         self.rules = rules
         self._column = {name: i for i, name in enumerate(feature_names)}
+
+    def hits(
+        self, transactions: Sequence[Transaction], features: np.ndarray | None
+    ) -> list[tuple[int, RuleHit]]:
+        """The rows of a batch a rule fires on, with the winning rule, in row order.
+
+        :meth:`evaluate` runs only on rows where some rule can fire (a listed id, an amount
+        over the lowest cap, a feature over a velocity threshold: numpy over the batch), so a
+        batch that no rule touches costs no per-row Python.
+        """
+        r = self.rules
+        maybe = np.zeros(len(transactions), dtype=bool)
+        cards = r.blocklist.cards | r.allowlist.cards
+        merchants = r.blocklist.merchants | r.allowlist.merchants
+        if cards or merchants:
+            maybe |= np.fromiter(
+                (tx.card_id in cards or tx.merchant_id in merchants for tx in transactions),
+                dtype=bool,
+                count=len(transactions),
+            )
+        if r.amount_caps:
+            lowest = min(cap.max_amount for cap in r.amount_caps)
+            amounts = np.fromiter(
+                (tx.amount for tx in transactions), dtype=np.float64, count=len(transactions)
+            )
+            maybe |= amounts > lowest
+        if features is not None:
+            for rule in r.velocity:
+                maybe |= features[:, self._column[rule.feature]] > rule.above
+        out = []
+        for i in np.flatnonzero(maybe).tolist():
+            hit = self.evaluate(transactions[i], None if features is None else features[i])
+            if hit is not None:
+                out.append((i, hit))
+        return out
 
     def evaluate(self, tx: Transaction, features: np.ndarray | None) -> RuleHit | None:
         r = self.rules

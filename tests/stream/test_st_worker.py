@@ -21,10 +21,11 @@ from typing import Any
 
 import pytest
 import redis
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from batch_training.registry import ModelRegistry
 from embedded import EmbeddedBroker, free_port
+from feature_store.online.redis import frauds_key, tx_key
 from stream.settings import TopicNames
 from stream.topics import ensure_topics
 
@@ -432,3 +433,105 @@ def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
     conflicting = [tx for tx, decisions in seen.items() if len(decisions) > 1]
     assert conflicting == [], {tx: seen[tx] for tx in conflicting[:5]}  # same decision: drop by id
     print(f"redelivered after SIGKILL: {duplicates} duplicate decisions, all identical")
+
+
+def test_batched_labels_that_fail_while_redis_is_down_are_retried_not_lost(
+    broker: EmbeddedBroker,
+    private_redis: Any,
+    registry_copy: ModelRegistry,
+    unique: str,
+    tmp_path: Path,
+    wait_until: Any,
+) -> None:
+    """A label whose store write fails is rewound and applied once Redis is back, with no
+    restart; the invalid label of the same batch reaches the DLQ exactly once."""
+    now = datetime.now(UTC)
+    tx_id, shop = f"{unique}late1", f"{unique}shop"
+    with _running_worker(
+        broker=broker,
+        redis_url=private_redis.url,
+        registry=registry_copy,
+        unique=unique,
+        tmp_path=tmp_path,
+        wait_until=wait_until,
+        consumer="batched",
+    ) as running:
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1)
+        tx = {
+            "transaction_id": tx_id,
+            "event_time": (now - timedelta(seconds=5)).isoformat(),
+            "card_id": f"{unique}card",
+            "merchant_id": shop,
+            "amount": 99.0,
+        }
+        producer.send(running.topics.transactions, key=b"k", value=json.dumps(tx).encode())
+        producer.flush()
+        client = redis.Redis.from_url(private_redis.url)
+        wait_until(
+            lambda: client.exists(tx_key(tx_id, "merchant")),
+            timeout_s=30,
+            what="the transaction to be recorded",
+        )
+        client.save()  # the restarted server loads this snapshot: only the outage is lost
+        client.close()
+        private_redis.stop()
+        label = {"transaction_id": tx_id, "is_fraud": True, "label_time": now.isoformat()}
+        producer.send(running.topics.labels, value=json.dumps(label).encode())
+        producer.send(running.topics.labels, value=b'{"transaction_id": 2}')  # to the DLQ
+        producer.flush()
+        producer.close()
+        log = tmp_path / "worker.log"
+        wait_until(
+            lambda: "could not apply" in log.read_text(),
+            timeout_s=30,
+            what="the worker failing to apply the labels",
+        )
+        private_redis.start()
+        client = redis.Redis.from_url(private_redis.url)
+        wait_until(
+            lambda: client.hexists(frauds_key("merchant", shop), tx_id),
+            timeout_s=30,
+            what="the label applied after Redis came back",
+        )
+        client.close()
+        # committed only once its dead letter was acknowledged: then the DLQ is complete
+        wait_until(
+            lambda: _committed(broker, f"{unique}worker", running.topics.labels) == 2,
+            timeout_s=30,
+            what="both labels committed",
+        )
+        scrape = urllib.request.urlopen(running.metrics_url, timeout=5).read().decode()  # noqa: S310
+        assert "fraud_labels_applied_total 1.0" in scrape.splitlines()
+        letters = _read_all(broker, running.topics.dlq, wait_until)
+    assert [(letter["reason"], letter["payload"]) for letter in letters] == [
+        ("invalid_label", '{"transaction_id": 2}')
+    ]
+
+
+def _committed(broker: EmbeddedBroker, group: str, topic: str) -> int:
+    """How many of ``topic``'s records (2 partitions) ``group`` has committed."""
+    # a consumer that never subscribes reads the group's offsets without joining it
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=group)
+    try:
+        return sum(consumer.committed(TopicPartition(topic, p)) or 0 for p in range(2))
+    finally:
+        consumer.close()
+
+
+def _read_all(broker: EmbeddedBroker, topic: str, wait_until: Any) -> list[dict[str, Any]]:
+    """Every record of ``topic`` up to its current end offsets."""
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(partitions)
+    bodies: list[dict[str, Any]] = []
+
+    def caught_up() -> bool:
+        for records in consumer.poll(timeout_ms=100).values():
+            bodies.extend(json.loads(r.value) for r in records)
+        return all(consumer.position(tp) >= ends[tp] for tp in partitions)
+
+    wait_until(caught_up, timeout_s=30, what=f"{topic} read to its end")
+    consumer.close()
+    return bodies
