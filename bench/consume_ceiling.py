@@ -290,7 +290,9 @@ def main() -> None:
     stores = {s for s in args.stores.split(",") if s}
     work = Path(tempfile.mkdtemp(prefix="bench-ceiling-"))
     generator = TrafficGenerator(SimulationConfig(cards=5_000, merchants=500, seed=3))
-    start = datetime.now(UTC) - timedelta(days=20)
+    # the events must be dated in the past, or the worker dead-letters them (future_timestamp)
+    event_days = 1.05 * args.events / generator.expected_tx_per_day + 1.0
+    start = datetime.now(UTC) - timedelta(days=14 + event_days)
     registry = ModelRegistry(work / "registry")
     run_training(
         generator.history(start=start, days=14),

@@ -68,16 +68,23 @@ def _worker(command: list[str], env: dict[str, str], workdir: Path) -> Iterator[
 
 
 class _Collector:
-    """Consumes decisions in a thread: count, latencies, time of the last one."""
+    """Consumes decisions and dead letters in a thread: counts, latencies, last arrival.
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.count = 0
+    Dead letters count as handled (by reason), so events the worker refuses show up as
+    such instead of looking like a stall.
+    """
+
+    def __init__(self, bootstrap: str, topics: TopicNames) -> None:
+        self.count = 0  # decisions + dead letters
         self.degraded = 0  # decided by the fallback policy (e.g. features over budget)
+        self.dead_letters: dict[str, int] = {}
         self.latencies: list[float] = []
         self.last_at = 0.0
+        self._dlq = topics.dlq
         self._stop = threading.Event()
         self._consumer = KafkaConsumer(
-            topic,
+            topics.decisions,
+            topics.dlq,
             bootstrap_servers=bootstrap,
             auto_offset_reset="earliest",
             group_id=None,
@@ -88,9 +95,13 @@ class _Collector:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for records in self._consumer.poll(timeout_ms=50).values():
+            for partition, records in self._consumer.poll(timeout_ms=50).items():
                 for record in records:
                     body = json.loads(record.value)
+                    if partition.topic == self._dlq:
+                        reason = body["reason"]
+                        self.dead_letters[reason] = self.dead_letters.get(reason, 0) + 1
+                        continue
                     self.latencies.append(body["latency_ms"])
                     self.degraded += bool(body.get("degraded"))
                 self.count += len(records)
@@ -187,7 +198,14 @@ def main() -> None:
     redis.Redis.from_url(args.redis_url).flushdb()
     work = Path(tempfile.mkdtemp(prefix="bench-stream-"))
     generator = TrafficGenerator(SimulationConfig(cards=5_000, merchants=500, seed=3))
-    start = datetime.now(UTC) - timedelta(days=20)
+    # Every event the run sends (drains, naive drain, live phases) must be dated in the past:
+    # the worker dead-letters events more than 5 min in the future (future_timestamp). The
+    # simulated clock runs at expected_tx_per_day (+ about 1 % fraud), so start it that many
+    # days (+ 5 %, + 1 day) before now, after the 14 days of training history.
+    needed = args.events + args.naive_events
+    needed += sum(int(r) for r in args.rates.split(",")) * args.seconds
+    event_days = 1.05 * needed / generator.expected_tx_per_day + 1.0
+    start = datetime.now(UTC) - timedelta(days=14 + event_days)
     history = generator.history(start=start, days=14)
     registry = ModelRegistry(work / "registry")
     run_training(
@@ -222,13 +240,15 @@ def main() -> None:
             topics = TopicNames(prefix)
             ensure_topics(broker.bootstrap, topics.all(), partitions=2)
             _preproduce(broker.bootstrap, topics.transactions, events, n)
-            collector = _Collector(broker.bootstrap, topics.decisions)
+            collector = _Collector(broker.bootstrap, topics)
             env = {**base_env, "FRAUD_TOPIC_PREFIX": prefix, "FRAUD_APP_ID": f"{prefix}app"}
             with _worker(command, env, work):
                 began = time.time()
                 collector.wait_for(n, timeout_s=1800, stall_s=args.stall_s)
             collector.close()
             result.setdefault("degraded", {})[prefix] = collector.degraded
+            if collector.dead_letters:
+                result.setdefault("dead_letters", {})[prefix] = collector.dead_letters
             if collector.count < n:
                 result.setdefault("stalled", {})[prefix] = {
                     "decided": collector.count,
@@ -255,7 +275,7 @@ def main() -> None:
         latency: dict[str, dict[str, float]] = {}
         topics = TopicNames("live-")
         ensure_topics(broker.bootstrap, topics.all(), partitions=2)
-        collector = _Collector(broker.bootstrap, topics.decisions)
+        collector = _Collector(broker.bootstrap, topics)
         env = {**base_env, "FRAUD_TOPIC_PREFIX": "live-", "FRAUD_APP_ID": "live-app"}
         with _worker([sys.executable, "-m", "fraud_cli", "stream"], env, work):
             producer = KafkaProducer(
@@ -281,6 +301,8 @@ def main() -> None:
                     "achieved_tps": round(stats.sent / stats.seconds),
                     "degraded": collector.degraded - degraded_before,
                 }
+        if collector.dead_letters:
+            result.setdefault("dead_letters", {})["live-"] = collector.dead_letters
             producer.close()
         collector.close()
         result["latency_ms"] = latency
