@@ -21,7 +21,7 @@ from feature_store.materialize import materialize_history
 from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
 from stream.compiled import CompileOptions
 from stream.metrics import StreamMetrics
-from stream.pipeline import OutRecord, build_pipeline
+from stream.pipeline import OutRecord, build_pipeline, label_retry_delay_s
 from stream.processor import RawEvent
 from stream.scoring import ServingModel, load_serving_model
 from stream.settings import StreamSettings
@@ -152,12 +152,21 @@ def build_app(
         async for events in batches:
             updates, letters = pipeline.decode_labels([_raw(e) for e in events])
             await _send(letters)
-            try:
-                await pipeline.apply_labels(updates)
-            except OnlineStoreUnavailable:
-                # not acknowledged: the labels are redelivered after a restart or rebalance
-                log.exception("could not apply %d labels; the store is unavailable", len(updates))
-                raise
+            failures = 0
+            while True:  # the store is down: hold these labels (later ones wait behind them)
+                try:
+                    await pipeline.apply_labels(updates)
+                    break
+                except OnlineStoreUnavailable as exc:
+                    failures += 1
+                    delay = label_retry_delay_s(failures)
+                    log.error(
+                        "could not apply %d labels, retrying them in %.2f s: %s",
+                        len(updates),
+                        delay,
+                        exc,
+                    )
+                    await asyncio.sleep(delay)
 
     if settings.ready_file is not None:
         ready_file: Path = settings.ready_file

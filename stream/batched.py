@@ -39,7 +39,7 @@ from feature_store import OnlineStoreUnavailable
 from feature_store.online import OnlineStore
 from stream.compiled import CompileOptions
 from stream.metrics import StreamMetrics
-from stream.pipeline import OutRecord, WorkerPipeline, build_pipeline
+from stream.pipeline import OutRecord, WorkerPipeline, build_pipeline, label_retry_delay_s
 from stream.processor import RawEvent
 from stream.scoring import ServingModel
 from stream.settings import StreamSettings
@@ -49,8 +49,6 @@ __all__ = ["BatchedWorker", "run_batched"]
 log = logging.getLogger(__name__)
 
 _IDLE_WAKEUP_MS = 100  # an idle loop still polls the champion and sees a stop request
-_LABEL_RETRY_MIN_S = 0.25  # first wait before labels the store refused are retried
-_LABEL_RETRY_MAX_S = 5.0
 
 
 class _ReadyFile(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka is untyped
@@ -234,7 +232,7 @@ class BatchedWorker:
     ) -> None:
         """Rewind the batch's label partitions and pause them for a back-off."""
         self._label_failures += 1
-        delay = min(_LABEL_RETRY_MAX_S, _LABEL_RETRY_MIN_S * 2 ** (self._label_failures - 1))
+        delay = label_retry_delay_s(self._label_failures)
         log.error("could not apply %d labels, retrying them in %.2f s: %s", n, delay, exc)
         label_tps = [tp for tp in got if tp.topic == self._topics.labels]
         for tp in label_tps:

@@ -27,7 +27,16 @@ from stream.rules import RulesFile
 from stream.scoring import ServingModel
 from stream.settings import StreamSettings, TopicNames
 
-__all__ = ["OutRecord", "WorkerPipeline", "build_pipeline"]
+__all__ = ["OutRecord", "WorkerPipeline", "build_pipeline", "label_retry_delay_s"]
+
+_LABEL_RETRY_MIN_S = 0.25  # first wait before labels the store refused are retried
+_LABEL_RETRY_MAX_S = 5.0
+
+
+def label_retry_delay_s(failures: int) -> float:
+    """Back-off before the n-th consecutive retry of labels the store refused (n >= 1)."""
+    return float(min(_LABEL_RETRY_MAX_S, _LABEL_RETRY_MIN_S * 2.0 ** (failures - 1)))
+
 
 log = logging.getLogger(__name__)
 

@@ -435,7 +435,8 @@ def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
     print(f"redelivered after SIGKILL: {duplicates} duplicate decisions, all identical")
 
 
-def test_batched_labels_that_fail_while_redis_is_down_are_retried_not_lost(
+def test_labels_that_fail_while_redis_is_down_are_retried_not_lost(
+    consumer_mode: str,
     broker: EmbeddedBroker,
     private_redis: Any,
     registry_copy: ModelRegistry,
@@ -443,7 +444,7 @@ def test_batched_labels_that_fail_while_redis_is_down_are_retried_not_lost(
     tmp_path: Path,
     wait_until: Any,
 ) -> None:
-    """A label whose store write fails is rewound and applied once Redis is back, with no
+    """A label whose store write fails is retried and applied once Redis is back, with no
     restart; the invalid label of the same batch reaches the DLQ exactly once."""
     now = datetime.now(UTC)
     tx_id, shop = f"{unique}late1", f"{unique}shop"
@@ -454,7 +455,7 @@ def test_batched_labels_that_fail_while_redis_is_down_are_retried_not_lost(
         unique=unique,
         tmp_path=tmp_path,
         wait_until=wait_until,
-        consumer="batched",
+        consumer=consumer_mode,
     ) as running:
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, linger_ms=1)
         tx = {
