@@ -124,23 +124,24 @@ def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:
             f"{epoch + timedelta(days=first)} to {epoch + timedelta(days=last)}; "
             "choose another --train-start or fewer days"
         )
-    order = np.argsort(days, kind="stable")
-    days_sorted = days[order]
-    cards = history["card_id"].to_numpy()[order]
-    fraud = history["is_fraud"].to_numpy(dtype=bool)[order]
-    in_train = (days_sorted >= start) & (days_sorted < start + split.train_days)
-    known = set(cards[in_train & fraud].tolist())
+    # cards as integer codes: known-compromised sets become a boolean mask per code
+    cards, _ = pd.factorize(history["card_id"], use_na_sentinel=False)
+    fraud = history["is_fraud"].to_numpy(dtype=bool)
+    known = np.zeros(int(cards.max(initial=-1)) + 1, dtype=bool)
+    # positions within a day stay in history order, days in calendar order
+    train = np.concatenate(
+        [np.flatnonzero(days == day) for day in range(start, start + split.train_days)]
+    )
+    known[cards[train[fraud[train]]]] = True
     test_positions = []
     for offset in range(split.test_days):
         # the handbook's day: labels of training-day (train_days - 1 + offset) are known now
         delay_day = start + split.train_days + offset - 1
-        known |= set(cards[(days_sorted == delay_day) & fraud].tolist())
+        known[cards[(days == delay_day) & fraud]] = True
         test_day = start + split.train_days + split.delay_days + offset
-        on_day = np.nonzero(days_sorted == test_day)[0]
-        keep = ~np.isin(cards[on_day], list(known)) if known else np.ones(len(on_day), bool)
-        test_positions.append(on_day[keep])
-    train = order[np.nonzero(in_train)[0]]
-    test = order[np.concatenate(test_positions)] if test_positions else np.empty(0, np.int64)
+        on_day = np.flatnonzero(days == test_day)
+        test_positions.append(on_day[~known[cards[on_day]]])
+    test = np.concatenate(test_positions)
     return DataSplit(split=split, train=train, test=test)
 
 

@@ -30,12 +30,13 @@ from batch_training.metrics import decision_cost, summary_metrics
 from batch_training.registry import ModelMetadata, ModelRegistry
 from batch_training.report import write_report
 from batch_training.train import FittedModel, TrainingConfig, fit_model
-from feature_store import FeatureSet, compute_offline_features, feature_set_by_name
-from feature_store.offline import DEFAULT_LABEL_DELAY_S
+from feature_store import FeatureSet, feature_set_by_name
+from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
 
 __all__ = ["Evaluation", "PipelineOptions", "TrainingRun", "run_training"]
 
 Progress = Callable[[str], None]
+_FINGERPRINT_ROWS = 1 << 20
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,19 +81,37 @@ def _fingerprint(history: pd.DataFrame) -> str:
     columns = [
         c for c in ("transaction_id", "event_time", "card_id", "amount", "is_fraud") if c in history
     ]
-    hashed = pd.util.hash_pandas_object(history[columns], index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()
+    # row hashes are independent of each other: hashing slices gives the same digest
+    # without every id as a Python object at once
+    digest = hashlib.sha256()
+    for start in range(0, len(history), _FINGERPRINT_ROWS):
+        part = history[columns].iloc[start : start + _FINGERPRINT_ROWS]
+        # categorize=False gives the same hashes, without factorising unique ids first
+        hashed = pd.util.hash_pandas_object(part, index=False, categorize=False)
+        digest.update(hashed.to_numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _time_sorted(rows: np.ndarray, ts: np.ndarray) -> np.ndarray:
     return rows[np.argsort(ts[rows], kind="stable")]
 
 
+@dataclass(frozen=True)
+class _Features:
+    """Features of some history rows (``rows``: sorted, unique positions), one row each."""
+
+    rows: np.ndarray
+    matrix: np.ndarray
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        return self.matrix[np.searchsorted(self.rows, positions)]
+
+
 def _evaluate(
     scores: np.ndarray, data: DataSplit, history: pd.DataFrame, days: np.ndarray, alert_rate: float
 ) -> Evaluation:
     labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
-    cards = history["card_id"].to_numpy()[data.test]
+    cards = history["card_id"].take(data.test).to_numpy()  # only the test rows as objects
     metrics, per_day = summary_metrics(
         scores=scores, labels=labels, days=days[data.test], cards=cards, alert_rate=alert_rate
     )
@@ -102,7 +121,7 @@ def _evaluate(
 
 
 def _fit_fold(
-    features: np.ndarray,
+    features: _Features,
     history: pd.DataFrame,
     data: DataSplit,
     names: list[str],
@@ -113,8 +132,8 @@ def _fit_fold(
     train = _time_sorted(data.train, ts)
     labels = history["is_fraud"].to_numpy(dtype=np.int8)
     amounts = history["amount"].to_numpy(dtype=np.float64)
-    fitted = fit_model(features[train], labels[train], amounts[train], names, config)
-    test_matrix = xgb.DMatrix(features[data.test], feature_names=names)
+    fitted = fit_model(features.take(train), labels[train], amounts[train], names, config)
+    test_matrix = xgb.DMatrix(features.take(data.test), feature_names=names)
     scores = fitted.booster.predict(test_matrix)
     return fitted, _evaluate(scores, data, history, days, config.alert_rate)
 
@@ -124,7 +143,7 @@ def _champion_evaluation(
     history: pd.DataFrame,
     data: DataSplit,
     days: np.ndarray,
-    features_by_fingerprint: dict[str, np.ndarray],
+    features_by_fingerprint: dict[str, _Features],
     label_delay_s: int,
     alert_rate: float,
 ) -> tuple[int, Evaluation] | None:
@@ -133,13 +152,15 @@ def _champion_evaluation(
         return None
     champion = registry.load(version)
     meta = champion.metadata
-    features = features_by_fingerprint.get(meta.feature_set_fingerprint)
-    if features is None:
+    computed = features_by_fingerprint.get(meta.feature_set_fingerprint)
+    if computed is None:  # another feature set: its features for the test rows only
         champion_set = feature_set_by_name(meta.feature_set_name).select(meta.feature_names)
-        features = compute_offline_features(
-            champion_set, history, label_delay_s=label_delay_s
-        ).to_numpy()
-    matrix = xgb.DMatrix(features[data.test], feature_names=list(meta.feature_names))
+        test_features = offline_feature_matrix(
+            champion_set, history, data.test, label_delay_s=label_delay_s, dtype=np.float32
+        )
+    else:
+        test_features = computed.take(data.test)
+    matrix = xgb.DMatrix(test_features, feature_names=list(meta.feature_names))
     return version, _evaluate(champion.booster.predict(matrix), data, history, days, alert_rate)
 
 
@@ -153,12 +174,6 @@ def run_training(
     started = time.perf_counter()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
     names = list(feature_set.names)
-    progress(f"computing {len(names)} features for {len(history):,} rows")
-    features = compute_offline_features(
-        feature_set, history, label_delay_s=options.label_delay_s
-    ).to_numpy(dtype=np.float32)
-    days = day_index(history)
-    ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
     if options.train_start is None:
         split = latest_split(
             history,
@@ -173,17 +188,29 @@ def run_training(
             delay_days=options.delay_days,
             test_days=options.test_days,
         )
+    folds = [split_history(history, fold) for fold in fold_splits(split, options.folds)]
+    # features only for the rows the folds train and test on; their windows still see
+    # every earlier row of the history
+    rows = np.unique(np.concatenate([part for d in folds for part in (d.train, d.test)]))
+    progress(f"computing {len(names)} features for {len(rows):,} of {len(history):,} rows")
+    features = _Features(
+        rows,
+        offline_feature_matrix(
+            feature_set, history, rows, label_delay_s=options.label_delay_s, dtype=np.float32
+        ),
+    )
+    days = day_index(history)
+    ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
     fold_results: list[dict[str, Any]] = []
     candidate: tuple[FittedModel, Evaluation, DataSplit] | None = None
-    for k, fold in enumerate(fold_splits(split, options.folds)):
-        window = fold.describe()
+    for k, data in enumerate(folds):
+        window = data.split.describe()
         progress(f"fold {k + 1}/{options.folds}: train {window['train']}, test {window['test']}")
-        data = split_history(history, fold)
         fitted, evaluation = _fit_fold(features, history, data, names, options.training, ts, days)
         fold_results.append(
             {
                 "fold": k,
-                **fold.describe(),
+                **window,
                 **evaluation.metrics,
                 "train_rows": data.train_rows,
                 "test_rows": data.test_rows,
@@ -272,7 +299,7 @@ def run_training(
         options.predictions_out.parent.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(
             {
-                "transaction_id": history["transaction_id"].to_numpy()[data.test],
+                "transaction_id": history["transaction_id"].take(data.test).to_numpy(),
                 "score": evaluation.scores,
             }
         ).to_parquet(options.predictions_out, index=False)
@@ -285,7 +312,7 @@ def run_training(
         labels=labels,
         amounts=amounts,
         booster=fitted.booster,
-        test_features=features[data.test],
+        test_features=features.take(data.test),
         feature_names=names,
         cost=options.training.cost,
         gate=gate,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import xgboost as xgb
 
 from batch_training.dataset import TimeSplit, fold_splits, split_history
 from batch_training.errors import TrainingDataError
@@ -17,8 +18,12 @@ from batch_training.metrics import (
     choose_cost_thresholds,
     recall_at_alert_rate,
 )
+from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
-from feature_store import CORE_FEATURE_SET, read_history
+from batch_training.train import TrainingConfig
+from feature_store import CORE_FEATURE_SET, compute_offline_features, read_history
+from simulator.config import SimulationConfig
+from simulator.generator import TrafficGenerator
 
 
 def _day(d: int, hour: int = 12) -> pd.Timestamp:
@@ -123,3 +128,32 @@ def test_trained_model_separates_fraud(trained_registry: ModelRegistry) -> None:
         "calibration",
     ):
         assert (report / f"{png}.png").stat().st_size > 1000
+
+
+def test_training_scores_the_features_the_whole_history_gives_the_test_rows(
+    tmp_path: Path,
+) -> None:
+    """Features are built only for the folds' rows, as float32: the scores are those of
+    the float64 features of the whole history, cast, for exactly the test rows."""
+    generator = TrafficGenerator(SimulationConfig(cards=300, merchants=40, seed=3))
+    history = generator.history(start=datetime(2025, 2, 1, tzinfo=UTC), days=24)
+    run = run_training(
+        history,
+        registry=ModelRegistry(tmp_path / "registry"),
+        options=PipelineOptions(
+            feature_set=CORE_FEATURE_SET,
+            train_days=6,
+            delay_days=2,
+            test_days=3,
+            folds=2,
+            training=TrainingConfig(seed=1, max_rounds=20),
+        ),
+    )
+    names = list(run.metadata.feature_names)
+    full = compute_offline_features(CORE_FEATURE_SET.select(run.metadata.feature_names), history)
+    matrix = full.to_numpy()[run.evaluation.rows].astype(np.float32)
+    booster = ModelRegistry(tmp_path / "registry").load(run.metadata.version).booster
+    expected = booster.predict(xgb.DMatrix(matrix, feature_names=names))
+    np.testing.assert_array_equal(run.evaluation.scores, expected)
+    assert len(run.folds) == 2
+    assert run.folds[0]["test_rows"] == run.test_rows
