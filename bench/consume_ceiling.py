@@ -49,10 +49,10 @@ import numpy as np  # noqa: E402
 import redis  # noqa: E402
 import xgboost as xgb  # noqa: E402
 from aiokafka import AIOKafkaConsumer  # noqa: E402
-from kafka import KafkaProducer  # noqa: E402
 
 from batch_training.pipeline import PipelineOptions, run_training  # noqa: E402
 from batch_training.registry import ModelRegistry  # noqa: E402
+from bench.stream_bench import bulk_producer  # noqa: E402
 from embedded import EmbeddedBroker  # noqa: E402
 from feature_store import CORE_FEATURE_SET, TransactionCodec  # noqa: E402
 from feature_store.online import (  # noqa: E402
@@ -81,13 +81,7 @@ _PREFIX = "ceiling-"
 
 
 def _preproduce(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap,
-        linger_ms=20,
-        batch_size=512 * 1024,
-        enable_idempotence=False,
-        acks=1,
-    )
+    producer = bulk_producer(bootstrap)
     for key, value in payloads:
         producer.send(topic, key=key, value=value)
     producer.flush()

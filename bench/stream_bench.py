@@ -122,15 +122,20 @@ class _Collector:
         self._consumer.close()
 
 
-def _preproduce(bootstrap: str, topic: str, events: Iterator[Any], n: int) -> None:
-    codec = TransactionCodec()
-    producer = KafkaProducer(
+def bulk_producer(bootstrap: str) -> KafkaProducer:
+    """A producer for loading a backlog fast: big batches, one ack, no idempotence."""
+    return KafkaProducer(
         bootstrap_servers=bootstrap,
         linger_ms=20,
         batch_size=512 * 1024,
         enable_idempotence=False,
         acks=1,
     )
+
+
+def _preproduce(bootstrap: str, topic: str, events: Iterator[Any], n: int) -> None:
+    codec = TransactionCodec()
+    producer = bulk_producer(bootstrap)
     for _ in range(n):
         tx = next(events).transaction
         producer.send(topic, key=tx.card_id.encode(), value=codec.encode(tx))
