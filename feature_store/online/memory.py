@@ -165,7 +165,8 @@ class _Compiled:
     plan: EntityPlan
     spans: list[tuple[int, bool]]  # (window, tracks counterparties), shortest first
     slots: list[int]  # per aggregate: its window's index + 1, or 0 if not from the state
-    scan_lo: int
+    scan_lo: int  # how far back the slow path scans
+    delayed_reach: int  # how far back the fast path scans: delayed windows only (0: none)
     keep: int  # how long an event stays in the log
     labels: bool
 
@@ -181,11 +182,17 @@ class _Compiled:
             else 0
             for a in plan.aggs
         ]
+        delayed = [
+            a.lo_ms
+            for a, slot in zip(plan.aggs, slots, strict=True)
+            if not slot and a.kind in SCAN_KINDS and not (a.kind == "last_ts" and a.hi_ms == 0)
+        ]
         return cls(
             plan,
             [(w, w in party) for w in stateful],
             slots,
             plan.scan_lo_ms,
+            max(delayed, default=0),
             plan.horizon_ms + LATENESS_MS,
             plan.needs_labels,
         )
@@ -237,10 +244,8 @@ class MemoryOnlineStore:
         scanned: list[_Entry] = []
         if compiled.scan_lo and not fast:
             scanned = log.entries[log.upto(ts - compiled.scan_lo) : log.upto(ts)]
-        elif compiled.scan_lo:  # only the delayed windows need a scan
-            delayed = [a for a, s in zip(plan.aggs, compiled.slots, strict=True) if not s]
-            reach = max((a.lo_ms for a in delayed if a.kind in SCAN_KINDS), default=0)
-            scanned = log.entries[log.upto(ts - reach) : log.upto(ts)] if reach else []
+        elif compiled.delayed_reach:  # the state answers the rest
+            scanned = log.entries[log.upto(ts - compiled.delayed_reach) : log.upto(ts)]
         values: list[float] = []
         seen_at: list[tuple[int, int]] = []
         for spec, slot in zip(plan.aggs, compiled.slots, strict=True):

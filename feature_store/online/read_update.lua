@@ -148,8 +148,7 @@ local function scanned(kind, lo, hi, ets, eamt, eparty, n, party)
     local e = ets[k]
     if e > lo and e <= hi then
       local a = eamt[k]
-      if kind == 'count' then v = v + 1
-      elseif kind == 'sum' then s, c = nadd(s, c, a)
+      if kind == 'sum' then s, c = nadd(s, c, a)
       elseif kind == 'sumsq' then s, c = nadd(s, c, a * a)
       elseif kind == 'max' then if not found or a > v then v = a end
       elseif kind == 'last_ts' then if not found or e > v then v = e end
