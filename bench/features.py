@@ -26,8 +26,9 @@ import redis
 import redis.asyncio as aioredis
 
 from feature_store import CORE_FEATURE_SET, Transaction, compute_offline_features
+from feature_store.catalogue import HANDBOOK_FEATURE_SET
 from feature_store.columns import apply_column_preset
-from feature_store.definitions import HANDBOOK_FEATURE_SET, WindowAggregate
+from feature_store.definitions import WindowAggregate
 from feature_store.materialize import materialize_history
 from feature_store.online import (
     MemoryOnlineStore,

@@ -1,12 +1,14 @@
 """The contract between batch and stream: event schema, feature definitions, two engines."""
 
-from feature_store.columns import COLUMN_PRESETS, apply_column_preset
-from feature_store.definitions import (
+from feature_store.catalogue import (
     CORE_FEATURE_SET,
+    EXTENDED_FEATURE_SET,
+    FEATURE_SET_NAMES,
     HANDBOOK_FEATURE_SET,
-    FeatureSet,
     feature_set_by_name,
 )
+from feature_store.columns import COLUMN_PRESETS, apply_column_preset
+from feature_store.definitions import FeatureSet
 from feature_store.errors import (
     FeatureStoreError,
     HistoryColumnsError,
@@ -22,6 +24,8 @@ from feature_store.schema import Transaction, TransactionCodec, looks_like_pan, 
 __all__ = [
     "COLUMN_PRESETS",
     "CORE_FEATURE_SET",
+    "EXTENDED_FEATURE_SET",
+    "FEATURE_SET_NAMES",
     "HANDBOOK_FEATURE_SET",
     "FeaturePlan",
     "FeatureSet",

@@ -4,7 +4,8 @@ Windows are expressed as (t - delay - window, t - delay]. With no delay the wind
 the transaction itself and includes it; with a delay it ends ``delay`` before it (the
 handbook's terminal windows, labels that are only known late). A feature set is an ordered
 tuple of definitions; its ``fingerprint`` goes into the model metadata, so a model is only
-served with the exact features it was trained on.
+served with the exact features it was trained on. The named sets live in
+:mod:`feature_store.catalogue`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ from dataclasses import asdict, dataclass, replace
 from typing import Final, Literal
 
 __all__ = [
-    "CORE_FEATURE_SET",
     "DAY_S",
-    "EXTENDED_FEATURE_SET",
-    "HANDBOOK_FEATURE_SET",
     "AmountToWindowMean",
     "AmountZScore",
     "CalendarFeature",
@@ -27,17 +25,19 @@ __all__ = [
     "Feature",
     "FeatureSet",
     "FieldEquals",
+    "FraudAmountMean",
     "FraudRate",
     "IsNewCounterparty",
+    "KnownFraudRun",
     "RawAmount",
     "SecondsSincePrevious",
     "WindowAggregate",
-    "feature_set_by_name",
 ]
 
 Entity = Literal["card", "merchant"]
 Aggregation = Literal["count", "sum", "mean", "max"]
 CalendarKind = Literal["hour_of_day", "is_night", "is_weekend"]
+RunMeasure = Literal["length", "days"]
 
 DAY_S: Final = 86_400
 _LABELS: Final = {600: "10m", 3600: "1h", DAY_S: "1d", 7 * DAY_S: "7d", 30 * DAY_S: "30d"}
@@ -159,8 +159,21 @@ class IsNewCounterparty(_Named):
         return f"is_new_{COUNTERPARTY[self.entity]}_for_{self.entity}_{_label(self.window_s)}"
 
 
+class _LabelDelayed(_Named):
+    """A feature over labels: they are only ever known some time after the payment."""
+
+    delay_s: int
+
+    def __post_init__(self) -> None:
+        if self.delay_s <= 0:
+            raise ValueError(
+                f"{type(self).__name__} delay_s={self.delay_s}: labels are never known at "
+                "once; use a delay > 0 (default 7 days)"
+            )
+
+
 @dataclass(frozen=True, kw_only=True)
-class FraudRate(_Named):
+class FraudRate(_LabelDelayed):
     """Frauds / transactions of the entity in (t - delay - window, t - delay]; 0 if empty.
 
     Only labels known at t count: a label is known at its ``label_time``, or, when the data
@@ -172,16 +185,52 @@ class FraudRate(_Named):
     delay_s: int = 7 * DAY_S
     alias: str | None = None
 
-    def __post_init__(self) -> None:
-        if self.delay_s <= 0:
-            raise ValueError(
-                f"FraudRate delay_s={self.delay_s}: labels are never known at once; "
-                "use a delay > 0 (default 7 days)"
-            )
-
     @property
     def generated_name(self) -> str:
         return f"{self.entity}_fraud_rate_{_label(self.window_s)}{_delay_suffix(self.delay_s)}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FraudAmountMean(_LabelDelayed):
+    """Mean amount of the entity's known frauds in (t - delay - window, t - delay]; missing
+    when there are none.
+
+    It tells frauds that look like the entity's usual payments (a compromised terminal's)
+    from outsized ones (a stolen card spending big at an honest merchant).
+    """
+
+    entity: Entity
+    window_s: int
+    delay_s: int = 7 * DAY_S
+    alias: str | None = None
+
+    @property
+    def generated_name(self) -> str:
+        window = f"{_label(self.window_s)}{_delay_suffix(self.delay_s)}"
+        return f"{self.entity}_fraud_amount_mean_{window}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class KnownFraudRun(_LabelDelayed):
+    """The entity's latest run of known frauds, among its events in
+    (t - delay - horizon, t - delay]: the events after the latest one that is not a fraud
+    known at t (events at that one's time excluded, so the order of ties never matters).
+
+    ``length``: how many events the run has. ``days``: days from the run's first event to
+    t, missing when the run is empty. A compromised terminal turns every payment into a
+    fraud from some day on: its run grows, and its age says how long ago that began.
+    """
+
+    entity: Entity
+    measure: RunMeasure
+    horizon_s: int = 28 * DAY_S
+    delay_s: int = 7 * DAY_S
+    alias: str | None = None
+
+    @property
+    def generated_name(self) -> str:
+        window = f"{_label(self.horizon_s)}{_delay_suffix(self.delay_s)}"
+        return f"{self.entity}_fraud_run_{self.measure}_{window}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -230,6 +279,8 @@ Feature = (
     | DistinctCount
     | IsNewCounterparty
     | FraudRate
+    | FraudAmountMean
+    | KnownFraudRun
     | CalendarFeature
     | RawAmount
     | FieldEquals
@@ -282,107 +333,3 @@ class FeatureSet:
         if unknown:
             raise ValueError(f"feature set {self.name!r} has no feature(s) {unknown}")
         return replace(self, features=tuple(by_name[n] for n in names))
-
-
-def _windows(entity: Entity, aggregation: Aggregation, *windows: int) -> list[Feature]:
-    return [WindowAggregate(entity=entity, aggregation=aggregation, window_s=w) for w in windows]
-
-
-_CARD_WINDOWS: Final = (600, 3600, DAY_S, 7 * DAY_S, 30 * DAY_S)
-
-CORE_FEATURE_SET: Final = FeatureSet(
-    name="core",
-    version=2,
-    features=(
-        RawAmount(),
-        *_windows("card", "count", *_CARD_WINDOWS),
-        *_windows("card", "sum", *_CARD_WINDOWS),
-        *_windows("card", "mean", *_CARD_WINDOWS),
-        *_windows("card", "max", *_CARD_WINDOWS),
-        AmountToWindowMean(entity="card", window_s=30 * DAY_S),
-        AmountZScore(entity="card", window_s=30 * DAY_S),
-        SecondsSincePrevious(entity="card"),
-        DistinctCount(entity="card", window_s=DAY_S),
-        IsNewCounterparty(entity="card", window_s=30 * DAY_S),
-        *_windows("merchant", "count", 3600, DAY_S, 7 * DAY_S),
-        *[FraudRate(entity="merchant", window_s=w) for w in (DAY_S, 7 * DAY_S, 30 * DAY_S)],
-        CalendarFeature(kind="hour_of_day"),
-        CalendarFeature(kind="is_night"),
-        CalendarFeature(kind="is_weekend"),
-        FieldEquals(field="channel", value="online"),
-    ),
-)
-
-
-def _handbook() -> FeatureSet:
-    """The 14 baseline features of the fraud-detection handbook, under its column names."""
-    features: list[Feature] = [
-        CalendarFeature(kind="is_weekend", alias="TX_DURING_WEEKEND"),
-        CalendarFeature(kind="is_night", alias="TX_DURING_NIGHT"),
-    ]
-    for days in (1, 7, 30):
-        w = days * DAY_S
-        features += [
-            WindowAggregate(
-                entity="card",
-                aggregation="count",
-                window_s=w,
-                alias=f"CUSTOMER_ID_NB_TX_{days}DAY_WINDOW",
-            ),
-            WindowAggregate(
-                entity="card",
-                aggregation="mean",
-                window_s=w,
-                alias=f"CUSTOMER_ID_AVG_AMOUNT_{days}DAY_WINDOW",
-            ),
-        ]
-    for days in (1, 7, 30):
-        w = days * DAY_S
-        features += [
-            WindowAggregate(
-                entity="merchant",
-                aggregation="count",
-                window_s=w,
-                delay_s=7 * DAY_S,
-                alias=f"TERMINAL_ID_NB_TX_{days}DAY_WINDOW",
-            ),
-            FraudRate(entity="merchant", window_s=w, alias=f"TERMINAL_ID_RISK_{days}DAY_WINDOW"),
-        ]
-    return FeatureSet(name="handbook", version=1, features=tuple(features))
-
-
-HANDBOOK_FEATURE_SET: Final = _handbook()
-
-# For batch training on long histories: ``core`` plus merchant risk over longer and more
-# delayed windows and a card reference mean the last two weeks cannot inflate. Its state
-# reaches back 63 days, which is why the stream's default stays ``core``.
-EXTENDED_FEATURE_SET: Final = FeatureSet(
-    name="extended",
-    version=1,
-    features=(
-        *CORE_FEATURE_SET.features,
-        *[
-            FraudRate(entity="merchant", window_s=w, delay_s=d)
-            for d, w in (
-                (7 * DAY_S, 21 * DAY_S),
-                (7 * DAY_S, 28 * DAY_S),
-                (28 * DAY_S, 7 * DAY_S),
-                (35 * DAY_S, 28 * DAY_S),
-            )
-        ],
-        AmountToWindowMean(entity="card", window_s=60 * DAY_S, delay_s=14 * DAY_S),
-        AmountToWindowMean(entity="card", window_s=90 * DAY_S, delay_s=0),
-    ),
-)
-
-_FEATURE_SETS: Final = {
-    s.name: s for s in (CORE_FEATURE_SET, HANDBOOK_FEATURE_SET, EXTENDED_FEATURE_SET)
-}
-
-
-def feature_set_by_name(name: str) -> FeatureSet:
-    try:
-        return _FEATURE_SETS[name]
-    except KeyError:
-        known = ", ".join(sorted(_FEATURE_SETS))
-        raise ValueError(f"unknown feature set {name!r}; known: {known}") from None

@@ -21,7 +21,7 @@ from pandas.api.indexers import BaseIndexer
 
 from feature_store.definitions import DAY_S, Entity, FeatureSet
 from feature_store.errors import HistoryColumnsError
-from feature_store.plan import AggSpec, EntityPlan, EventColumns, FeaturePlan
+from feature_store.plan import RUN_KINDS, AggSpec, EntityPlan, EventColumns, FeaturePlan
 
 __all__ = [
     "DEFAULT_LABEL_DELAY_S",
@@ -325,8 +325,11 @@ class _EntityRows:
     ) -> np.ndarray:
         """The aggregate for the targets; [start, end) are the window's bounds for every
         row (in sorted order) when ``every_row``, else for the targets."""
-        if spec.kind == "fraud":
-            return self._fraud_count(spec)
+        if spec.kind in ("fraud", "fraud_amount"):
+            return self._fraud_sum(spec, amounts=spec.kind == "fraud_amount")
+        if spec.kind in RUN_KINDS:
+            length, first = self._fraud_run(spec)
+            return length if spec.kind == "run_length" else first
         if spec.kind == "seen":
             return self._seen(spec)
         if spec.kind == "last_ts":
@@ -397,9 +400,10 @@ class _EntityRows:
             lag += 1
         return distinct
 
-    def _fraud_count(self, spec: AggSpec) -> np.ndarray:
-        """Frauds in (t - lo, t - hi] whose label is known by t: each fraud adds one to the
-        rows of its entity with t in [max(ts + hi, known), ts + lo), via a difference array."""
+    def _fraud_sum(self, spec: AggSpec, *, amounts: bool) -> np.ndarray:
+        """Frauds (or their amounts) in (t - lo, t - hi] whose label is known by t: each
+        fraud adds to the rows of its entity with t in [max(ts + hi, known), ts + lo), via
+        a difference array."""
         if self._known is None:
             raise HistoryColumnsError("fraud aggregates need is_fraud labels")
         frauds = np.nonzero(self._known < _NEVER)[0]
@@ -409,8 +413,41 @@ class _EntityRows:
         lo = np.searchsorted(self._key, base + first, side="left")
         hi = np.searchsorted(self._key, base + last, side="left")
         hi = np.maximum(lo, hi)
+        weight = self._amount[frauds] if amounts else np.ones(len(frauds))
         diff = np.zeros(len(self._key) + 1)
-        np.add.at(diff, lo, 1.0)
-        np.add.at(diff, hi, -1.0)
-        counts: np.ndarray = np.cumsum(diff[:-1])[self._targets]
-        return counts
+        np.add.at(diff, lo, weight)
+        np.add.at(diff, hi, -weight)
+        sums: np.ndarray = np.cumsum(diff[:-1])[self._targets]
+        return sums
+
+    def _fraud_run(self, spec: AggSpec) -> tuple[np.ndarray, np.ndarray]:
+        """Per target: the latest run of frauds known at t among its entity's rows in
+        (t - lo, t - hi] (those after the latest row that is not, rows at its time
+        excluded); its length and its first row's time (NaN when empty).
+
+        Walks back from each target's newest row in the window, lag by lag over the
+        targets still inside a run, so the work is the total run length."""
+        if self._known is None:
+            raise HistoryColumnsError("fraud aggregates need is_fraud labels")
+        key = self._key[self._targets]
+        t = self._ts[self._targets]
+        block = key - t  # the target's entity block, as a key
+        floor = np.searchsorted(self._key, key - spec.lo_ms, side="right")  # first inside
+        newest = np.searchsorted(self._key, key - spec.hi_ms, side="right") - 1
+        # the run begins after the time of the first row, walking back, that is not a
+        # fraud known at t; (t - lo) when every row in the window is one
+        cut = key - spec.lo_ms
+        active = np.flatnonzero(newest >= floor)
+        j = newest[active]
+        while len(active):
+            stop = self._known[j] > t[active]
+            cut[active[stop]] = self._key[j[stop]]
+            active, j = active[~stop], j[~stop] - 1
+            inside = j >= floor[active]
+            active, j = active[inside], j[inside]
+        first = np.searchsorted(self._key, cut, side="right")
+        length = np.maximum(newest + 1 - first, 0).astype(np.float64)
+        start = np.full(len(key), np.nan)
+        has = length > 0
+        start[has] = self._key[first[has]] - block[has]
+        return length, start

@@ -24,19 +24,48 @@ from feature_store.definitions import (
     Entity,
     FeatureSet,
     FieldEquals,
+    FraudAmountMean,
     FraudRate,
     IsNewCounterparty,
+    KnownFraudRun,
     RawAmount,
     SecondsSincePrevious,
     WindowAggregate,
 )
 
-__all__ = ["AggKind", "AggSpec", "EntityPlan", "EventColumns", "FeaturePlan", "derive_features"]
+__all__ = [
+    "LABEL_KINDS",
+    "RUN_KINDS",
+    "SCAN_KINDS",
+    "AggKind",
+    "AggSpec",
+    "EntityPlan",
+    "EventColumns",
+    "FeaturePlan",
+    "derive_features",
+]
 
-AggKind = Literal["count", "sum", "sumsq", "max", "distinct", "seen", "last_ts", "fraud"]
+AggKind = Literal[
+    "count",
+    "sum",
+    "sumsq",
+    "max",
+    "distinct",
+    "seen",
+    "last_ts",
+    "fraud",
+    "fraud_amount",
+    "run_length",
+    "run_start",
+]
 # aggregates computed by scanning the entity's events (the rest use an index or the labels)
 SCAN_KINDS: Final = frozenset({"sum", "sumsq", "max", "distinct", "seen", "last_ts"})
+# the latest run of known frauds in (t - lo, t - hi]: its length, its first event's time
+RUN_KINDS: Final = frozenset({"run_length", "run_start"})
+# aggregates that read fraud labels (known by t)
+LABEL_KINDS: Final = frozenset({"fraud", "fraud_amount"}) | RUN_KINDS
 _STD_FLOOR: Final = 1e-9
+_DAY_MS: Final = 86_400_000.0
 
 
 @dataclass(frozen=True, order=True)
@@ -46,6 +75,13 @@ class AggSpec:
     kind: AggKind
     lo_ms: int
     hi_ms: int
+
+    def __post_init__(self) -> None:
+        if self.kind in LABEL_KINDS and self.hi_ms <= 0:
+            raise ValueError(
+                f"AggSpec({self.kind!r}, lo_ms={self.lo_ms}, hi_ms={self.hi_ms}): label "
+                "aggregates need a window that ends before t (hi_ms > 0)"
+            )
 
 
 @dataclass(frozen=True)
@@ -64,7 +100,7 @@ class EntityPlan:
 
     @property
     def needs_labels(self) -> bool:
-        return any(a.kind == "fraud" for a in self.aggs)
+        return any(a.kind in LABEL_KINDS for a in self.aggs)
 
     @property
     def counterparty(self) -> Entity:
@@ -119,12 +155,17 @@ def _needs(feature: object) -> list[tuple[Entity, AggSpec]]:
         ]
     if isinstance(feature, IsNewCounterparty):
         return [(feature.entity, AggSpec("seen", _ms(feature.window_s), 0))]
-    if isinstance(feature, FraudRate):
+    if isinstance(feature, FraudRate | FraudAmountMean):
         lo, hi = _ms(feature.delay_s + feature.window_s), _ms(feature.delay_s)
+        over: AggKind = "count" if isinstance(feature, FraudRate) else "fraud_amount"
         return [
-            (feature.entity, AggSpec("count", lo, hi)),
             (feature.entity, AggSpec("fraud", lo, hi)),
+            (feature.entity, AggSpec(over, lo, hi)),
         ]
+    if isinstance(feature, KnownFraudRun):
+        lo, hi = _ms(feature.delay_s + feature.horizon_s), _ms(feature.delay_s)
+        kind: AggKind = "run_length" if feature.measure == "length" else "run_start"
+        return [(feature.entity, AggSpec(kind, lo, hi))]
     return []
 
 
@@ -228,6 +269,20 @@ def derive_features(
                 count = agg(e, AggSpec("count", lo, hi))
                 frauds = agg(e, AggSpec("fraud", lo, hi))
                 columns.append(np.where(count > 0, frauds / np.maximum(count, 1.0), 0.0))
+            elif isinstance(feature, FraudAmountMean):
+                e = feature.entity
+                lo, hi = _ms(feature.delay_s + feature.window_s), _ms(feature.delay_s)
+                frauds = agg(e, AggSpec("fraud", lo, hi))
+                total = agg(e, AggSpec("fraud_amount", lo, hi))
+                columns.append(np.where(frauds > 0, total / np.maximum(frauds, 1.0), np.nan))
+            elif isinstance(feature, KnownFraudRun):
+                e = feature.entity
+                lo, hi = _ms(feature.delay_s + feature.horizon_s), _ms(feature.delay_s)
+                if feature.measure == "length":
+                    columns.append(agg(e, AggSpec("run_length", lo, hi)))
+                else:
+                    start = agg(e, AggSpec("run_start", lo, hi))
+                    columns.append((events.ts_ms - start) / _DAY_MS)
             elif isinstance(feature, CalendarFeature):
                 if feature.kind == "hour_of_day":
                     columns.append(events.hour.astype(np.float64))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from feature_store.online.base import LATENESS_MS, EntityRequest, LabelUpdate, party_hash
-from feature_store.plan import SCAN_KINDS, AggSpec, EntityPlan
+from feature_store.plan import LABEL_KINDS, RUN_KINDS, SCAN_KINDS, AggSpec, EntityPlan
 
 __all__ = ["MemoryOnlineStore"]
 
@@ -85,7 +85,8 @@ class _Log:
     windows: list[_Window] | None = None
     spans: list[tuple[int, bool]] | None = None  # the plan windows was built for
     newest: int | None = None  # T, the time the window state is at
-    frauds: dict[str, tuple[int, int]] = field(default_factory=dict)  # tx -> (ts, label ts)
+    # the entity's frauds: transaction id -> (time, label time, amount)
+    frauds: dict[str, tuple[int, int, float]] = field(default_factory=dict)
 
     def upto(self, t: float) -> int:
         """Index just past the events with time <= t."""
@@ -110,7 +111,7 @@ class _Log:
             del self.entries[:cut]
             del self.times[:cut]
         if self.frauds:
-            for tx in [tx for tx, (ts, _) in self.frauds.items() if ts < before_ms]:
+            for tx in [tx for tx, (ts, _, _) in self.frauds.items() if ts < before_ms]:
                 del self.frauds[tx]
 
     def advance(self, ts: int) -> None:
@@ -158,6 +159,23 @@ def _scanned(spec: AggSpec, ts: int, scanned: list[_Entry], party: int) -> float
     return float(max((e[0] for e in inside), default=math.nan))  # last_ts
 
 
+def _fraud_run(log: _Log, spec: AggSpec, ts: int) -> tuple[float, float]:
+    """The latest run of frauds known at ``ts`` in (ts - lo, ts - hi]: its length and its
+    first event's time. It begins after the newest event that is not one, and after every
+    event at that event's time, so the order of simultaneous events never matters."""
+    lo, hi = ts - spec.lo_ms, ts - spec.hi_ms
+    floor, newest = log.upto(lo), log.upto(hi) - 1
+    cut = lo
+    for i in range(newest, floor - 1, -1):
+        fraud = log.frauds.get(log.entries[i][1])
+        if fraud is None or fraud[1] > ts:
+            cut = log.times[i]
+            break
+    first = max(log.upto(cut), floor)
+    length = newest + 1 - first
+    return (float(length), float(log.times[first])) if length > 0 else (0.0, math.nan)
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     """Per plan, worked out once: the stateful windows and how each aggregate is read."""
@@ -178,7 +196,7 @@ class _Compiled:
         party = {a.lo_ms for a in plan.aggs if a.hi_ms == 0 and a.kind in ("distinct", "seen")}
         slots = [
             stateful.index(a.lo_ms) + 1
-            if a.hi_ms == 0 and a.lo_ms in stateful and a.kind not in ("fraud", "last_ts")
+            if a.hi_ms == 0 and a.lo_ms in stateful and a.kind not in LABEL_KINDS | {"last_ts"}
             else 0
             for a in plan.aggs
         ]
@@ -201,7 +219,8 @@ class _Compiled:
 class MemoryOnlineStore:
     def __init__(self) -> None:
         self._logs: dict[tuple[str, str], _Log] = {}
-        self._transactions: dict[str, tuple[int, list[tuple[str, str]], int]] = {}
+        # transaction id -> (time, amount, the entities a label reaches, kept until)
+        self._transactions: dict[str, tuple[int, float, list[tuple[str, str]], int]] = {}
         self._expiry: deque[tuple[int, str]] = deque()
         self._compiled: dict[int, _Compiled] = {}  # by id(plan): hashing a plan is slow
 
@@ -269,15 +288,17 @@ class MemoryOnlineStore:
                 value = float(newest) if newest is not None and newest > ts - spec.lo_ms else value
             elif spec.kind == "count":
                 value = float(log.upto(ts - spec.hi_ms) - log.upto(ts - spec.lo_ms))
-            elif spec.kind == "fraud":
+            elif spec.kind in ("fraud", "fraud_amount"):
                 lo, hi = ts - spec.lo_ms, ts - spec.hi_ms
-                value = float(
-                    sum(
-                        1
-                        for f_ts, f_label in log.frauds.values()
-                        if lo < f_ts <= hi and f_label <= ts
-                    )
-                )
+                known = [
+                    a
+                    for f_ts, f_label, a in log.frauds.values()
+                    if lo < f_ts <= hi and f_label <= ts
+                ]
+                value = float(len(known)) if spec.kind == "fraud" else math.fsum(known)
+            elif spec.kind in RUN_KINDS:
+                length, first = _fraud_run(log, spec, ts)
+                value = length if spec.kind == "run_length" else first
             else:
                 value = _scanned(spec, ts, scanned, party)
             values.append(value)
@@ -285,7 +306,7 @@ class MemoryOnlineStore:
             log, compiled, entry, fast=fast, duplicate=duplicate, seen_at=seen_at, values=values
         )
         if compiled.labels:
-            self._remember(request.transaction_id, ts, key, ts + plan.horizon_ms)
+            self._remember(request.transaction_id, ts, amount, key, ts + plan.horizon_ms)
         return values
 
     @staticmethod
@@ -313,16 +334,18 @@ class MemoryOnlineStore:
         if compiled.spans and log.windows is None:
             log.rebuild(compiled.spans)
 
-    def _remember(self, transaction_id: str, ts: int, key: tuple[str, str], until: int) -> None:
+    def _remember(
+        self, transaction_id: str, ts: int, amount: float, key: tuple[str, str], until: int
+    ) -> None:
         """Which entities a later label must reach; forgotten once no window needs it."""
         known = self._transactions.get(transaction_id)
-        keys = [] if known is None else [k for k in known[1] if k != key]
-        self._transactions[transaction_id] = (ts, [*keys, key], until)
+        keys = [] if known is None else [k for k in known[2] if k != key]
+        self._transactions[transaction_id] = (ts, amount, [*keys, key], until)
         self._expiry.append((until + LATENESS_MS, transaction_id))
         while self._expiry and self._expiry[0][0] < ts - LATENESS_MS:
             _, old = self._expiry.popleft()
             entry = self._transactions.get(old)
-            if entry is not None and entry[2] + LATENESS_MS < ts - LATENESS_MS:
+            if entry is not None and entry[3] + LATENESS_MS < ts - LATENESS_MS:
                 del self._transactions[old]
 
     async def apply_labels(self, plans: Sequence[EntityPlan], labels: Sequence[LabelUpdate]) -> int:
@@ -332,13 +355,13 @@ class MemoryOnlineStore:
             if known is None:
                 continue
             matched += 1
-            ts, keys, _ = known
+            ts, amount, keys, _ = known
             for key in keys:
                 log = self._logs.get(key)
                 if log is None:
                     continue
                 if label.is_fraud:
-                    log.frauds[label.transaction_id] = (ts, label.label_ts_ms)
+                    log.frauds[label.transaction_id] = (ts, label.label_ts_ms, amount)
                 else:
                     log.frauds.pop(label.transaction_id, None)
         return matched

@@ -18,6 +18,7 @@ local tunpack = unpack  -- Lua 5.1's table unpack, before the name is taken
 local unpack, pack, sub, abs = struct.unpack, struct.pack, string.sub, math.abs
 local call, tonumber, NAN = redis.call, tonumber, 0 / 0
 local PAGE = 3  -- usually one event leaves a window per event: fetch little
+local RUN_PAGE = 16  -- a run of known frauds is walked newest first, this many at a time
 
 -- Neumaier-compensated add: running sums that also subtract stay exact to an ulp or so
 local function nadd(s, c, x)
@@ -164,25 +165,57 @@ local function scanned(kind, lo, hi, ets, eamt, eparty, n, party)
   return v
 end
 
-local function fraud_count(frauds, lo, hi, ts)
-  local v = 0
-  for _, f in ipairs(frauds) do
-    if f[1] > lo and f[1] <= hi and f[2] <= ts then v = v + 1 end
+-- frauds known at ts in (lo, hi]: how many, or the sum of their amounts
+local function fraud_sum(kind, frauds, lo, hi, ts)
+  local v, c = 0, 0
+  for _, f in pairs(frauds) do
+    if f[1] > lo and f[1] <= hi and f[2] <= ts then
+      if kind == 'fraud' then v = v + 1 else v, c = nadd(v, c, f[3]) end
+    end
   end
-  return v
+  return v + c
 end
 
+-- the latest run of frauds known at ts in (lo, hi]: its length and its first event's
+-- time. It begins after the newest event that is not one, and after every event at that
+-- event's time, so the order of simultaneous events never matters.
+local function fraud_run(logkey, frauds, lo, hi, ts)
+  local cut, times, offset = lo, {}, 0
+  while true do
+    local raw = call('ZREVRANGEBYSCORE', logkey, hi, '(' .. lo, 'LIMIT', offset, RUN_PAGE)
+    for k = 1, #raw do
+      local e = unpack('>d', raw[k])
+      local f = frauds[sub(raw[k], 21)]
+      if f == nil or f[2] > ts then
+        cut = e
+        raw = {}  -- stop: the run ends here
+        break
+      end
+      times[#times + 1] = e
+    end
+    if #raw < RUN_PAGE then break end
+    offset = offset + RUN_PAGE
+  end
+  local n, first = 0, nil
+  for k = 1, #times do
+    if times[k] > cut then n, first = n + 1, times[k] end
+  end
+  return n, first
+end
+
+-- transaction id -> {time, label time, amount}; frauds older than ``oldest`` are dropped
 local function load_frauds(fraudkey, oldest)
   local raw = call('HGETALL', fraudkey)
   local frauds = {}
   for k = 1, #raw, 2 do
     local v = raw[k + 1]
     local p = string.find(v, '|', 1, true)
+    local q = string.find(v, '|', p + 1, true)
     local fts = tonumber(sub(v, 1, p - 1))
     if fts < oldest then
       call('HDEL', fraudkey, raw[k])
     else
-      frauds[#frauds + 1] = {fts, tonumber(sub(v, p + 1))}
+      frauds[raw[k]] = {fts, tonumber(sub(v, p + 1, q - 1)), tonumber(sub(v, q + 1))}
     end
   end
   return frauds
@@ -233,8 +266,11 @@ local function one(plan, eid, txid, ts, amt, party)
       if T ~= nil and T > lo then v = T else v = nil end
     elseif kind == 'count' then
       v = call('ZCOUNT', logkey, '(' .. lo, hi)
-    elseif kind == 'fraud' then
-      v = fraud_count(frauds, lo, hi, ts)
+    elseif mode == 'fr' then
+      v = fraud_sum(kind, frauds, lo, hi, ts)
+    elseif mode == 'run' then
+      local n, first = fraud_run(logkey, frauds, lo, hi, ts)
+      if kind == 'run_length' then v = n else v = first end
     else
       v = scanned(kind, lo, hi, ets, eamt, eparty, n, party)
     end
@@ -261,8 +297,9 @@ local function one(plan, eid, txid, ts, amt, party)
   end
   call('PEXPIRE', logkey, keep)
   if plan.labels then
-    call('SET', P .. 'tx:' .. txid .. ':' .. plan.entity, ts .. '|' .. keep .. '|' .. fraudkey,
-         'PX', keep)
+    -- %.17g: the amount's text reads back as the same double
+    call('SET', P .. 'tx:' .. txid .. ':' .. plan.entity,
+         ts .. '|' .. keep .. '|' .. string.format('%.17g', amt) .. '|' .. fraudkey, 'PX', keep)
   end
   local row = {}
   for j = 1, #plan.aggs do

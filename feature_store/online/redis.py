@@ -1,23 +1,27 @@
 """Redis online store: one Lua script call per batch, atomic, one round trip.
 
-Key layout ``fs3`` (pinned by a test), per entity ``<entity>:<id>``:
+Key layout ``fs4`` (pinned by a test), per entity ``<entity>:<id>``:
 
-- ``fraud:fs3:log:<entity>:<id>``: sorted set scored by event time (epoch ms); members are
+- ``fraud:fs4:log:<entity>:<id>``: sorted set scored by event time (epoch ms); members are
   20 bytes (time in ms and amount as big-endian IEEE doubles, then the CRC-32 of the
   counterparty id as a big-endian uint32) followed by the transaction id. Trimmed to the
   longest window plus the lateness allowance on every write.
-- ``fraud:fs3:win:<entity>:<id>``: string, the running state of the windows ending at t
+- ``fraud:fs4:win:<entity>:<id>``: string, the running state of the windows ending at t
   that need sums, maxima or counterparties: big-endian doubles, the windows' signature
   (CRC-32 of ``<ms>:<1 if it counts counterparties else 0>`` per window, comma-joined; a
   state of another feature set is rebuilt from the log), the time of the newest event,
   then per window (shortest first) count, sum and its compensation, sum of squares
   and its compensation, max, oldest event time, distinct counterparties.
-- ``fraud:fs3:party:<entity>:<id>``: hash, ``>BI`` (window number from 1, counterparty
+- ``fraud:fs4:party:<entity>:<id>``: hash, ``>BI`` (window number from 1, counterparty
   CRC-32) -> how many of the window's events have that counterparty.
-- ``fraud:fs3:frauds:<entity>:<id>``: hash ``<transaction_id>`` -> ``<ts>|<label ts>`` of
-  the entity's transactions labelled fraud (only for entities with fraud-rate features).
-- ``fraud:fs3:tx:<transaction_id>:<entity>``: ``<ts>|<ttl>|<frauds key>``, so a label,
-  which names only the transaction, finds the entity it updates.
+- ``fraud:fs4:frauds:<entity>:<id>``: hash ``<transaction_id>`` -> ``<ts>|<label ts>|<amount>``
+  of the entity's transactions labelled fraud (only for entities with label features).
+- ``fraud:fs4:tx:<transaction_id>:<entity>``: ``<ts>|<ttl>|<amount>|<frauds key>``, so a
+  label, which names only the transaction, finds the entity it updates. Amounts are
+  written with 17 significant digits: they read back as the same double.
+
+``fs4`` added the amounts (fraud-amount features); an ``fs3`` state is not read, so
+re-run ``fraud features materialize`` after the upgrade.
 
 Every key expires the longest window plus the lateness allowance after its last write.
 The script (``read_update.lua``) builds the keys from the ids itself, so one call may touch
@@ -40,11 +44,11 @@ from redis.exceptions import RedisError
 
 from feature_store.errors import OnlineStoreUnavailable
 from feature_store.online.base import LATENESS_MS, EntityRequest, LabelUpdate, party_hash
-from feature_store.plan import SCAN_KINDS, AggSpec, EntityPlan
+from feature_store.plan import LABEL_KINDS, RUN_KINDS, SCAN_KINDS, AggSpec, EntityPlan
 
 __all__ = ["KEY_LAYOUT_VERSION", "RedisOnlineStore", "frauds_key", "log_key", "tx_key"]
 
-KEY_LAYOUT_VERSION: Final = "fs3"
+KEY_LAYOUT_VERSION: Final = "fs4"
 _PREFIX: Final = f"fraud:{KEY_LAYOUT_VERSION}"
 
 
@@ -104,7 +108,8 @@ def _plan_for_lua(plan: EntityPlan) -> dict[str, Any]:
     ``wins``: the windows ending at t that keep running state (those with sums, maxima or
     counterparties), shortest first. Per aggregate: kind, lo, hi, how it is answered
     (``st``: window state, slot ``wins[slot]``; ``last``: the state's newest time; ``zc``:
-    ZCOUNT; ``fr``: the fraud hash; ``scan``: a scan of its delayed window).
+    ZCOUNT; ``fr``: the fraud hash; ``run``: the log walked back against the fraud hash;
+    ``scan``: a scan of its delayed window).
     """
     stateful = sorted(
         {a.lo_ms for a in plan.aggs if a.hi_ms == 0 and a.kind in SCAN_KINDS - {"last_ts"}}
@@ -116,11 +121,13 @@ def _plan_for_lua(plan: EntityPlan) -> dict[str, Any]:
         slot = stateful.index(a.lo_ms) + 1 if a.hi_ms == 0 and a.lo_ms in stateful else 0
         if a.kind == "last_ts" and a.hi_ms == 0:
             mode = "last"
-        elif slot and a.kind != "fraud":
+        elif slot and a.kind not in LABEL_KINDS:
             mode = "st"
         elif a.kind == "count":
             mode = "zc"
-        elif a.kind == "fraud":
+        elif a.kind in RUN_KINDS:
+            mode = "run"
+        elif a.kind in LABEL_KINDS:
             mode = "fr"
         else:
             mode = "scan"
@@ -205,9 +212,9 @@ class RedisOnlineStore:
                 label = labels[i // len(entities)]
                 matched.add(label.transaction_id)
                 text = mapping.decode() if isinstance(mapping, bytes) else mapping
-                ts, keep, key = text.split("|", 2)
+                ts, keep, amount, key = text.split("|", 3)
                 if label.is_fraud:
-                    pipe.hset(key, label.transaction_id, f"{ts}|{label.label_ts_ms}")
+                    pipe.hset(key, label.transaction_id, f"{ts}|{label.label_ts_ms}|{amount}")
                     pipe.pexpire(key, int(keep))
                 else:
                     pipe.hdel(key, label.transaction_id)

@@ -30,7 +30,7 @@ def test_materialize_builds_the_online_state(
     assert "materialized 2,000 rows" in result.output
     client = redis.Redis.from_url(redis_url)
     card = history["card_id"].iloc[0]
-    logged = client.zcard(f"fraud:fs3:log:card:{card}")
+    logged = client.zcard(f"fraud:fs4:log:card:{card}")
     assert logged == (history["card_id"] == card).sum()
     client.close()
 

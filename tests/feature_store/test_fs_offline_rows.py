@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from feature_store import CORE_FEATURE_SET, canonical_order, compute_offline_features
+from feature_store.catalogue import EXTENDED_FEATURE_SET
 from feature_store.columns import _handbook_tie_break
-from feature_store.definitions import EXTENDED_FEATURE_SET, FeatureSet
+from feature_store.definitions import FeatureSet
 from feature_store.offline import epoch_ms, offline_feature_matrix
 
 

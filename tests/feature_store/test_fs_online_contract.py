@@ -226,12 +226,12 @@ def test_two_feature_sets_sharing_a_store_stay_exact(store: OnlineStore, unique:
 
 @pytest.mark.parametrize("store", ["redis"], indirect=True)
 def test_redis_key_layout_is_pinned(store: OnlineStore, redis_url: str, unique: str) -> None:
-    """Other systems read these keys: the exact bytes are part of the contract (fs3)."""
+    """Other systems read these keys: the exact bytes are part of the contract (fs4)."""
     _run(store, [_card(f"{unique}k", 1_700_000_000_123, "tx_1", 12.5, "m9")])
     _run(store, [_merchant(f"{unique}m", 1_700_000_000_123, f"{unique}tx_2")])
     _labels(store, [LabelUpdate(f"{unique}tx_2", True, 1_700_000_000_999)])
     client = redis.Redis.from_url(redis_url)
-    log = f"fraud:fs3:log:card:{unique}k".encode()
+    log = f"fraud:fs4:log:card:{unique}k".encode()
     assert client.type(log) == b"zset"
     member = struct.pack(">ddI", 1_700_000_000_123, 12.5, zlib.crc32(b"m9")) + b"tx_1"
     assert client.zrange(log, 0, -1, withscores=True) == [(member, 1_700_000_000_123.0)]
@@ -239,18 +239,18 @@ def test_redis_key_layout_is_pinned(store: OnlineStore, redis_url: str, unique: 
     # one window with sums: its signature, the newest time, then count, sum and its
     # compensation, sum of squares and its compensation, max, oldest time, distinct merchants
     state = (1_700_000_000_123, 1, 12.5, 0, 156.25, 0, 12.5, 1_700_000_000_123, 1)
-    win = f"fraud:fs3:win:card:{unique}k"
+    win = f"fraud:fs4:win:card:{unique}k"
     signature = zlib.crc32(f"{H}:1".encode())  # one window that counts counterparties
     assert client.get(win) == struct.pack(">10d", signature, *state)
     assert 0 < client.pttl(win) <= H + LATENESS_MS
-    party = f"fraud:fs3:party:card:{unique}k"
+    party = f"fraud:fs4:party:card:{unique}k"
     assert client.hgetall(party) == {struct.pack(">BI", 1, zlib.crc32(b"m9")): b"1"}
     assert 0 < client.pttl(party) <= H + LATENESS_MS
-    assert not client.exists("fraud:fs3:tx:tx_1:card")  # cards keep no fraud counts here
-    frauds = f"fraud:fs3:frauds:merchant:{unique}m"
-    assert client.hgetall(frauds) == {f"{unique}tx_2".encode(): b"1700000000123|1700000000999"}
+    assert not client.exists("fraud:fs4:tx:tx_1:card")  # cards keep no fraud counts here
+    frauds = f"fraud:fs4:frauds:merchant:{unique}m"
+    assert client.hgetall(frauds) == {f"{unique}tx_2".encode(): b"1700000000123|1700000000999|1"}
     keep = 2 * H + LATENESS_MS
-    index = f"fraud:fs3:tx:{unique}tx_2:merchant"
-    assert client.get(index) == f"1700000000123|{keep}|{frauds}".encode()
+    index = f"fraud:fs4:tx:{unique}tx_2:merchant"
+    assert client.get(index) == f"1700000000123|{keep}|1|{frauds}".encode()  # amount 1.0
     assert 0 < client.pttl(frauds) <= keep
     client.close()

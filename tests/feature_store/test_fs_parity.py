@@ -11,8 +11,15 @@ import pandas as pd
 import pytest
 
 from feature_store import CORE_FEATURE_SET, compute_offline_features
+from feature_store.catalogue import EXTENDED_FEATURE_SET, HANDBOOK_FEATURE_SET
 from feature_store.columns import apply_column_preset
-from feature_store.definitions import HANDBOOK_FEATURE_SET, FeatureSet
+from feature_store.definitions import (
+    DAY_S,
+    FeatureSet,
+    FraudAmountMean,
+    FraudRate,
+    KnownFraudRun,
+)
 from feature_store.materialize import replay_history
 from feature_store.online import (
     MemoryOnlineStore,
@@ -113,3 +120,48 @@ def test_handbook_slice_parity(
     history["merchant_id"] = unique + history["merchant_id"].astype(str)
     offline = compute_offline_features(HANDBOOK_FEATURE_SET, history)
     _assert_same(offline, _replay(HANDBOOK_FEATURE_SET, history, store_factory(), 256))
+
+
+# label features with short windows, so the 45-day tied history exercises them often
+LABEL_SET = FeatureSet(
+    name="labels",
+    version=1,
+    features=tuple(
+        f
+        for entity in ("card", "merchant")
+        for f in (
+            KnownFraudRun(entity=entity, measure="length", horizon_s=6 * DAY_S, delay_s=DAY_S),
+            KnownFraudRun(entity=entity, measure="days", horizon_s=6 * DAY_S, delay_s=DAY_S),
+            FraudAmountMean(entity=entity, window_s=3 * DAY_S, delay_s=DAY_S),
+            FraudRate(entity=entity, window_s=3 * DAY_S, delay_s=DAY_S),
+        )
+    ),
+)
+
+
+def _with_compromised_merchant(history: pd.DataFrame, merchant: str) -> pd.DataFrame:
+    """Every payment at ``merchant`` is a fraud from day 10 to day 25: long runs."""
+    day = (history["event_time"] - history["event_time"].min()).dt.days
+    hit = (history["merchant_id"] == merchant) & day.between(10, 25)
+    out = history.copy()
+    out.loc[hit, "is_fraud"] = 1
+    late = pd.Series(pd.to_timedelta(np.arange(len(out)) % 7, unit="h"), index=out.index)
+    out.loc[hit, "label_time"] = out.loc[hit, "event_time"] + late[hit]
+    return out
+
+
+@pytest.mark.parametrize("batch", [1, 97])
+def test_label_feature_parity(store_factory: StoreFactory, unique: str, batch: int) -> None:
+    prefix = f"{unique}{batch}-"
+    history = _with_compromised_merchant(_tied_history(prefix), f"{prefix}m3")
+    offline = compute_offline_features(LABEL_SET, history)
+    _assert_same(offline, _replay(LABEL_SET, history, store_factory(), batch))
+    assert offline["merchant_fraud_run_length_6d_delay1d"].max() > 20  # long runs happen
+    assert offline["card_fraud_run_length_6d_delay1d"].max() >= 1
+    assert offline["merchant_fraud_amount_mean_3d_delay1d"].notna().mean() > 0.1
+
+
+def test_extended_set_parity(store_factory: StoreFactory, unique: str) -> None:
+    history = _with_compromised_merchant(_tied_history(f"{unique}x-"), f"{unique}x-m3")
+    offline = compute_offline_features(EXTENDED_FEATURE_SET, history)
+    _assert_same(offline, _replay(EXTENDED_FEATURE_SET, history, store_factory(), 97))

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from feature_store import CORE_FEATURE_SET, HistoryColumnsError, compute_offline_features
-from feature_store.definitions import DAY_S, FeatureSet, FraudRate, WindowAggregate
+from feature_store.definitions import (
+    DAY_S,
+    FeatureSet,
+    FraudAmountMean,
+    FraudRate,
+    KnownFraudRun,
+    WindowAggregate,
+)
 from feature_store.history import read_history
 
 T0 = pd.Timestamp("2025-01-01", tz="UTC")
@@ -48,6 +55,53 @@ def test_a_label_counts_only_once_it_is_known() -> None:
     values = compute_offline_features(fs, history)[rate.name].tolist()
     # at 30h and 60h the fraud (0h) is in the delayed window but its label is not known yet
     assert values == pytest.approx([0.0, 0.0, 0.0, 1 / 3])  # at 90h: 1 fraud of 3 in (-102h, 66h]
+
+
+def test_the_fraud_run_is_the_known_frauds_after_the_latest_other_event() -> None:
+    length = KnownFraudRun(entity="merchant", measure="length", horizon_s=5 * DAY_S, delay_s=DAY_S)
+    days = KnownFraudRun(entity="merchant", measure="days", horizon_s=5 * DAY_S, delay_s=DAY_S)
+    mean = FraudAmountMean(entity="merchant", window_s=5 * DAY_S, delay_s=DAY_S)
+    fs = FeatureSet(name="t", version=1, features=(length, days, mean))
+    d = 24  # hours
+    history = _history(
+        [
+            ("a", 0, "c1", "m", 10.0, 1),  # a fraud before a legitimate payment: not in the run
+            ("b", 1 * d, "c2", "m", 10.0, 0),
+            ("c", 2 * d, "c3", "m", 30.0, 1),  # tied with a legitimate payment: not in the run
+            ("c-tie", 2 * d, "c4", "m", 10.0, 0),
+            ("d", 3 * d, "c5", "m", 20.0, 1),
+            ("e", 4 * d, "c6", "m", 40.0, 1),
+            ("q1", 5 * d + 1, "c7", "m", 1.0, 0),  # queries: the window ends a day before
+            ("q2", 5 * d + 2, "c8", "other", 1.0, 0),
+        ]
+    )
+    history["label_time"] = history["event_time"] + pd.Timedelta(hours=1)
+    values = compute_offline_features(fs, history)
+    q1 = values.iloc[6].tolist()
+    # (q1 - 6d, q1 - 1d] holds a..e; the run is d and e, from day 3 to q1 at day 5 + 1h
+    assert q1 == pytest.approx([2.0, 2 + 1 / 24, (10 + 30 + 20 + 40) / 4])
+    assert values.iloc[7].tolist()[0] == 0.0  # another merchant: no run, no fraud amounts
+    assert np.isnan(values.iloc[7].tolist()[1])
+    assert np.isnan(values.iloc[7].tolist()[2])
+
+
+def test_a_fraud_whose_label_is_not_yet_known_ends_the_run() -> None:
+    length = KnownFraudRun(entity="merchant", measure="length", horizon_s=5 * DAY_S, delay_s=DAY_S)
+    fs = FeatureSet(name="t", version=1, features=(length,))
+    d = 24
+    history = _history(
+        [
+            ("a", 0, "c1", "m", 10.0, 1),
+            ("b", 1 * d, "c2", "m", 10.0, 1),  # its label comes after q
+            ("q", 3 * d, "c3", "m", 1.0, 0),
+            ("r", 3 * d + 10, "c4", "m", 1.0, 0),  # by now it is known
+        ]
+    )
+    history["label_time"] = history["event_time"] + pd.Timedelta(hours=1)
+    history.loc[1, "label_time"] = T0 + pd.Timedelta(hours=3 * d + 5)
+    values = compute_offline_features(fs, history)[length.name].tolist()
+    # b sees a; q sees a and b, but b's label is not known yet; r sees both known
+    assert values == [0.0, 1.0, 0.0, 2.0]
 
 
 def test_without_label_time_a_label_is_known_after_the_label_delay() -> None:

@@ -221,7 +221,7 @@ def test_worker_decides_every_event_with_redis_features(
     assert 'fraud_consumer_lag{partition="0"}' in scrape
     # the features really went through Redis: the cards' windows are there
     client = redis.Redis.from_url(redis_url)
-    assert client.zcard(f"fraud:fs3:log:card:{unique}card0") == len(range(0, 200, 7))
+    assert client.zcard(f"fraud:fs4:log:card:{unique}card0") == len(range(0, 200, 7))
     client.close()
 
 
@@ -240,14 +240,14 @@ def test_labels_reach_the_merchant_risk_state(
     producer.send(worker.topics.transactions, key=b"k", value=json.dumps(tx).encode())
     producer.flush()
     client = redis.Redis.from_url(redis_url)
-    index = f"fraud:fs3:tx:{unique}fraud1:merchant"
+    index = f"fraud:fs4:tx:{unique}fraud1:merchant"
     wait_until(lambda: client.exists(index), timeout_s=30, what="the transaction to be scored")
     label = {"transaction_id": f"{unique}fraud1", "is_fraud": True, "label_time": now.isoformat()}
     producer.send(worker.topics.labels, value=json.dumps(label).encode())
     producer.send(worker.topics.labels, value=b'{"transaction_id": 1}')  # invalid: to the DLQ
     producer.flush()
     producer.close()
-    frauds = f"fraud:fs3:frauds:merchant:{unique}shop"
+    frauds = f"fraud:fs4:frauds:merchant:{unique}shop"
     wait_until(lambda: client.hexists(frauds, f"{unique}fraud1"), timeout_s=30, what="the label")
     client.close()
     consumer = KafkaConsumer(
