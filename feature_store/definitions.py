@@ -173,17 +173,22 @@ class _LabelDelayed(_Named):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FraudRate(_LabelDelayed):
-    """Frauds / transactions of the entity in (t - delay - window, t - delay]; 0 if empty.
-
-    Only labels known at t count: a label is known at its ``label_time``, or, when the data
-    has none, ``delay`` after the transaction (the assumption the delay encodes).
-    """
+class _LabelWindow(_LabelDelayed):
+    """Labels of the entity's events in (t - delay - window, t - delay]."""
 
     entity: Entity
     window_s: int
     delay_s: int = 7 * DAY_S
     alias: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FraudRate(_LabelWindow):
+    """Frauds / transactions of the entity in (t - delay - window, t - delay]; 0 if empty.
+
+    Only labels known at t count: a label is known at its ``label_time``, or, when the data
+    has none, ``delay`` after the transaction (the assumption the delay encodes).
+    """
 
     @property
     def generated_name(self) -> str:
@@ -191,18 +196,13 @@ class FraudRate(_LabelDelayed):
 
 
 @dataclass(frozen=True, kw_only=True)
-class FraudAmountMean(_LabelDelayed):
+class FraudAmountMean(_LabelWindow):
     """Mean amount of the entity's known frauds in (t - delay - window, t - delay]; missing
     when there are none.
 
     It tells frauds that look like the entity's usual payments (a compromised terminal's)
     from outsized ones (a stolen card spending big at an honest merchant).
     """
-
-    entity: Entity
-    window_s: int
-    delay_s: int = 7 * DAY_S
-    alias: str | None = None
 
     @property
     def generated_name(self) -> str:

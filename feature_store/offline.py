@@ -289,6 +289,8 @@ class _EntityRows:
         self._back = np.argsort(slots, kind="stable")
         self._targets = slots[self._back]
         self._prev_pair: np.ndarray | None = None
+        # (lo, hi) -> (length, start): a run's two aggregates come from one walk
+        self._runs: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
     def aggregates(self, plan: EntityPlan) -> np.ndarray:
         """The plan's aggregates for the targets, in the order they were given."""
@@ -328,7 +330,10 @@ class _EntityRows:
         if spec.kind in ("fraud", "fraud_amount"):
             return self._fraud_sum(spec, amounts=spec.kind == "fraud_amount")
         if spec.kind in RUN_KINDS:
-            length, first = self._fraud_run(spec)
+            window = (spec.lo_ms, spec.hi_ms)
+            if window not in self._runs:
+                self._runs[window] = self._fraud_run(spec)
+            length, first = self._runs[window]
             return length if spec.kind == "run_length" else first
         if spec.kind == "seen":
             return self._seen(spec)

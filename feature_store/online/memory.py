@@ -267,6 +267,9 @@ class MemoryOnlineStore:
             scanned = log.entries[log.upto(ts - compiled.delayed_reach) : log.upto(ts)]
         values: list[float] = []
         seen_at: list[tuple[int, int]] = []
+        # per (lo, hi): the known frauds' amounts, and the run; each kind pair reads one
+        known_in: dict[tuple[int, int], list[float]] = {}
+        runs: dict[tuple[int, int], tuple[float, float]] = {}
         for spec, slot in zip(plan.aggs, compiled.slots, strict=True):
             value = math.nan
             if fast and slot and log.windows is not None:
@@ -289,15 +292,21 @@ class MemoryOnlineStore:
             elif spec.kind == "count":
                 value = float(log.upto(ts - spec.hi_ms) - log.upto(ts - spec.lo_ms))
             elif spec.kind in ("fraud", "fraud_amount"):
-                lo, hi = ts - spec.lo_ms, ts - spec.hi_ms
-                known = [
-                    a
-                    for f_ts, f_label, a in log.frauds.values()
-                    if lo < f_ts <= hi and f_label <= ts
-                ]
+                bounds = (spec.lo_ms, spec.hi_ms)
+                if bounds not in known_in:
+                    lo, hi = ts - spec.lo_ms, ts - spec.hi_ms
+                    known_in[bounds] = [
+                        a
+                        for f_ts, f_label, a in log.frauds.values()
+                        if lo < f_ts <= hi and f_label <= ts
+                    ]
+                known = known_in[bounds]
                 value = float(len(known)) if spec.kind == "fraud" else math.fsum(known)
             elif spec.kind in RUN_KINDS:
-                length, first = _fraud_run(log, spec, ts)
+                bounds = (spec.lo_ms, spec.hi_ms)
+                if bounds not in runs:
+                    runs[bounds] = _fraud_run(log, spec, ts)
+                length, first = runs[bounds]
                 value = length if spec.kind == "run_length" else first
             else:
                 value = _scanned(spec, ts, scanned, party)

@@ -180,20 +180,19 @@ end
 -- time. It begins after the newest event that is not one, and after every event at that
 -- event's time, so the order of simultaneous events never matters.
 local function fraud_run(logkey, frauds, lo, hi, ts)
-  local cut, times, offset = lo, {}, 0
-  while true do
+  local cut, times, offset, ended = lo, {}, 0, false
+  while not ended do
     local raw = call('ZREVRANGEBYSCORE', logkey, hi, '(' .. lo, 'LIMIT', offset, RUN_PAGE)
     for k = 1, #raw do
       local e = unpack('>d', raw[k])
       local f = frauds[sub(raw[k], 21)]
       if f == nil or f[2] > ts then
-        cut = e
-        raw = {}  -- stop: the run ends here
+        cut, ended = e, true
         break
       end
       times[#times + 1] = e
     end
-    if #raw < RUN_PAGE then break end
+    ended = ended or #raw < RUN_PAGE
     offset = offset + RUN_PAGE
   end
   local n, first = 0, nil
@@ -250,6 +249,7 @@ local function one(plan, eid, txid, ts, amt, party)
   local frauds = plan.labels and load_frauds(fraudkey, ts - keep) or nil
   local vals = {}
   local seen_at = {}
+  local runs = {}  -- lo:hi -> {length, first}: a run's two aggregates share one walk
   for j, a in ipairs(plan.aggs) do
     local kind, lo, hi, mode, slot = a[1], ts - a[2], ts - a[3], a[4], a[5]
     local v = 0
@@ -269,8 +269,9 @@ local function one(plan, eid, txid, ts, amt, party)
     elseif mode == 'fr' then
       v = fraud_sum(kind, frauds, lo, hi, ts)
     elseif mode == 'run' then
-      local n, first = fraud_run(logkey, frauds, lo, hi, ts)
-      if kind == 'run_length' then v = n else v = first end
+      local rk = a[2] .. ':' .. a[3]
+      if runs[rk] == nil then runs[rk] = {fraud_run(logkey, frauds, lo, hi, ts)} end
+      if kind == 'run_length' then v = runs[rk][1] else v = runs[rk][2] end
     else
       v = scanned(kind, lo, hi, ets, eamt, eparty, n, party)
     end
