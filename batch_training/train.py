@@ -41,6 +41,12 @@ class TrainingConfig:
     early_stopping_rounds: int = 80
     max_depth: int = 4
     learning_rate: float = 0.05
+    # Histogram resolution. With the default 256 bins a feature's split points are quantiles,
+    # too coarse where the data are sparse: on the handbook the split on the amount landed
+    # below the 220 of its high-amount fraud scenario, so legitimate 205-220 payments
+    # scored as frauds. Over 4 windows x 4 seeds, 1,024 bins lifted the mean AP of every
+    # set (extended 0.747 -> 0.751, core 0.708 -> 0.715), for 5 % more time per round.
+    max_bin: int = 1024
     tune: bool = False
     nthread: int = 2
     alert_rate: float = 0.005
@@ -85,6 +91,7 @@ def fit_model(
         "objective": "binary:logistic",
         "eval_metric": "aucpr",
         "tree_method": "hist",
+        "max_bin": config.max_bin,
         "max_depth": config.max_depth,
         "eta": config.learning_rate,
         "min_child_weight": 1,
