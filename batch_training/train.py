@@ -47,6 +47,9 @@ class TrainingConfig:
     # scored as frauds. Over 4 windows x 4 seeds, 1,024 bins lifted the mean AP of every
     # set (extended 0.747 -> 0.751, core 0.708 -> 0.715), for 5 % more time per round.
     max_bin: int = 1024
+    # Early stopping scores the validation slice every this many rounds: scoring sorts the
+    # whole slice, a fifth of each candidate's time on 1M rows when done every round.
+    validation_every: int = 4
     tune: bool = False
     nthread: int = 2
     alert_rate: float = 0.005
@@ -61,6 +64,32 @@ class FittedModel:
     validation_ap: float
     thresholds: Thresholds
     candidates: list[dict[str, Any]]
+
+
+class _EarlyStopping(xgb.callback.TrainingCallback):
+    """Stop ``patience`` rounds after the best validation score, scoring every ``every``.
+
+    The best round count is then a multiple of ``every`` (or the last round).
+    """
+
+    def __init__(self, valid: xgb.DMatrix, *, every: int, patience: int, max_rounds: int):
+        super().__init__()
+        self.valid = valid
+        self.every = every
+        self.patience = patience
+        self.max_rounds = max_rounds
+        self.best_score = -math.inf
+        self.best_rounds = 0
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: Any) -> bool:
+        rounds = epoch + 1
+        if rounds % self.every and rounds < self.max_rounds:
+            return False
+        # the booster's cached margins for this matrix are reused: only new trees predict
+        score = float(model.eval(self.valid).rsplit(":", 1)[1])
+        if score > self.best_score:
+            self.best_score, self.best_rounds = score, rounds
+        return rounds - self.best_rounds >= self.patience
 
 
 def _check_labels(name: str, labels: np.ndarray) -> None:
@@ -112,15 +141,20 @@ def fit_model(
     best: tuple[float, dict[str, Any], int, np.ndarray] | None = None
     tried = []
     for params in candidates:
+        stopping = _EarlyStopping(
+            valid,
+            every=config.validation_every,
+            patience=config.early_stopping_rounds,
+            max_rounds=config.max_rounds,
+        )
         booster = xgb.train(
             params,
             fit,
             num_boost_round=config.max_rounds,
-            evals=[(valid, "validation")],
-            early_stopping_rounds=config.early_stopping_rounds,
+            callbacks=[stopping],
             verbose_eval=False,
         )
-        rounds = booster.best_iteration + 1
+        rounds = stopping.best_rounds
         scores = booster.predict(valid, iteration_range=(0, rounds))
         ap = float(average_precision_score(labels[cut:], scores))
         tried.append(

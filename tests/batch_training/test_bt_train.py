@@ -20,7 +20,7 @@ from batch_training.metrics import (
 )
 from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
-from batch_training.train import TrainingConfig
+from batch_training.train import TrainingConfig, fit_model
 from feature_store import (
     CORE_FEATURE_SET,
     EXTENDED_FEATURE_SET,
@@ -110,6 +110,45 @@ def test_the_handbook_protocol_gives_the_published_test_set(handbook_dir: Path) 
     fraud = history["is_fraud"].to_numpy()
     assert (data.test_rows, int(fraud[data.test].sum())) == (58_264, 385)
     assert (data.train_rows, int(fraud[data.train].sum())) == (67_240, 598)
+
+
+def _noisy_problem(n: int = 6000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    features = rng.normal(size=(n, 6)).astype(np.float32)
+    odds = np.exp(1.5 * features[:, 0] - 3.0)
+    labels = (rng.random(n) < odds / (1 + odds)).astype(np.int8)
+    return features, labels
+
+
+def test_early_stopping_scored_every_round_matches_xgboosts_own() -> None:
+    features, labels = _noisy_problem()
+    names = [f"f{i}" for i in range(features.shape[1])]
+    config = TrainingConfig(max_rounds=600, early_stopping_rounds=25, validation_every=1)
+    fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
+    cut = int(len(labels) * (1 - config.validation_fraction))
+    fit = xgb.DMatrix(features[:cut], label=labels[:cut], feature_names=names)
+    valid = xgb.DMatrix(features[cut:], label=labels[cut:], feature_names=names)
+    for candidate in fitted.candidates:
+        params = {**fitted.params, **candidate["params"]}
+        own = xgb.train(
+            params,
+            fit,
+            num_boost_round=config.max_rounds,
+            evals=[(valid, "validation")],
+            early_stopping_rounds=config.early_stopping_rounds,
+            verbose_eval=False,
+        )
+        assert candidate["rounds"] == own.best_iteration + 1 < config.max_rounds
+    assert fitted.booster.num_boosted_rounds() == fitted.rounds
+
+
+def test_early_stopping_scored_every_k_rounds_stops_on_a_multiple_of_k() -> None:
+    features, labels = _noisy_problem()
+    names = [f"f{i}" for i in range(features.shape[1])]
+    config = TrainingConfig(max_rounds=600, early_stopping_rounds=25, validation_every=7)
+    fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
+    assert all(c["rounds"] % 7 == 0 for c in fitted.candidates)
+    assert fitted.rounds < config.max_rounds
 
 
 def test_the_handbook_result_beats_the_published_ones(handbook_dir: Path, tmp_path: Path) -> None:
