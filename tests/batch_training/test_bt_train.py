@@ -123,7 +123,9 @@ def _noisy_problem(n: int = 6000) -> tuple[np.ndarray, np.ndarray]:
 def test_early_stopping_scored_every_round_matches_xgboosts_own() -> None:
     features, labels = _noisy_problem()
     names = [f"f{i}" for i in range(features.shape[1])]
-    config = TrainingConfig(max_rounds=600, early_stopping_rounds=25, validation_every=1)
+    config = TrainingConfig(
+        max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_fraction=1.0
+    )
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
     cut = int(len(labels) * (1 - config.validation_fraction))
     fit = xgb.DMatrix(features[:cut], label=labels[:cut], feature_names=names)
@@ -145,10 +147,28 @@ def test_early_stopping_scored_every_round_matches_xgboosts_own() -> None:
 def test_early_stopping_scored_every_k_rounds_stops_on_a_multiple_of_k() -> None:
     features, labels = _noisy_problem()
     names = [f"f{i}" for i in range(features.shape[1])]
-    config = TrainingConfig(max_rounds=600, early_stopping_rounds=25, validation_every=7)
+    config = TrainingConfig(
+        max_rounds=600, early_stopping_rounds=25, validation_every=7, screen_fraction=1.0
+    )
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
     assert all(c["rounds"] % 7 == 0 for c in fitted.candidates)
     assert fitted.rounds < config.max_rounds
+
+
+def test_only_the_best_screened_candidate_trains_on() -> None:
+    features, labels = _noisy_problem()
+    names = [f"f{i}" for i in range(features.shape[1])]
+    # screened for 5 rounds each: too few to stop, so the winner is the one trained on
+    config = TrainingConfig(
+        max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_fraction=5 / 600
+    )
+    fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
+    winner, loser = sorted(fitted.candidates, key=lambda c: not c["finished"])
+    assert winner["finished"]
+    assert not loser["finished"]
+    assert loser["rounds"] <= 5 < winner["rounds"] == fitted.rounds < config.max_rounds
+    assert winner["params"]["scale_pos_weight"] == fitted.params["scale_pos_weight"]
+    assert fitted.booster.num_boosted_rounds() == fitted.rounds
 
 
 def test_the_handbook_result_beats_the_published_ones(handbook_dir: Path, tmp_path: Path) -> None:
