@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["ModelIntegrityError", "NoChampionError", "RegistryError", "TrainingDataError"]
+__all__ = [
+    "ModelIntegrityError",
+    "NoChampionError",
+    "RegistryError",
+    "TrainingConfigError",
+    "TrainingDataError",
+]
 
 
 class RegistryError(Exception):
@@ -19,3 +25,7 @@ class NoChampionError(RegistryError):
 
 class TrainingDataError(Exception):
     """The history cannot train a model (too few rows, no fraud in a split ...)."""
+
+
+class TrainingConfigError(ValueError):
+    """A training setting is out of range."""

@@ -17,7 +17,7 @@ import numpy as np
 import xgboost as xgb
 from sklearn.metrics import average_precision_score
 
-from batch_training.errors import TrainingDataError
+from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.metrics import CostModel, choose_cost_thresholds
 from batch_training.registry import Thresholds
 
@@ -60,6 +60,20 @@ class TrainingConfig:
     nthread: int = 2
     alert_rate: float = 0.005
     cost: CostModel = field(default_factory=CostModel)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise TrainingConfigError(
+                f"validation_fraction={self.validation_fraction} must lie in (0, 1), e.g. 0.2"
+            )
+        if not 0.0 < self.screen_fraction <= 1.0:
+            raise TrainingConfigError(
+                f"screen_fraction={self.screen_fraction} must lie in (0, 1]; 1 trains every "
+                "candidate to its early stop"
+            )
+        for name in ("max_rounds", "early_stopping_rounds", "validation_every", "max_bin"):
+            if getattr(self, name) < 1:
+                raise TrainingConfigError(f"{name}={getattr(self, name)} must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,12 @@ class _Candidate:
     stopping: _EarlyStopping
     booster: xgb.Booster
     validation_ap: float = 0.0
+
+    def validation_scores(self, valid: xgb.DMatrix, labels: np.ndarray) -> np.ndarray:
+        """Scores at the best round so far; records their average precision."""
+        scores = self.booster.predict(valid, iteration_range=(0, self.stopping.best_rounds))
+        self.validation_ap = float(average_precision_score(labels, scores))
+        return scores
 
     def describe(self) -> dict[str, Any]:
         keys = ("max_depth", "eta", "min_child_weight", "scale_pos_weight")
@@ -166,14 +186,34 @@ def fit_model(
         for weight in (1.0, round(math.sqrt(imbalance), 3))
     ]
 
-    def validation_scores(candidate: _Candidate) -> np.ndarray:
-        rounds = candidate.stopping.best_rounds
-        scores = candidate.booster.predict(valid, iteration_range=(0, rounds))
-        candidate.validation_ap = float(average_precision_score(labels[cut:], scores))
-        return scores
+    best, tried = _search(candidates, fit, valid, labels[cut:], config)
+    scores = best.validation_scores(valid, labels[cut:])
+    ap, params, rounds = best.validation_ap, best.params, best.stopping.best_rounds
+    review, decline, _ = choose_cost_thresholds(scores, labels[cut:], amounts[cut:], config.cost)
+    full = xgb.DMatrix(features, label=labels, feature_names=feature_names)
+    booster = xgb.train(params, full, num_boost_round=rounds, verbose_eval=False)
+    return FittedModel(
+        booster=booster,
+        params=params,
+        rounds=rounds,
+        validation_ap=ap,
+        thresholds=Thresholds(review=min(review, 1.0), decline=min(decline, 1.0)),
+        candidates=[c.describe() for c in tried],
+    )
 
-    # Every candidate trains for the first rounds only; the best of them trains on to its
-    # early stop. A one-rung successive halving: most of the budget goes to the winner.
+
+def _search(
+    candidates: list[dict[str, Any]],
+    fit: xgb.DMatrix,
+    valid: xgb.DMatrix,
+    valid_labels: np.ndarray,
+    config: TrainingConfig,
+) -> tuple[_Candidate, list[_Candidate]]:
+    """The best candidate, trained to its early stop, and every candidate tried.
+
+    Every candidate trains for the first rounds only; the best of them trains on. A
+    one-rung successive halving: most of the round budget goes to the winner.
+    """
     screen_rounds = config.validation_every * math.ceil(
         config.max_rounds * config.screen_fraction / config.validation_every
     )
@@ -193,7 +233,7 @@ def fit_model(
             verbose_eval=False,
         )
         tried.append(_Candidate(params, stopping, booster))
-        validation_scores(tried[-1])
+        tried[-1].validation_scores(valid, valid_labels)
     best = max(tried, key=lambda c: c.validation_ap)  # the first one on a tie
     done = best.booster.num_boosted_rounds()
     if not best.stopping.stopped and done < config.max_rounds:
@@ -205,16 +245,4 @@ def fit_model(
             callbacks=[best.stopping],
             verbose_eval=False,
         )
-    scores = validation_scores(best)
-    ap, params, rounds = best.validation_ap, best.params, best.stopping.best_rounds
-    review, decline, _ = choose_cost_thresholds(scores, labels[cut:], amounts[cut:], config.cost)
-    full = xgb.DMatrix(features, label=labels, feature_names=feature_names)
-    booster = xgb.train(params, full, num_boost_round=rounds, verbose_eval=False)
-    return FittedModel(
-        booster=booster,
-        params=params,
-        rounds=rounds,
-        validation_ap=ap,
-        thresholds=Thresholds(review=min(review, 1.0), decline=min(decline, 1.0)),
-        candidates=[c.describe() for c in tried],
-    )
+    return best, tried

@@ -11,7 +11,7 @@ import pytest
 import xgboost as xgb
 
 from batch_training.dataset import TimeSplit, fold_splits, split_history
-from batch_training.errors import TrainingDataError
+from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.metrics import (
     CostModel,
     card_precision_at_k,
@@ -153,6 +153,22 @@ def test_early_stopping_scored_every_k_rounds_stops_on_a_multiple_of_k() -> None
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
     assert all(c["rounds"] % 7 == 0 for c in fitted.candidates)
     assert fitted.rounds < config.max_rounds
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"screen_fraction": 0.0}, "screen_fraction=0.0 must lie in"),
+        ({"screen_fraction": 1.5}, "screen_fraction=1.5 must lie in"),
+        ({"validation_every": 0}, "validation_every=0 must be at least 1"),
+        ({"validation_fraction": 1.0}, "validation_fraction=1.0 must lie in"),
+    ],
+)
+def test_out_of_range_training_settings_are_refused(
+    setting: dict[str, float], message: str
+) -> None:
+    with pytest.raises(TrainingConfigError, match=message):
+        TrainingConfig(**setting)  # type: ignore[arg-type]
 
 
 def test_only_the_best_screened_candidate_trains_on() -> None:
