@@ -47,6 +47,10 @@ SETTINGS = {
 }
 # the pipeline's progress messages, in order, and the stage each one starts
 STAGES = (("computing", "features"), ("fold", "training"), ("comparing", "champion"))
+STAGE_COLOURS = {
+    stage: f"C{i}"
+    for i, stage in enumerate(("split", "features", "training", "champion", "report"))
+}
 
 
 def _timed_run(history: Any, feature_set: str, training: TrainingConfig) -> dict[str, Any]:
@@ -86,7 +90,8 @@ def _plot(medians: dict[str, dict[str, float]], title: str) -> Path:
     for row, seconds in enumerate(medians.values()):
         left = 0.0
         for stage in stages:
-            ax.barh(row, seconds[stage], left=left, label=stage if row == 0 else None)
+            color = STAGE_COLOURS[stage]
+            ax.barh(row, seconds[stage], left=left, color=color, label=None if row else stage)
             left += seconds[stage]
     ax.set_yticks(range(len(medians)), list(medians))
     ax.set_xlabel("seconds (median)")
