@@ -186,8 +186,7 @@ def fit_model(
         for weight in (1.0, round(math.sqrt(imbalance), 3))
     ]
 
-    best, tried = _search(candidates, fit, valid, labels[cut:], config)
-    scores = best.validation_scores(valid, labels[cut:])
+    best, tried, scores = _search(candidates, fit, valid, labels[cut:], config)
     ap, params, rounds = best.validation_ap, best.params, best.stopping.best_rounds
     review, decline, _ = choose_cost_thresholds(scores, labels[cut:], amounts[cut:], config.cost)
     full = xgb.DMatrix(features, label=labels, feature_names=feature_names)
@@ -208,8 +207,9 @@ def _search(
     valid: xgb.DMatrix,
     valid_labels: np.ndarray,
     config: TrainingConfig,
-) -> tuple[_Candidate, list[_Candidate]]:
-    """The best candidate, trained to its early stop, and every candidate tried.
+) -> tuple[_Candidate, list[_Candidate], np.ndarray]:
+    """The best candidate, trained to its early stop; every candidate tried; the best's
+    validation scores.
 
     Every candidate trains for the first rounds only; the best of them trains on. A
     one-rung successive halving: most of the round budget goes to the winner.
@@ -218,6 +218,7 @@ def _search(
         config.max_rounds * config.screen_fraction / config.validation_every
     )
     tried = []
+    screened = []
     for params in candidates:
         stopping = _EarlyStopping(
             valid,
@@ -233,8 +234,9 @@ def _search(
             verbose_eval=False,
         )
         tried.append(_Candidate(params, stopping, booster))
-        tried[-1].validation_scores(valid, valid_labels)
-    best = max(tried, key=lambda c: c.validation_ap)  # the first one on a tie
+        screened.append(tried[-1].validation_scores(valid, valid_labels))
+    winner = max(range(len(tried)), key=lambda i: tried[i].validation_ap)  # first on a tie
+    best, scores = tried[winner], screened[winner]
     done = best.booster.num_boosted_rounds()
     if not best.stopping.stopped and done < config.max_rounds:
         best.booster = xgb.train(
@@ -245,4 +247,5 @@ def _search(
             callbacks=[best.stopping],
             verbose_eval=False,
         )
-    return best, tried
+        scores = best.validation_scores(valid, valid_labels)
+    return best, tried, scores

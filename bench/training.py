@@ -33,6 +33,7 @@ import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from batch_training.pipeline import PipelineOptions, run_training  # noqa: E402
 from batch_training.registry import ModelRegistry  # noqa: E402
@@ -47,13 +48,10 @@ SETTINGS = {
 }
 # the pipeline's progress messages, in order, and the stage each one starts
 STAGES = (("computing", "features"), ("fold", "training"), ("comparing", "champion"))
-STAGE_COLOURS = {
-    stage: f"C{i}"
-    for i, stage in enumerate(("split", "features", "training", "champion", "report"))
-}
+ALL_STAGES = ("split", "features", "training", "champion", "report")
 
 
-def _timed_run(history: Any, feature_set: str, training: TrainingConfig) -> dict[str, Any]:
+def _timed_run(history: pd.DataFrame, feature_set: str, training: TrainingConfig) -> dict[str, Any]:
     marks: list[tuple[str, float]] = []
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as registry:
@@ -70,10 +68,8 @@ def _timed_run(history: Any, feature_set: str, training: TrainingConfig) -> dict
         stage: t for message, t in marks for prefix, stage in STAGES if message.startswith(prefix)
     }
     report = next(t for message, t in marks if message.startswith("writing"))
-    bounds = [starts["features"], starts["training"], starts["champion"], report, ended]
-    stages = ["features", "training", "champion", "report"]
-    seconds = {s: bounds[i + 1] - bounds[i] for i, s in enumerate(stages)}
-    seconds["split"] = starts["features"] - started
+    bounds = [started, starts["features"], starts["training"], starts["champion"], report, ended]
+    seconds = {s: bounds[i + 1] - bounds[i] for i, s in enumerate(ALL_STAGES)}
     seconds["total"] = ended - started
     return {
         "seconds": seconds,
@@ -85,13 +81,11 @@ def _timed_run(history: Any, feature_set: str, training: TrainingConfig) -> dict
 
 def _plot(medians: dict[str, dict[str, float]], title: str) -> Path:
     RESULTS.mkdir(exist_ok=True)
-    stages = ["split", "features", "training", "champion", "report"]
     fig, ax = plt.subplots(figsize=(7, 2.8))
     for row, seconds in enumerate(medians.values()):
         left = 0.0
-        for stage in stages:
-            color = STAGE_COLOURS[stage]
-            ax.barh(row, seconds[stage], left=left, color=color, label=None if row else stage)
+        for i, stage in enumerate(ALL_STAGES):
+            ax.barh(row, seconds[stage], left=left, color=f"C{i}", label=None if row else stage)
             left += seconds[stage]
     ax.set_yticks(range(len(medians)), list(medians))
     ax.set_xlabel("seconds (median)")

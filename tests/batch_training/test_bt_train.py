@@ -112,17 +112,17 @@ def test_the_handbook_protocol_gives_the_published_test_set(handbook_dir: Path) 
     assert (data.train_rows, int(fraud[data.train].sum())) == (67_240, 598)
 
 
-def _noisy_problem(n: int = 6000) -> tuple[np.ndarray, np.ndarray]:
+def _noisy_problem(n: int = 6000) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """One informative feature of six, about 7 % positives: early stopping has work to do."""
     rng = np.random.default_rng(3)
     features = rng.normal(size=(n, 6)).astype(np.float32)
     odds = np.exp(1.5 * features[:, 0] - 3.0)
     labels = (rng.random(n) < odds / (1 + odds)).astype(np.int8)
-    return features, labels
+    return features, labels, [f"f{i}" for i in range(features.shape[1])]
 
 
 def test_early_stopping_scored_every_round_matches_xgboosts_own() -> None:
-    features, labels = _noisy_problem()
-    names = [f"f{i}" for i in range(features.shape[1])]
+    features, labels, names = _noisy_problem()
     config = TrainingConfig(
         max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_fraction=1.0
     )
@@ -145,8 +145,7 @@ def test_early_stopping_scored_every_round_matches_xgboosts_own() -> None:
 
 
 def test_early_stopping_scored_every_k_rounds_stops_on_a_multiple_of_k() -> None:
-    features, labels = _noisy_problem()
-    names = [f"f{i}" for i in range(features.shape[1])]
+    features, labels, names = _noisy_problem()
     config = TrainingConfig(
         max_rounds=600, early_stopping_rounds=25, validation_every=7, screen_fraction=1.0
     )
@@ -172,8 +171,7 @@ def test_out_of_range_training_settings_are_refused(
 
 
 def test_only_the_best_screened_candidate_trains_on() -> None:
-    features, labels = _noisy_problem()
-    names = [f"f{i}" for i in range(features.shape[1])]
+    features, labels, names = _noisy_problem()
     # screened for 5 rounds each: too few to stop, so the winner is the one trained on
     config = TrainingConfig(
         max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_fraction=5 / 600
