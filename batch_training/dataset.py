@@ -16,7 +16,7 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from batch_training.errors import TrainingDataError
+from batch_training.errors import TrainingConfigError, TrainingDataError
 from feature_store.offline import epoch_ms
 
 __all__ = [
@@ -39,9 +39,9 @@ class TimeSplit:
     def __post_init__(self) -> None:
         for name in ("train_days", "test_days"):
             if getattr(self, name) < 1:
-                raise TrainingDataError(f"{name}={getattr(self, name)} must be at least 1 day")
+                raise TrainingConfigError(f"{name}={getattr(self, name)} must be at least 1 day")
         if self.delay_days < 0:
-            raise TrainingDataError(f"delay_days={self.delay_days} must be >= 0")
+            raise TrainingConfigError(f"delay_days={self.delay_days} must be >= 0")
 
     @property
     def test_start(self) -> date:
@@ -73,10 +73,11 @@ class TimeSplit:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DataSplit:
     split: TimeSplit
-    train: np.ndarray  # row positions of the history, in time order
+    # row positions of the history: days in calendar order, history order within a day
+    train: np.ndarray
     test: np.ndarray
 
     @property
@@ -148,5 +149,5 @@ def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:
 def fold_splits(split: TimeSplit, folds: int) -> list[TimeSplit]:
     """Prequential folds: the split, then shifted back one test window at a time."""
     if folds < 1:
-        raise TrainingDataError(f"--folds {folds} must be at least 1")
+        raise TrainingConfigError(f"folds={folds} must be at least 1 (--folds)")
     return [split.shifted(k * split.test_days) for k in range(folds)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "BatchTrainingError",
     "ModelIntegrityError",
     "NoChampionError",
     "RegistryError",
@@ -11,7 +12,11 @@ __all__ = [
 ]
 
 
-class RegistryError(Exception):
+class BatchTrainingError(Exception):
+    """Root of batch training's errors: the CLI prints these as one-line messages."""
+
+
+class RegistryError(BatchTrainingError):
     """Root of registry errors."""
 
 
@@ -23,9 +28,9 @@ class NoChampionError(RegistryError):
     """The registry has no champion yet."""
 
 
-class TrainingDataError(Exception):
+class TrainingDataError(BatchTrainingError):
     """The history cannot train a model (too few rows, no fraud in a split ...)."""
 
 
-class TrainingConfigError(ValueError):
-    """A training setting is out of range."""
+class TrainingConfigError(BatchTrainingError, ValueError):
+    """A training setting (split, schedule, trainer parameter) is out of range."""

@@ -25,6 +25,7 @@ from batch_training.dataset import (
     latest_split,
     split_history,
 )
+from batch_training.errors import TrainingDataError
 from batch_training.gate import GateDecision, promotion_gate
 from batch_training.metrics import decision_cost, summary_metrics
 from batch_training.registry import ModelMetadata, ModelRegistry
@@ -33,7 +34,14 @@ from batch_training.train import FittedModel, TrainingConfig, fit_model
 from feature_store import FeatureSet, feature_set_by_name
 from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
 
-__all__ = ["Evaluation", "PipelineOptions", "TrainingRun", "run_training"]
+__all__ = [
+    "Evaluation",
+    "FoldFeatures",
+    "PipelineOptions",
+    "TrainingRun",
+    "fit_fold",
+    "run_training",
+]
 
 Progress = Callable[[str], None]
 _FINGERPRINT_ROWS = 1 << 20
@@ -92,76 +100,148 @@ def _fingerprint(history: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _time_sorted(rows: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    return rows[np.argsort(ts[rows], kind="stable")]
+@dataclass(frozen=True, eq=False)
+class FoldFeatures:
+    """Features of the rows some folds train and test on, one row each.
 
+    ``rows`` are sorted, unique positions in ``history``; ``days`` and ``ts`` (epoch ms)
+    cover every history row. Build with :meth:`compute`.
+    """
 
-@dataclass(frozen=True)
-class _Features:
-    """Features of some history rows (``rows``: sorted, unique positions), one row each."""
-
+    history: pd.DataFrame
+    names: list[str]
     rows: np.ndarray
     matrix: np.ndarray
+    days: np.ndarray
+    ts: np.ndarray
+
+    @classmethod
+    def compute(
+        cls,
+        feature_set: FeatureSet,
+        history: pd.DataFrame,
+        folds: list[DataSplit],
+        *,
+        label_delay_s: int = DEFAULT_LABEL_DELAY_S,
+        progress: Progress = lambda _: None,
+    ) -> FoldFeatures:
+        # features only for the rows the folds train and test on; their windows still see
+        # every earlier row of the history
+        rows = np.unique(np.concatenate([part for d in folds for part in (d.train, d.test)]))
+        names = list(feature_set.names)
+        progress(f"computing {len(names)} features for {len(rows):,} of {len(history):,} rows")
+        matrix = offline_feature_matrix(
+            feature_set, history, rows, label_delay_s=label_delay_s, dtype=np.float32
+        )
+        ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+        return cls(history, names, rows, matrix, day_index(history), ts)
 
     def take(self, positions: np.ndarray) -> np.ndarray:
-        return self.matrix[np.searchsorted(self.rows, positions)]
+        """Feature rows of these history positions (all among ``rows``)."""
+        index = np.searchsorted(self.rows, positions)
+        if len(index) and (
+            index.max() >= len(self.rows) or not np.array_equal(self.rows[index], positions)
+        ):
+            raise TrainingDataError(
+                f"{len(positions):,} positions include rows whose features were not computed "
+                f"(only {len(self.rows):,} were); pass their split in the folds of "
+                "FoldFeatures.compute"
+            )
+        return self.matrix[index]
+
+    def evaluate(self, scores: np.ndarray, data: DataSplit, alert_rate: float) -> Evaluation:
+        labels = self.history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
+        cards = self.history["card_id"].take(data.test).to_numpy()  # only the test rows
+        metrics, per_day = summary_metrics(
+            scores=scores,
+            labels=labels,
+            days=self.days[data.test],
+            cards=cards,
+            alert_rate=alert_rate,
+        )
+        return Evaluation(
+            split=data.split, metrics=metrics, cp_per_day=per_day, scores=scores, rows=data.test
+        )
 
 
-def _evaluate(
-    scores: np.ndarray, data: DataSplit, history: pd.DataFrame, days: np.ndarray, alert_rate: float
-) -> Evaluation:
-    labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
-    cards = history["card_id"].take(data.test).to_numpy()  # only the test rows as objects
-    metrics, per_day = summary_metrics(
-        scores=scores, labels=labels, days=days[data.test], cards=cards, alert_rate=alert_rate
-    )
-    return Evaluation(
-        split=data.split, metrics=metrics, cp_per_day=per_day, scores=scores, rows=data.test
-    )
-
-
-def _fit_fold(
-    features: _Features,
-    history: pd.DataFrame,
-    data: DataSplit,
-    names: list[str],
-    config: TrainingConfig,
-    ts: np.ndarray,
-    days: np.ndarray,
+def fit_fold(
+    features: FoldFeatures, data: DataSplit, config: TrainingConfig
 ) -> tuple[FittedModel, Evaluation]:
-    train = _time_sorted(data.train, ts)
+    """Fit on the fold's training window (in time order); score its test set."""
+    history = features.history
+    train = data.train[np.argsort(features.ts[data.train], kind="stable")]
     labels = history["is_fraud"].to_numpy(dtype=np.int8)
     amounts = history["amount"].to_numpy(dtype=np.float64)
-    fitted = fit_model(features.take(train), labels[train], amounts[train], names, config)
-    test_matrix = xgb.DMatrix(features.take(data.test), feature_names=names)
+    fitted = fit_model(features.take(train), labels[train], amounts[train], features.names, config)
+    test_matrix = xgb.DMatrix(features.take(data.test), feature_names=features.names)
     scores = fitted.booster.predict(test_matrix)
-    return fitted, _evaluate(scores, data, history, days, config.alert_rate)
+    return fitted, features.evaluate(scores, data, config.alert_rate)
 
 
 def _champion_evaluation(
     registry: ModelRegistry,
-    history: pd.DataFrame,
     data: DataSplit,
-    days: np.ndarray,
-    features_by_fingerprint: dict[str, _Features],
+    features: FoldFeatures,
+    fingerprint: str,
     label_delay_s: int,
     alert_rate: float,
 ) -> tuple[int, Evaluation] | None:
+    """The champion's evaluation on the candidate's test set (``features`` are the
+    candidate's, of the feature set with ``fingerprint``)."""
     version = registry.champion_version()
     if version is None:
         return None
     champion = registry.load(version)
     meta = champion.metadata
-    computed = features_by_fingerprint.get(meta.feature_set_fingerprint)
-    if computed is None:  # another feature set: its features for the test rows only
+    if meta.feature_set_fingerprint == fingerprint:
+        test_features = features.take(data.test)
+    else:  # another feature set: its features for the test rows only
         champion_set = feature_set_by_name(meta.feature_set_name).select(meta.feature_names)
         test_features = offline_feature_matrix(
-            champion_set, history, data.test, label_delay_s=label_delay_s, dtype=np.float32
+            champion_set,
+            features.history,
+            data.test,
+            label_delay_s=label_delay_s,
+            dtype=np.float32,
         )
-    else:
-        test_features = computed.take(data.test)
     matrix = xgb.DMatrix(test_features, feature_names=list(meta.feature_names))
-    return version, _evaluate(champion.booster.predict(matrix), data, history, days, alert_rate)
+    return version, features.evaluate(champion.booster.predict(matrix), data, alert_rate)
+
+
+def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:
+    """The options' split, or the latest one the history holds."""
+    if options.train_start is None:
+        return latest_split(
+            history,
+            train_days=options.train_days,
+            delay_days=options.delay_days,
+            test_days=options.test_days,
+        )
+    return TimeSplit(
+        train_start=options.train_start.date(),
+        train_days=options.train_days,
+        delay_days=options.delay_days,
+        test_days=options.test_days,
+    )
+
+
+def _fold_aggregates(fold_results: list[dict[str, Any]]) -> dict[str, float]:
+    aggregates = {}
+    for key in ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate"):
+        values = [f[key] for f in fold_results]
+        aggregates[f"folds_mean_{key}"] = float(np.mean(values))
+        aggregates[f"folds_std_{key}"] = float(np.std(values))
+    return aggregates
+
+
+def _write_predictions(path: Path, history: pd.DataFrame, evaluation: Evaluation) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(
+        {
+            "transaction_id": history["transaction_id"].take(evaluation.rows).to_numpy(),
+            "score": evaluation.scores,
+        }
+    ).to_parquet(path, index=False)
 
 
 def run_training(
@@ -173,61 +253,34 @@ def run_training(
 ) -> TrainingRun:
     started = time.perf_counter()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
-    names = list(feature_set.names)
-    if options.train_start is None:
-        split = latest_split(
-            history,
-            train_days=options.train_days,
-            delay_days=options.delay_days,
-            test_days=options.test_days,
-        )
-    else:
-        split = TimeSplit(
-            train_start=options.train_start.date(),
-            train_days=options.train_days,
-            delay_days=options.delay_days,
-            test_days=options.test_days,
-        )
+    split = _split(history, options)
     folds = [split_history(history, fold) for fold in fold_splits(split, options.folds)]
-    # features only for the rows the folds train and test on; their windows still see
-    # every earlier row of the history
-    rows = np.unique(np.concatenate([part for d in folds for part in (d.train, d.test)]))
-    progress(f"computing {len(names)} features for {len(rows):,} of {len(history):,} rows")
-    features = _Features(
-        rows,
-        offline_feature_matrix(
-            feature_set, history, rows, label_delay_s=options.label_delay_s, dtype=np.float32
-        ),
+    features = FoldFeatures.compute(
+        feature_set, history, folds, label_delay_s=options.label_delay_s, progress=progress
     )
-    days = day_index(history)
-    ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
     fold_results: list[dict[str, Any]] = []
-    candidate: tuple[FittedModel, Evaluation, DataSplit] | None = None
+    fitted_folds: list[tuple[FittedModel, Evaluation]] = []
     for k, data in enumerate(folds):
         window = data.split.describe()
         progress(f"fold {k + 1}/{options.folds}: train {window['train']}, test {window['test']}")
-        fitted, evaluation = _fit_fold(features, history, data, names, options.training, ts, days)
+        fitted_folds.append(fit_fold(features, data, options.training))
         fold_results.append(
             {
                 "fold": k,
                 **window,
-                **evaluation.metrics,
+                **fitted_folds[-1][1].metrics,
                 "train_rows": data.train_rows,
                 "test_rows": data.test_rows,
             }
         )
-        if candidate is None:
-            candidate = (fitted, evaluation, data)
-    if candidate is None:  # fold_splits always yields at least one split
-        raise RuntimeError("no fold was trained")
-    fitted, evaluation, data = candidate
+    # the candidate is the latest fold's model; earlier folds only measure the spread
+    (fitted, evaluation), data = fitted_folds[0], folds[0]
     progress("comparing with the champion on the same test window")
     champion = _champion_evaluation(
         registry,
-        history,
         data,
-        days,
-        {feature_set.fingerprint: features},
+        features,
+        feature_set.fingerprint,
         options.label_delay_s,
         options.training.alert_rate,
     )
@@ -252,15 +305,7 @@ def run_training(
         "validation_average_precision": fitted.validation_ap,
     }
     if options.folds > 1:
-        for key in (
-            "roc_auc",
-            "average_precision",
-            "card_precision_at_100",
-            "recall_at_alert_rate",
-        ):
-            values = [f[key] for f in fold_results]
-            metrics[f"folds_mean_{key}"] = float(np.mean(values))
-            metrics[f"folds_std_{key}"] = float(np.std(values))
+        metrics |= _fold_aggregates(fold_results)
     train_times = history["event_time"].iloc[data.train]
     meta = registry.register(
         fitted.booster,
@@ -268,7 +313,7 @@ def run_training(
         feature_set_name=feature_set.name,
         feature_set_version=feature_set.version,
         feature_set_fingerprint=feature_set.fingerprint,
-        feature_names=tuple(names),
+        feature_names=tuple(features.names),
         thresholds=fitted.thresholds,
         metrics=metrics,
         training_window={
@@ -296,13 +341,7 @@ def run_training(
     if promoted:
         registry.promote(meta.version)
     if options.predictions_out is not None:
-        options.predictions_out.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(
-            {
-                "transaction_id": history["transaction_id"].take(data.test).to_numpy(),
-                "score": evaluation.scores,
-            }
-        ).to_parquet(options.predictions_out, index=False)
+        _write_predictions(options.predictions_out, history, evaluation)
     progress("writing the report")
     report_dir = options.report_dir or registry.version_dir(meta.version) / "report"
     report = write_report(
@@ -313,7 +352,7 @@ def run_training(
         amounts=amounts,
         booster=fitted.booster,
         test_features=features.take(data.test),
-        feature_names=names,
+        feature_names=features.names,
         cost=options.training.cost,
         gate=gate,
         promoted=promoted,

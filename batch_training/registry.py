@@ -12,9 +12,11 @@ sees a whole model or none. Loading checks the sha256 of the model file first.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -101,11 +103,17 @@ class ModelRegistry:
             version = (self.versions() or [0])[-1] + 1
             meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
             (staging / METADATA_FILE).write_text(meta.to_json())
+            target = self._versions / str(version)
             try:
-                # rename fails if another writer took this number first: take the next one
-                staging.rename(self._versions / str(version))
-            except OSError:
-                continue
+                staging.rename(target)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    continue  # another writer took this number first: take the next one
+                shutil.rmtree(staging, ignore_errors=True)
+                raise RegistryError(
+                    f"cannot move the new model from {staging} to {target}: {exc.strerror}; "
+                    f"check that {self._versions} is writable and on one file system"
+                ) from exc
             return meta
 
     def metadata(self, version: int) -> ModelMetadata:

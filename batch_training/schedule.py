@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from batch_training.errors import TrainingConfigError
+
 __all__ = ["exclusive", "run_every"]
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ def run_every(
 ) -> int:
     """Run ``job`` now and then every ``interval_s``; return how many runs succeeded."""
     if interval_s <= 0:
-        raise ValueError(f"interval {interval_s!r}s must be > 0, e.g. --every 24h")
+        raise TrainingConfigError(f"interval {interval_s!r}s must be > 0, e.g. --every 24h")
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -6,7 +6,7 @@
 Simulates a history (or reads ``--history``), then runs the whole pipeline (split,
 features, training, evaluation, gate, report) alternately with two trainer settings:
 ``current`` (validation scored every 4 rounds, candidates screened after a quarter of the
-round budget) and ``every_round`` (scored every round, every candidate trained to its early
+round budget) and ``former`` (scored every round, every candidate trained to its early
 stop, as before). Same machine, same run, interleaved: compare the ratio, not the seconds.
 Reports the median of each stage over ``--repeats``; last line: JSON; a bar plot goes to
 bench/results/training.png.
@@ -44,7 +44,7 @@ from simulator import SimulationConfig, TrafficGenerator  # noqa: E402
 RESULTS = HERE / "results"
 SETTINGS = {
     "current": TrainingConfig(),
-    "every_round": TrainingConfig(validation_every=1, screen_fraction=1.0),
+    "former": TrainingConfig(validation_every=1, screen_fraction=1.0),
 }
 # the pipeline's progress messages, in order, and the stage each one starts
 STAGES = (("computing", "features"), ("fold", "training"), ("comparing", "champion"))
@@ -140,7 +140,7 @@ def main() -> None:
         "repeats": args.repeats,
         "median_seconds": {n: {k: round(v, 1) for k, v in m.items()} for n, m in medians.items()},
         "training_speedup": round(
-            medians["every_round"]["training"] / medians["current"]["training"], 2
+            medians["former"]["training"] / medians["current"]["training"], 2
         ),
         "average_precision": {
             n: [round(r["average_precision"], 4) for r in results] for n, results in runs.items()

@@ -364,6 +364,7 @@ def train(every: str | None, **options: Any) -> None:
 
 
 def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> None:
+    from batch_training.errors import BatchTrainingError
     from batch_training.metrics import CostModel
     from batch_training.pipeline import PipelineOptions, run_training
     from batch_training.registry import ModelRegistry
@@ -398,9 +399,12 @@ def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> No
         def progress(stage: str) -> None:
             bar.update(1, stage)
 
-        run = run_training(
-            frame, registry=ModelRegistry(registry_dir), options=options, progress=progress
-        )
+        try:
+            run = run_training(
+                frame, registry=ModelRegistry(registry_dir), options=options, progress=progress
+            )
+        except BatchTrainingError as exc:  # a bad window or setting: its message, no trace
+            raise click.ClickException(str(exc)) from exc
     meta = run.metadata
     keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
     summary = {

@@ -7,6 +7,15 @@ import sys
 
 import pytest
 
+import batch_training.dataset
+import batch_training.errors
+import batch_training.gate
+import batch_training.metrics
+import batch_training.pipeline
+import batch_training.registry
+import batch_training.report
+import batch_training.schedule
+import batch_training.train
 import embedded
 import feature_store
 import feature_store.online
@@ -16,7 +25,25 @@ import stream
 
 
 @pytest.mark.parametrize(
-    "module", [feature_store, feature_store.online, stream, simulator, embedded, review]
+    "module",
+    [
+        feature_store,
+        feature_store.online,
+        stream,
+        simulator,
+        embedded,
+        review,
+        batch_training.dataset,
+        batch_training.errors,
+        batch_training.gate,
+        batch_training.metrics,
+        batch_training.pipeline,
+        batch_training.registry,
+        batch_training.report,
+        batch_training.schedule,
+        batch_training.train,
+    ],
+    ids=lambda module: module.__name__,
 )
 def test_exports_exist_and_are_unique(module: object) -> None:
     names = module.__all__  # type: ignore[attr-defined]

@@ -122,3 +122,16 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     shown = json.loads(runner.invoke(cli, [*models, "show", "1"]).output)
     assert shown["version"] == 1
     assert len(shown["model_sha256"]) == 64
+
+
+def test_train_outside_the_history_is_a_one_line_error(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    args = ["train", "--history", str(history), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, [*args, "--train-start", "2001-01-01"])
+    assert result.exit_code == 1
+    assert "Error: the split" in result.output
+    assert "choose another --train-start" in result.output
+    assert "Traceback" not in result.output

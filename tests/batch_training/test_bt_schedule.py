@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from batch_training.errors import TrainingConfigError
 from batch_training.schedule import run_every
 
 
@@ -25,5 +26,5 @@ def test_a_failed_run_does_not_end_the_schedule() -> None:
 
 
 def test_interval_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="--every 24h"):
+    with pytest.raises(TrainingConfigError, match=r"interval 0s must be > 0, e\.g\. --every 24h"):
         run_every(0, lambda: None)

@@ -18,7 +18,7 @@ from batch_training.metrics import (
     choose_cost_thresholds,
     recall_at_alert_rate,
 )
-from batch_training.pipeline import PipelineOptions, run_training
+from batch_training.pipeline import FoldFeatures, PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
 from batch_training.train import TrainingConfig, fit_model
 from feature_store import (
@@ -168,6 +168,27 @@ def test_out_of_range_training_settings_are_refused(
 ) -> None:
     with pytest.raises(TrainingConfigError, match=message):
         TrainingConfig(**setting)  # type: ignore[arg-type]
+
+
+def test_a_fitting_part_without_fraud_is_refused() -> None:
+    features, labels, names = _noisy_problem()
+    cut = int(len(labels) * 0.8)
+    labels[:cut] = 0  # every fraud in the validation slice: nothing to fit on
+    with pytest.raises(TrainingDataError, match=r"fitting part .* \(4800 rows\) has 0 frauds"):
+        fit_model(features, labels, np.ones(len(labels)), names, TrainingConfig())
+
+
+def test_fold_features_refuse_rows_they_were_not_computed_for() -> None:
+    generator = TrafficGenerator(SimulationConfig(cards=200, merchants=20, seed=5))
+    history = generator.history(start=datetime(2025, 2, 1, tzinfo=UTC), days=10)
+    fold = split_history(
+        history, TimeSplit(train_start=date(2025, 2, 3), train_days=2, delay_days=1, test_days=1)
+    )
+    features = FoldFeatures.compute(CORE_FEATURE_SET, history, [fold])
+    assert features.take(fold.test).shape == (fold.test_rows, len(CORE_FEATURE_SET.names))
+    outside = np.array([len(history) - 1])  # the last day: in neither window
+    with pytest.raises(TrainingDataError, match="were not computed"):
+        features.take(outside)
 
 
 def test_only_the_best_screened_candidate_trains_on() -> None:
