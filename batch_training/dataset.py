@@ -118,9 +118,10 @@ def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:
     first, last = int(days.min()), int(days.max())
     start = _day_number(split.train_start)
     if start < first or _day_number(split.test_end) - 1 > last:
-        epoch = date(1970, 1, 1)
+        epoch, window = date(1970, 1, 1), split.describe()
         raise TrainingDataError(
-            f"the split {split.describe()} needs days {split.train_start} to "
+            f"the split (train {window['train']}, test {window['test']}) needs days "
+            f"{split.train_start} to "
             f"{split.test_end - timedelta(days=1)}, but the history covers "
             f"{epoch + timedelta(days=first)} to {epoch + timedelta(days=last)}; "
             "choose another --train-start or fewer days"

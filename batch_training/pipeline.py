@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +29,7 @@ from batch_training.gate import GateDecision, promotion_gate
 from batch_training.metrics import decision_cost, summary_metrics
 from batch_training.registry import ModelMetadata, ModelRegistry
 from batch_training.report import write_report
-from batch_training.train import FittedModel, TrainingConfig, fit_model
+from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model, prefixed
 from feature_store import FeatureSet, feature_set_by_name
 from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
 
@@ -43,7 +42,6 @@ __all__ = [
     "run_training",
 ]
 
-Progress = Callable[[str], None]
 _FINGERPRINT_ROWS = 1 << 20
 
 
@@ -165,14 +163,19 @@ class FoldFeatures:
 
 
 def fit_fold(
-    features: FoldFeatures, data: DataSplit, config: TrainingConfig
+    features: FoldFeatures,
+    data: DataSplit,
+    config: TrainingConfig,
+    progress: Progress = lambda _: None,
 ) -> tuple[FittedModel, Evaluation]:
     """Fit on the fold's training window (in time order); score its test set."""
     history = features.history
     train = data.train[np.argsort(features.ts[data.train], kind="stable")]
     labels = history["is_fraud"].to_numpy(dtype=np.int8)
     amounts = history["amount"].to_numpy(dtype=np.float64)
-    fitted = fit_model(features.take(train), labels[train], amounts[train], features.names, config)
+    fitted = fit_model(
+        features.take(train), labels[train], amounts[train], features.names, config, progress
+    )
     test_matrix = xgb.DMatrix(features.take(data.test), feature_names=features.names)
     scores = fitted.booster.predict(test_matrix)
     return fitted, features.evaluate(scores, data, config.alert_rate)
@@ -250,7 +253,9 @@ def run_training(
     registry: ModelRegistry,
     options: PipelineOptions,
     progress: Progress = lambda _: None,
+    detail: Progress = lambda _: None,
 ) -> TrainingRun:
+    """``progress`` hears each stage as it starts; ``detail`` where a long one is."""
     started = time.perf_counter()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
     split = _split(history, options)
@@ -263,7 +268,8 @@ def run_training(
     for k, data in enumerate(folds):
         window = data.split.describe()
         progress(f"fold {k + 1}/{options.folds}: train {window['train']}, test {window['test']}")
-        fitted_folds.append(fit_fold(features, data, options.training))
+        fold_detail = prefixed(detail, f"fold {k + 1}/{options.folds}")
+        fitted_folds.append(fit_fold(features, data, options.training, fold_detail))
         fold_results.append(
             {
                 "fold": k,

@@ -38,7 +38,20 @@ def _parse_duration(text: str) -> float:
         ) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _FraudGroup(click.Group):
+    """Errors that say what to fix end a command with their message, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from batch_training.errors import BatchTrainingError
+        from feature_store.errors import FeatureStoreError
+
+        try:
+            return super().invoke(ctx)
+        except (BatchTrainingError, FeatureStoreError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_FraudGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def cli(verbose: bool) -> None:
     """Real-time fraud detection: simulate traffic, train models, score a stream."""
@@ -364,7 +377,6 @@ def train(every: str | None, **options: Any) -> None:
 
 
 def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> None:
-    from batch_training.errors import BatchTrainingError
     from batch_training.metrics import CostModel
     from batch_training.pipeline import PipelineOptions, run_training
     from batch_training.registry import ModelRegistry
@@ -399,12 +411,13 @@ def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> No
         def progress(stage: str) -> None:
             bar.update(1, stage)
 
-        try:
-            run = run_training(
-                frame, registry=ModelRegistry(registry_dir), options=options, progress=progress
-            )
-        except BatchTrainingError as exc:  # a bad window or setting: its message, no trace
-            raise click.ClickException(str(exc)) from exc
+        run = run_training(
+            frame,
+            registry=ModelRegistry(registry_dir),
+            options=options,
+            progress=progress,
+            detail=lambda where: bar.update(0, where),
+        )
     meta = run.metadata
     keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
     summary = {
@@ -495,6 +508,8 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
 @click.pass_obj
 def models_rollback(registry: Any, force: bool) -> None:
     """Reinstate the previous champion."""
+    if registry.champion_version() is None:
+        raise click.ClickException(f"{registry.root} has no champion to roll back")
     if not registry.champion_was_forced() and not force:
         raise click.ClickException(
             f"the champion v{registry.champion_version()} passed the promotion gate; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -168,6 +169,29 @@ def test_out_of_range_training_settings_are_refused(
 ) -> None:
     with pytest.raises(TrainingConfigError, match=message):
         TrainingConfig(**setting)  # type: ignore[arg-type]
+
+
+def test_a_fit_reports_where_it_is_every_100_rounds() -> None:
+    features, labels, names = _noisy_problem()
+    config = TrainingConfig(max_rounds=600, early_stopping_rounds=300, screen_fraction=0.5)
+    heard: list[str] = []
+    fitted = fit_model(features, labels, np.ones(len(labels)), names, config, heard.append)
+    # patience 300: neither candidate can stop inside the 300-round screen
+    pattern = re.compile(
+        r"(candidate (?P<n>[12])/2 \(screen 300\)|the best candidate trains on): "
+        r"round (?P<round>\d+)/600, best validation AUCPR 0\.\d{4} at \d+"
+    )
+    searched = [pattern.fullmatch(m) for m in heard if not m.startswith("refit")]
+    assert all(searched), heard
+    assert [(m["n"], int(m["round"])) for m in searched if m and m["n"]] == [
+        (n, r) for n in "12" for r in (100, 200, 300)
+    ]
+    assert all(int(m["round"]) > 300 for m in searched if m and not m["n"])
+    refit = [m for m in heard if m.startswith("refit on the whole window: ")]
+    assert refit == [
+        f"refit on the whole window: round {r}/{fitted.rounds}"
+        for r in range(100, fitted.rounds + 1, 100)
+    ]
 
 
 def test_a_fitting_part_without_fraud_is_refused() -> None:
