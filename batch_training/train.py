@@ -56,7 +56,7 @@ class TrainingConfig:
     # too coarse where the data are sparse: on the handbook the split on the amount landed
     # below the 220 of its high-amount fraud scenario, so legitimate 205-220 payments
     # scored as frauds. 1,024 bins: handbook mean AP 0.752 against 0.747 (256 won 1 of 16
-    # runs; bench/trainer_settings.py), for 1.5x the fit time on its 67k-row windows; on
+    # runs; bench/trainer_settings.py), for 1.3x the fit time on its 67k-row windows; on
     # a 2M-row simulated history about the same (0.7213 vs 0.7204) for 1.3x the time.
     max_bin: int = 1024
     # Early stopping scores the validation slice every this many rounds: scoring sorts the

@@ -12,7 +12,8 @@ defaults). Features are computed once; every setting fits the same folds, interl
 ``fit_seconds`` ratios are comparable (2 cores: compare ratios, not seconds).
 
 Defaults: the handbook history (``--columns handbook``), train from 2018-07-25, the
-``extended`` set. Last line: JSON; a plot goes to bench/results/<--name>.png.
+``extended`` set. Last line: JSON, also written to bench/results/<--name>.json next to
+a plot, <--name>.png.
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def main() -> None:
     parser.add_argument(
         "--settings", default=",".join(SETTINGS), help=f"comma-separated of {list(SETTINGS)}"
     )
-    parser.add_argument("--name", default="trainer_settings", help="the plot's file name")
+    parser.add_argument("--name", default="trainer_settings", help="the result files' name")
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args()
     chosen = list(dict.fromkeys(["current", *args.settings.split(",")]))
@@ -155,24 +156,25 @@ def main() -> None:
         f"{args.history.name}, {feature_set.name} set: {args.windows} windows x {len(seeds)} seeds"
     )
     plot = _plot(runs, summary, title, args.name)
-    print(
-        json.dumps(
-            {
-                "history": str(args.history),
-                "feature_set": feature_set.name,
-                "windows": [d.split.describe()["test"] for d in folds],
-                "seeds": seeds,
-                "settings": {name: SETTINGS[name] for name in chosen},
-                "feature_seconds": round(feature_seconds, 1),
-                "summary": summary,
-                "runs": {
-                    name: [{k: _rounded(v) for k, v in run.items()} for run in results]
-                    for name, results in runs.items()
-                },
-                "plot": str(plot.relative_to(HERE.parent)),
-            }
-        )
+    result = json.dumps(
+        {
+            "history": str(args.history),
+            "feature_set": feature_set.name,
+            "windows": [d.split.describe()["test"] for d in folds],
+            "seeds": seeds,
+            "settings": {name: SETTINGS[name] for name in chosen},
+            "feature_seconds": round(feature_seconds, 1),
+            "summary": summary,
+            "runs": {
+                name: [{k: _rounded(v) for k, v in run.items()} for run in results]
+                for name, results in runs.items()
+            },
+            "plot": str(plot.relative_to(HERE.parent)),
+            "seconds": round(time.perf_counter() - started),
+        }
     )
+    (RESULTS / f"{args.name}.json").write_text(result + "\n")
+    print(result)
 
 
 if __name__ == "__main__":
