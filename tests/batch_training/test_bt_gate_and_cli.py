@@ -1,9 +1,16 @@
-"""The promotion gate both ways, the models commands, the schedule lock, train --json."""
+"""The promotion gate both ways, the models commands, the schedule lock, train --json,
+and what fraud train shows in a terminal."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import select
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -146,3 +153,50 @@ def test_mistakes_end_with_one_line_saying_what_to_fix(
     assert result.output.strip().splitlines()[-1].startswith("Error: ")
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def _terminal_output(process: subprocess.Popen[bytes], controller: int, seconds: float) -> str:
+    """All the process writes to its terminal until it exits."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    while time.monotonic() < deadline:
+        if select.select([controller], [], [], 1.0)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the process closed its end
+                chunk = b""
+            if not chunk:
+                process.wait(timeout=deadline - time.monotonic())
+                return b"".join(chunks).decode(errors="replace")
+            chunks.append(chunk)
+    process.kill()
+    raise AssertionError(f"fraud train did not finish in {seconds}s: {b''.join(chunks)!r}")
+
+
+def test_train_in_a_terminal_shows_the_candidate_and_round_every_100_rounds(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
+    controller, terminal = os.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fraud_cli", "train", *where, *split],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    os.close(terminal)
+    try:
+        screen = _terminal_output(process, controller, seconds=120)
+    finally:
+        os.close(controller)
+    assert process.returncode == 0, screen
+    assert re.search(
+        r"training +\[#+-*\] +\d+% .*fold 1/1: candidate 1/2 \(screen \d+\): "
+        r"round 100/1500, best validation AUCPR 0\.\d{4} at \d+",
+        screen,
+    ), screen
+    assert "model v1: AUC" in screen

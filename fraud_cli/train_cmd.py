@@ -1,0 +1,276 @@
+"""``fraud train`` (once or on a schedule) and ``fraud models`` (the registry)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fraud_cli.settings import TrainerSettings
+
+__all__ = ["models", "train"]
+
+
+def _parse_duration(text: str) -> float:
+    """'90s', '15m', '24h', '7d' or plain seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if text[-1] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except (ValueError, IndexError):
+        raise click.BadParameter(
+            f"{text!r} is not a duration; use e.g. 90s, 15m, 24h, 7d"
+        ) from None
+
+
+@click.command()
+@click.option(
+    "--history",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Parquet file or directory (e.g. partitioned by day), or CSV [env FRAUD_HISTORY].",
+)
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Registry directory [env FRAUD_REGISTRY_DIR, default var/registry].",
+)
+@click.option(
+    "--columns", type=click.Choice(["native", "handbook"]), default="native", show_default=True
+)
+@click.option(
+    "--feature-set",
+    type=click.Choice(["core", "extended", "handbook"]),
+    default="core",
+    show_default=True,
+)
+@click.option(
+    "--train-start",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="First training day; default: the latest window that fits the history.",
+)
+@click.option("--train-days", type=int, default=7, show_default=True)
+@click.option("--delay-days", type=int, default=7, show_default=True)
+@click.option("--test-days", type=int, default=7, show_default=True)
+@click.option(
+    "--folds",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Prequential folds, each shifted back one test window.",
+)
+@click.option("--tune", is_flag=True, help="Search a small hyper-parameter grid (scored by AP).")
+@click.option(
+    "--label-delay-days",
+    type=int,
+    default=7,
+    show_default=True,
+    help="When a fraud label is known, if the history has no label_time.",
+)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--review-fee", type=float, default=5.0, show_default=True, help="Cost of one review."
+)
+@click.option(
+    "--decline-fee",
+    type=float,
+    default=25.0,
+    show_default=True,
+    help="Cost of declining a legitimate payment.",
+)
+@click.option(
+    "--cp-tolerance",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="How far card precision@100 may fall for a candidate to be promoted.",
+)
+@click.option("--no-promote", is_flag=True, help="Register only; never move the champion.")
+@click.option(
+    "--report-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Default: <registry>/versions/<N>/report.",
+)
+@click.option(
+    "--predictions-out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the test window's transaction_id and score to Parquet.",
+)
+@click.option(
+    "--every",
+    type=str,
+    default=None,
+    help="Retrain forever at this interval (e.g. 24h) on the latest window; SIGTERM stops.",
+)
+@click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
+def train(every: str | None, **options: Any) -> None:
+    """Train on a time split, evaluate honestly, register, and promote past the gate."""
+    settings = TrainerSettings()
+    history = options["history"] or settings.history
+    if history is None:
+        raise click.UsageError("give --history PATH (or set FRAUD_HISTORY)")
+    registry_dir = options["registry"] or settings.registry_dir
+    if every is None:
+        _train_once(history, registry_dir, options)
+        return
+    from batch_training.schedule import run_every
+
+    run_every(
+        _parse_duration(every),
+        lambda: _train_once(history, registry_dir, {**options, "train_start": None}),
+        lock_path=registry_dir / ".train.lock",
+    )
+
+
+def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> None:
+    from batch_training.metrics import CostModel
+    from batch_training.pipeline import PipelineOptions, run_training
+    from batch_training.registry import ModelRegistry
+    from batch_training.train import TrainingConfig
+    from feature_store import feature_set_by_name, read_history
+
+    click.echo(f"reading {history_path} ...", err=True)
+    frame = read_history(history_path, columns=o["columns"])
+    options = PipelineOptions(
+        feature_set=feature_set_by_name(o["feature_set"]),
+        train_start=o["train_start"],
+        train_days=o["train_days"],
+        delay_days=o["delay_days"],
+        test_days=o["test_days"],
+        folds=o["folds"],
+        label_delay_s=o["label_delay_days"] * 86_400,
+        training=TrainingConfig(
+            seed=o["seed"],
+            tune=o["tune"],
+            cost=CostModel(review_fee=o["review_fee"], decline_fee=o["decline_fee"]),
+        ),
+        cp_tolerance=o["cp_tolerance"],
+        promote=not o["no_promote"],
+        report_dir=o["report_dir"],
+        predictions_out=o["predictions_out"],
+    )
+    stages = 3 + o["folds"]
+    with click.progressbar(
+        length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
+    ) as bar:
+
+        def progress(stage: str) -> None:
+            bar.update(1, stage)
+
+        def detail(where: str) -> None:
+            # beside the bar, which stays put: bar.update(0, where) would draw nothing
+            bar.current_item = where
+            bar.render_progress()
+
+        run = run_training(
+            frame,
+            registry=ModelRegistry(registry_dir),
+            options=options,
+            progress=progress,
+            detail=detail,
+        )
+    meta = run.metadata
+    keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
+    summary = {
+        "model_version": meta.version,
+        "promoted": run.promoted,
+        "gate": run.gate.reason,
+        "metrics": {k: round(meta.metrics[k], 4) for k in keys},
+        "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
+        "train_rows": run.train_rows,
+        "test_rows": run.test_rows,
+        "test_frauds": int(frame["is_fraud"].to_numpy()[run.evaluation.rows].sum()),
+        "seconds": round(run.seconds, 1),
+        "report": str(run.report),
+    }
+    if o["as_json"]:
+        click.echo(json.dumps(summary))
+        return
+    m = {k: meta.metrics[k] for k in keys}
+    click.echo(
+        f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
+        f"CP@100 {m['card_precision_at_100']:.3f}, recall@0.5% {m['recall_at_alert_rate']:.3f} "
+        f"on {run.test_rows:,} test rows ({run.seconds:.1f}s)\n"
+        f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\nreport: {run.report}"
+    )
+
+
+@click.group()
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Registry directory [env FRAUD_REGISTRY_DIR].",
+)
+@click.pass_context
+def models(ctx: click.Context, registry: Path | None) -> None:
+    """The model registry: list, inspect, promote, roll back."""
+    from batch_training.registry import ModelRegistry
+
+    ctx.obj = ModelRegistry(registry or TrainerSettings().registry_dir)
+
+
+@models.command("list")
+@click.pass_obj
+def models_list(registry: Any) -> None:
+    """Every version, its test metrics and gate verdict; * marks the champion."""
+    champion = registry.champion_version()
+    click.echo(f"{'':2}{'version':>7}  {'created':20}  {'AP':>6}  {'CP@100':>6}  gate")
+    for version in registry.versions():
+        meta = registry.metadata(version)
+        gate = meta.extra.get("gate", {})
+        click.echo(
+            f"{'*' if version == champion else '':2}{version:>7}  {meta.created_at[:19]:20}  "
+            f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
+            f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "
+            f"{'pass' if gate.get('promote') else 'fail'}: {gate.get('reason', '')}"
+        )
+
+
+@models.command("show")
+@click.argument("version", type=int)
+@click.pass_obj
+def models_show(registry: Any, version: int) -> None:
+    """A version's full metadata (JSON)."""
+    click.echo(registry.metadata(version).to_json())
+
+
+@models.command("promote")
+@click.argument("version", type=int)
+@click.option("--force", is_flag=True, help="Promote even though the gate did not pass it.")
+@click.pass_obj
+def models_promote(registry: Any, version: int, force: bool) -> None:
+    """Make VERSION the champion (the stream picks it up)."""
+    gate = registry.metadata(version).extra.get("gate", {})
+    passed = bool(gate.get("promote")) and gate.get("champion") == registry.champion_version()
+    if not passed and not force:
+        raise click.ClickException(
+            f"v{version} has not passed the gate against the current champion "
+            f"(v{registry.champion_version()}): {gate.get('reason', 'no gate record')}; "
+            "add --force to promote it anyway"
+        )
+    registry.promote(version, forced=not passed)
+    click.echo(f"v{version} is the champion{' (forced past the gate)' if not passed else ''}")
+
+
+@models.command("rollback")
+@click.option("--force", is_flag=True, help="Roll back a champion that passed the gate.")
+@click.pass_obj
+def models_rollback(registry: Any, force: bool) -> None:
+    """Reinstate the previous champion."""
+    if registry.champion_version() is None:
+        raise click.ClickException(f"{registry.root} has no champion to roll back")
+    if not registry.champion_was_forced() and not force:
+        raise click.ClickException(
+            f"the champion v{registry.champion_version()} passed the promotion gate; "
+            "rolling it back bypasses the gate: add --force"
+        )
+    click.echo(f"v{registry.rollback()} is the champion again")
