@@ -124,7 +124,7 @@ def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:
             f"{split.train_start} to "
             f"{split.test_end - timedelta(days=1)}, but the history covers "
             f"{epoch + timedelta(days=first)} to {epoch + timedelta(days=last)}; "
-            "choose another --train-start or fewer days"
+            "choose another --train-start, or fewer days or --folds"
         )
     # cards as integer codes: known-compromised sets become a boolean mask per code
     cards, _ = pd.factorize(history["card_id"], use_na_sentinel=False)
@@ -137,7 +137,8 @@ def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:
     known[cards[train[fraud[train]]]] = True
     test_positions = []
     for offset in range(split.test_days):
-        # the handbook's day: labels of training-day (train_days - 1 + offset) are known now
+        # the handbook's rule: by this test day the labels of the day delay_days + 1 before
+        # it are known (day train_days - 1 + offset of the split, a training or delay day)
         delay_day = start + split.train_days + offset - 1
         known[cards[(days == delay_day) & fraud]] = True
         test_day = start + split.train_days + split.delay_days + offset

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "BatchTrainingError",
+    "ChampionMovedError",
     "ModelIntegrityError",
     "NoChampionError",
     "RegistryError",
@@ -22,6 +23,10 @@ class RegistryError(BatchTrainingError):
 
 class ModelIntegrityError(RegistryError):
     """A model file does not match its metadata (checksum, feature set): it is refused."""
+
+
+class ChampionMovedError(RegistryError):
+    """The champion changed between a gate's judgement and the promotion it allowed."""
 
 
 class NoChampionError(RegistryError):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +24,19 @@ from batch_training.dataset import (
     latest_split,
     split_history,
 )
-from batch_training.errors import TrainingDataError
+from batch_training.errors import (
+    ChampionMovedError,
+    ModelIntegrityError,
+    TrainingConfigError,
+    TrainingDataError,
+)
 from batch_training.gate import GateDecision, promotion_gate
 from batch_training.metrics import decision_cost, summary_metrics
+from batch_training.model_features import feature_set_of
 from batch_training.registry import ModelMetadata, ModelRegistry
 from batch_training.report import write_report
 from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model, prefixed
-from feature_store import FeatureSet, feature_set_by_name
+from feature_store import FeatureSet
 from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
 
 __all__ = [
@@ -59,6 +65,20 @@ class PipelineOptions:
     promote: bool = True
     report_dir: Path | None = None
     predictions_out: Path | None = None
+
+    def __post_init__(self) -> None:
+        # the split's own checks, now: a schedule would otherwise fail at every tick
+        split = TimeSplit(
+            train_start=date(2000, 1, 1),
+            train_days=self.train_days,
+            delay_days=self.delay_days,
+            test_days=self.test_days,
+        )
+        fold_splits(split, self.folds)
+        if self.cp_tolerance < 0:
+            raise TrainingConfigError(
+                f"cp_tolerance={self.cp_tolerance} must be >= 0 (--cp-tolerance)"
+            )
 
 
 @dataclass(frozen=True)
@@ -90,8 +110,9 @@ def _fingerprint(history: pd.DataFrame) -> str:
     # row hashes are independent of each other: hashing slices gives the same digest
     # without every id as a Python object at once
     digest = hashlib.sha256()
+    selected = history[columns]  # once: selecting copies every row of these columns
     for start in range(0, len(history), _FINGERPRINT_ROWS):
-        part = history[columns].iloc[start : start + _FINGERPRINT_ROWS]
+        part = selected.iloc[start : start + _FINGERPRINT_ROWS]
         # categorize=False gives the same hashes, without factorising unique ids first
         hashed = pd.util.hash_pandas_object(part, index=False, categorize=False)
         digest.update(hashed.to_numpy().tobytes())
@@ -183,23 +204,25 @@ def fit_fold(
 
 def _champion_evaluation(
     registry: ModelRegistry,
+    version: int,
     data: DataSplit,
     features: FoldFeatures,
     fingerprint: str,
     label_delay_s: int,
     alert_rate: float,
-) -> tuple[int, Evaluation] | None:
+) -> Evaluation:
     """The champion's evaluation on the candidate's test set (``features`` are the
-    candidate's, of the feature set with ``fingerprint``)."""
-    version = registry.champion_version()
-    if version is None:
-        return None
+    candidate's, of the feature set with ``fingerprint``).
+
+    Raises :class:`ModelIntegrityError` when the champion cannot be served: its file was
+    altered, or this release no longer computes its features.
+    """
     champion = registry.load(version)
     meta = champion.metadata
+    champion_set = feature_set_of(meta)
     if meta.feature_set_fingerprint == fingerprint:
         test_features = features.take(data.test)
     else:  # another feature set: its features for the test rows only
-        champion_set = feature_set_by_name(meta.feature_set_name).select(meta.feature_names)
         test_features = offline_feature_matrix(
             champion_set,
             features.history,
@@ -208,7 +231,21 @@ def _champion_evaluation(
             dtype=np.float32,
         )
     matrix = xgb.DMatrix(test_features, feature_names=list(meta.feature_names))
-    return version, features.evaluate(champion.booster.predict(matrix), data, alert_rate)
+    return features.evaluate(champion.booster.predict(matrix), data, alert_rate)
+
+
+def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit]) -> None:
+    """AP and ROC AUC need both classes; a test set without them would gate on NaN."""
+    fraud = history["is_fraud"].to_numpy(dtype=bool)
+    for data in folds:
+        frauds = int(fraud[data.test].sum())
+        if not 0 < frauds < data.test_rows:
+            raise TrainingDataError(
+                f"the test window {data.split.describe()['test']} holds {data.test_rows:,} "
+                f"rows with {frauds:,} frauds once known-compromised cards are removed; "
+                "AP and ROC AUC need both classes: use more --test-days or another "
+                "--train-start"
+            )
 
 
 def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:
@@ -260,6 +297,7 @@ def run_training(
     feature_set = options.feature_set.available_for(frozenset(history.columns))
     split = _split(history, options)
     folds = [split_history(history, fold) for fold in fold_splits(split, options.folds)]
+    _require_both_classes_in_test(history, folds)
     features = FoldFeatures.compute(
         feature_set, history, folds, label_delay_s=options.label_delay_s, progress=progress
     )
@@ -282,19 +320,25 @@ def run_training(
     # the candidate is the latest fold's model; earlier folds only measure the spread
     (fitted, evaluation), data = fitted_folds[0], folds[0]
     progress("comparing with the champion on the same test window")
-    champion = _champion_evaluation(
-        registry,
-        data,
-        features,
-        feature_set.fingerprint,
-        options.label_delay_s,
-        options.training.alert_rate,
-    )
-    gate = promotion_gate(
-        evaluation.metrics,
-        None if champion is None else champion[1].metrics,
-        cp_tolerance=options.cp_tolerance,
-    )
+    champion_version = registry.champion_version()
+    champion: dict[str, float] | None = None  # its metrics on the candidate's test set
+    try:
+        if champion_version is not None:
+            champion = _champion_evaluation(
+                registry,
+                champion_version,
+                data,
+                features,
+                feature_set.fingerprint,
+                options.label_delay_s,
+                options.training.alert_rate,
+            ).metrics
+    except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
+        gate = GateDecision(
+            True, f"the champion cannot be served ({exc}); the candidate replaces it"
+        )
+    else:
+        gate = promotion_gate(evaluation.metrics, champion, cp_tolerance=options.cp_tolerance)
     labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
     amounts = history["amount"].to_numpy(dtype=np.float64)[data.test]
     test_cost = decision_cost(
@@ -336,34 +380,42 @@ def run_training(
             "gate": {
                 "promote": gate.promote,
                 "reason": gate.reason,
-                "champion": None if champion is None else champion[0],
-                "champion_metrics": None if champion is None else champion[1].metrics,
+                "champion": champion_version,
+                "champion_metrics": champion,
             },
             "cost_model": vars(options.training.cost),
             "label_delay_s": options.label_delay_s,
         },
     )
-    promoted = gate.promote and options.promote
-    if promoted:
-        registry.promote(meta.version)
     if options.predictions_out is not None:
         _write_predictions(options.predictions_out, history, evaluation)
     progress("writing the report")
-    report_dir = options.report_dir or registry.version_dir(meta.version) / "report"
-    report = write_report(
-        report_dir,
-        metadata=meta,
-        evaluation=evaluation,
-        labels=labels,
-        amounts=amounts,
-        booster=fitted.booster,
-        test_features=features.take(data.test),
-        feature_names=features.names,
-        cost=options.training.cost,
-        gate=gate,
-        promoted=promoted,
-        champion=None if champion is None else champion[1].metrics,
-    )
+
+    def report(gate: GateDecision, promoted: bool) -> Path:
+        return write_report(
+            options.report_dir or registry.version_dir(meta.version) / "report",
+            metadata=meta,
+            evaluation=evaluation,
+            labels=labels,
+            amounts=amounts,
+            booster=fitted.booster,
+            test_features=features.take(data.test),
+            feature_names=features.names,
+            cost=options.training.cost,
+            gate=gate,
+            promoted=promoted,
+            champion=champion,
+        )
+
+    # promotion comes last, so a failed step above never leaves a champion behind it
+    promoted = gate.promote and options.promote
+    report_path = report(gate, promoted)
+    if promoted:
+        try:
+            registry.promote(meta.version, expected=champion_version)
+        except ChampionMovedError as exc:  # an operator promoted or rolled back meanwhile
+            promoted, gate = False, GateDecision(False, str(exc))
+            report_path = report(gate, promoted)
     return TrainingRun(
         metadata=meta,
         promoted=promoted,
@@ -373,5 +425,5 @@ def run_training(
         train_rows=data.train_rows,
         test_rows=data.test_rows,
         seconds=time.perf_counter() - started,
-        report=report,
+        report=report_path,
     )

@@ -5,6 +5,7 @@ Layout::
     <root>/versions/<N>/model.ubj       XGBoost's own UBJSON (never pickle)
     <root>/versions/<N>/metadata.json   features in order, feature-set hash, thresholds, ...
     <root>/champion.json                {"version": N}, replaced with os.replace (atomic)
+    <root>/.champion.lock               flock held while the pointer is read and replaced
 
 A version directory is written under a temporary name and renamed into place, so a reader
 sees a whole model or none. Loading checks the sha256 of the model file first.
@@ -12,22 +13,36 @@ sees a whole model or none. Loading checks the sha256 of the model file first.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import fcntl
 import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import xgboost as xgb
 
-from batch_training.errors import ModelIntegrityError, NoChampionError, RegistryError
+from batch_training.errors import (
+    ChampionMovedError,
+    ModelIntegrityError,
+    NoChampionError,
+    RegistryError,
+)
 
-__all__ = ["LoadedModel", "ModelMetadata", "ModelRegistry", "Thresholds"]
+__all__ = ["NEVER_ACT", "LoadedModel", "ModelMetadata", "ModelRegistry", "Thresholds"]
 
+# a threshold above every score (scores are at most 1.0): "never review" / "never decline"
+NEVER_ACT: Final = math.nextafter(1.0, 2.0)
+
+# promote(expected=...) says "the champion is still the one the gate judged against"
+_ANY: Final = object()
 MODEL_FILE: Final = "model.ubj"
 METADATA_FILE: Final = "metadata.json"
 CHAMPION_FILE: Final = "champion.json"
@@ -41,10 +56,10 @@ class Thresholds:
     decline: float
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.review <= self.decline <= 1.0:
+        if not 0.0 <= self.review <= self.decline <= NEVER_ACT:
             raise RegistryError(
                 f"thresholds review={self.review} decline={self.decline} must satisfy "
-                "0 <= review <= decline <= 1"
+                f"0 <= review <= decline <= 1 (or {NEVER_ACT!r}: never)"
             )
 
 
@@ -98,23 +113,27 @@ class ModelRegistry:
         self._versions.mkdir(parents=True, exist_ok=True)
         model_bytes = bytes(booster.save_raw(raw_format="ubj"))
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._versions))
-        (staging / MODEL_FILE).write_bytes(model_bytes)
-        while True:
-            version = (self.versions() or [0])[-1] + 1
-            meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
-            (staging / METADATA_FILE).write_text(meta.to_json())
-            target = self._versions / str(version)
-            try:
-                staging.rename(target)
-            except OSError as exc:
-                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
-                    continue  # another writer took this number first: take the next one
-                shutil.rmtree(staging, ignore_errors=True)
-                raise RegistryError(
-                    f"cannot move the new model from {staging} to {target}: {exc.strerror}; "
-                    f"check that {self._versions} is writable and on one file system"
-                ) from exc
-            return meta
+        try:
+            (staging / MODEL_FILE).write_bytes(model_bytes)
+            while True:
+                version = (self.versions() or [0])[-1] + 1
+                meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
+                (staging / METADATA_FILE).write_text(meta.to_json())
+                target = self._versions / str(version)
+                try:
+                    staging.rename(target)
+                except OSError as exc:
+                    if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                        continue  # another writer took this number first: take the next one
+                    raise RegistryError(
+                        f"cannot move the new model from {staging} to {target}: "
+                        f"{exc.strerror}; check that {self._versions} is writable and on one "
+                        "file system"
+                    ) from exc
+                return meta
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)  # a half-written version: never seen
+            raise
 
     def metadata(self, version: int) -> ModelMetadata:
         path = self._versions / str(version) / METADATA_FILE
@@ -146,7 +165,18 @@ class ModelRegistry:
 
     def _pointer(self) -> dict[str, Any]:
         path = self.root / CHAMPION_FILE
-        pointer: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        if not path.is_file():
+            return {}
+        try:
+            pointer = json.loads(path.read_text())
+            if not isinstance(pointer, dict):
+                raise ValueError(f"an object was expected, not {type(pointer).__name__}")
+        except ValueError as exc:  # JSONDecodeError is one
+            raise RegistryError(
+                f"the champion pointer {path} is unreadable ({exc}); it is only ever replaced "
+                "whole, so it was edited by hand: delete it and `fraud models promote V "
+                "--force` the version that should serve"
+            ) from exc
         return pointer
 
     def champion_version(self) -> int | None:
@@ -168,25 +198,49 @@ class ModelRegistry:
             )
         return self.load(version)
 
-    def promote(self, version: int, *, forced: bool = False) -> None:
-        """Make ``version`` the champion; readers see the old or the new pointer, never half."""
+    def promote(self, version: int, *, forced: bool = False, expected: object = _ANY) -> None:
+        """Make ``version`` the champion; readers see the old or the new pointer, never half.
+
+        With ``expected`` (a version, or None for "no champion") the promotion happens only
+        if the champion is still that one; otherwise :class:`ChampionMovedError`.
+        """
         self.metadata(version)  # refuse unknown versions
-        current = self.champion_version()
-        previous = self.previous_champions()
-        if current is not None and current != version:
-            previous = [current, *previous][:50]
-        self._write_pointer({"version": version, "previous": previous, "forced": forced})
+        with self._pointer_lock():
+            current = self.champion_version()
+            if expected is not _ANY and current != expected:
+                raise ChampionMovedError(
+                    f"the champion moved from {_name(expected)} to {_name(current)} while "
+                    f"v{version} was judged against {_name(expected)}; v{version} stays a "
+                    f"challenger: train again, or `fraud models promote {version}`"
+                )
+            previous = self.previous_champions()
+            if current is not None and current != version:
+                previous = [current, *previous][:50]
+            self._write_pointer({"version": version, "previous": previous, "forced": forced})
 
     def rollback(self) -> int:
         """Reinstate the champion before this one; return its version."""
-        previous = self.previous_champions()
-        if not previous:
-            raise RegistryError(
-                f"registry {self.root} has no earlier champion to roll back to "
-                f"(champion: {self.champion_version()})"
-            )
-        self._write_pointer({"version": previous[0], "previous": previous[1:], "forced": True})
+        with self._pointer_lock():
+            previous = self.previous_champions()
+            if not previous:
+                raise RegistryError(
+                    f"registry {self.root} has no earlier champion to roll back to "
+                    f"(champion: {self.champion_version()})"
+                )
+            pointer = {"version": previous[0], "previous": previous[1:], "forced": True}
+            self._write_pointer(pointer)
         return previous[0]
+
+    @contextlib.contextmanager
+    def _pointer_lock(self) -> Iterator[None]:
+        """Pointer changes one at a time: each reads the pointer it replaces."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".champion.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # held for milliseconds: wait for it
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write_pointer(self, pointer: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -199,3 +253,7 @@ class ModelRegistry:
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)
+
+
+def _name(version: object) -> str:
+    return "no champion" if version is None else f"v{version}"

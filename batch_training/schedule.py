@@ -2,7 +2,9 @@
 
 A failed run is logged and retried at the next tick; it never ends the schedule. A lock
 file (``flock``) makes sure two runs never overlap, even from two schedulers: a tick that
-finds the lock held is skipped.
+finds the lock held is skipped. A stop request ends the wait between runs at once; a run
+in progress ends at its next :func:`check_stop`, which the job calls where it reports
+progress (a second SIGINT/SIGTERM ends the process at once).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import signal
 import threading
@@ -19,9 +22,19 @@ from pathlib import Path
 
 from batch_training.errors import TrainingConfigError
 
-__all__ = ["exclusive", "run_every"]
+__all__ = ["RunCancelled", "check_stop", "exclusive", "run_every"]
 
 log = logging.getLogger(__name__)
+
+
+class RunCancelled(Exception):
+    """A stop was requested while a run was in progress."""
+
+
+def check_stop(stop: threading.Event) -> None:
+    """Raise :class:`RunCancelled` if ``stop`` is set: call it where a run reports progress."""
+    if stop.is_set():
+        raise RunCancelled("stop requested")
 
 
 @contextlib.contextmanager
@@ -51,25 +64,36 @@ def run_every(
     lock_path: Path | None = None,
     stop: threading.Event | None = None,
 ) -> int:
-    """Run ``job`` now and then every ``interval_s``; return how many runs succeeded."""
-    if interval_s <= 0:
+    """Run ``job`` now and then every ``interval_s``; return how many runs succeeded.
+
+    A run longer than the interval delays the next tick; missed ticks are not caught up.
+    """
+    if not (math.isfinite(interval_s) and interval_s > 0):
         raise TrainingConfigError(f"interval {interval_s!r}s must be > 0, e.g. --every 24h")
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
+
+        def request_stop(signum: int, _: object) -> None:
+            stop.set()
+            signal.signal(signum, signal.SIG_DFL)  # the next one ends the process at once
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: stop.set())
+            signal.signal(signum, request_stop)
     succeeded = 0
     next_run = time.monotonic()
     while True:  # the first tick runs at once, even if a stop is already requested
-        with exclusive(lock_path) if lock_path else contextlib.nullcontext(True) as mine:
-            if not mine:
-                log.warning("another training run holds %s; skipping this tick", lock_path)
-            else:
-                try:
+        try:
+            with exclusive(lock_path) if lock_path else contextlib.nullcontext(True) as mine:
+                if not mine:
+                    log.warning("another training run holds %s; skipping this tick", lock_path)
+                else:
                     job()
                     succeeded += 1
-                except Exception:
-                    log.exception("scheduled training run failed; retrying at the next tick")
-        next_run += interval_s
+        except RunCancelled:
+            log.warning("training run cancelled by a stop request; nothing was promoted")
+            return succeeded
+        except Exception:  # the lock file too: an unavailable mount may come back
+            log.exception("scheduled training run failed; retrying at the next tick")
+        next_run = max(next_run + interval_s, time.monotonic())
         if stop.wait(max(0.0, next_run - time.monotonic())):
             return succeeded

@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score
 
 from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.metrics import CostModel, choose_cost_thresholds
-from batch_training.registry import Thresholds
+from batch_training.registry import NEVER_ACT, Thresholds
 
 __all__ = ["FittedModel", "Progress", "TrainingConfig", "fit_model", "prefixed"]
 
@@ -129,7 +129,8 @@ class _EarlyStopping(xgb.callback.TrainingCallback):
         rounds = model.num_boosted_rounds()  # epoch restarts at 0 when training continues
         if rounds % self.every and rounds < self.max_rounds:
             return False
-        # the booster's cached margins for this matrix are reused: only new trees predict
+        # within one xgb.train call the booster caches its margins on this matrix, so only
+        # the new trees predict (continued training copies the booster and starts afresh)
         score = float(model.eval(self.valid).rsplit(":", 1)[1])
         if score > self.best_score:
             self.best_score, self.best_rounds = score, rounds
@@ -246,7 +247,8 @@ def fit_model(
         params=params,
         rounds=rounds,
         validation_ap=ap,
-        thresholds=Thresholds(review=min(review, 1.0), decline=min(decline, 1.0)),
+        # "never act" stays above every score: clamped to 1.0 a score of 1.0 would act
+        thresholds=Thresholds(review=min(review, NEVER_ACT), decline=min(decline, NEVER_ACT)),
         candidates=[c.describe() for c in tried],
     )
 

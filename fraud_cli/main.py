@@ -1,6 +1,8 @@
-"""``fraud``: simulate, train, stream, and the end-to-end demo.
+"""``fraud``: simulate, features, stream, and the end-to-end demo; ``train``, ``models``,
+``review`` and ``archive`` live in their own command modules.
 
-Environment and flags are read here and nowhere else; components receive settings.
+Environment and flags are read in these command modules and nowhere else; components
+receive settings.
 """
 
 from __future__ import annotations

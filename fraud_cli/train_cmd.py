@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+import threading
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fraud_cli.settings import TrainerSettings
+
+if TYPE_CHECKING:  # the training stack is imported only when a command runs
+    from batch_training.pipeline import PipelineOptions
+    from feature_store.columns import ColumnPreset
 
 __all__ = ["models", "train"]
 
@@ -18,13 +25,12 @@ def _parse_duration(text: str) -> float:
     """'90s', '15m', '24h', '7d' or plain seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
-        if text[-1] in units:
-            return float(text[:-1]) * units[text[-1]]
-        return float(text)
+        seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
     except (ValueError, IndexError):
-        raise click.BadParameter(
-            f"{text!r} is not a duration; use e.g. 90s, 15m, 24h, 7d"
-        ) from None
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise click.BadParameter(f"{text!r} is not a duration; use e.g. 90s, 15m, 24h, 7d")
+    return seconds
 
 
 @click.command()
@@ -118,30 +124,43 @@ def train(every: str | None, **options: Any) -> None:
     if history is None:
         raise click.UsageError("give --history PATH (or set FRAUD_HISTORY)")
     registry_dir = options["registry"] or settings.registry_dir
-    if every is None:
-        _train_once(history, registry_dir, options)
-        return
-    from batch_training.schedule import run_every
+    lock_path = registry_dir / ".train.lock"
+    from batch_training.schedule import exclusive, run_every
 
+    if every is None:
+        pipeline = _pipeline_options(options, options["train_start"])
+        with exclusive(lock_path) as mine:
+            if not mine:
+                raise click.ClickException(
+                    f"another training run holds {lock_path}; wait for it to finish"
+                )
+            _train_once(history, options["columns"], registry_dir, pipeline, options["as_json"])
+        return
+    interval_s = _parse_duration(every)
+    if options["train_start"] is not None:
+        raise click.UsageError("--every trains on the latest window each time: drop --train-start")
+    scheduled = _pipeline_options(options, None)  # bad settings fail now, not every tick
+    stop = threading.Event()
     run_every(
-        _parse_duration(every),
-        lambda: _train_once(history, registry_dir, {**options, "train_start": None}),
-        lock_path=registry_dir / ".train.lock",
+        interval_s,
+        lambda: _train_once(
+            history, options["columns"], registry_dir, scheduled, options["as_json"], stop
+        ),
+        lock_path=lock_path,
+        stop=stop,
     )
 
 
-def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> None:
+def _pipeline_options(o: dict[str, Any], train_start: datetime | None) -> PipelineOptions:
+    """The pipeline's options from the command's; ``train_start`` None: the latest window."""
     from batch_training.metrics import CostModel
-    from batch_training.pipeline import PipelineOptions, run_training
-    from batch_training.registry import ModelRegistry
+    from batch_training.pipeline import PipelineOptions
     from batch_training.train import TrainingConfig
-    from feature_store import feature_set_by_name, read_history
+    from feature_store import feature_set_by_name
 
-    click.echo(f"reading {history_path} ...", err=True)
-    frame = read_history(history_path, columns=o["columns"])
-    options = PipelineOptions(
+    return PipelineOptions(
         feature_set=feature_set_by_name(o["feature_set"]),
-        train_start=o["train_start"],
+        train_start=train_start,
         train_days=o["train_days"],
         delay_days=o["delay_days"],
         test_days=o["test_days"],
@@ -157,15 +176,37 @@ def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> No
         report_dir=o["report_dir"],
         predictions_out=o["predictions_out"],
     )
-    stages = 3 + o["folds"]
+
+
+def _train_once(
+    history_path: Path,
+    columns: ColumnPreset,
+    registry_dir: Path,
+    options: PipelineOptions,
+    as_json: bool,
+    stop: threading.Event | None = None,
+) -> None:
+    """One run; with ``stop``, a scheduled one that ends at its next report once it is set."""
+    from batch_training.pipeline import run_training
+    from batch_training.registry import ModelRegistry
+    from batch_training.schedule import check_stop
+    from feature_store import read_history
+
+    click.echo(f"reading {history_path} ...", err=True)
+    frame = read_history(history_path, columns=columns)
+    stages = 3 + options.folds
     with click.progressbar(
         length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
     ) as bar:
 
         def progress(stage: str) -> None:
+            if stop is not None:
+                check_stop(stop)
             bar.update(1, stage)
 
         def detail(where: str) -> None:
+            if stop is not None:
+                check_stop(stop)
             # beside the bar, which stays put: bar.update(0, where) would draw nothing
             bar.current_item = where
             bar.render_progress()
@@ -191,7 +232,7 @@ def _train_once(history_path: Path, registry_dir: Path, o: dict[str, Any]) -> No
         "seconds": round(run.seconds, 1),
         "report": str(run.report),
     }
-    if o["as_json"]:
+    if as_json:
         click.echo(json.dumps(summary))
         return
     m = {k: meta.metrics[k] for k in keys}

@@ -19,9 +19,9 @@ from typing import Final, Literal
 
 import numpy as np
 
-from batch_training.errors import ModelIntegrityError
+from batch_training.model_features import feature_set_of
 from batch_training.registry import LoadedModel, ModelRegistry
-from feature_store import FeatureSet, feature_set_by_name
+from feature_store import FeatureSet
 from stream.compiled import (
     CompiledModel,
     CompileOptions,
@@ -187,18 +187,5 @@ def load_serving_model(
     """
     loaded = registry.load_champion()
     meta = loaded.metadata
-    try:
-        feature_set = feature_set_by_name(meta.feature_set_name).select(meta.feature_names)
-    except ValueError as exc:
-        raise ModelIntegrityError(f"model version {meta.version}: {exc}") from exc
-    if (
-        feature_set.fingerprint != meta.feature_set_fingerprint
-        or feature_set.names != meta.feature_names
-    ):
-        raise ModelIntegrityError(
-            f"model version {meta.version} was trained on feature set {meta.feature_set_name!r} "
-            f"with fingerprint {meta.feature_set_fingerprint[:12]}…, but this worker computes "
-            f"{feature_set.fingerprint[:12]}…; retrain with this release's features"
-        )
-    serving = ServingModel(model=loaded, feature_set=feature_set)
+    serving = ServingModel(model=loaded, feature_set=feature_set_of(meta))
     return serving if compile_options is None else _with_compiled(serving, compile_options)

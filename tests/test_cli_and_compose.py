@@ -68,6 +68,8 @@ def test_compose_has_the_whole_stack_with_health_checks() -> None:
         check = service.get("healthcheck", {})
         assert check.get("test") or check.get("disable"), f"{name} has no health check"
     assert "--every" in services["trainer"]["command"]
+    # a scheduled run stops at its next progress report: docker's 10 s default may be short
+    assert services["trainer"]["stop_grace_period"] == "60s"
 
 
 @pytest.mark.parametrize("name", sorted(_our_services()))

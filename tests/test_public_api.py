@@ -11,6 +11,7 @@ import batch_training.dataset
 import batch_training.errors
 import batch_training.gate
 import batch_training.metrics
+import batch_training.model_features
 import batch_training.pipeline
 import batch_training.registry
 import batch_training.report
@@ -37,6 +38,7 @@ import stream
         batch_training.errors,
         batch_training.gate,
         batch_training.metrics,
+        batch_training.model_features,
         batch_training.pipeline,
         batch_training.registry,
         batch_training.report,
@@ -60,5 +62,6 @@ def test_the_stream_does_not_import_training_code() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (
         out.stdout.strip()
-        == "['batch_training', 'batch_training.errors', 'batch_training.registry']"
+        == "['batch_training', 'batch_training.errors', 'batch_training.model_features', "
+        "'batch_training.registry']"
     )

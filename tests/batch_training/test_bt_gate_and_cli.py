@@ -7,20 +7,27 @@ import json
 import os
 import re
 import select
+import signal
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.gate import promotion_gate
+from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
 from batch_training.schedule import exclusive, run_every
+from batch_training.train import TrainingConfig
+from feature_store import CORE_FEATURE_SET
 from fraud_cli.main import cli
+from tests.conftest import WaitUntil
 
 
 def _metrics(ap: float, cp: float) -> dict[str, float]:
@@ -134,7 +141,10 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "--train-start", "2001-01-01"], "choose another --train-start or fewer days"),
+        (
+            ["train", "--train-start", "2001-01-01"],
+            "choose another --train-start, or fewer days or --folds",
+        ),
         (["train", "--folds", "0"], "folds=0 must be at least 1 (--folds)"),
         (["models", "show", "9"], "model version 9 does not exist in"),
         (["models", "rollback"], "has no champion to roll back"),
@@ -200,3 +210,135 @@ def test_train_in_a_terminal_shows_the_candidate_and_round_every_100_rounds(
         screen,
     ), screen
     assert "model v1: AUC" in screen
+
+
+def _small_options(**overrides: Any) -> PipelineOptions:
+    training = TrainingConfig(seed=3, max_rounds=40)
+    return PipelineOptions(
+        feature_set=CORE_FEATURE_SET,
+        train_days=4,
+        delay_days=2,
+        test_days=4,
+        training=training,
+        **overrides,
+    )
+
+
+def test_a_champion_this_release_cannot_serve_is_replaced(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Its features are defined differently now (another fingerprint): the stream would
+    refuse it, so the gate cannot hold the candidate back with it."""
+    registry = ModelRegistry(tmp_path / "registry")
+    run_training(small_history, registry=registry, options=_small_options())
+    metadata = registry.root / "versions" / "1" / "metadata.json"
+    fields = json.loads(metadata.read_text())
+    metadata.write_text(json.dumps({**fields, "feature_set_fingerprint": "0" * 64}))
+    again = run_training(small_history, registry=registry, options=_small_options())
+    assert again.promoted
+    assert "the champion cannot be served (model version 1 was trained" in again.gate.reason
+    assert registry.champion_version() == 2
+
+
+def test_a_test_window_without_fraud_is_refused_before_training(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    honest = small_history.assign(is_fraud=0)
+    with pytest.raises(TrainingDataError, match=r"with 0 frauds .* use more --test-days"):
+        run_training(honest, registry=ModelRegistry(tmp_path), options=_small_options())
+    assert not (tmp_path / "versions").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [({"folds": 0}, "folds=0 must be at least 1"), ({"cp_tolerance": -0.1}, "cp_tolerance=-0.1")],
+)
+def test_pipeline_options_are_checked_when_made(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(TrainingConfigError, match=message):
+        _small_options(**overrides)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--every", "nanh"], "'nanh' is not a duration"),
+        (["--every", "24h", "--train-start", "2025-03-01"], "drop --train-start"),
+    ],
+)
+def test_schedule_settings_are_refused_before_any_run(
+    small_history: pd.DataFrame, tmp_path: Path, args: list[str], message: str
+) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, ["train", *where, *args])
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not (tmp_path / "registry" / "versions").exists()
+
+
+def test_a_single_run_waits_for_no_one_while_another_holds_the_lock(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    with exclusive(registry / ".train.lock") as mine:
+        assert mine
+        result = CliRunner().invoke(
+            cli, ["train", "--history", str(history), "--registry", str(registry)]
+        )
+    assert result.exit_code == 1
+    assert "another training run holds" in result.output
+    assert not (registry / "versions").exists()
+
+
+@pytest.mark.parametrize("when", ["during the first run", "between runs"])
+def test_sigterm_stops_the_schedule(
+    small_history: pd.DataFrame, tmp_path: Path, wait_until: WaitUntil, when: str
+) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+    where = ["--history", str(history), "--registry", str(registry)]
+    with stdout.open("w") as out, stderr.open("w") as err:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "fraud_cli",
+                "train",
+                *where,
+                *split,
+                "--every",
+                "24h",
+                "--json",
+            ],
+            stdout=out,
+            stderr=err,
+        )
+        try:
+            if when == "between runs":
+                wait_until(
+                    lambda: '"model_version": 1' in stdout.read_text(),
+                    timeout_s=120,
+                    what="the first scheduled run",
+                )
+            else:
+                wait_until(
+                    lambda: "reading" in stderr.read_text(),
+                    timeout_s=60,
+                    what="the first run to start",
+                )
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0, stderr.read_text()
+        finally:
+            process.kill()
+    champion = ModelRegistry(registry).champion_version()
+    if when == "between runs":
+        assert champion == 1
+    else:
+        assert "training run cancelled by a stop request" in stderr.read_text()
+        assert champion is None

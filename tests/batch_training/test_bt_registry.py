@@ -7,10 +7,17 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from batch_training.errors import ModelIntegrityError, NoChampionError, RegistryError
-from batch_training.registry import ModelRegistry, Thresholds
+from batch_training.errors import (
+    ChampionMovedError,
+    ModelIntegrityError,
+    NoChampionError,
+    RegistryError,
+)
+from batch_training.registry import NEVER_ACT, ModelRegistry, Thresholds
+from stream.policy import decide_batch
 
 
 def test_champion_loads_with_its_metadata(trained_registry: ModelRegistry) -> None:
@@ -74,6 +81,53 @@ def test_unknown_version_and_empty_registry(tmp_path: Path, registry_copy: Model
 def test_thresholds_are_validated() -> None:
     with pytest.raises(RegistryError, match=r"review=0\.9 decline=0\.5"):
         Thresholds(review=0.9, decline=0.5)
+
+
+def test_never_act_is_above_a_score_of_one() -> None:
+    never = Thresholds(review=NEVER_ACT, decline=NEVER_ACT)
+    decisions = decide_batch(np.array([1.0, 0.5], dtype=np.float32), never)
+    assert [decision for decision, _ in decisions] == ["approve", "approve"]
+    with pytest.raises(RegistryError, match=r"decline=1\.5"):
+        Thresholds(review=0.5, decline=1.5)
+
+
+def _second_version(registry: ModelRegistry) -> int:
+    loaded = registry.load(1)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    return registry.register(loaded.booster, **fields).version
+
+
+def test_a_promotion_judged_against_a_champion_that_moved_is_refused(
+    registry_copy: ModelRegistry,
+) -> None:
+    second = _second_version(registry_copy)
+    with pytest.raises(ChampionMovedError, match=r"moved from no champion to v1 .* v2 stays"):
+        registry_copy.promote(second, expected=None)
+    assert registry_copy.champion_version() == 1
+    registry_copy.promote(second, expected=1)
+    assert registry_copy.champion_version() == second
+    assert registry_copy.previous_champions() == [1]
+
+
+def test_a_hand_edited_champion_pointer_is_a_clear_error(registry_copy: ModelRegistry) -> None:
+    (registry_copy.root / "champion.json").write_text('{"version": 1')
+    with pytest.raises(RegistryError, match=r"champion\.json is unreadable .* delete it"):
+        registry_copy.champion_version()
+
+
+def test_a_failed_write_leaves_no_staging_directory(
+    registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: Path, data: str) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        _second_version(registry_copy)
+    monkeypatch.undo()
+    assert sorted(p.name for p in (registry_copy.root / "versions").iterdir()) == ["1"]
 
 
 def test_promotion_is_atomic_under_a_concurrent_reader(registry_copy: ModelRegistry) -> None:
