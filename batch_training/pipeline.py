@@ -357,6 +357,8 @@ def run_training(
     if options.folds > 1:
         metrics |= _fold_aggregates(fold_results)
     train_times = history["event_time"].iloc[data.train]
+    # the last stage report, so a stop requested here leaves no version behind
+    progress("writing the report")
     meta = registry.register(
         fitted.booster,
         created_at=datetime.now(UTC).isoformat(),
@@ -389,7 +391,6 @@ def run_training(
     )
     if options.predictions_out is not None:
         _write_predictions(options.predictions_out, history, evaluation)
-    progress("writing the report")
 
     def report(gate: GateDecision, promoted: bool) -> Path:
         return write_report(
@@ -416,6 +417,9 @@ def run_training(
         except ChampionMovedError as exc:  # an operator promoted or rolled back meanwhile
             promoted, gate = False, GateDecision(False, str(exc))
             report_path = report(gate, promoted)
+        except Exception as exc:  # the report must not say "promoted"
+            report(GateDecision(False, f"the promotion failed: {exc}"), False)
+            raise
     return TrainingRun(
         metadata=meta,
         promoted=promoted,

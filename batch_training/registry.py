@@ -171,6 +171,8 @@ class ModelRegistry:
             pointer = json.loads(path.read_text())
             if not isinstance(pointer, dict):
                 raise ValueError(f"an object was expected, not {type(pointer).__name__}")
+            if not isinstance(pointer.get("version"), int | None):
+                raise ValueError(f"version {pointer['version']!r} is not a number")
         except ValueError as exc:  # JSONDecodeError is one
             raise RegistryError(
                 f"the champion pointer {path} is unreadable ({exc}); it is only ever replaced "
@@ -211,16 +213,26 @@ class ModelRegistry:
                 raise ChampionMovedError(
                     f"the champion moved from {_name(expected)} to {_name(current)} while "
                     f"v{version} was judged against {_name(expected)}; v{version} stays a "
-                    f"challenger: train again, or `fraud models promote {version}`"
+                    f"challenger: train again, or `fraud models promote {version} --force`"
                 )
             previous = self.previous_champions()
             if current is not None and current != version:
                 previous = [current, *previous][:50]
             self._write_pointer({"version": version, "previous": previous, "forced": forced})
 
-    def rollback(self) -> int:
-        """Reinstate the champion before this one; return its version."""
+    def rollback(self, *, expected: object = _ANY) -> int:
+        """Reinstate the champion before this one; return its version.
+
+        With ``expected``, only if the champion is still that version (else
+        :class:`ChampionMovedError`).
+        """
         with self._pointer_lock():
+            current = self.champion_version()
+            if expected is not _ANY and current != expected:
+                raise ChampionMovedError(
+                    f"the champion moved from {_name(expected)} to {_name(current)} before "
+                    "the rollback; check `fraud models list` and roll back again"
+                )
             previous = self.previous_champions()
             if not previous:
                 raise RegistryError(

@@ -106,7 +106,8 @@ def _plots(
     reviews = [decision_cost(scores, labels, amounts, t, 2.0, cost) for t in grid]
     ax.plot(grid, costs, label="decline at threshold")
     ax.plot(grid, reviews, label="review at threshold")
-    ax.axvline(thresholds[0], linestyle="--", color="grey")
+    if thresholds[0] <= 1.0:
+        ax.axvline(thresholds[0], linestyle="--", color="grey")
     ax.set(xlabel="threshold", ylabel="cost on the test window", title="Cost vs threshold")
     ax.legend()
     files["Cost vs threshold"] = _save(plt, fig, out / "cost_curve.png")
@@ -216,7 +217,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 ({len(feature_names)} features, fingerprint {metadata.feature_set_fingerprint[:12]}).
 Training window {html.escape(str(metadata.training_window))}.
 Test: {len(labels):,} transactions, {int(labels.sum()):,} frauds.</p>
-<p>Thresholds: review at score &ge; {thresholds[0]:.4f}, decline at &ge; {thresholds[1]:.4f}
+<p>Thresholds: {_threshold("review", thresholds[0])}, {_threshold("decline", thresholds[1])}
 (cost model: missed fraud = amount, review = {cost.review_fee},
 declined good payment = {cost.decline_fee}).</p>
 <h2>Metrics on the test window</h2>
@@ -228,3 +229,8 @@ declined good payment = {cost.decline_fee}).</p>
     path = out / "index.html"
     path.write_text(page)
     return path
+
+
+def _threshold(action: str, threshold: float) -> str:
+    # NEVER_ACT is a hair above 1.0: printed as 1.0000 it would read "act on a perfect score"
+    return f"never {action}" if threshold > 1.0 else f"{action} at score &ge; {threshold:.4f}"

@@ -71,14 +71,27 @@ def run_every(
     if not (math.isfinite(interval_s) and interval_s > 0):
         raise TrainingConfigError(f"interval {interval_s!r}s must be > 0, e.g. --every 24h")
     stop = stop or threading.Event()
+    previous = {}
     if threading.current_thread() is threading.main_thread():
 
         def request_stop(signum: int, _: object) -> None:
-            stop.set()
+            # set from another thread: the handler may interrupt this one inside the
+            # event's own lock (in stop.wait), and Event.set takes that lock
+            threading.Thread(target=stop.set, daemon=True).start()
             signal.signal(signum, signal.SIG_DFL)  # the next one ends the process at once
 
         for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, request_stop)
+            previous[signum] = signal.signal(signum, request_stop)
+    try:
+        return _ticks(interval_s, job, lock_path, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _ticks(
+    interval_s: float, job: Callable[[], None], lock_path: Path | None, stop: threading.Event
+) -> int:
     succeeded = 0
     next_run = time.monotonic()
     while True:  # the first tick runs at once, even if a stop is already requested

@@ -37,7 +37,9 @@ class _FraudGroup(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (BatchTrainingError, FeatureStoreError, FileNotFoundError) as exc:
+        except (BatchTrainingError, FeatureStoreError, OSError) as exc:
+            if isinstance(exc, BrokenPipeError):
+                raise  # click ends quietly on a closed pipe (`fraud models list | head`)
             raise click.ClickException(str(exc)) from exc
 
 

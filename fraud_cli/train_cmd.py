@@ -298,7 +298,10 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
             f"(v{registry.champion_version()}): {gate.get('reason', 'no gate record')}; "
             "add --force to promote it anyway"
         )
-    registry.promote(version, forced=not passed)
+    if passed:  # only while the champion is still the one it was judged against
+        registry.promote(version, expected=gate["champion"])
+    else:
+        registry.promote(version, forced=True)
     click.echo(f"v{version} is the champion{' (forced past the gate)' if not passed else ''}")
 
 
@@ -307,11 +310,12 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
 @click.pass_obj
 def models_rollback(registry: Any, force: bool) -> None:
     """Reinstate the previous champion."""
-    if registry.champion_version() is None:
+    current = registry.champion_version()
+    if current is None:
         raise click.ClickException(f"{registry.root} has no champion to roll back")
     if not registry.champion_was_forced() and not force:
         raise click.ClickException(
-            f"the champion v{registry.champion_version()} passed the promotion gate; "
+            f"the champion v{current} passed the promotion gate; "
             "rolling it back bypasses the gate: add --force"
         )
-    click.echo(f"v{registry.rollback()} is the champion again")
+    click.echo(f"v{registry.rollback(expected=current)} is the champion again")

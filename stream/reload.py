@@ -48,7 +48,7 @@ class ModelWatcher:
         self._next_check = now + self._interval_s
         try:
             version = self._registry.champion_version()
-        except (OSError, ValueError, KeyError) as exc:
+        except (RegistryError, OSError, ValueError, KeyError) as exc:
             log.warning("cannot read the champion pointer: %s", exc)
             return None
         if version is None or version == self.current.version or version in self.refused:

@@ -213,14 +213,9 @@ def test_train_in_a_terminal_shows_the_candidate_and_round_every_100_rounds(
 
 
 def _small_options(**overrides: Any) -> PipelineOptions:
-    training = TrainingConfig(seed=3, max_rounds=40)
+    settings: dict[str, Any] = {"training": TrainingConfig(seed=3, max_rounds=40), **overrides}
     return PipelineOptions(
-        feature_set=CORE_FEATURE_SET,
-        train_days=4,
-        delay_days=2,
-        test_days=4,
-        training=training,
-        **overrides,
+        feature_set=CORE_FEATURE_SET, train_days=4, delay_days=2, test_days=4, **settings
     )
 
 
@@ -342,3 +337,43 @@ def test_sigterm_stops_the_schedule(
     else:
         assert "training run cancelled by a stop request" in stderr.read_text()
         assert champion is None
+
+
+def test_a_tampered_champion_is_replaced(small_history: pd.DataFrame, tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    run_training(small_history, registry=registry, options=_small_options())
+    model_file = registry.root / "versions" / "1" / "model.ubj"
+    model_file.write_bytes(model_file.read_bytes() + b" ")
+    again = run_training(small_history, registry=registry, options=_small_options())
+    assert again.promoted
+    assert "the champion cannot be served (model version 1: sha256" in again.gate.reason
+    assert registry.champion_version() == 2
+
+
+def test_a_candidate_is_not_promoted_over_a_champion_that_moved_during_its_run(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """An operator promotes another version while the candidate is judged against v1."""
+    registry = ModelRegistry(tmp_path / "registry")
+    weak = _small_options(training=TrainingConfig(seed=3, max_rounds=1))
+    run_training(small_history, registry=registry, options=weak)
+
+    def operator_acts(stage: str) -> None:
+        if stage == "writing the report":
+            loaded = registry.load(1)
+            fields = {
+                k: v
+                for k, v in vars(loaded.metadata).items()
+                if k not in {"version", "model_sha256"}
+            }
+            registry.promote(registry.register(loaded.booster, **fields).version, forced=True)
+
+    run = run_training(
+        small_history, registry=registry, options=_small_options(), progress=operator_acts
+    )
+    assert not run.promoted
+    assert run.metadata.version == 3
+    assert "the champion moved from v1 to v2 while v3 was judged against v1" in run.gate.reason
+    assert registry.champion_version() == 2
+    report = (registry.root / "versions" / "3" / "report" / "index.html").read_text()
+    assert "the champion moved from v1 to v2" in report

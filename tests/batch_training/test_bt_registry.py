@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import threading
 from pathlib import Path
@@ -155,3 +156,23 @@ def test_promotion_is_atomic_under_a_concurrent_reader(registry_copy: ModelRegis
     thread.join()
     assert not errors
     assert seen <= {1, 2}
+
+
+def test_concurrent_promotions_lose_no_rollback_entry(registry_copy: ModelRegistry) -> None:
+    versions = [_second_version(registry_copy) for _ in range(6)]
+    start = threading.Barrier(len(versions))
+
+    def promote_many(version: int) -> None:
+        start.wait()
+        for _ in range(5):  # 30 promotions: the pointer keeps the last 50
+            registry_copy.promote(version, forced=True)
+
+    threads = [threading.Thread(target=promote_many, args=(v,)) for v in versions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # each promotion read the pointer it replaced: the history is a chain of real champions
+    chain = [registry_copy.champion_version(), *registry_copy.previous_champions()]
+    assert set(chain) == {1, *versions}
+    assert all(a != b for a, b in itertools.pairwise(chain))
