@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -219,19 +220,35 @@ def _small_options(**overrides: Any) -> PipelineOptions:
     )
 
 
-def test_a_champion_this_release_cannot_serve_is_replaced(
-    small_history: pd.DataFrame, tmp_path: Path
-) -> None:
-    """Its features are defined differently now (another fingerprint): the stream would
-    refuse it, so the gate cannot hold the candidate back with it."""
-    registry = ModelRegistry(tmp_path / "registry")
-    run_training(small_history, registry=registry, options=_small_options())
-    metadata = registry.root / "versions" / "1" / "metadata.json"
+def _other_fingerprint(version_dir: Path) -> None:
+    metadata = version_dir / "metadata.json"
     fields = json.loads(metadata.read_text())
     metadata.write_text(json.dumps({**fields, "feature_set_fingerprint": "0" * 64}))
+
+
+def _altered_model_file(version_dir: Path) -> None:
+    model_file = version_dir / "model.ubj"
+    model_file.write_bytes(model_file.read_bytes() + b" ")
+
+
+@pytest.mark.parametrize(
+    ("spoil", "why"),
+    [
+        (_other_fingerprint, "model version 1 was trained on feature set"),
+        (_altered_model_file, "model version 1: sha256"),
+    ],
+    ids=["features defined differently now", "model file altered"],
+)
+def test_a_champion_this_release_cannot_serve_is_replaced(
+    small_history: pd.DataFrame, tmp_path: Path, spoil: Callable[[Path], None], why: str
+) -> None:
+    """The stream would refuse it, so the gate cannot hold the candidate back with it."""
+    registry = ModelRegistry(tmp_path / "registry")
+    run_training(small_history, registry=registry, options=_small_options())
+    spoil(registry.root / "versions" / "1")
     again = run_training(small_history, registry=registry, options=_small_options())
     assert again.promoted
-    assert "the champion cannot be served (model version 1 was trained" in again.gate.reason
+    assert f"the champion cannot be served ({why}" in again.gate.reason
     assert registry.champion_version() == 2
 
 
@@ -337,17 +354,6 @@ def test_sigterm_stops_the_schedule(
     else:
         assert "training run cancelled by a stop request" in stderr.read_text()
         assert champion is None
-
-
-def test_a_tampered_champion_is_replaced(small_history: pd.DataFrame, tmp_path: Path) -> None:
-    registry = ModelRegistry(tmp_path / "registry")
-    run_training(small_history, registry=registry, options=_small_options())
-    model_file = registry.root / "versions" / "1" / "model.ubj"
-    model_file.write_bytes(model_file.read_bytes() + b" ")
-    again = run_training(small_history, registry=registry, options=_small_options())
-    assert again.promoted
-    assert "the champion cannot be served (model version 1: sha256" in again.gate.reason
-    assert registry.champion_version() == 2
 
 
 def test_a_candidate_is_not_promoted_over_a_champion_that_moved_during_its_run(
