@@ -60,8 +60,9 @@ class TrainingConfig:
     # a 2M-row simulated history about the same (0.7213 vs 0.7204) for 1.3x the time.
     max_bin: int = 1024
     # Early stopping scores the validation slice every this many rounds: scoring sorts the
-    # whole slice, a fifth of each candidate's time on 1M rows when done every round. The
-    # best round is a multiple of 4; on the handbook mean AP is unchanged (0.7518 both).
+    # whole slice, about a sixth of each round's time on a 1.27M-row window when done every
+    # round (bench/results/trainer_settings_10m.json). The best round is a multiple of 4;
+    # on the handbook mean AP is unchanged (0.7518 both).
     validation_every: int = 4
     # Candidates (class weightings, the --tune grid) are compared after this share of
     # max_rounds; only the best trains on. On the handbook (4 windows x 4 seeds) this chose
