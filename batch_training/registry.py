@@ -208,13 +208,12 @@ class ModelRegistry:
         """
         self.metadata(version)  # refuse unknown versions
         with self._pointer_lock():
-            current = self.champion_version()
-            if expected is not _ANY and current != expected:
-                raise ChampionMovedError(
-                    f"the champion moved from {_name(expected)} to {_name(current)} while "
-                    f"v{version} was judged against {_name(expected)}; v{version} stays a "
-                    f"challenger: train again, or `fraud models promote {version} --force`"
-                )
+            current = _still(
+                self.champion_version(),
+                expected,
+                f"while v{version} was judged against {_name(expected)}; v{version} stays a "
+                f"challenger: train again, or `fraud models promote {version} --force`",
+            )
             previous = self.previous_champions()
             if current is not None and current != version:
                 previous = [current, *previous][:50]
@@ -227,17 +226,16 @@ class ModelRegistry:
         :class:`ChampionMovedError`).
         """
         with self._pointer_lock():
-            current = self.champion_version()
-            if expected is not _ANY and current != expected:
-                raise ChampionMovedError(
-                    f"the champion moved from {_name(expected)} to {_name(current)} before "
-                    "the rollback; check `fraud models list` and roll back again"
-                )
+            current = _still(
+                self.champion_version(),
+                expected,
+                "before the rollback; check `fraud models list` and roll back again",
+            )
             previous = self.previous_champions()
             if not previous:
                 raise RegistryError(
                     f"registry {self.root} has no earlier champion to roll back to "
-                    f"(champion: {self.champion_version()})"
+                    f"(champion: {current})"
                 )
             pointer = {"version": previous[0], "previous": previous[1:], "forced": True}
             self._write_pointer(pointer)
@@ -269,3 +267,12 @@ class ModelRegistry:
 
 def _name(version: object) -> str:
     return "no champion" if version is None else f"v{version}"
+
+
+def _still(current: int | None, expected: object, moved_why: str) -> int | None:
+    """``current``, if it is the ``expected`` champion (or nothing was expected)."""
+    if expected is not _ANY and current != expected:
+        raise ChampionMovedError(
+            f"the champion moved from {_name(expected)} to {_name(current)} {moved_why}"
+        )
+    return current

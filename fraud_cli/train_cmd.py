@@ -192,6 +192,7 @@ def _train_once(
     from batch_training.schedule import check_stop
     from feature_store import read_history
 
+    stop = stop or threading.Event()  # a single run: never set
     click.echo(f"reading {history_path} ...", err=True)
     frame = read_history(history_path, columns=columns)
     stages = 3 + options.folds
@@ -200,13 +201,11 @@ def _train_once(
     ) as bar:
 
         def progress(stage: str) -> None:
-            if stop is not None:
-                check_stop(stop)
+            check_stop(stop)
             bar.update(1, stage)
 
         def detail(where: str) -> None:
-            if stop is not None:
-                check_stop(stop)
+            check_stop(stop)
             # beside the bar, which stays put: bar.update(0, where) would draw nothing
             bar.current_item = where
             bar.render_progress()
