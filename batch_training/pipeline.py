@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -100,7 +102,25 @@ class TrainingRun:
     train_rows: int
     test_rows: int
     seconds: float
+    # where ``seconds`` went: features, training, champion, report (register, report, promote)
+    stage_seconds: dict[str, float]
     report: Path
+
+
+class _StageClock:
+    """Seconds per stage of a run, so an operator sees which stage grew."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            elapsed = time.perf_counter() - started
+            self.seconds[name] = self.seconds.get(name, 0.0) + elapsed
 
 
 def _fingerprint(history: pd.DataFrame) -> str:
@@ -294,20 +314,23 @@ def run_training(
 ) -> TrainingRun:
     """``progress`` hears each stage as it starts; ``detail`` where a long one is."""
     started = time.perf_counter()
+    clock = _StageClock()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
-    split = _split(history, options)
-    folds = [split_history(history, fold) for fold in fold_splits(split, options.folds)]
-    _require_both_classes_in_test(history, folds)
-    features = FoldFeatures.compute(
-        feature_set, history, folds, label_delay_s=options.label_delay_s, progress=progress
-    )
+    with clock.stage("features"):
+        split = _split(history, options)
+        folds = [split_history(history, fold) for fold in fold_splits(split, options.folds)]
+        _require_both_classes_in_test(history, folds)
+        features = FoldFeatures.compute(
+            feature_set, history, folds, label_delay_s=options.label_delay_s, progress=progress
+        )
     fold_results: list[dict[str, Any]] = []
     fitted_folds: list[tuple[FittedModel, Evaluation]] = []
     for k, data in enumerate(folds):
         window = data.split.describe()
         progress(f"fold {k + 1}/{options.folds}: train {window['train']}, test {window['test']}")
         fold_detail = prefixed(detail, f"fold {k + 1}/{options.folds}")
-        fitted_folds.append(fit_fold(features, data, options.training, fold_detail))
+        with clock.stage("training"):
+            fitted_folds.append(fit_fold(features, data, options.training, fold_detail))
         fold_results.append(
             {
                 "fold": k,
@@ -324,15 +347,16 @@ def run_training(
     champion: dict[str, float] | None = None  # its metrics on the candidate's test set
     try:
         if champion_version is not None:
-            champion = _champion_evaluation(
-                registry,
-                champion_version,
-                data,
-                features,
-                feature_set.fingerprint,
-                options.label_delay_s,
-                options.training.alert_rate,
-            ).metrics
+            with clock.stage("champion"):
+                champion = _champion_evaluation(
+                    registry,
+                    champion_version,
+                    data,
+                    features,
+                    feature_set.fingerprint,
+                    options.label_delay_s,
+                    options.training.alert_rate,
+                ).metrics
     except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
         gate = GateDecision(
             True, f"the champion cannot be served ({exc}); the candidate replaces it"
@@ -359,67 +383,68 @@ def run_training(
     train_times = history["event_time"].iloc[data.train]
     # the last stage report, so a stop requested here leaves no version behind
     progress("writing the report")
-    meta = registry.register(
-        fitted.booster,
-        created_at=datetime.now(UTC).isoformat(),
-        feature_set_name=feature_set.name,
-        feature_set_version=feature_set.version,
-        feature_set_fingerprint=feature_set.fingerprint,
-        feature_names=tuple(features.names),
-        thresholds=fitted.thresholds,
-        metrics=metrics,
-        training_window={
-            "start": train_times.min().isoformat(),
-            "end": train_times.max().isoformat(),
-            **{f"split_{k}": v for k, v in split.describe().items()},
-        },
-        extra={
-            "data_fingerprint": _fingerprint(history),
-            "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
-            "rounds": fitted.rounds,
-            "candidates": fitted.candidates,
-            "folds": fold_results,
-            "gate": {
-                "promote": gate.promote,
-                "reason": gate.reason,
-                "champion": champion_version,
-                "champion_metrics": champion,
+    with clock.stage("report"):
+        meta = registry.register(
+            fitted.booster,
+            created_at=datetime.now(UTC).isoformat(),
+            feature_set_name=feature_set.name,
+            feature_set_version=feature_set.version,
+            feature_set_fingerprint=feature_set.fingerprint,
+            feature_names=tuple(features.names),
+            thresholds=fitted.thresholds,
+            metrics=metrics,
+            training_window={
+                "start": train_times.min().isoformat(),
+                "end": train_times.max().isoformat(),
+                **{f"split_{k}": v for k, v in split.describe().items()},
             },
-            "cost_model": vars(options.training.cost),
-            "label_delay_s": options.label_delay_s,
-        },
-    )
-    if options.predictions_out is not None:
-        _write_predictions(options.predictions_out, history, evaluation)
-
-    def report(gate: GateDecision, promoted: bool) -> Path:
-        return write_report(
-            options.report_dir or registry.version_dir(meta.version) / "report",
-            metadata=meta,
-            evaluation=evaluation,
-            labels=labels,
-            amounts=amounts,
-            booster=fitted.booster,
-            test_features=features.take(data.test),
-            feature_names=features.names,
-            cost=options.training.cost,
-            gate=gate,
-            promoted=promoted,
-            champion=champion,
+            extra={
+                "data_fingerprint": _fingerprint(history),
+                "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
+                "rounds": fitted.rounds,
+                "candidates": fitted.candidates,
+                "folds": fold_results,
+                "gate": {
+                    "promote": gate.promote,
+                    "reason": gate.reason,
+                    "champion": champion_version,
+                    "champion_metrics": champion,
+                },
+                "cost_model": vars(options.training.cost),
+                "label_delay_s": options.label_delay_s,
+            },
         )
+        if options.predictions_out is not None:
+            _write_predictions(options.predictions_out, history, evaluation)
 
-    # promotion comes last, so a failed step above never leaves a champion behind it
-    promoted = gate.promote and options.promote
-    report_path = report(gate, promoted)
-    if promoted:
-        try:
-            registry.promote(meta.version, expected=champion_version)
-        except ChampionMovedError as exc:  # an operator promoted or rolled back meanwhile
-            promoted, gate = False, GateDecision(False, str(exc))
-            report_path = report(gate, promoted)
-        except Exception as exc:  # the report must not say "promoted"
-            report(GateDecision(False, f"the promotion failed: {exc}"), False)
-            raise
+        def report(gate: GateDecision, promoted: bool) -> Path:
+            return write_report(
+                options.report_dir or registry.version_dir(meta.version) / "report",
+                metadata=meta,
+                evaluation=evaluation,
+                labels=labels,
+                amounts=amounts,
+                booster=fitted.booster,
+                test_features=features.take(data.test),
+                feature_names=features.names,
+                cost=options.training.cost,
+                gate=gate,
+                promoted=promoted,
+                champion=champion,
+            )
+
+        # promotion comes last, so a failed step above never leaves a champion behind it
+        promoted = gate.promote and options.promote
+        report_path = report(gate, promoted)
+        if promoted:
+            try:
+                registry.promote(meta.version, expected=champion_version)
+            except ChampionMovedError as exc:  # an operator promoted or rolled back meanwhile
+                promoted, gate = False, GateDecision(False, str(exc))
+                report_path = report(gate, promoted)
+            except Exception as exc:  # the report must not say "promoted"
+                report(GateDecision(False, f"the promotion failed: {exc}"), False)
+                raise
     return TrainingRun(
         metadata=meta,
         promoted=promoted,
@@ -429,5 +454,6 @@ def run_training(
         train_rows=data.train_rows,
         test_rows=data.test_rows,
         seconds=time.perf_counter() - started,
+        stage_seconds=clock.seconds,
         report=report_path,
     )

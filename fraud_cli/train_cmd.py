@@ -6,6 +6,7 @@ import json
 import math
 import sys
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -194,7 +195,9 @@ def _train_once(
 
     stop = stop or threading.Event()  # a single run: never set
     click.echo(f"reading {history_path} ...", err=True)
+    read_started = time.perf_counter()
     frame = read_history(history_path, columns=columns)
+    read_seconds = time.perf_counter() - read_started
     stages = 3 + options.folds
     with click.progressbar(
         length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
@@ -218,6 +221,7 @@ def _train_once(
             detail=detail,
         )
     meta = run.metadata
+    stage_seconds = {k: round(v, 1) for k, v in {"read": read_seconds, **run.stage_seconds}.items()}
     keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
     summary = {
         "model_version": meta.version,
@@ -229,16 +233,19 @@ def _train_once(
         "test_rows": run.test_rows,
         "test_frauds": int(frame["is_fraud"].to_numpy()[run.evaluation.rows].sum()),
         "seconds": round(run.seconds, 1),
+        "stage_seconds": stage_seconds,
         "report": str(run.report),
     }
     if as_json:
         click.echo(json.dumps(summary))
         return
     m = {k: meta.metrics[k] for k in keys}
+    where_time_went = ", ".join(f"{k} {v:.1f}s" for k, v in stage_seconds.items())
     click.echo(
         f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
         f"CP@100 {m['card_precision_at_100']:.3f}, recall@0.5% {m['recall_at_alert_rate']:.3f} "
-        f"on {run.test_rows:,} test rows ({run.seconds:.1f}s)\n"
+        f"on {run.test_rows:,} test rows\n"
+        f"{run.seconds + read_seconds:.1f}s ({where_time_went})\n"
         f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\nreport: {run.report}"
     )
 
