@@ -102,7 +102,8 @@ class TrainingRun:
     train_rows: int
     test_rows: int
     seconds: float
-    # where ``seconds`` went: features, training, champion, report (register, report, promote)
+    # where ``seconds`` went: features (with the split), training, gate (the champion's
+    # re-scoring), report (register, report, promote)
     stage_seconds: dict[str, float]
     report: Path
 
@@ -254,6 +255,36 @@ def _champion_evaluation(
     return features.evaluate(champion.booster.predict(matrix), data, alert_rate)
 
 
+def _judge(
+    registry: ModelRegistry,
+    candidate: Evaluation,
+    data: DataSplit,
+    features: FoldFeatures,
+    fingerprint: str,
+    options: PipelineOptions,
+) -> tuple[int | None, dict[str, float] | None, GateDecision]:
+    """The champion's version, its metrics on the candidate's test set, and the gate's
+    verdict on the candidate (``features`` of the feature set with ``fingerprint``)."""
+    version = registry.champion_version()
+    champion = None
+    if version is not None:
+        try:
+            champion = _champion_evaluation(
+                registry,
+                version,
+                data,
+                features,
+                fingerprint,
+                options.label_delay_s,
+                options.training.alert_rate,
+            ).metrics
+        except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
+            reason = f"the champion cannot be served ({exc}); the candidate replaces it"
+            return version, None, GateDecision(True, reason)
+    gate = promotion_gate(candidate.metrics, champion, cp_tolerance=options.cp_tolerance)
+    return version, champion, gate
+
+
 def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit]) -> None:
     """AP and ROC AUC need both classes; a test set without them would gate on NaN."""
     fraud = history["is_fraud"].to_numpy(dtype=bool)
@@ -343,43 +374,27 @@ def run_training(
     # the candidate is the latest fold's model; earlier folds only measure the spread
     (fitted, evaluation), data = fitted_folds[0], folds[0]
     progress("comparing with the champion on the same test window")
-    champion_version = registry.champion_version()
-    champion: dict[str, float] | None = None  # its metrics on the candidate's test set
-    try:
-        if champion_version is not None:
-            with clock.stage("champion"):
-                champion = _champion_evaluation(
-                    registry,
-                    champion_version,
-                    data,
-                    features,
-                    feature_set.fingerprint,
-                    options.label_delay_s,
-                    options.training.alert_rate,
-                ).metrics
-    except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
-        gate = GateDecision(
-            True, f"the champion cannot be served ({exc}); the candidate replaces it"
+    with clock.stage("gate"):
+        champion_version, champion, gate = _judge(
+            registry, evaluation, data, features, feature_set.fingerprint, options
         )
-    else:
-        gate = promotion_gate(evaluation.metrics, champion, cp_tolerance=options.cp_tolerance)
-    labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
-    amounts = history["amount"].to_numpy(dtype=np.float64)[data.test]
-    test_cost = decision_cost(
-        evaluation.scores,
-        labels,
-        amounts,
-        fitted.thresholds.review,
-        fitted.thresholds.decline,
-        options.training.cost,
-    )
-    metrics = {
-        **evaluation.metrics,
-        "test_cost": test_cost,
-        "validation_average_precision": fitted.validation_ap,
-    }
-    if options.folds > 1:
-        metrics |= _fold_aggregates(fold_results)
+        labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
+        amounts = history["amount"].to_numpy(dtype=np.float64)[data.test]
+        test_cost = decision_cost(
+            evaluation.scores,
+            labels,
+            amounts,
+            fitted.thresholds.review,
+            fitted.thresholds.decline,
+            options.training.cost,
+        )
+        metrics = {
+            **evaluation.metrics,
+            "test_cost": test_cost,
+            "validation_average_precision": fitted.validation_ap,
+        }
+        if options.folds > 1:
+            metrics |= _fold_aggregates(fold_results)
     train_times = history["event_time"].iloc[data.train]
     # the last stage report, so a stop requested here leaves no version behind
     progress("writing the report")

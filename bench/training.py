@@ -8,8 +8,8 @@ features, training, evaluation, gate, report) alternately with two trainer setti
 ``current`` (validation scored every 4 rounds, candidates screened after a quarter of the
 round budget) and ``former`` (scored every round, every candidate trained to its early
 stop, as before). Same machine, same run, interleaved: compare the ratio, not the seconds.
-Reports the median of each stage over ``--repeats``; last line: JSON; a bar plot goes to
-bench/results/training.png.
+Reports the median of each stage over ``--repeats``; last line: JSON, also written to
+bench/results/training.json next to a bar plot, training.png.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -46,14 +45,10 @@ SETTINGS = {
     "current": TrainingConfig(),
     "former": TrainingConfig(validation_every=1, screen_fraction=1.0),
 }
-# the pipeline's progress messages, in order, and the stage each one starts
-STAGES = (("computing", "features"), ("fold", "training"), ("comparing", "champion"))
-ALL_STAGES = ("split", "features", "training", "champion", "report")
+STAGES = ("features", "training", "gate", "report")  # run_training's stage_seconds
 
 
 def _timed_run(history: pd.DataFrame, feature_set: str, training: TrainingConfig) -> dict[str, Any]:
-    marks: list[tuple[str, float]] = []
-    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as registry:
         run = run_training(
             history,
@@ -61,18 +56,9 @@ def _timed_run(history: pd.DataFrame, feature_set: str, training: TrainingConfig
             options=PipelineOptions(
                 feature_set=feature_set_by_name(feature_set), training=training
             ),
-            progress=lambda message: marks.append((message, time.perf_counter())),
         )
-    ended = time.perf_counter()
-    starts = {
-        stage: t for message, t in marks for prefix, stage in STAGES if message.startswith(prefix)
-    }
-    report = next(t for message, t in marks if message.startswith("writing"))
-    bounds = [started, starts["features"], starts["training"], starts["champion"], report, ended]
-    seconds = {s: bounds[i + 1] - bounds[i] for i, s in enumerate(ALL_STAGES)}
-    seconds["total"] = ended - started
     return {
-        "seconds": seconds,
+        "seconds": {**run.stage_seconds, "total": run.seconds},
         "average_precision": run.metadata.metrics["average_precision"],
         "rounds": run.metadata.extra["rounds"],
         "train_rows": run.train_rows,
@@ -84,7 +70,7 @@ def _plot(medians: dict[str, dict[str, float]], title: str) -> Path:
     fig, ax = plt.subplots(figsize=(7, 2.8))
     for row, seconds in enumerate(medians.values()):
         left = 0.0
-        for i, stage in enumerate(ALL_STAGES):
+        for i, stage in enumerate(STAGES):
             ax.barh(row, seconds[stage], left=left, color=f"C{i}", label=None if row else stage)
             left += seconds[stage]
     ax.set_yticks(range(len(medians)), list(medians))
@@ -148,7 +134,9 @@ def main() -> None:
         "rounds": {n: [r["rounds"] for r in results] for n, results in runs.items()},
         "plot": str(plot.relative_to(HERE.parent)),
     }
-    print(json.dumps(result))
+    line = json.dumps(result)
+    (RESULTS / "training.json").write_text(line + "\n")
+    print(line)
 
 
 if __name__ == "__main__":
