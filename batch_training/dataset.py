@@ -99,13 +99,39 @@ def _day_number(day: date) -> int:
 
 
 def latest_split(
-    history: pd.DataFrame, *, train_days: int, delay_days: int, test_days: int
+    history: pd.DataFrame,
+    *,
+    train_days: int,
+    delay_days: int,
+    test_days: int,
+    label_delay_days: int,
 ) -> TimeSplit:
-    """The most recent split whose test window still lies inside the history."""
-    last_day = history["event_time"].max().tz_convert("UTC").date()
+    """The most recent split whose test labels are complete.
+
+    Its test window ends ``label_delay_days`` before the history's last day: frauds of the
+    days after it may not be labelled yet, and the first labelled are those the serving
+    model flagged, so testing on them would favour the champion.
+    """
+    if label_delay_days < 0:
+        raise TrainingConfigError(
+            f"label_delay_days={label_delay_days} must be >= 0 (--label-delay-days)"
+        )
+    days = day_index(history)
+    epoch = date(1970, 1, 1)
+    first, last = epoch + timedelta(days=int(days.min())), epoch + timedelta(days=int(days.max()))
     span = train_days + delay_days + test_days
+    train_start = last - timedelta(days=span + label_delay_days - 1)
+    if train_start < first:
+        raise TrainingDataError(
+            f"the latest window with complete labels needs {span} days (train {train_days}, "
+            f"delay {delay_days}, test {test_days}) and then {label_delay_days} days for "
+            f"the test window's labels to arrive, but the history covers "
+            f"{(last - first).days + 1} days ({first} .. {last}); use fewer days, a smaller "
+            "--label-delay-days if labels arrive sooner, or --train-start for an explicit "
+            "window"
+        )
     return TimeSplit(
-        train_start=last_day - timedelta(days=span - 1),
+        train_start=train_start,
         train_days=train_days,
         delay_days=delay_days,
         test_days=test_days,

@@ -6,6 +6,7 @@ Used by ``fraud train`` (once or on a schedule) and by the demo.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,6 +78,10 @@ class PipelineOptions:
             test_days=self.test_days,
         )
         fold_splits(split, self.folds)
+        if self.label_delay_s < 0:
+            raise TrainingConfigError(
+                f"label_delay_s={self.label_delay_s} must be >= 0 (--label-delay-days)"
+            )
         if self.cp_tolerance < 0:
             raise TrainingConfigError(
                 f"cp_tolerance={self.cp_tolerance} must be >= 0 (--cp-tolerance)"
@@ -307,6 +312,7 @@ def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:
             train_days=options.train_days,
             delay_days=options.delay_days,
             test_days=options.test_days,
+            label_delay_days=math.ceil(options.label_delay_s / 86_400),
         )
     return TimeSplit(
         train_start=options.train_start.date(),

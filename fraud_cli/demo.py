@@ -227,6 +227,9 @@ def run_demo(
             registry=ModelRegistry(workdir / "registry"),
             options=PipelineOptions(
                 feature_set=CORE_FEATURE_SET,
+                # the simulator's labels are complete: test on the latest days, training
+                # from the first whole day
+                train_start=history_start + timedelta(days=1),
                 train_days=config.history_days - config.delay_days - config.test_days,
                 delay_days=config.delay_days,
                 test_days=config.test_days,

@@ -78,7 +78,9 @@ def _parse_duration(text: str) -> float:
     type=int,
     default=7,
     show_default=True,
-    help="When a fraud label is known, if the history has no label_time.",
+    help="Days until a fraud label is known: when features see it, if the history has "
+    "no label_time; without --train-start, the test window ends this many days before the "
+    "history does, so its labels are complete.",
 )
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option(

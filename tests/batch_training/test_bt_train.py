@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import xgboost as xgb
 
-from batch_training.dataset import TimeSplit, fold_splits, split_history
+from batch_training.dataset import TimeSplit, fold_splits, latest_split, split_history
 from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.metrics import (
     CostModel,
@@ -76,6 +76,24 @@ def test_a_split_outside_the_history_is_refused() -> None:
     )
     with pytest.raises(TrainingDataError, match="history covers"):
         split_history(history, TimeSplit(train_start=date(2025, 3, 1)))
+
+
+def test_the_latest_split_leaves_the_label_delay_after_its_test_window() -> None:
+    """Days 0-20 of history: the last test day is day 20 minus the label delay."""
+    history = pd.DataFrame({"event_time": [_day(0), _day(9, hour=3), _day(20, hour=23)]})
+    windows = {"train_days": 4, "delay_days": 2, "test_days": 3}
+    split = latest_split(history, **windows, label_delay_days=7)
+    assert split.describe() == {
+        "train": "2025-03-06 .. 2025-03-09",
+        "delay_days": "2",
+        "test": "2025-03-12 .. 2025-03-14",
+    }
+    # labels known at once (or complete ground truth): the test window ends on the last day
+    assert latest_split(history, **windows, label_delay_days=0).test_end == date(2025, 3, 22)
+    with pytest.raises(TrainingDataError, match=r"covers 21 days .*--label-delay-days"):
+        latest_split(history, **windows, label_delay_days=13)
+    with pytest.raises(TrainingConfigError, match="label_delay_s=-1 must be >= 0"):
+        PipelineOptions(feature_set=CORE_FEATURE_SET, label_delay_s=-1)
 
 
 def test_prequential_folds_step_back_one_test_window() -> None:
