@@ -48,6 +48,7 @@ RESULTS = HERE / "results"
 # each a change from the trainer's defaults, named for what it changes
 SETTINGS: dict[str, dict[str, Any]] = {
     "current": {},
+    "search_all_rows": {"search_rows": 1 << 40},
     "bins_256": {"max_bin": 256},
     "every_round": {"validation_every": 1},
     "no_screen": {"screen_fraction": 1.0},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from batch_training.metrics import (
 )
 from batch_training.pipeline import FoldFeatures, PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
-from batch_training.train import TrainingConfig, fit_model
+from batch_training.train import TrainingConfig, fit_model, search_sample
 from feature_store import (
     CORE_FEATURE_SET,
     EXTENDED_FEATURE_SET,
@@ -231,6 +232,37 @@ def test_fold_features_refuse_rows_they_were_not_computed_for() -> None:
     outside = np.array([len(history) - 1])  # the last day: in neither window
     with pytest.raises(TrainingDataError, match="were not computed"):
         features.take(outside)
+
+
+def test_the_search_sample_keeps_every_fraud_and_the_weighted_class_totals() -> None:
+    labels = np.zeros(100_000, dtype=np.int8)
+    labels[::1000] = 1  # 100 frauds
+    rows, weight = search_sample(labels, 10_000, seed=7)
+    assert isinstance(rows, np.ndarray)
+    assert weight is not None
+    assert np.all(np.diff(rows) > 0)  # in order
+    assert labels[rows].sum() == 100
+    assert np.all(weight[labels[rows] == 1] == 1.0)
+    assert abs(len(rows) - 10_000) < 400  # about the limit
+    assert weight[labels[rows] == 0].sum() == pytest.approx(99_900, rel=0.05)
+    again, _ = search_sample(labels, 10_000, seed=7)
+    assert isinstance(again, np.ndarray)
+    assert np.array_equal(rows, again)  # deterministic for a seed
+    # within the limit: every row, unweighted, without a copy
+    assert search_sample(labels, 100_000, seed=7) == (slice(0, 100_000), None)
+
+
+def test_a_search_on_a_sample_chooses_about_as_well_as_on_every_row() -> None:
+    features, labels, names = _noisy_problem(20_000)  # a 16,000-row fitting part
+    config = TrainingConfig(max_rounds=400, early_stopping_rounds=25)
+    full = fit_model(features, labels, np.ones(len(labels)), names, config)
+    sampled = fit_model(
+        features, labels, np.ones(len(labels)), names, replace(config, search_rows=4_000)
+    )
+    assert sampled.validation_ap == pytest.approx(full.validation_ap, abs=0.02)
+    # the refit still trains on every row, for the rounds the sampled search chose
+    assert sampled.booster.num_boosted_rounds() == sampled.rounds
+    assert sampled.candidates != full.candidates
 
 
 def test_only_the_best_screened_candidate_trains_on() -> None:
