@@ -104,31 +104,36 @@ def latest_split(
     train_days: int,
     delay_days: int,
     test_days: int,
-    label_delay_days: int,
+    label_delay_s: int,
 ) -> TimeSplit:
     """The most recent split whose test labels are complete.
 
-    Its test window ends ``label_delay_days`` before the history's last day: frauds of the
-    days after it may not be labelled yet, and the first labelled are those the serving
-    model flagged, so testing on them would favour the champion.
+    A fraud is labelled ``label_delay_s`` after it happened, so the test window ends at the
+    latest midnight whose frauds are all labelled by the history's last event. Frauds after
+    it may not be labelled yet, and the first labelled are those the serving model flagged:
+    testing on them would favour the champion.
     """
-    if label_delay_days < 0:
+    if label_delay_s < 0:
         raise TrainingConfigError(
-            f"label_delay_days={label_delay_days} must be >= 0 (--label-delay-days)"
+            f"label_delay_s={label_delay_s} must be >= 0 (--label-delay-days)"
         )
     days = day_index(history)
     epoch = date(1970, 1, 1)
     first, last = epoch + timedelta(days=int(days.min())), epoch + timedelta(days=int(days.max()))
+    # a test window ending (exclusive) at midnight M is complete if M - 1 ms + delay is no
+    # later than the last event
+    last_ms = int(epoch_ms(history["event_time"]).max())
+    test_end = epoch + timedelta(days=(last_ms + 1 - label_delay_s * 1000) // 86_400_000)
     span = train_days + delay_days + test_days
-    train_start = last - timedelta(days=span + label_delay_days - 1)
+    train_start = test_end - timedelta(days=span)
     if train_start < first:
         raise TrainingDataError(
             f"the latest window with complete labels needs {span} days (train {train_days}, "
-            f"delay {delay_days}, test {test_days}) and then {label_delay_days} days for "
-            f"the test window's labels to arrive, but the history covers "
-            f"{(last - first).days + 1} days ({first} .. {last}); use fewer days, a smaller "
-            "--label-delay-days if labels arrive sooner, or --train-start for an explicit "
-            "window"
+            f"delay {delay_days}, test {test_days}) ending {label_delay_s / 86_400:g} days "
+            f"before the last event ({history['event_time'].max()}), for the test "
+            f"window's labels to arrive, but the history covers {first} .. {last}; use "
+            "fewer days, a smaller --label-delay-days if labels arrive sooner, or "
+            "--train-start for an explicit window"
         )
     return TimeSplit(
         train_start=train_start,

@@ -6,7 +6,6 @@ Used by ``fraud train`` (once or on a schedule) and by the demo.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -312,7 +311,7 @@ def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:
             train_days=options.train_days,
             delay_days=options.delay_days,
             test_days=options.test_days,
-            label_delay_days=math.ceil(options.label_delay_s / 86_400),
+            label_delay_s=options.label_delay_s,
         )
     return TimeSplit(
         train_start=options.train_start.date(),
@@ -424,6 +423,7 @@ def run_training(
                 "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
                 "rounds": fitted.rounds,
                 "candidates": fitted.candidates,
+                "search_rows": fitted.search_rows,
                 "folds": fold_results,
                 "gate": {
                     "promote": gate.promote,

@@ -111,6 +111,7 @@ class FittedModel:
     validation_ap: float
     thresholds: Thresholds
     candidates: list[dict[str, Any]]
+    search_rows: int  # the rows the search fitted on (a sample of a large fitting part)
 
 
 class _EarlyStopping(xgb.callback.TrainingCallback):
@@ -199,11 +200,12 @@ def search_sample(
     """Positions (in order) of at most about ``limit`` rows, and their weights: every fraud,
     and an even random share of the legitimate rows weighted by the inverse of that share,
     so the weighted class totals stay those of all the rows. Every row (a slice: no copy),
-    unweighted (None), when they fit or the frauds alone would not."""
+    unweighted (None), when they fit, or when the frauds alone would leave room for few
+    legitimate rows, each then weighing too much."""
     n = len(labels)
     fraud = labels.astype(bool)
     frauds = int(fraud.sum())
-    if n <= limit or frauds >= limit:
+    if n <= limit or limit - frauds < limit // 10:
         return slice(0, n), None
     share = (limit - frauds) / (n - frauds)
     kept = fraud | (np.random.default_rng(seed).random(n) < share)
@@ -285,6 +287,7 @@ def fit_model(
         # "never act" stays above every score: clamped to 1.0 a score of 1.0 would act
         thresholds=Thresholds(review=min(review, NEVER_ACT), decline=min(decline, NEVER_ACT)),
         candidates=[c.describe() for c in tried],
+        search_rows=fit.num_row(),
     )
 
 

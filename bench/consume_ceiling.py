@@ -292,7 +292,11 @@ def main() -> None:
         generator.history(start=start, days=14),
         registry=registry,
         options=PipelineOptions(
-            feature_set=CORE_FEATURE_SET, train_days=8, delay_days=2, test_days=4
+            feature_set=CORE_FEATURE_SET,
+            train_start=start + timedelta(days=1),  # complete simulated labels: the last days
+            train_days=8,
+            delay_days=2,
+            test_days=4,
         ),
     )
     base = StreamSettings(

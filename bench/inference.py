@@ -48,9 +48,12 @@ CALLS = {1: 200, 8: 200, 64: 100, 256: 40, 1024: 15}  # per run: ~tens of ms per
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
+_START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
 def _history() -> pd.DataFrame:
     generator = TrafficGenerator(SimulationConfig(cards=5_000, merchants=500, seed=3))
-    return generator.history(start=datetime(2025, 1, 1, tzinfo=UTC), days=14)
+    return generator.history(start=_START, days=14)
 
 
 def _train(history: pd.DataFrame, root: Path, training: TrainingConfig) -> ModelRegistry:
@@ -60,6 +63,7 @@ def _train(history: pd.DataFrame, root: Path, training: TrainingConfig) -> Model
         registry=registry,
         options=PipelineOptions(
             feature_set=CORE_FEATURE_SET,
+            train_start=_START,  # complete simulated labels: test on the last days
             train_days=8,
             delay_days=2,
             test_days=4,

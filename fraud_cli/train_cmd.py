@@ -60,7 +60,8 @@ def _parse_duration(text: str) -> float:
     "--train-start",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help="First training day; default: the latest window that fits the history.",
+    help="First training day; default: the latest window whose test labels are complete "
+    "(see --label-delay-days).",
 )
 @click.option("--train-days", type=int, default=7, show_default=True)
 @click.option("--delay-days", type=int, default=7, show_default=True)

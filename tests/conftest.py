@@ -123,17 +123,18 @@ def unique() -> str:
 
 @pytest.fixture(scope="session")
 def small_history() -> pd.DataFrame:
-    """17 days of a small simulated population, shared read-only by tests: a 10-day
-    split, then the 7 days the latest split leaves for its test labels to arrive."""
+    """18 days of a small simulated population, shared read-only by tests: a 10-day
+    split, then the 7 days the latest split leaves for its test labels to arrive, and a
+    last day that ends before midnight."""
     generator = TrafficGenerator(SimulationConfig(cards=300, merchants=40, seed=11))
-    return generator.history(start=datetime(2025, 3, 1, tzinfo=UTC), days=17)
+    return generator.history(start=datetime(2025, 3, 1, tzinfo=UTC), days=18)
 
 
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
     """A registry whose champion (v1) was trained on a simulated history."""
     generator = TrafficGenerator(SimulationConfig(cards=800, merchants=80, seed=5))
-    history = generator.history(start=datetime(2025, 1, 1, tzinfo=UTC), days=27)
+    history = generator.history(start=datetime(2025, 1, 1, tzinfo=UTC), days=28)
     registry = ModelRegistry(tmp_path_factory.mktemp("registry"))
     run_training(
         history,

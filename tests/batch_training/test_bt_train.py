@@ -80,19 +80,24 @@ def test_a_split_outside_the_history_is_refused() -> None:
 
 
 def test_the_latest_split_leaves_the_label_delay_after_its_test_window() -> None:
-    """Days 0-20 of history: the last test day is day 20 minus the label delay."""
-    history = pd.DataFrame({"event_time": [_day(0), _day(9, hour=3), _day(20, hour=23)]})
+    """History from day 0 to the end of day 20: the last test day is day 20 minus the delay."""
+    end_of_day_20 = pd.Timestamp("2025-03-22", tz="UTC") - pd.Timedelta(milliseconds=1)
+    history = pd.DataFrame({"event_time": [_day(0), _day(9, hour=3), end_of_day_20]})
     windows = {"train_days": 4, "delay_days": 2, "test_days": 3}
-    split = latest_split(history, **windows, label_delay_days=7)
+    week = 7 * 86_400
+    split = latest_split(history, **windows, label_delay_s=week)
     assert split.describe() == {
         "train": "2025-03-06 .. 2025-03-09",
         "delay_days": "2",
         "test": "2025-03-12 .. 2025-03-14",
     }
     # labels known at once (or complete ground truth): the test window ends on the last day
-    assert latest_split(history, **windows, label_delay_days=0).test_end == date(2025, 3, 22)
-    with pytest.raises(TrainingDataError, match=r"covers 21 days .*--label-delay-days"):
-        latest_split(history, **windows, label_delay_days=13)
+    assert latest_split(history, **windows, label_delay_s=0).test_end == date(2025, 3, 22)
+    # a partial last day: day 13's late frauds are labelled only after the last event
+    partial = history.assign(event_time=[_day(0), _day(9), _day(20, hour=23)])
+    assert latest_split(partial, **windows, label_delay_s=week).test_end == date(2025, 3, 14)
+    with pytest.raises(TrainingDataError, match=r"2025-03-01 .. 2025-03-21; .*--label-delay"):
+        latest_split(history, **windows, label_delay_s=13 * 86_400)
     with pytest.raises(TrainingConfigError, match="label_delay_s=-1 must be >= 0"):
         PipelineOptions(feature_set=CORE_FEATURE_SET, label_delay_s=-1)
 
@@ -250,6 +255,9 @@ def test_the_search_sample_keeps_every_fraud_and_the_weighted_class_totals() -> 
     assert np.array_equal(rows, again)  # deterministic for a seed
     # within the limit: every row, unweighted, without a copy
     assert search_sample(labels, 100_000, seed=7) == (slice(0, 100_000), None)
+    # frauds filling most of the limit would leave a few, very heavy legitimate rows
+    labels[: 9_500 * 10 : 10] = 1
+    assert search_sample(labels, 10_000, seed=7) == (slice(0, 100_000), None)
 
 
 def test_a_search_on_a_sample_chooses_about_as_well_as_on_every_row() -> None:
@@ -263,6 +271,7 @@ def test_a_search_on_a_sample_chooses_about_as_well_as_on_every_row() -> None:
     # the refit still trains on every row, for the rounds the sampled search chose
     assert sampled.booster.num_boosted_rounds() == sampled.rounds
     assert sampled.candidates != full.candidates
+    assert sampled.search_rows < 6_000 < full.search_rows == 16_000
 
 
 def test_only_the_best_screened_candidate_trains_on() -> None:
@@ -332,6 +341,7 @@ def test_training_scores_the_features_the_whole_history_gives_the_test_rows(
         registry=ModelRegistry(tmp_path / "registry"),
         options=PipelineOptions(
             feature_set=CORE_FEATURE_SET,
+            train_start=datetime(2025, 2, 14, tzinfo=UTC),  # the last 11 days, and 3 before
             train_days=6,
             delay_days=2,
             test_days=3,
