@@ -49,6 +49,8 @@ RESULTS = HERE / "results"
 SETTINGS: dict[str, dict[str, Any]] = {
     "current": {},
     "search_all_rows": {"search_rows": 1 << 40},
+    "tune": {"tune": True},
+    "tune_search_all_rows": {"tune": True, "search_rows": 1 << 40},
     "bins_256": {"max_bin": 256},
     "every_round": {"validation_every": 1},
     "no_screen": {"screen_fraction": 1.0},
