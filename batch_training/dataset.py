@@ -117,12 +117,13 @@ def latest_split(
         raise TrainingConfigError(
             f"label_delay_s={label_delay_s} must be >= 0 (--label-delay-days)"
         )
-    days = day_index(history)
+    ms = epoch_ms(history["event_time"])
+    first_ms, last_ms = int(ms.min()), int(ms.max())
     epoch = date(1970, 1, 1)
-    first, last = epoch + timedelta(days=int(days.min())), epoch + timedelta(days=int(days.max()))
+    first = epoch + timedelta(days=first_ms // 86_400_000)
+    last = epoch + timedelta(days=last_ms // 86_400_000)
     # a test window ending (exclusive) at midnight M is complete if M - 1 ms + delay is no
     # later than the last event
-    last_ms = int(epoch_ms(history["event_time"]).max())
     test_end = epoch + timedelta(days=(last_ms + 1 - label_delay_s * 1000) // 86_400_000)
     span = train_days + delay_days + test_days
     train_start = test_end - timedelta(days=span)

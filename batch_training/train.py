@@ -70,8 +70,8 @@ class TrainingConfig:
     # 3 runs, the screened choice better each time), at a quarter of the rounds for the
     # losers: the extended set's 1,500-round runs on 10M rows need it.
     screen_fraction: float = 0.25
-    # The search (class weighting, rounds, the --tune grid) fits on at most this many rows
-    # of the fitting part: every fraud, and legitimate rows sampled and weighted back up;
+    # The search (class weighting, rounds, the --tune grid) fits on about this many rows
+    # of a larger fitting part: every fraud, and legitimate rows sampled and weighted back up;
     # the refit still uses every row. Handbook windows (54k rows) are untouched. On the 10M
     # history's 1M-row fitting part the fit took 156 s against 211 s for `core` (AP 0.6211
     # both) and 170 s against 272 s for `extended` (AP 0.6160 against 0.6162)
