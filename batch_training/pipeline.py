@@ -423,6 +423,7 @@ def run_training(
                 "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
                 "rounds": fitted.rounds,
                 "candidates": fitted.candidates,
+                "selection": fitted.selection,
                 "search_rows": fitted.search_rows,
                 "folds": fold_results,
                 "gate": {

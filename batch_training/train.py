@@ -2,7 +2,8 @@
 
 The last ``validation_fraction`` of the training window (by time) drives early stopping,
 the choice of class weighting (and, with ``tune``, a small hyper-parameter grid, scored
-by average precision), and the cost-minimising thresholds. The chosen configuration is
+by average precision; the defaults stay unless another candidate's gain clears its
+noise), and the cost-minimising thresholds. The chosen configuration is
 then refitted on the whole window for the number of rounds validation found best.
 """
 
@@ -21,6 +22,7 @@ from sklearn.metrics import average_precision_score
 from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.metrics import CostModel, choose_cost_thresholds
 from batch_training.registry import NEVER_ACT, Thresholds
+from batch_training.selection import average_precision_gain_se
 
 __all__ = ["FittedModel", "Progress", "TrainingConfig", "fit_model", "prefixed", "search_sample"]
 
@@ -77,6 +79,10 @@ class TrainingConfig:
     # both) and 170 s against 272 s for `extended` (AP 0.6160 against 0.6162)
     # (bench/results/trainer_settings_search_10m*.json).
     search_rows: int = 400_000
+    # A candidate replaces the first (the defaults: weight 1, and the trainer's depth, rate
+    # and child weight) only when its validation AP gain exceeds this many bootstrap
+    # standard errors of that gain (batch_training/selection.py); 0 takes the highest.
+    min_gain_se: float = 1.0
     tune: bool = False
     nthread: int = 2
     alert_rate: float = 0.005
@@ -91,6 +97,11 @@ class TrainingConfig:
             raise TrainingConfigError(
                 f"screen_fraction={self.screen_fraction} must lie in (0, 1]; 1 trains every "
                 "candidate to its early stop"
+            )
+        if self.min_gain_se < 0:
+            raise TrainingConfigError(
+                f"min_gain_se={self.min_gain_se} must be at least 0; 0 takes the candidate "
+                "with the highest validation AP"
             )
         for name in (
             "max_rounds",
@@ -111,6 +122,9 @@ class FittedModel:
     validation_ap: float
     thresholds: Thresholds
     candidates: list[dict[str, Any]]
+    # the candidate (numbered from 1) with the highest validation AP, the one chosen, and,
+    # when they are not the defaults, that one's gain over them and its standard error
+    selection: dict[str, Any]
     search_rows: int  # the rows the search fitted on (a sample of a large fitting part)
 
 
@@ -262,13 +276,17 @@ def fit_model(
         dict(zip(_TUNE_GRID, values, strict=True))
         for values in itertools.product(*_TUNE_GRID.values())
     ]
+    # the defaults first: the reference the others must clearly beat
+    tuned: list[dict[str, Any]] = [{}] + [
+        g for g in grid if any(base[k] != v for k, v in g.items())
+    ]
     candidates = [
-        {**base, **tuned, "scale_pos_weight": weight}
-        for tuned in (grid if config.tune else [{}])
+        {**base, **changes, "scale_pos_weight": weight}
+        for changes in (tuned if config.tune else [{}])
         for weight in (1.0, round(math.sqrt(imbalance), 3))
     ]
 
-    best, tried, scores = _search(candidates, fit, valid, labels[cut:], config, progress)
+    best, tried, scores, selection = _search(candidates, fit, valid, labels[cut:], config, progress)
     ap, params, rounds = best.validation_ap, best.params, best.stopping.best_rounds
     review, decline, _ = choose_cost_thresholds(scores, labels[cut:], amounts[cut:], config.cost)
     full = xgb.DMatrix(features, label=labels, feature_names=feature_names)
@@ -287,6 +305,7 @@ def fit_model(
         # "never act" stays above every score: clamped to 1.0 a score of 1.0 would act
         thresholds=Thresholds(review=min(review, NEVER_ACT), decline=min(decline, NEVER_ACT)),
         candidates=[c.describe() for c in tried],
+        selection=selection,
         search_rows=fit.num_row(),
     )
 
@@ -298,12 +317,14 @@ def _search(
     valid_labels: np.ndarray,
     config: TrainingConfig,
     progress: Progress,
-) -> tuple[_Candidate, list[_Candidate], np.ndarray]:
+) -> tuple[_Candidate, list[_Candidate], np.ndarray, dict[str, Any]]:
     """The best candidate, trained to its early stop; every candidate tried; the best's
-    validation scores.
+    validation scores; how it was chosen.
 
     Every candidate trains for the first rounds only; the best of them trains on. A
-    one-rung successive halving: most of the round budget goes to the winner.
+    one-rung successive halving: most of the round budget goes to the winner. The first
+    candidate is the reference: the best replaces it only when its gain clears
+    ``config.min_gain_se`` standard errors.
     """
     screen_rounds = config.validation_every * math.ceil(
         config.max_rounds * config.screen_fraction / config.validation_every
@@ -329,7 +350,7 @@ def _search(
         )
         tried.append(_Candidate(params, stopping, booster))
         screened.append(tried[-1].validation_scores(valid, valid_labels))
-    winner = max(range(len(tried)), key=lambda i: tried[i].validation_ap)  # first on a tie
+    winner, selection = _choose(tried, screened, valid_labels, config, progress)
     best, scores = tried[winner], screened[winner]
     done = best.booster.num_boosted_rounds()
     if not best.stopping.stopped and done < config.max_rounds:
@@ -343,4 +364,27 @@ def _search(
             verbose_eval=False,
         )
         scores = best.validation_scores(valid, valid_labels)
-    return best, tried, scores
+    return best, tried, scores, selection
+
+
+def _choose(
+    tried: list[_Candidate],
+    screened: list[np.ndarray],
+    valid_labels: np.ndarray,
+    config: TrainingConfig,
+    progress: Progress,
+) -> tuple[int, dict[str, Any]]:
+    """The chosen candidate's index, and why (numbered from 1, as in the progress)."""
+    highest = max(range(len(tried)), key=lambda i: tried[i].validation_ap)  # first on a tie
+    if highest == 0 or config.min_gain_se == 0:
+        return highest, {"highest": highest + 1, "chosen": highest + 1}
+    gain = tried[highest].validation_ap - tried[0].validation_ap
+    se = average_precision_gain_se(screened[0], screened[highest], valid_labels, config.seed)
+    chosen = highest if gain > config.min_gain_se * se else 0
+    if chosen == 0:
+        progress(
+            f"kept candidate 1 (the defaults): candidate {highest + 1}'s validation AP gain "
+            f"{gain:.4f} is within {config.min_gain_se:g} standard error ({se:.4f})"
+        )
+    record = {"highest": highest + 1, "chosen": chosen + 1, "gain": gain, "gain_se": se}
+    return chosen, record

@@ -56,6 +56,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # the sample changes what the search, or --tune, chooses.
     "search_20k": {"search_rows": 20_000},
     "tune_search_20k": {"tune": True, "search_rows": 20_000},
+    "highest_validation_ap": {"min_gain_se": 0.0},
+    "tune_highest_validation_ap": {"tune": True, "min_gain_se": 0.0},
     "bins_256": {"max_bin": 256},
     "every_round": {"validation_every": 1},
     "no_screen": {"screen_fraction": 1.0},

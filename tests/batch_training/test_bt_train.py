@@ -289,6 +289,47 @@ def test_only_the_best_screened_candidate_trains_on() -> None:
     assert fitted.booster.num_boosted_rounds() == fitted.rounds
 
 
+def test_a_gain_within_the_noise_keeps_the_defaults() -> None:
+    features, labels, names = _noisy_problem()
+    amounts = np.ones(len(labels))
+    # with seed 2 the weighted candidate validates 0.003 higher, under its 0.007 noise
+    config = TrainingConfig(seed=2, max_rounds=400, early_stopping_rounds=25, min_gain_se=0.0)
+    highest = fit_model(features, labels, amounts, names, config)
+    reference, weighted = highest.candidates
+    assert weighted["validation_ap"] > reference["validation_ap"]
+    assert highest.params["scale_pos_weight"] == weighted["params"]["scale_pos_weight"] > 1
+    heard: list[str] = []
+    kept = fit_model(
+        features, labels, amounts, names, replace(config, min_gain_se=1.0), heard.append
+    )
+    assert kept.params["scale_pos_weight"] == 1.0
+    assert any(m.startswith("kept candidate 1 (the defaults)") for m in heard)
+    assert highest.selection == {"highest": 2, "chosen": 2}
+    assert (kept.selection["highest"], kept.selection["chosen"]) == (2, 1)
+    assert 0 < kept.selection["gain"] <= kept.selection["gain_se"]
+
+
+def test_a_gain_beyond_the_noise_replaces_the_defaults() -> None:
+    features, labels, names = _noisy_problem()
+    # with seed 7 the weighted candidate validates 0.012 higher, beyond one standard error
+    config = TrainingConfig(seed=7, max_rounds=400, early_stopping_rounds=25)
+    fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
+    reference, weighted = fitted.candidates
+    assert weighted["validation_ap"] > reference["validation_ap"] + 0.01
+    assert fitted.params["scale_pos_weight"] == weighted["params"]["scale_pos_weight"] > 1
+    assert fitted.selection["chosen"] == 2
+    assert fitted.selection["gain"] > fitted.selection["gain_se"] > 0
+
+
+def test_tuning_starts_from_the_configured_defaults() -> None:
+    features, labels, names = _noisy_problem(3_000)
+    config = TrainingConfig(max_rounds=40, max_depth=3, learning_rate=0.2, tune=True)
+    fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
+    first = fitted.candidates[0]["params"]
+    assert (first["max_depth"], first["eta"], first["scale_pos_weight"]) == (3, 0.2, 1.0)
+    assert len(fitted.candidates) == 2 * (1 + 12)  # the defaults are not a grid point here
+
+
 def test_the_handbook_result_beats_the_published_ones(handbook_dir: Path, tmp_path: Path) -> None:
     """The README's headline run: extended features, default protocol and training."""
     history = read_history(handbook_dir / "transactions_raw.parquet", columns="handbook")
@@ -315,6 +356,8 @@ def test_trained_model_separates_fraud(trained_registry: ModelRegistry) -> None:
     assert meta.feature_set_fingerprint == CORE_FEATURE_SET.fingerprint
     assert meta.metrics["roc_auc"] > 0.75
     assert meta.extra["gate"]["promote"] is True
+    chosen = meta.extra["candidates"][meta.extra["selection"]["chosen"] - 1]
+    assert chosen["params"]["scale_pos_weight"] == meta.extra["params"]["scale_pos_weight"]
     report = trained_registry.version_dir(1) / "report"
     assert (report / "index.html").is_file()
     for png in (
