@@ -1,12 +1,11 @@
 """Choosing among search candidates without chasing validation noise.
 
 The validation slice is the end of one training window: on the handbook about 13,000 rows
-with a hundred-odd frauds, where average precision moves by about 0.01 between seeds. The
-highest of two dozen such scores is mostly luck (the tuned grid's winner scored below
-the defaults on the test windows, 4 of 16 runs won; bench/results/
-trainer_settings_tune_sample.json). So a candidate replaces the reference (the defaults)
-only when its gain clears the gain's own noise, estimated by a paired bootstrap of the
-validation rows: the one-standard-error rule.
+with a hundred-odd frauds, so its average precision is noisy, and the highest of two dozen
+such scores is mostly luck (the tuned grid's winner scored below the defaults on the test
+windows, winning 4 of 16 runs; bench/results/trainer_settings_tune_sample.json). So a
+candidate replaces the reference (the defaults) only when its gain clears the gain's own
+noise, estimated by a paired bootstrap of the validation rows: the one-standard-error rule.
 """
 
 from __future__ import annotations

@@ -64,9 +64,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "depth_6_eta_0.1": {"max_depth": 6, "learning_rate": 0.1, "early_stopping_rounds": 40},
 }
 
-# the parameters the search chooses: the class weighting and, with tune, the grid's
-_CHOSEN = ("scale_pos_weight", "max_depth", "eta", "min_child_weight")
-
 
 def _rounded(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
@@ -158,7 +155,8 @@ def main() -> None:
                         "seed": seed,
                         **evaluation.metrics,  # rounded only in the output
                         "rounds": fitted.rounds,
-                        "chosen": {k: fitted.params[k] for k in _CHOSEN if k in fitted.params},
+                        # the searched parameters of the candidate chosen
+                        "chosen": fitted.candidates[fitted.selection["chosen"] - 1]["params"],
                         "search_rows": fitted.search_rows,
                         "fit_seconds": round(seconds, 2),
                     }
