@@ -27,7 +27,6 @@ sys.path.insert(0, str(HERE.parent))
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from datetime import date  # noqa: E402
@@ -41,10 +40,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 from batch_training.dataset import TimeSplit, fold_splits, split_history  # noqa: E402
 from batch_training.pipeline import FoldFeatures, fit_fold  # noqa: E402
 from batch_training.train import TrainingConfig  # noqa: E402
+from bench.results_files import save_figure, write_result  # noqa: E402
 from feature_store import feature_set_by_name, read_history  # noqa: E402
 
 HANDBOOK = HERE.parents[1] / "shared/datasets/handbook/transactions_raw.parquet"
-RESULTS = HERE / "results"
 # each a change from the trainer's defaults, named for what it changes
 SETTINGS: dict[str, dict[str, Any]] = {
     "current": {},
@@ -60,7 +59,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "tune_highest_validation_ap": {"tune": True, "min_gain_se": 0.0},
     "bins_256": {"max_bin": 256},
     "every_round": {"validation_every": 1},
-    "no_screen": {"screen_fraction": 1.0},
+    "no_screen": {"screen_rounds": 1 << 30},
     "depth_6_eta_0.1": {"max_depth": 6, "learning_rate": 0.1, "early_stopping_rounds": 40},
 }
 
@@ -91,7 +90,6 @@ def _summary(runs: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict
 def _plot(
     runs: dict[str, list[dict[str, Any]]], summary: dict[str, Any], title: str, name: str
 ) -> Path:
-    RESULTS.mkdir(exist_ok=True)
     names = list(runs)
     fig, (ap_ax, time_ax) = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 2.2), sharey=True)
     for row, setting in enumerate(names):
@@ -103,11 +101,7 @@ def _plot(
     ap_ax.set_xlabel("test AP per window x seed (bar: mean)")
     time_ax.set_xlabel("fit seconds (median)")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = RESULTS / f"{name}.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, name)
 
 
 def main() -> None:
@@ -169,7 +163,8 @@ def main() -> None:
         f"{args.history.name}, {feature_set.name} set: {args.windows} windows x {len(seeds)} seeds"
     )
     plot = _plot(runs, summary, title, args.name)
-    result = json.dumps(
+    write_result(
+        args.name,
         {
             "history": str(args.history),
             "feature_set": feature_set.name,
@@ -182,12 +177,10 @@ def main() -> None:
                 name: [{k: _rounded(v) for k, v in run.items()} for run in results]
                 for name, results in runs.items()
             },
-            "plot": str(plot.relative_to(HERE.parent)),
+            "plot": str(plot),
             "seconds": round(time.perf_counter() - started),
-        }
+        },
     )
-    (RESULTS / f"{args.name}.json").write_text(result + "\n")
-    print(result)
 
 
 if __name__ == "__main__":

@@ -211,7 +211,7 @@ def test_train_in_a_terminal_shows_the_candidate_and_round_every_100_rounds(
     assert process.returncode == 0, screen
     assert re.search(
         r"training +\[#+-*\] +\d+% .*fold 1/1: candidate 1/2 \(screen \d+\): "
-        r"round 100/1500, best validation AUCPR 0\.\d{4} at \d+",
+        rf"round 100/{TrainingConfig().max_rounds}, best validation AUCPR 0\.\d{{4}} at \d+",
         screen,
     ), screen
     assert "model v1: AUC" in screen

@@ -149,7 +149,7 @@ def _noisy_problem(n: int = 6000) -> tuple[np.ndarray, np.ndarray, list[str]]:
 def test_early_stopping_scored_every_round_matches_xgboosts_own() -> None:
     features, labels, names = _noisy_problem()
     config = TrainingConfig(
-        max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_fraction=1.0
+        max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_rounds=600
     )
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
     cut = int(len(labels) * (1 - config.validation_fraction))
@@ -172,7 +172,7 @@ def test_early_stopping_scored_every_round_matches_xgboosts_own() -> None:
 def test_early_stopping_scored_every_k_rounds_stops_on_a_multiple_of_k() -> None:
     features, labels, names = _noisy_problem()
     config = TrainingConfig(
-        max_rounds=600, early_stopping_rounds=25, validation_every=7, screen_fraction=1.0
+        max_rounds=600, early_stopping_rounds=25, validation_every=7, screen_rounds=600
     )
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
     assert all(c["rounds"] % 7 == 0 for c in fitted.candidates)
@@ -182,8 +182,8 @@ def test_early_stopping_scored_every_k_rounds_stops_on_a_multiple_of_k() -> None
 @pytest.mark.parametrize(
     ("setting", "message"),
     [
-        ({"screen_fraction": 0.0}, "screen_fraction=0.0 must lie in"),
-        ({"screen_fraction": 1.5}, "screen_fraction=1.5 must lie in"),
+        ({"screen_rounds": 0}, "screen_rounds=0 must be at least 1"),
+        ({"max_rounds": 0}, "max_rounds=0 must be at least 1"),
         ({"validation_every": 0}, "validation_every=0 must be at least 1"),
         ({"validation_fraction": 1.0}, "validation_fraction=1.0 must lie in"),
     ],
@@ -197,7 +197,7 @@ def test_out_of_range_training_settings_are_refused(
 
 def test_a_fit_reports_where_it_is_every_100_rounds() -> None:
     features, labels, names = _noisy_problem()
-    config = TrainingConfig(max_rounds=600, early_stopping_rounds=300, screen_fraction=0.5)
+    config = TrainingConfig(max_rounds=600, early_stopping_rounds=300, screen_rounds=300)
     heard: list[str] = []
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config, heard.append)
     # patience 300: neither candidate can stop inside the 300-round screen
@@ -262,7 +262,7 @@ def test_the_search_sample_keeps_every_fraud_and_the_weighted_class_totals() -> 
 
 def test_a_search_on_a_sample_chooses_about_as_well_as_on_every_row() -> None:
     features, labels, names = _noisy_problem(20_000)  # a 16,000-row fitting part
-    config = TrainingConfig(max_rounds=400, early_stopping_rounds=25)
+    config = TrainingConfig(max_rounds=400, screen_rounds=100, early_stopping_rounds=25)
     full = fit_model(features, labels, np.ones(len(labels)), names, config)
     sampled = fit_model(
         features, labels, np.ones(len(labels)), names, replace(config, search_rows=4_000)
@@ -278,7 +278,7 @@ def test_only_the_best_screened_candidate_trains_on() -> None:
     features, labels, names = _noisy_problem()
     # screened for 5 rounds each: too few to stop, so the winner is the one trained on
     config = TrainingConfig(
-        max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_fraction=5 / 600
+        max_rounds=600, early_stopping_rounds=25, validation_every=1, screen_rounds=5
     )
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
     winner, loser = sorted(fitted.candidates, key=lambda c: not c["finished"])
@@ -293,7 +293,9 @@ def test_a_gain_within_the_noise_keeps_the_defaults() -> None:
     features, labels, names = _noisy_problem()
     amounts = np.ones(len(labels))
     # with seed 2 the weighted candidate validates 0.003 higher, under its 0.007 noise
-    config = TrainingConfig(seed=2, max_rounds=400, early_stopping_rounds=25, min_gain_se=0.0)
+    config = TrainingConfig(
+        seed=2, max_rounds=400, screen_rounds=100, early_stopping_rounds=25, min_gain_se=0.0
+    )
     highest = fit_model(features, labels, amounts, names, config)
     reference, weighted = highest.candidates
     assert weighted["validation_ap"] > reference["validation_ap"]
@@ -312,7 +314,7 @@ def test_a_gain_within_the_noise_keeps_the_defaults() -> None:
 def test_a_gain_beyond_the_noise_replaces_the_defaults() -> None:
     features, labels, names = _noisy_problem()
     # with seed 7 the weighted candidate validates 0.012 higher, beyond one standard error
-    config = TrainingConfig(seed=7, max_rounds=400, early_stopping_rounds=25)
+    config = TrainingConfig(seed=7, max_rounds=400, screen_rounds=100, early_stopping_rounds=25)
     fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
     reference, weighted = fitted.candidates
     assert weighted["validation_ap"] > reference["validation_ap"] + 0.01
