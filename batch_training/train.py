@@ -48,10 +48,10 @@ class TrainingConfig:
     seed: int = 7
     validation_fraction: float = 0.2
     # The round budget. On a large window validation AUCPR creeps up long after the test
-    # window stops gaining: on four 10M-row simulated windows, the test AP of the first
-    # 1,000 rounds was at most 0.0004 below that of the model at its early stop (1,232 to
-    # 1,472 rounds), once 0.0019 above it (bench/round_budget.py). Handbook windows stop
-    # by 600.
+    # window stops gaining: on six 10M-row simulated windows that stopped later (1,232 to
+    # 1,496 rounds), the test AP of the first 1,000 rounds was at most 0.0006 below that of
+    # the model at its early stop, and up to 0.0019 above it (bench/round_budget.py).
+    # Handbook windows stop by 600.
     max_rounds: int = 1000
     # Shallow trees, a small step and a patient stop: over four handbook test windows x four
     # seeds (bench/trainer_settings.py), depth 4 / 0.05 / 80 gave mean AP 0.752 against 0.746
