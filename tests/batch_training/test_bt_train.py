@@ -289,6 +289,15 @@ def test_only_the_best_screened_candidate_trains_on() -> None:
     assert fitted.booster.num_boosted_rounds() == fitted.rounds
 
 
+def test_the_budget_caps_the_screen_and_the_rounds() -> None:
+    features, labels, names = _noisy_problem()
+    # patience beyond the budget: only the budget can end these fits
+    config = TrainingConfig(max_rounds=30, screen_rounds=376, early_stopping_rounds=100)
+    fitted = fit_model(features, labels, np.ones(len(labels)), names, config)
+    assert all(c["finished"] and c["rounds"] <= 30 for c in fitted.candidates)
+    assert fitted.booster.num_boosted_rounds() == fitted.rounds <= 30
+
+
 def test_a_gain_within_the_noise_keeps_the_defaults() -> None:
     features, labels, names = _noisy_problem()
     amounts = np.ones(len(labels))
