@@ -3,8 +3,8 @@
 The last ``validation_fraction`` of the training window (by time) drives early stopping,
 the choice of class weighting (and, with ``tune``, a small hyper-parameter grid, scored
 by average precision; the defaults stay unless another candidate's gain clears its
-noise), and the cost-minimising thresholds. The chosen configuration is
-then refitted on the whole window for the number of rounds validation found best.
+noise), and the cost-minimising thresholds. The chosen configuration is then refitted on
+the whole window for the number of rounds validation found best.
 """
 
 from __future__ import annotations

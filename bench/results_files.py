@@ -16,7 +16,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def save_figure(fig: Figure, name: str) -> Path:
     """Lay ``fig`` out, write it to bench/results/<name>.png, close it; the path from the
     repository root, for the result to name."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # here: each benchmark picks the backend before pyplot
 
     RESULTS.mkdir(exist_ok=True)
     fig.tight_layout()

@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE.parent))
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from datetime import date  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -33,6 +34,7 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import xgboost as xgb  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 
@@ -46,11 +48,15 @@ _EVERY = 100  # rounds between the prefixes scored
 
 
 def _case(
-    history: Any, train_start: date, feature_set: str, config: TrainingConfig, say: Any
+    history: pd.DataFrame,
+    train_start: date,
+    feature_set: str,
+    config: TrainingConfig,
+    say: Callable[[str], None],
 ) -> dict[str, Any]:
-    features_set = feature_set_by_name(feature_set).available_for(frozenset(history.columns))
+    computed = feature_set_by_name(feature_set).available_for(frozenset(history.columns))
     data = split_history(history, TimeSplit(train_start=train_start))
-    features = FoldFeatures.compute(features_set, history, [data])
+    features = FoldFeatures.compute(computed, history, [data])
     started = time.perf_counter()
     fitted, evaluation = fit_fold(features, data, config)
     fit_seconds = time.perf_counter() - started
