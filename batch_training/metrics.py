@@ -15,9 +15,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 __all__ = [
     "CostModel",
+    "DecisionOutcome",
     "card_precision_at_k",
     "choose_cost_thresholds",
-    "decision_cost",
+    "costs_by_threshold",
+    "decision_outcome",
     "recall_at_alert_rate",
     "summary_metrics",
 ]
@@ -59,37 +61,108 @@ def recall_at_alert_rate(scores: np.ndarray, labels: np.ndarray, alert_rate: flo
     return float(labels[top].sum() / labels.sum())
 
 
-def decision_cost(
+@dataclass(frozen=True)
+class DecisionOutcome:
+    """What a review and a decline threshold do to a set of payments, and what it costs."""
+
+    payments: int
+    frauds: int
+    fraud_amount: float  # what taking no action costs: every fraud missed
+    reviewed: int  # reviewed and not declined
+    frauds_reviewed: int
+    declined: int
+    frauds_declined: int
+    missed_fraud_amount: float
+    fees: CostModel
+
+    @property
+    def legitimate_declined(self) -> int:
+        return self.declined - self.frauds_declined
+
+    @property
+    def cost(self) -> float:
+        return (
+            self.missed_fraud_amount
+            + self.fees.review_fee * self.reviewed
+            + self.fees.decline_fee * self.legitimate_declined
+        )
+
+
+def decision_outcome(
     scores: np.ndarray,
     labels: np.ndarray,
     amounts: np.ndarray,
     review: float,
     decline: float,
     cost: CostModel,
-) -> float:
-    declined = scores >= decline
-    reviewed = (scores >= review) & ~declined
-    missed = (scores < review) & (labels == 1)
-    return float(
-        amounts[missed].sum()
-        + cost.review_fee * reviewed.sum()
-        + cost.decline_fee * (declined & (labels == 0)).sum()
+) -> DecisionOutcome:
+    """Scores at or above ``decline`` are declined; the others at or above ``review`` are
+    reviewed; the rest pass."""
+    fraud = labels == 1
+    # as float64: against a Python float float32 scores compare in float32, where the
+    # "never act" threshold just above 1.0 rounds to 1.0
+    declined = scores >= np.float64(decline)
+    reviewed = (scores >= np.float64(review)) & ~declined
+    missed = fraud & ~declined & ~reviewed
+    return DecisionOutcome(
+        payments=len(scores),
+        frauds=int(fraud.sum()),
+        fraud_amount=float(amounts[fraud].sum()),
+        reviewed=int(reviewed.sum()),
+        frauds_reviewed=int((reviewed & fraud).sum()),
+        declined=int(declined.sum()),
+        frauds_declined=int((declined & fraud).sum()),
+        missed_fraud_amount=float(amounts[missed].sum()),
+        fees=cost,
     )
+
+
+def costs_by_threshold(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    amounts: np.ndarray,
+    review: np.ndarray,
+    decline: np.ndarray,
+    cost: CostModel,
+) -> np.ndarray:
+    """The cost of every (``review[i]``, ``decline[j]``) pair, as :func:`decision_outcome`
+    counts it; inf where ``review[i] > decline[j]`` (no policy reviews above its decline).
+
+    One sort and suffix sums: on a 254k-row validation slice the 60 x 60 grid of the
+    threshold choice takes milliseconds, where a pass over the rows per pair took 1.5 s.
+    """
+    order = np.argsort(scores, kind="stable")
+    ascending = scores[order]
+    fraud_amount = np.where(labels[order] == 1, amounts[order], 0.0)
+    # [i]: the sum over the rows from position i of the ascending order to the top
+    legitimate_from = np.concatenate([np.cumsum(labels[order][::-1] != 1)[::-1], [0]])
+    fraud_amount_from = np.concatenate([np.cumsum(fraud_amount[::-1])[::-1], [0.0]])
+
+    def at_or_above(thresholds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Payments, legitimate payments and fraud amount scoring >= each threshold."""
+        first = np.searchsorted(ascending, thresholds, side="left")
+        return len(scores) - first, legitimate_from[first], fraud_amount_from[first]
+
+    reviewable, _, caught_amount = at_or_above(np.asarray(review, dtype=np.float64))
+    declinable, declined_legitimate, _ = at_or_above(np.asarray(decline, dtype=np.float64))
+    missed = fraud_amount.sum() - caught_amount
+    costs: np.ndarray = (missed + cost.review_fee * reviewable)[:, None] + (
+        cost.decline_fee * declined_legitimate - cost.review_fee * declinable
+    )[None, :]
+    costs[np.asarray(review)[:, None] > np.asarray(decline)[None, :]] = np.inf
+    return costs
 
 
 def choose_cost_thresholds(
     scores: np.ndarray, labels: np.ndarray, amounts: np.ndarray, cost: CostModel, *, grid: int = 60
 ) -> tuple[float, float, float]:
-    """(review, decline, cost) minimising the cost over a grid of score quantiles."""
+    """(review, decline, cost) minimising the cost over a grid of score quantiles; on a
+    tie the lowest review threshold, then the lowest decline threshold."""
     candidates = np.unique(np.quantile(scores, np.linspace(0.9, 1.0, grid)))
     candidates = np.unique(np.concatenate([candidates, [1.0 + 1e-9]]))
-    best = (float(candidates[-1]), float(candidates[-1]), float("inf"))
-    for i, review in enumerate(candidates):
-        for decline in candidates[i:]:
-            c = decision_cost(scores, labels, amounts, review, decline, cost)
-            if c < best[2]:
-                best = (float(review), float(decline), c)
-    return best
+    costs = costs_by_threshold(scores, labels, amounts, candidates, candidates, cost)
+    review, decline = np.unravel_index(int(np.argmin(costs)), costs.shape)  # row-major: first
+    return float(candidates[review]), float(candidates[decline]), float(costs[review, decline])
 
 
 def summary_metrics(

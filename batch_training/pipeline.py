@@ -33,10 +33,11 @@ from batch_training.errors import (
     TrainingDataError,
 )
 from batch_training.gate import GateDecision, promotion_gate
-from batch_training.metrics import decision_cost, summary_metrics
+from batch_training.metrics import CostModel, decision_outcome, summary_metrics
 from batch_training.model_features import feature_set_of
 from batch_training.registry import ModelMetadata, ModelRegistry
 from batch_training.report import write_report
+from batch_training.report_plots import EvaluatedWindow
 from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model, prefixed
 from feature_store import FeatureSet
 from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
@@ -235,9 +236,11 @@ def _champion_evaluation(
     fingerprint: str,
     label_delay_s: int,
     alert_rate: float,
-) -> Evaluation:
-    """The champion's evaluation on the candidate's test set (``features`` are the
-    candidate's, of the feature set with ``fingerprint``).
+    cost: CostModel,
+) -> dict[str, float]:
+    """The champion's metrics on the candidate's test set (``features`` are the
+    candidate's, of the feature set with ``fingerprint``), with the cost of its own
+    thresholds' decisions there under today's ``cost`` model.
 
     Raises :class:`ModelIntegrityError` when the champion cannot be served: its file was
     altered, or this release no longer computes its features.
@@ -256,7 +259,17 @@ def _champion_evaluation(
             dtype=np.float32,
         )
     matrix = xgb.DMatrix(test_features, feature_names=list(meta.feature_names))
-    return features.evaluate(champion.booster.predict(matrix), data, alert_rate)
+    scores = champion.booster.predict(matrix)
+    history = features.history
+    outcome = decision_outcome(
+        scores,
+        history["is_fraud"].to_numpy(dtype=np.int8)[data.test],
+        history["amount"].to_numpy(dtype=np.float64)[data.test],
+        meta.thresholds.review,
+        meta.thresholds.decline,
+        cost,
+    )
+    return features.evaluate(scores, data, alert_rate).metrics | {"test_cost": outcome.cost}
 
 
 def _judge(
@@ -281,7 +294,8 @@ def _judge(
                 fingerprint,
                 options.label_delay_s,
                 options.training.alert_rate,
-            ).metrics
+                options.training.cost,
+            )
         except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
             reason = f"the champion cannot be served ({exc}); the candidate replaces it"
             return version, None, GateDecision(True, reason)
@@ -385,14 +399,14 @@ def run_training(
         )
         labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
         amounts = history["amount"].to_numpy(dtype=np.float64)[data.test]
-        test_cost = decision_cost(
+        test_cost = decision_outcome(
             evaluation.scores,
             labels,
             amounts,
             fitted.thresholds.review,
             fitted.thresholds.decline,
             options.training.cost,
-        )
+        ).cost
         metrics = {
             **evaluation.metrics,
             "test_cost": test_cost,
@@ -425,6 +439,7 @@ def run_training(
                 "candidates": fitted.candidates,
                 "selection": fitted.selection,
                 "search_rows": fitted.search_rows,
+                "train_rows": data.train_rows,
                 "folds": fold_results,
                 "gate": {
                     "promote": gate.promote,
@@ -439,16 +454,16 @@ def run_training(
         if options.predictions_out is not None:
             _write_predictions(options.predictions_out, history, evaluation)
 
+        test_window = EvaluatedWindow(
+            evaluation, labels, amounts, features.take(data.test), features.names
+        )
+
         def report(gate: GateDecision, promoted: bool) -> Path:
             return write_report(
                 options.report_dir or registry.version_dir(meta.version) / "report",
                 metadata=meta,
-                evaluation=evaluation,
-                labels=labels,
-                amounts=amounts,
+                window=test_window,
                 booster=fitted.booster,
-                test_features=features.take(data.test),
-                feature_names=features.names,
                 cost=options.training.cost,
                 gate=gate,
                 promoted=promoted,

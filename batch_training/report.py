@@ -8,152 +8,53 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import xgboost as xgb
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import precision_recall_curve, roc_curve
 
 from batch_training.gate import GateDecision
-from batch_training.metrics import CostModel, decision_cost
+from batch_training.metrics import CostModel, DecisionOutcome, decision_outcome
 from batch_training.registry import ModelMetadata
+from batch_training.report_plots import EvaluatedWindow, write_plots
 
 if TYPE_CHECKING:
-    from batch_training.pipeline import Evaluation
+    pass
 
 __all__ = ["write_report"]
 
-_SHAP_ROWS = 2000
+_METRIC_NAMES = {
+    "roc_auc": "ROC AUC",
+    "average_precision": "average precision",
+    "card_precision_at_100": "card precision@100",
+    "recall_at_alert_rate": "recall at the alert rate",
+    "test_cost": "cost of the decisions",
+    "validation_average_precision": "average precision on the validation slice",
+}
+_MONEY_METRICS = {"test_cost"}
 
 
-def _figure() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(plt: Any, fig: Any, path: Path) -> str:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path.name
-
-
-def _plots(
-    out: Path,
-    evaluation: Evaluation,
-    labels: np.ndarray,
-    amounts: np.ndarray,
-    booster: xgb.Booster,
-    test_features: np.ndarray,
-    feature_names: list[str],
-    cost: CostModel,
-    thresholds: tuple[float, float],
-) -> dict[str, str]:
-    plt = _figure()
-    scores = evaluation.scores
-    files: dict[str, str] = {}
-    both = 0 < labels.sum() < len(labels)
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    if both:
-        precision, recall, _ = precision_recall_curve(labels, scores)
-        ax.plot(recall, precision)
-    ax.set(
-        xlabel="recall",
-        ylabel="precision",
-        title=f"Precision-recall (AP {evaluation.metrics['average_precision']:.3f})",
-    )
-    files["Precision-recall curve"] = _save(plt, fig, out / "pr_curve.png")
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    if both:
-        fpr, tpr, _ = roc_curve(labels, scores)
-        ax.plot(fpr, tpr)
-    ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.set(
-        xlabel="false positive rate",
-        ylabel="true positive rate",
-        title=f"ROC (AUC {evaluation.metrics['roc_auc']:.3f})",
-    )
-    files["ROC curve"] = _save(plt, fig, out / "roc_curve.png")
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    bins = np.linspace(0, 1, 41)
-    ax.hist(scores[labels == 0], bins=bins, alpha=0.6, label="legitimate", density=True, log=True)
-    ax.hist(scores[labels == 1], bins=bins, alpha=0.6, label="fraud", density=True, log=True)
-    for t, name in zip(thresholds, ("review", "decline"), strict=True):
-        ax.axvline(t, linestyle="--", color="black", linewidth=0.8)
-        ax.annotate(name, (t, ax.get_ylim()[1]), rotation=90, va="top", fontsize=8)
-    ax.set(xlabel="score", ylabel="density (log)", title="Score distribution by class")
-    ax.legend()
-    files["Score distribution"] = _save(plt, fig, out / "score_distribution.png")
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    ax.bar(range(1, len(evaluation.cp_per_day) + 1), evaluation.cp_per_day)
-    ax.axhline(
-        evaluation.metrics["card_precision_at_100"], color="black", linestyle="--", label="mean"
-    )
-    ax.set(xlabel="test day", ylabel="card precision@100", title="Card precision@100 by day")
-    ax.legend()
-    files["Card precision@100 by day"] = _save(plt, fig, out / "cp_by_day.png")
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    grid = np.unique(np.quantile(scores, np.linspace(0.9, 1.0, 50)))
-    costs = [decision_cost(scores, labels, amounts, t, t, cost) for t in grid]
-    reviews = [decision_cost(scores, labels, amounts, t, 2.0, cost) for t in grid]
-    ax.plot(grid, costs, label="decline at threshold")
-    ax.plot(grid, reviews, label="review at threshold")
-    if thresholds[0] <= 1.0:
-        ax.axvline(thresholds[0], linestyle="--", color="grey")
-    ax.set(xlabel="threshold", ylabel="cost on the test window", title="Cost vs threshold")
-    ax.legend()
-    files["Cost vs threshold"] = _save(plt, fig, out / "cost_curve.png")
-
-    # exact TreeSHAP costs rows x trees x leaves x depth^2: a sample spread over the
-    # whole test window ranks the features as well as more rows would, in seconds
-    n = len(test_features)
-    sample = (
-        test_features[np.linspace(0, n - 1, _SHAP_ROWS).astype(np.int64)]
-        if n > _SHAP_ROWS
-        else test_features
-    )
-    contribs = booster.predict(xgb.DMatrix(sample, feature_names=feature_names), pred_contribs=True)
-    importance = np.abs(contribs[:, :-1]).mean(axis=0)
-    order = np.argsort(importance)[-20:]
-    fig, ax = plt.subplots(figsize=(6, 6))
-    ax.barh([feature_names[i] for i in order], importance[order])
-    ax.set(xlabel="mean |SHAP contribution| (log-odds)", title="Feature importance (SHAP)")
-    files["SHAP feature importance"] = _save(plt, fig, out / "shap_importance.png")
-
-    fig, ax = plt.subplots(figsize=(5, 4))
-    if both:
-        observed, predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
-        ax.plot(predicted, observed, marker="o")
-    ax.plot([0, 1], [0, 1], "--", color="grey")
-    ax.set(xlabel="mean predicted score", ylabel="observed fraud rate", title="Calibration")
-    files["Calibration"] = _save(plt, fig, out / "calibration.png")
-    return files
-
-
-def _fmt(value: Any) -> str:
+def _fmt(value: Any, metric: str = "", *, sign: bool = False) -> str:
     if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.4f}"
+        if math.isnan(value):
+            return "n/a"
+        # money in whole units; rates and ranking scores to four places
+        spec = ",.0f" if metric in _MONEY_METRICS else ".4f"
+        return format(value, ("+" if sign else "") + spec)
     return html.escape(str(value))
+
+
+def _money(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "n/a"
 
 
 def write_report(
     out: Path,
     *,
     metadata: ModelMetadata,
-    evaluation: Evaluation,
-    labels: np.ndarray,
-    amounts: np.ndarray,
+    window: EvaluatedWindow,
     booster: xgb.Booster,
-    test_features: np.ndarray,
-    feature_names: list[str],
     cost: CostModel,
     gate: GateDecision,
     promoted: bool,
@@ -162,9 +63,9 @@ def write_report(
     """Write ``index.html``, its PNGs and ``metrics.json`` to ``out``; return the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
     thresholds = (metadata.thresholds.review, metadata.thresholds.decline)
-    files = _plots(
-        out, evaluation, labels, amounts, booster, test_features, feature_names, cost, thresholds
-    )
+    evaluation, labels = window.evaluation, window.labels
+    outcome = decision_outcome(evaluation.scores, labels, window.amounts, *thresholds, cost)
+    files = write_plots(out, window, booster, cost, thresholds, outcome)
     summary = {
         "model_version": metadata.version,
         "promoted": promoted,
@@ -172,33 +73,13 @@ def write_report(
         "metrics": metadata.metrics,
         "champion_metrics": champion,
         "thresholds": {"review": thresholds[0], "decline": thresholds[1]},
+        "decisions": _decisions_summary(outcome),
         "training_window": metadata.training_window,
         "test_rows": len(labels),
         "test_frauds": int(labels.sum()),
         "folds": metadata.extra.get("folds", []),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{_fmt(v)}</td>"
-        f"<td>{_fmt(champion.get(k, float('nan'))) if champion else ''}</td></tr>"
-        for k, v in metadata.metrics.items()
-    )
-    folds = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{_fmt(f[k])}</td>"
-            for k in (
-                "fold",
-                "train",
-                "test",
-                "roc_auc",
-                "average_precision",
-                "card_precision_at_100",
-            )
-        )
-        + "</tr>"
-        for f in summary["folds"]
-    )
     images = "".join(
         f'<figure><img src="{html.escape(name)}" alt="{html.escape(title)}">'
         f"<figcaption>{html.escape(title)}</figcaption></figure>"
@@ -210,25 +91,168 @@ def write_report(
 <title>Model v{metadata.version}: training report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}
 table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
+td.n{{text-align:right}}tr.chosen{{font-weight:bold}}
 figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><body>
 <h1>Model v{metadata.version}: {verdict}</h1>
 <p><b>Promotion gate:</b> {html.escape(gate.reason)}</p>
-<p>Feature set {html.escape(metadata.feature_set_name)} v{metadata.feature_set_version}
-({len(feature_names)} features, fingerprint {metadata.feature_set_fingerprint[:12]}).
-Training window {html.escape(str(metadata.training_window))}.
-Test: {len(labels):,} transactions, {int(labels.sum()):,} frauds.</p>
-<p>Thresholds: {_threshold("review", thresholds[0])}, {_threshold("decline", thresholds[1])}
-(cost model: missed fraud = amount, review = {cost.review_fee},
-declined good payment = {cost.decline_fee}).</p>
+{_data_section(metadata, len(window.feature_names), len(labels), int(labels.sum()))}
+<h2>Decisions on the test window</h2>
+{_decisions_section(outcome, thresholds, len(evaluation.cp_per_day))}
 <h2>Metrics on the test window</h2>
-<table><tr><th>metric</th><th>this model</th><th>champion</th></tr>{rows}</table>
+{_metrics_section(metadata.metrics, champion)}
+<h2>How the model was trained</h2>
+{_training_section(metadata.extra)}
 <h2>Prequential folds</h2>
-<table><tr><th>fold</th><th>train</th><th>test</th><th>AUC</th><th>AP</th><th>CP@100</th></tr>{folds}</table>
+{_folds_section(summary["folds"])}
 <h2>Plots</h2>{images}
 </body></html>"""
     path = out / "index.html"
     path.write_text(page)
     return path
+
+
+def _data_section(metadata: ModelMetadata, features: int, test_rows: int, frauds: int) -> str:
+    window = metadata.training_window
+    train_rows = metadata.extra.get("train_rows")
+    rows = f" ({train_rows:,} payments)" if train_rows is not None else ""
+    name = html.escape(metadata.feature_set_name)
+    return f"""<p>Feature set {name} v{metadata.feature_set_version}
+({features} features, fingerprint {metadata.feature_set_fingerprint[:12]}).</p>
+<p>Trained on {html.escape(window.get("split_train", ""))}{rows}; then
+{html.escape(window.get("split_delay_days", "?"))} days left for labels to arrive; tested on
+{html.escape(window.get("split_test", ""))}: {test_rows:,} payments, {frauds:,} frauds
+(cards already known to be compromised removed).</p>"""
+
+
+def _decisions_summary(outcome: DecisionOutcome) -> dict[str, float]:
+    return {
+        "payments": outcome.payments,
+        "declined": outcome.declined,
+        "frauds_declined": outcome.frauds_declined,
+        "legitimate_declined": outcome.legitimate_declined,
+        "reviewed": outcome.reviewed,
+        "frauds_reviewed": outcome.frauds_reviewed,
+        "missed_fraud_amount": outcome.missed_fraud_amount,
+        "cost": outcome.cost,
+        "cost_without_action": outcome.fraud_amount,
+    }
+
+
+def _decisions_section(outcome: DecisionOutcome, thresholds: tuple[float, float], days: int) -> str:
+    passed = outcome.payments - outcome.declined - outcome.reviewed
+    frauds_passed = outcome.frauds - outcome.frauds_declined - outcome.frauds_reviewed
+    rows = "".join(
+        f"<tr><td>{action}</td><td class=n>{n:,}</td>"
+        f"<td class=n>{n / max(days, 1):,.0f}</td><td class=n>{frauds:,}</td>"
+        f"<td class=n>{_share(frauds, outcome.frauds)}</td></tr>"
+        for action, n, frauds in (
+            ("decline", outcome.declined, outcome.frauds_declined),
+            ("review", outcome.reviewed, outcome.frauds_reviewed),
+            ("pass", passed, frauds_passed),
+        )
+    )
+    fees = outcome.fees
+    saved = outcome.fraud_amount - outcome.cost
+    review, decline = _threshold("review", thresholds[0]), _threshold("decline", thresholds[1])
+    return f"""<p>Thresholds: {review}, {decline},
+chosen on the validation slice to minimise the cost below.</p>
+<table><tr><th>action</th><th>payments</th><th>per test day</th><th>frauds</th>
+<th>share of the frauds</th></tr>{rows}</table>
+<p><b>Cost</b> (a missed fraud costs its amount, a review {fees.review_fee:g}, declining a
+legitimate payment {fees.decline_fee:g}): {_money(outcome.cost)} with these thresholds
+(missed fraud {_money(outcome.missed_fraud_amount)}, {outcome.reviewed:,} reviews,
+{outcome.legitimate_declined:,} legitimate payment(s) declined), against
+{_money(outcome.fraud_amount)} with no action (every fraud missed):
+{_money(saved)} or {_share(saved, outcome.fraud_amount)} less.</p>"""
+
+
+def _metrics_section(metrics: dict[str, float], champion: dict[str, float] | None) -> str:
+    rows = ""
+    for key, value in metrics.items():
+        theirs = champion.get(key, float("nan")) if champion else float("nan")
+        difference = value - theirs
+        rows += (
+            f"<tr><td>{html.escape(_METRIC_NAMES.get(key, key))}</td>"
+            f"<td class=n>{_fmt(value, key)}</td>"
+            f"<td class=n>{_fmt(theirs, key) if champion else ''}</td>"
+            f"<td class=n>{_fmt(difference, key, sign=True) if champion else ''}</td></tr>"
+        )
+    return (
+        "<table><tr><th>metric</th><th>this model</th><th>champion</th><th>difference</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _training_section(extra: dict[str, Any]) -> str:
+    candidates, selection = extra.get("candidates"), extra.get("selection")
+    if not candidates or not selection:
+        return "<p>Not recorded for this version.</p>"
+    rows = ""
+    for n, candidate in enumerate(candidates, 1):
+        params = candidate["params"]
+        role = ", ".join(
+            label
+            for label, on in (
+                ("the defaults", n == 1),
+                ("highest validation AP", n == selection["highest"]),
+                ("chosen", n == selection["chosen"]),
+            )
+            if on
+        )
+        rows += (
+            f"<tr{' class=chosen' if n == selection['chosen'] else ''}><td>{n}</td>"
+            f"<td class=n>{params['scale_pos_weight']:g}</td><td class=n>{params['max_depth']}</td>"
+            f"<td class=n>{params['eta']:g}</td><td class=n>{params['min_child_weight']:g}</td>"
+            f"<td class=n>{candidate['rounds']:,}</td>"
+            f"<td class=n>{candidate['validation_ap']:.4f}</td><td>{role}</td></tr>"
+        )
+    params = extra.get("params", {})
+    settings = ", ".join(
+        f"{k} {params[k]}"
+        for k in ("max_depth", "eta", "max_bin", "subsample", "colsample_bytree", "seed")
+        if k in params
+    )
+    train_rows = extra.get("train_rows")
+    window = f" ({train_rows:,} payments)" if train_rows is not None else ""
+    return f"""<p>XGBoost, early-stopped on the validation slice (the most recent part of the
+training window). Each candidate trained for the same first rounds and was scored there by
+average precision; only the chosen one trained on to its early stop.</p>
+<table><tr><th>candidate</th><th>class weight</th><th>depth</th><th>learning rate</th>
+<th>min child weight</th><th>best round</th><th>validation AP</th><th></th></tr>{rows}</table>
+<p>{_selection_text(selection)} The model is that configuration refitted on the whole
+training window{window} for {extra.get("rounds", 0):,} rounds, the number validation found
+best. The search fitted on {extra.get("search_rows", 0):,} rows of the window's earlier
+part. Settings: {html.escape(settings)}.</p>"""
+
+
+def _selection_text(selection: dict[str, Any]) -> str:
+    highest, chosen = selection["highest"], selection["chosen"]
+    gain, se = selection.get("gain"), selection.get("gain_se")
+    if highest == chosen == 1:
+        return "The defaults (candidate 1) validated highest."
+    if gain is None or se is None:
+        return f"Candidate {chosen} validated highest and was taken."
+    if chosen == highest:
+        ratio = f", {gain / se:.1f} standard errors of that gain" if se > 0 else ""
+        return (
+            f"Candidate {chosen} validated {gain:.4f} above the defaults{ratio}: "
+            "beyond the noise, so it replaced them."
+        )
+    return (
+        f"Candidate {highest} validated highest, but its gain over the defaults ({gain:.4f}) "
+        f"is within the noise (standard error {se:.4f}), so the defaults were kept."
+    )
+
+
+def _folds_section(folds: list[dict[str, Any]]) -> str:
+    keys = ("fold", "train", "test", "roc_auc", "average_precision", "card_precision_at_100")
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_fmt(f[k])}</td>" for k in keys) + "</tr>" for f in folds
+    )
+    return (
+        "<table><tr><th>fold</th><th>train</th><th>test</th><th>AUC</th><th>AP</th>"
+        f"<th>CP@100</th></tr>{rows}</table>"
+    )
 
 
 def _threshold(action: str, threshold: float) -> str:

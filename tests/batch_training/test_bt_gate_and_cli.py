@@ -125,6 +125,12 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     assert second["model_version"] == 2
     assert second["promoted"] is False
     assert "does not beat" in second["gate"]
+    # the champion, re-scored on v2's window with its own thresholds, is the same model:
+    # the same metrics, and the same cost of its decisions
+    v2 = ModelRegistry(registry).load(2).metadata
+    champion = v2.extra["gate"]["champion_metrics"]
+    assert set(champion) == set(v2.metrics) - {"validation_average_precision"}
+    assert champion == {k: v2.metrics[k] for k in champion}
     models = ["models", "--registry", str(registry)]
     listing = runner.invoke(cli, [*models, "list"])
     assert listing.exit_code == 0

@@ -1,0 +1,70 @@
+"""The cost model: what thresholds do to payments, and the thresholds that cost least."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from batch_training.metrics import (
+    CostModel,
+    choose_cost_thresholds,
+    costs_by_threshold,
+    decision_outcome,
+)
+from batch_training.registry import NEVER_ACT
+
+FEES = CostModel(review_fee=5.0, decline_fee=25.0)
+
+
+def test_each_payment_is_declined_reviewed_or_passed_and_costed() -> None:
+    scores = np.array([0.125, 0.25, 0.5, 0.625, 0.875, 1.0], dtype=np.float32)  # exact
+    labels = np.array([0, 1, 0, 1, 0, 1], dtype=np.int8)
+    amounts = np.array([10.0, 40.0, 20.0, 300.0, 50.0, 700.0])
+    outcome = decision_outcome(scores, labels, amounts, 0.5, 0.875, FEES)
+    assert (outcome.declined, outcome.frauds_declined, outcome.legitimate_declined) == (2, 1, 1)
+    assert (outcome.reviewed, outcome.frauds_reviewed) == (2, 1)
+    assert (outcome.frauds, outcome.fraud_amount, outcome.missed_fraud_amount) == (3, 1040.0, 40.0)
+    # the missed fraud's 40, two reviews at 5, one legitimate payment declined at 25
+    assert outcome.cost == 40.0 + 2 * 5.0 + 25.0
+
+
+def test_never_act_leaves_even_a_perfect_float32_score_alone() -> None:
+    """As the stream decides: in float64, where "never" lies above a score of 1.0."""
+    scores = np.array([0.3, 1.0], dtype=np.float32)
+    labels = np.array([0, 1], dtype=np.int8)
+    outcome = decision_outcome(scores, labels, np.array([5.0, 80.0]), NEVER_ACT, NEVER_ACT, FEES)
+    assert (outcome.declined, outcome.reviewed, outcome.cost) == (0, 0, 80.0)
+
+
+def test_the_cost_table_is_the_cost_of_each_pair_of_thresholds() -> None:
+    rng = np.random.default_rng(4)
+    labels = (rng.random(400) < 0.1).astype(np.int8)
+    # rounded: many tied scores, some at a threshold exactly
+    scores = np.round(rng.random(400) * 0.5 + labels * 0.5, 2).astype(np.float32)
+    amounts = rng.gamma(2.0, 50.0, 400)
+    review = np.array([0.0, 0.25, 0.5, 0.75, 0.9])
+    decline = np.array([0.25, 0.75, 1.0, NEVER_ACT])
+    table = costs_by_threshold(scores, labels, amounts, review, decline, FEES)
+    for (i, r), (j, d) in itertools.product(enumerate(review), enumerate(decline)):
+        if r > d:
+            assert table[i, j] == np.inf
+        else:
+            expected = decision_outcome(scores, labels, amounts, r, d, FEES).cost
+            assert np.isclose(table[i, j], expected, rtol=1e-12), (r, d)
+
+
+def test_the_chosen_thresholds_cost_least_of_the_grid() -> None:
+    rng = np.random.default_rng(9)
+    labels = (rng.random(3000) < 0.03).astype(np.int8)
+    scores = np.clip(rng.random(3000) * 0.4 + labels * rng.random(3000) * 0.6, 0, 1)
+    amounts = rng.gamma(2.0, 60.0, 3000)
+    review, decline, cost = choose_cost_thresholds(scores, labels, amounts, FEES, grid=20)
+    grid = np.unique(np.quantile(scores, np.linspace(0.9, 1.0, 20)))
+    every = [
+        decision_outcome(scores, labels, amounts, r, d, FEES).cost
+        for r, d in itertools.combinations_with_replacement(np.append(grid, 1.0 + 1e-9), 2)
+    ]
+    assert np.isclose(cost, min(every), rtol=1e-12)
+    assert np.isclose(decision_outcome(scores, labels, amounts, review, decline, FEES).cost, cost)
+    assert review <= decline

@@ -1,0 +1,42 @@
+"""The training report: what the thresholds do, and how the model was chosen."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from batch_training.registry import ModelRegistry
+
+
+def test_the_report_accounts_for_every_test_payment_and_the_cost(
+    trained_registry: ModelRegistry,
+) -> None:
+    meta = trained_registry.load_champion().metadata
+    report = trained_registry.version_dir(1) / "report"
+    summary = json.loads((report / "metrics.json").read_text())
+    decisions = summary["decisions"]
+    page = (report / "index.html").read_text()
+    assert decisions["cost"] == meta.metrics["test_cost"]
+    section = page.split("<h2>Decisions on the test window</h2>")[1].split("<h2>")[0]
+    rows = re.findall(r"<tr><td>(\w+)</td><td class=n>([\d,]+)</td>", section)
+    assert [action for action, _ in rows] == ["decline", "review", "pass"]
+    counts = [int(n.replace(",", "")) for _, n in rows]
+    passed = summary["test_rows"] - decisions["declined"] - decisions["reviewed"]
+    assert counts == [decisions["declined"], decisions["reviewed"], passed]
+    assert sum(counts) == summary["test_rows"] > 0
+    assert f"{decisions['cost']:,.0f} with these thresholds" in section
+    assert f"against\n{decisions['cost_without_action']:,.0f} with no action" in section
+
+
+def test_the_report_shows_each_candidate_and_why_one_was_chosen(
+    trained_registry: ModelRegistry,
+) -> None:
+    extra = trained_registry.load_champion().metadata.extra
+    page = (trained_registry.version_dir(1) / "report" / "index.html").read_text()
+    section = page.split("<h2>How the model was trained</h2>")[1].split("<h2>")[0]
+    rows = re.findall(r"<tr( class=chosen)?><td>(\d+)</td>", section)
+    assert [int(n) for _, n in rows] == list(range(1, len(extra["candidates"]) + 1))
+    assert [int(n) for chosen, n in rows if chosen] == [extra["selection"]["chosen"]]
+    assert f"for {extra['rounds']:,} rounds" in section
+    assert f"window ({extra['train_rows']:,} payments)" in section
+    assert "{'" not in page  # no Python repr leaks into what analysts read
