@@ -7,11 +7,14 @@ reviewed fraud costs only the fee of that action.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
+
+from batch_training.errors import TrainingConfigError
 
 __all__ = [
     "CostModel",
@@ -29,6 +32,16 @@ __all__ = [
 class CostModel:
     review_fee: float = 5.0
     decline_fee: float = 25.0
+
+    def __post_init__(self) -> None:
+        for name in ("review_fee", "decline_fee"):
+            fee = getattr(self, name)
+            # a negative fee would make acting pay for itself: every payment flagged
+            if not (math.isfinite(fee) and fee >= 0):
+                raise TrainingConfigError(
+                    f"{name}={fee} must be a finite amount >= 0 "
+                    f"(--{name.replace('_', '-')}), e.g. {getattr(CostModel, name)}"
+                )
 
 
 def card_precision_at_k(

@@ -448,6 +448,7 @@ def run_training(
                     "champion_metrics": champion,
                 },
                 "cost_model": vars(options.training.cost),
+                "alert_rate": options.training.alert_rate,
                 "label_delay_s": options.label_delay_s,
             },
         )

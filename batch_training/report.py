@@ -99,7 +99,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 <h2>Decisions on the test window</h2>
 {_decisions_section(outcome, thresholds, len(evaluation.cp_per_day))}
 <h2>Metrics on the test window</h2>
-{_metrics_section(metadata.metrics, champion)}
+{_metrics_section(metadata.metrics, champion, metadata.extra.get("alert_rate"))}
 <h2>How the model was trained</h2>
 {_training_section(metadata.extra)}
 <h2>Prequential folds</h2>
@@ -166,13 +166,18 @@ legitimate payment {fees.decline_fee:g}): {_money(outcome.cost)} with these thre
 {_money(saved)} or {_share(saved, outcome.fraud_amount)} less.</p>"""
 
 
-def _metrics_section(metrics: dict[str, float], champion: dict[str, float] | None) -> str:
+def _metrics_section(
+    metrics: dict[str, float], champion: dict[str, float] | None, alert_rate: float | None
+) -> str:
     rows = ""
     for key, value in metrics.items():
         theirs = champion.get(key, float("nan")) if champion else float("nan")
         difference = value - theirs
+        name = _METRIC_NAMES.get(key, key)
+        if key == "recall_at_alert_rate" and alert_rate is not None:
+            name = f"recall at a {100 * alert_rate:g} % alert rate"
         rows += (
-            f"<tr><td>{html.escape(_METRIC_NAMES.get(key, key))}</td>"
+            f"<tr><td>{html.escape(name)}</td>"
             f"<td class=n>{_fmt(value, key)}</td>"
             f"<td class=n>{_fmt(theirs, key) if champion else ''}</td>"
             f"<td class=n>{_fmt(difference, key, sign=True) if champion else ''}</td></tr>"

@@ -98,6 +98,11 @@ class TrainingConfig:
             raise TrainingConfigError(
                 f"validation_fraction={self.validation_fraction} must lie in (0, 1), e.g. 0.2"
             )
+        if not 0.0 < self.alert_rate <= 1.0:
+            raise TrainingConfigError(
+                f"alert_rate={self.alert_rate} must lie in (0, 1], e.g. 0.005 for 0.5 % of "
+                "the payments (--alert-rate)"
+            )
         if self.min_gain_se < 0:
             raise TrainingConfigError(
                 f"min_gain_se={self.min_gain_se} must be at least 0; 0 takes the candidate "

@@ -95,6 +95,13 @@ def _parse_duration(text: str) -> float:
     help="Cost of declining a legitimate payment.",
 )
 @click.option(
+    "--alert-rate",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="Share of the test payments alerted on (highest scores first) for recall_at_alert_rate.",
+)
+@click.option(
     "--cp-tolerance",
     type=float,
     default=0.01,
@@ -173,6 +180,7 @@ def _pipeline_options(o: dict[str, Any], train_start: datetime | None) -> Pipeli
         training=TrainingConfig(
             seed=o["seed"],
             tune=o["tune"],
+            alert_rate=o["alert_rate"],
             cost=CostModel(review_fee=o["review_fee"], decline_fee=o["decline_fee"]),
         ),
         cp_tolerance=o["cp_tolerance"],

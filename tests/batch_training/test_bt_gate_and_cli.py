@@ -149,6 +149,23 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     assert len(shown["model_sha256"]) == 64
 
 
+def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
+    window = ["--train-days", "4", "--delay-days", "2", "--test-days", "4", "--json"]
+    result = CliRunner().invoke(cli, ["train", *where, *window, "--alert-rate", "1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output.strip().splitlines()[-1])
+    # every payment alerted on: every fraud among them, which 0.5 % of them do not hold
+    assert summary["metrics"]["recall_at_alert_rate"] == 1.0
+    assert summary["test_frauds"] > 0.005 * summary["test_rows"]
+    report = Path(summary["report"]).read_text()
+    assert "recall at a 100 % alert rate" in report
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -157,6 +174,9 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
             "choose another --train-start, or fewer days or --folds",
         ),
         (["train", "--folds", "0"], "folds=0 must be at least 1 (--folds)"),
+        (["train", "--review-fee", "-5"], "review_fee=-5.0 must be a finite amount >= 0"),
+        (["train", "--decline-fee", "nan"], "decline_fee=nan must be a finite amount >= 0"),
+        (["train", "--alert-rate", "0"], "alert_rate=0.0 must lie in (0, 1]"),
         (["models", "show", "9"], "model version 9 does not exist in"),
         (["models", "rollback"], "has no champion to roll back"),
     ],
