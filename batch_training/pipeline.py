@@ -456,7 +456,14 @@ def run_training(
             _write_predictions(options.predictions_out, history, evaluation)
 
         test_window = EvaluatedWindow(
-            evaluation, labels, amounts, features.take(data.test), features.names
+            evaluation,
+            labels,
+            amounts,
+            features.take(data.test),
+            features.names,
+            history["fraud_scenario"].to_numpy()[data.test]
+            if "fraud_scenario" in history
+            else None,
         )
 
         def report(gate: GateDecision, promoted: bool) -> Path:

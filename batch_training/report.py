@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
 import xgboost as xgb
 
 from batch_training.gate import GateDecision
@@ -66,6 +67,7 @@ def write_report(
     evaluation, labels = window.evaluation, window.labels
     outcome = decision_outcome(evaluation.scores, labels, window.amounts, *thresholds, cost)
     files = write_plots(out, window, booster, cost, thresholds, outcome)
+    by_scenario = _outcomes_by_scenario(window, thresholds, cost)
     summary = {
         "model_version": metadata.version,
         "promoted": promoted,
@@ -74,6 +76,9 @@ def write_report(
         "champion_metrics": champion,
         "thresholds": {"review": thresholds[0], "decline": thresholds[1]},
         "decisions": _decisions_summary(outcome),
+        "frauds_by_scenario": {
+            scenario: _decisions_summary(found) for scenario, found in by_scenario.items()
+        },
         "training_window": metadata.training_window,
         "test_rows": len(labels),
         "test_frauds": int(labels.sum()),
@@ -98,6 +103,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 {_data_section(metadata, len(window.feature_names), len(labels), int(labels.sum()))}
 <h2>Decisions on the test window</h2>
 {_decisions_section(outcome, thresholds, len(evaluation.cp_per_day))}
+{_scenarios_section(by_scenario)}
 <h2>Metrics on the test window</h2>
 {_metrics_section(metadata.metrics, champion, metadata.extra.get("alert_rate"))}
 <h2>How the model was trained</h2>
@@ -164,6 +170,47 @@ legitimate payment {fees.decline_fee:g}): {_money(outcome.cost)} with these thre
 {outcome.legitimate_declined:,} legitimate payment(s) declined), against
 {_money(outcome.fraud_amount)} with no action (every fraud missed):
 {_money(saved)} or {_share(saved, outcome.fraud_amount)} less.</p>"""
+
+
+def _outcomes_by_scenario(
+    window: EvaluatedWindow, thresholds: tuple[float, float], cost: CostModel
+) -> dict[str, DecisionOutcome]:
+    """What the thresholds do to the frauds of each scenario (empty without scenarios)."""
+    if window.scenarios is None:
+        return {}
+    fraud = window.labels == 1
+    named = pd.Series(window.scenarios[fraud]).fillna("unknown").astype(str).to_numpy()
+    scores, labels, amounts = (
+        a[fraud] for a in (window.evaluation.scores, window.labels, window.amounts)
+    )
+    return {
+        scenario: decision_outcome(
+            scores[named == scenario],
+            labels[named == scenario],
+            amounts[named == scenario],
+            *thresholds,
+            cost,
+        )
+        for scenario in sorted(set(named))
+    }
+
+
+def _scenarios_section(by_scenario: dict[str, DecisionOutcome]) -> str:
+    if not by_scenario:
+        return ""
+    rows = "".join(
+        f"<tr><td>{html.escape(scenario)}</td><td class=n>{o.frauds:,}</td>"
+        f"<td class=n>{o.frauds_declined:,}</td><td class=n>{o.frauds_reviewed:,}</td>"
+        f"<td class=n>{o.frauds - o.frauds_declined - o.frauds_reviewed:,}</td>"
+        f"<td class=n>{_share(o.frauds_declined + o.frauds_reviewed, o.frauds)}</td>"
+        f"<td class=n>{_money(o.missed_fraud_amount)}</td></tr>"
+        for scenario, o in by_scenario.items()
+    )
+    return f"""<h3>Frauds by scenario</h3>
+<p>Which kinds of fraud the thresholds stop and which pass (the history's
+<code>fraud_scenario</code>).</p>
+<table><tr><th>scenario</th><th>frauds</th><th>declined</th><th>reviewed</th><th>passed</th>
+<th>caught</th><th>missed amount</th></tr>{rows}</table>"""
 
 
 def _metrics_section(

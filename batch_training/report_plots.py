@@ -48,6 +48,7 @@ class EvaluatedWindow:
     amounts: np.ndarray
     features: np.ndarray
     feature_names: list[str]
+    scenarios: np.ndarray | None = None  # each row's fraud scenario, when the history has it
 
 
 def write_plots(

@@ -82,7 +82,7 @@ def main() -> None:
     days = day_index(history)[test]
     cards = history["card_id"].to_numpy()[test]
     run = offline_feature_matrix(_RUN, history, test)[:, 0]
-    visible = (labels == 1) & ((scenario != 2) | (run > 0))
+    visible = (labels == 1) & ((scenario != "compromised_terminal") | (run > 0))
 
     rankings = [_ranking("oracle", labels.astype(float), labels, days, cards)]
     rng = np.random.default_rng(0)
@@ -100,7 +100,8 @@ def main() -> None:
         "test_rows": len(test),
         "frauds": int(labels.sum()),
         "frauds_by_scenario": {
-            str(s): int(((scenario == s) & (labels == 1)).sum()) for s in (1, 2, 3)
+            str(s): int(((scenario == s) & (labels == 1)).sum())
+            for s in ("amount_over_220", "compromised_terminal", "compromised_customer")
         },
         "terminal_frauds_invisible": int(((labels == 1) & ~visible).sum()),
         "rankings": rankings,

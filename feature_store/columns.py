@@ -1,7 +1,8 @@
 """Column presets: other people's history layouts mapped onto ours.
 
 ``handbook`` reads the fraud-detection handbook's raw columns (TRANSACTION_ID,
-TX_DATETIME, CUSTOMER_ID as the card, TERMINAL_ID as the merchant, TX_AMOUNT, TX_FRAUD).
+TX_DATETIME, CUSTOMER_ID as the card, TERMINAL_ID as the merchant, TX_AMOUNT, TX_FRAUD;
+TX_FRAUD_SCENARIO, when present, named as the handbook describes its scenarios).
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ _HANDBOOK: Final = {
     "TERMINAL_ID": "merchant_id",
     "TX_AMOUNT": "amount",
     "TX_FRAUD": "is_fraud",
+}
+
+# the handbook's scenario codes, as its simulator chapter describes them
+_HANDBOOK_SCENARIOS: Final = {
+    0: "none",
+    1: "amount_over_220",
+    2: "compromised_terminal",
+    3: "compromised_customer",
 }
 
 
@@ -83,5 +92,7 @@ def apply_column_preset(frame: pd.DataFrame, preset: ColumnPreset) -> pd.DataFra
     out["event_time"] = pd.to_datetime(out["event_time"], utc=True)
     out["tie_break"] = _handbook_tie_break(frame)
     if "TX_FRAUD_SCENARIO" in frame.columns:
-        out["fraud_scenario"] = frame["TX_FRAUD_SCENARIO"].to_numpy()
+        codes = frame["TX_FRAUD_SCENARIO"]
+        # a code the handbook does not define keeps its number, as text
+        out["fraud_scenario"] = codes.map(_HANDBOOK_SCENARIOS).fillna(codes.astype(str)).to_numpy()
     return out

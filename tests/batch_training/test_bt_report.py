@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
+
 from batch_training.registry import ModelRegistry
 
 
@@ -17,7 +19,9 @@ def test_the_report_accounts_for_every_test_payment_and_the_cost(
     decisions = summary["decisions"]
     page = (report / "index.html").read_text()
     assert decisions["cost"] == meta.metrics["test_cost"]
-    section = page.split("<h2>Decisions on the test window</h2>")[1].split("<h2>")[0]
+    section = (
+        page.split("<h2>Decisions on the test window</h2>")[1].split("<h2>")[0].split("<h3>")[0]
+    )
     rows = re.findall(r"<tr><td>(\w+)</td><td class=n>([\d,]+)</td>", section)
     assert [action for action, _ in rows] == ["decline", "review", "pass"]
     counts = [int(n.replace(",", "")) for _, n in rows]
@@ -40,3 +44,22 @@ def test_the_report_shows_each_candidate_and_why_one_was_chosen(
     assert f"for {extra['rounds']:,} rounds" in section
     assert f"window ({extra['train_rows']:,} payments)" in section
     assert "{'" not in page  # no Python repr leaks into what analysts read
+
+
+def test_the_report_shows_what_the_thresholds_do_to_each_fraud_scenario(
+    trained_registry: ModelRegistry,
+) -> None:
+    report = trained_registry.version_dir(1) / "report"
+    summary = json.loads((report / "metrics.json").read_text())
+    by_scenario, decisions = summary["frauds_by_scenario"], summary["decisions"]
+    # the simulator's scenarios, each fraud in exactly one
+    assert set(by_scenario) <= {"stolen_card", "compromised_merchant", "card_testing"}
+    assert len(by_scenario) >= 2
+    assert sum(s["payments"] for s in by_scenario.values()) == summary["test_frauds"]
+    for key in ("declined", "reviewed", "missed_fraud_amount"):
+        total = sum(s[key] for s in by_scenario.values())
+        expected = decisions["frauds_" + key] if key != "missed_fraud_amount" else decisions[key]
+        assert total == pytest.approx(expected)
+    page = (report / "index.html").read_text()
+    section = page.split("<h3>Frauds by scenario</h3>")[1].split("<h2>")[0]
+    assert re.findall(r"<tr><td>(\w+)</td>", section) == sorted(by_scenario)
