@@ -254,7 +254,8 @@ def _train_once(
     where_time_went = ", ".join(f"{k} {v:.1f}s" for k, v in stage_seconds.items())
     click.echo(
         f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
-        f"CP@100 {m['card_precision_at_100']:.3f}, recall@0.5% {m['recall_at_alert_rate']:.3f} "
+        f"CP@100 {m['card_precision_at_100']:.3f}, "
+        f"recall@{100 * options.training.alert_rate:g}% {m['recall_at_alert_rate']:.3f} "
         f"on {run.test_rows:,} test rows\n"
         f"{run.seconds + read_seconds:.1f}s ({where_time_went})\n"
         f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\nreport: {run.report}"
@@ -281,12 +282,17 @@ def models(ctx: click.Context, registry: Path | None) -> None:
 def models_list(registry: Any) -> None:
     """Every version, its test metrics and gate verdict; * marks the champion."""
     champion = registry.champion_version()
-    click.echo(f"{'':2}{'version':>7}  {'created':20}  {'AP':>6}  {'CP@100':>6}  gate")
+    click.echo(
+        f"{'':2}{'version':>7}  {'created':20}  {'features':12}  {'trained on':24}  "
+        f"{'AP':>6}  {'CP@100':>6}  gate"
+    )
     for version in registry.versions():
         meta = registry.metadata(version)
         gate = meta.extra.get("gate", {})
+        features = f"{meta.feature_set_name} v{meta.feature_set_version}"
         click.echo(
             f"{'*' if version == champion else '':2}{version:>7}  {meta.created_at[:19]:20}  "
+            f"{features:12}  {meta.training_window.get('split_train', '?'):24}  "
             f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
             f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "
             f"{'pass' if gate.get('promote') else 'fail'}: {gate.get('reason', '')}"
