@@ -137,9 +137,12 @@ def costs_by_threshold(
     review: np.ndarray,
     decline: np.ndarray,
     cost: CostModel,
+    *,
+    max_reviews: float = math.inf,
 ) -> np.ndarray:
     """The cost of every (``review[i]``, ``decline[j]``) pair, as :func:`decision_outcome`
-    counts it; inf where ``review[i] > decline[j]`` (no policy reviews above its decline).
+    counts it; inf where ``review[i] > decline[j]`` (no policy reviews above its decline)
+    and where the pair would review more than ``max_reviews`` payments.
 
     One sort and suffix sums: on a 254k-row validation slice the 60 x 60 grid of the
     threshold choice takes milliseconds, where a pass over the rows per pair took 1.5 s.
@@ -163,19 +166,48 @@ def costs_by_threshold(
         cost.decline_fee * declined_legitimate - cost.review_fee * declinable
     )[None, :]
     costs[np.asarray(review)[:, None] > np.asarray(decline)[None, :]] = np.inf
+    costs[(reviewable[:, None] - declinable[None, :]) > max_reviews] = np.inf
     return costs
 
 
 def choose_cost_thresholds(
-    scores: np.ndarray, labels: np.ndarray, amounts: np.ndarray, cost: CostModel, *, grid: int = 60
+    scores: np.ndarray,
+    labels: np.ndarray,
+    amounts: np.ndarray,
+    cost: CostModel,
+    *,
+    grid: int = 60,
+    max_reviews: float = math.inf,
 ) -> tuple[float, float, float]:
-    """(review, decline, cost) minimising the cost over a grid of score quantiles; on a
-    tie the lowest review threshold, then the lowest decline threshold."""
+    """(review, decline, cost) minimising the cost over a grid of score quantiles, among
+    the pairs that review at most ``max_reviews`` payments; on a tie the lowest review
+    threshold, then the lowest decline threshold. Declining every scored payment, or
+    none, always qualifies (no reviews)."""
     candidates = np.unique(np.quantile(scores, np.linspace(0.9, 1.0, grid)))
     candidates = np.unique(np.concatenate([candidates, [1.0 + 1e-9]]))
-    costs = costs_by_threshold(scores, labels, amounts, candidates, candidates, cost)
+    if math.isfinite(max_reviews):
+        candidates = np.unique(
+            np.concatenate([candidates, _capacity_edges(scores, candidates, max_reviews)])
+        )
+    costs = costs_by_threshold(
+        scores, labels, amounts, candidates, candidates, cost, max_reviews=max_reviews
+    )
     review, decline = np.unravel_index(int(np.argmin(costs)), costs.shape)  # row-major: first
     return float(candidates[review]), float(candidates[decline]), float(costs[review, decline])
+
+
+def _capacity_edges(scores: np.ndarray, declines: np.ndarray, max_reviews: float) -> np.ndarray:
+    """Review thresholds that fill the capacity below each decline threshold.
+
+    The quantile grid's steps hold a thousandth of the rows each, coarser than a small
+    capacity: below each decline threshold, the score of the last payment that still fits
+    in ``max_reviews``, and the next value above it (in case ties there overflow).
+    """
+    descending = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
+    declined = len(scores) - np.searchsorted(descending[::-1], declines, side="left")
+    last = declined + int(max_reviews) - 1
+    edges = descending[last[(last >= declined) & (last < len(scores))]]
+    return np.concatenate([edges, np.nextafter(edges, np.inf)])
 
 
 def summary_metrics(

@@ -221,7 +221,13 @@ def fit_fold(
     labels = history["is_fraud"].to_numpy(dtype=np.int8)
     amounts = history["amount"].to_numpy(dtype=np.float64)
     fitted = fit_model(
-        features.take(train), labels[train], amounts[train], features.names, config, progress
+        features.take(train),
+        labels[train],
+        amounts[train],
+        features.names,
+        config,
+        progress,
+        event_ms=features.ts[train],
     )
     test_matrix = xgb.DMatrix(features.take(data.test), feature_names=features.names)
     scores = fitted.booster.predict(test_matrix)
@@ -449,6 +455,7 @@ def run_training(
                 },
                 "cost_model": vars(options.training.cost),
                 "alert_rate": options.training.alert_rate,
+                "review_capacity": options.training.review_capacity,
                 "label_delay_s": options.label_delay_s,
             },
         )

@@ -91,6 +91,7 @@ def write_report(
         for title, name in files.items()
     )
     verdict = "promoted to champion" if promoted else "registered as a challenger"
+    capacity = metadata.extra.get("review_capacity")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Model v{metadata.version}: training report</title>
@@ -102,7 +103,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 <p><b>Promotion gate:</b> {html.escape(gate.reason)}</p>
 {_data_section(metadata, len(window.feature_names), len(labels), int(labels.sum()))}
 <h2>Decisions on the test window</h2>
-{_decisions_section(outcome, thresholds, len(evaluation.cp_per_day))}
+{_decisions_section(outcome, thresholds, len(evaluation.cp_per_day), capacity)}
 {_scenarios_section(by_scenario)}
 <h2>Metrics on the test window</h2>
 {_metrics_section(metadata.metrics, champion, metadata.extra.get("alert_rate"))}
@@ -144,7 +145,9 @@ def _decisions_summary(outcome: DecisionOutcome) -> dict[str, float]:
     }
 
 
-def _decisions_section(outcome: DecisionOutcome, thresholds: tuple[float, float], days: int) -> str:
+def _decisions_section(
+    outcome: DecisionOutcome, thresholds: tuple[float, float], days: int, capacity: int | None
+) -> str:
     passed = outcome.payments - outcome.declined - outcome.reviewed
     frauds_passed = outcome.frauds - outcome.frauds_declined - outcome.frauds_reviewed
     rows = "".join(
@@ -160,8 +163,17 @@ def _decisions_section(outcome: DecisionOutcome, thresholds: tuple[float, float]
     fees = outcome.fees
     saved = outcome.fraud_amount - outcome.cost
     review, decline = _threshold("review", thresholds[0]), _threshold("decline", thresholds[1])
+    if capacity is None:
+        limit = ""
+    else:
+        per_day = outcome.reviewed / max(days, 1)
+        verdict = "within it" if per_day <= capacity else "<b>more than the capacity</b>"
+        limit = (
+            f", within the analysts' capacity of {capacity:,} reviews a day there; on the test"
+            f" window {per_day:,.0f} reviews a day, {verdict}"
+        )
     return f"""<p>Thresholds: {review}, {decline},
-chosen on the validation slice to minimise the cost below.</p>
+chosen on the validation slice to minimise the cost below{limit}.</p>
 <table><tr><th>action</th><th>payments</th><th>per test day</th><th>frauds</th>
 <th>share of the frauds</th></tr>{rows}</table>
 <p><b>Cost</b> (a missed fraud costs its amount, a review {fees.review_fee:g}, declining a

@@ -89,6 +89,10 @@ class TrainingConfig:
     # standard errors of that gain (batch_training/selection.py); 0 takes the highest.
     min_gain_se: float = 1.0
     tune: bool = False
+    # At most this many reviews a day (the analysts' capacity): review thresholds that
+    # would send more of the validation slice's payments, per day it spans, are not
+    # considered. None: no limit.
+    review_capacity: int | None = None
     nthread: int = 2
     alert_rate: float = 0.005
     cost: CostModel = field(default_factory=CostModel)
@@ -102,6 +106,11 @@ class TrainingConfig:
             raise TrainingConfigError(
                 f"alert_rate={self.alert_rate} must lie in (0, 1], e.g. 0.005 for 0.5 % of "
                 "the payments (--alert-rate)"
+            )
+        if self.review_capacity is not None and self.review_capacity < 0:
+            raise TrainingConfigError(
+                f"review_capacity={self.review_capacity} reviews a day must be at least 0 "
+                "(--review-capacity; 0: never review)"
             )
         if self.min_gain_se < 0:
             raise TrainingConfigError(
@@ -249,10 +258,13 @@ def fit_model(
     feature_names: list[str],
     config: TrainingConfig,
     progress: Progress = lambda _: None,
+    event_ms: np.ndarray | None = None,
 ) -> FittedModel:
     """Rows must be in time order (the validation slice is the most recent one).
 
     ``progress`` hears where the search and the refit are, every 100 rounds.
+    ``event_ms``, the rows' times (epoch ms), turns ``config.review_capacity`` into a
+    number of reviews on the validation slice; it is required with one.
     """
     n = len(labels)
     cut = int(n * (1.0 - config.validation_fraction))
@@ -294,7 +306,13 @@ def fit_model(
 
     best, tried, scores, selection = _search(candidates, fit, valid, labels[cut:], config, progress)
     ap, params, rounds = best.validation_ap, best.params, best.stopping.best_rounds
-    review, decline, _ = choose_cost_thresholds(scores, labels[cut:], amounts[cut:], config.cost)
+    review, decline, _ = choose_cost_thresholds(
+        scores,
+        labels[cut:],
+        amounts[cut:],
+        config.cost,
+        max_reviews=_validation_reviews(config.review_capacity, event_ms, cut),
+    )
     full = xgb.DMatrix(features, label=labels, feature_names=feature_names)
     booster = xgb.train(
         params,
@@ -314,6 +332,15 @@ def fit_model(
         selection=selection,
         search_rows=fit.num_row(),
     )
+
+
+def _validation_reviews(capacity: int | None, event_ms: np.ndarray | None, cut: int) -> float:
+    """Reviews the validation slice (rows from ``cut``) may send: ``capacity`` a day."""
+    if capacity is None:
+        return math.inf
+    if event_ms is None:
+        raise TypeError("fit_model needs event_ms to apply a review_capacity")
+    return capacity * (int(event_ms[-1]) - int(event_ms[cut])) / 86_400_000
 
 
 def _search(

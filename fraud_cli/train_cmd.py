@@ -95,6 +95,13 @@ def _parse_duration(text: str) -> float:
     help="Cost of declining a legitimate payment.",
 )
 @click.option(
+    "--review-capacity",
+    type=int,
+    default=None,
+    help="Most reviews the analysts can make a day: thresholds that would send more "
+    "(on the validation slice) are not chosen. Default: no limit.",
+)
+@click.option(
     "--alert-rate",
     type=float,
     default=0.005,
@@ -181,6 +188,7 @@ def _pipeline_options(o: dict[str, Any], train_start: datetime | None) -> Pipeli
             seed=o["seed"],
             tune=o["tune"],
             alert_rate=o["alert_rate"],
+            review_capacity=o["review_capacity"],
             cost=CostModel(review_fee=o["review_fee"], decline_fee=o["decline_fee"]),
         ),
         cp_tolerance=o["cp_tolerance"],

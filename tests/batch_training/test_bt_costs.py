@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 
 from batch_training.metrics import (
     CostModel,
@@ -54,17 +55,30 @@ def test_the_cost_table_is_the_cost_of_each_pair_of_thresholds() -> None:
             assert np.isclose(table[i, j], expected, rtol=1e-12), (r, d)
 
 
-def test_the_chosen_thresholds_cost_least_of_the_grid() -> None:
+@pytest.mark.parametrize("max_reviews", [np.inf, 40, 0])
+def test_the_chosen_thresholds_cost_least_of_the_grid_within_the_review_limit(
+    max_reviews: float,
+) -> None:
     rng = np.random.default_rng(9)
     labels = (rng.random(3000) < 0.03).astype(np.int8)
     scores = np.clip(rng.random(3000) * 0.4 + labels * rng.random(3000) * 0.6, 0, 1)
     amounts = rng.gamma(2.0, 60.0, 3000)
-    review, decline, cost = choose_cost_thresholds(scores, labels, amounts, FEES, grid=20)
-    grid = np.unique(np.quantile(scores, np.linspace(0.9, 1.0, 20)))
+    review, decline, cost = choose_cost_thresholds(
+        scores, labels, amounts, FEES, grid=20, max_reviews=max_reviews
+    )
+    grid = np.append(np.unique(np.quantile(scores, np.linspace(0.9, 1.0, 20))), 1.0 + 1e-9)
     every = [
-        decision_outcome(scores, labels, amounts, r, d, FEES).cost
-        for r, d in itertools.combinations_with_replacement(np.append(grid, 1.0 + 1e-9), 2)
+        decision_outcome(scores, labels, amounts, r, d, FEES)
+        for r, d in itertools.combinations_with_replacement(grid, 2)
     ]
-    assert np.isclose(cost, min(every), rtol=1e-12)
-    assert np.isclose(decision_outcome(scores, labels, amounts, review, decline, FEES).cost, cost)
+    allowed = [o.cost for o in every if o.reviewed <= max_reviews]
+    if max_reviews == np.inf:
+        assert np.isclose(cost, min(allowed), rtol=1e-12)
+    else:  # thresholds that fill the capacity join the grid: at least as cheap
+        assert cost <= min(allowed) + 1e-9
+    chosen = decision_outcome(scores, labels, amounts, review, decline, FEES)
+    assert np.isclose(chosen.cost, cost)
+    assert chosen.reviewed <= max_reviews
     assert review <= decline
+    if max_reviews < np.inf:  # the limit binds: without it the cheapest reviews more
+        assert min(o.cost for o in every) < cost

@@ -152,6 +152,26 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     assert len(shown["model_sha256"]) == 64
 
 
+def test_a_review_capacity_of_zero_sends_nothing_to_review(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    window = ["--train-days", "4", "--delay-days", "2", "--test-days", "4", "--json"]
+    runs = {}
+    for capacity in (None, 0):
+        where = ["--history", str(history), "--registry", str(tmp_path / f"registry{capacity}")]
+        limit = [] if capacity is None else ["--review-capacity", str(capacity)]
+        result = CliRunner().invoke(cli, ["train", *where, *window, *limit])
+        assert result.exit_code == 0, result.output
+        runs[capacity] = json.loads(result.output.strip().splitlines()[-1])
+    unlimited, none = runs[None]["thresholds"], runs[0]["thresholds"]
+    assert unlimited["review"] < unlimited["decline"]  # left alone, reviewing pays here
+    assert none["review"] == none["decline"]  # no band between them: no reviews
+    report = Path(runs[0]["report"]).read_text()
+    assert "capacity of 0 reviews a day there; on the test window 0 reviews a day" in report
+
+
 def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -180,6 +200,7 @@ def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
         (["train", "--review-fee", "-5"], "review_fee=-5.0 must be a finite amount >= 0"),
         (["train", "--decline-fee", "nan"], "decline_fee=nan must be a finite amount >= 0"),
         (["train", "--alert-rate", "0"], "alert_rate=0.0 must lie in (0, 1]"),
+        (["train", "--review-capacity", "-1"], "review_capacity=-1 reviews a day must be"),
         (["models", "show", "9"], "model version 9 does not exist in"),
         (["models", "rollback"], "has no champion to roll back"),
     ],
