@@ -181,8 +181,8 @@ def choose_cost_thresholds(
 ) -> tuple[float, float, float]:
     """(review, decline, cost) minimising the cost over a grid of score quantiles, among
     the pairs that review at most ``max_reviews`` payments; on a tie the lowest review
-    threshold, then the lowest decline threshold. Declining every scored payment, or
-    none, always qualifies (no reviews)."""
+    threshold, then the lowest decline threshold. Pairs with review = decline review
+    nothing, so some pair always qualifies."""
     candidates = np.unique(np.quantile(scores, np.linspace(0.9, 1.0, grid)))
     candidates = np.unique(np.concatenate([candidates, [1.0 + 1e-9]]))
     if math.isfinite(max_reviews):
@@ -192,20 +192,22 @@ def choose_cost_thresholds(
     costs = costs_by_threshold(
         scores, labels, amounts, candidates, candidates, cost, max_reviews=max_reviews
     )
-    review, decline = np.unravel_index(int(np.argmin(costs)), costs.shape)  # row-major: first
+    # Costs equal but for rounding (suffix sums against fee x count) count as a tie.
+    cheapest = costs <= costs.min() * (1 + 1e-12) + 1e-9
+    review, decline = np.unravel_index(int(np.argmax(cheapest)), costs.shape)  # row-major
     return float(candidates[review]), float(candidates[decline]), float(costs[review, decline])
 
 
 def _capacity_edges(scores: np.ndarray, declines: np.ndarray, max_reviews: float) -> np.ndarray:
     """Review thresholds that fill the capacity below each decline threshold.
 
-    The quantile grid's steps hold a thousandth of the rows each, coarser than a small
+    The quantile grid's steps hold about 1/600 of the rows each, coarser than a small
     capacity: below each decline threshold, the score of the last payment that still fits
     in ``max_reviews``, and the next value above it (in case ties there overflow).
     """
     descending = np.sort(np.asarray(scores, dtype=np.float64))[::-1]
     declined = len(scores) - np.searchsorted(descending[::-1], declines, side="left")
-    last = declined + int(max_reviews) - 1
+    last = declined + int(min(max_reviews, len(scores))) - 1
     edges = descending[last[(last >= declined) & (last < len(scores))]]
     return np.concatenate([edges, np.nextafter(edges, np.inf)])
 

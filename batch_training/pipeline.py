@@ -266,16 +266,25 @@ def _champion_evaluation(
         )
     matrix = xgb.DMatrix(test_features, feature_names=list(meta.feature_names))
     scores = champion.booster.predict(matrix)
-    history = features.history
     outcome = decision_outcome(
         scores,
-        history["is_fraud"].to_numpy(dtype=np.int8)[data.test],
-        history["amount"].to_numpy(dtype=np.float64)[data.test],
+        *_test_labels_and_amounts(features.history, data),
         meta.thresholds.review,
         meta.thresholds.decline,
         cost,
     )
     return features.evaluate(scores, data, alert_rate).metrics | {"test_cost": outcome.cost}
+
+
+def _test_labels_and_amounts(
+    history: pd.DataFrame, data: DataSplit
+) -> tuple[np.ndarray, np.ndarray]:
+    """The test rows' labels and amounts, as the cost of a decision policy needs them."""
+    test = data.test
+    return (
+        history["is_fraud"].to_numpy(dtype=np.int8)[test],
+        history["amount"].to_numpy(dtype=np.float64)[test],
+    )
 
 
 def _judge(
@@ -403,8 +412,7 @@ def run_training(
         champion_version, champion, gate = _judge(
             registry, evaluation, data, features, feature_set.fingerprint, options
         )
-        labels = history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
-        amounts = history["amount"].to_numpy(dtype=np.float64)[data.test]
+        labels, amounts = _test_labels_and_amounts(history, data)
         test_cost = decision_outcome(
             evaluation.scores,
             labels,

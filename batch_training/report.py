@@ -6,7 +6,7 @@ import html
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import xgboost as xgb
@@ -15,9 +15,6 @@ from batch_training.gate import GateDecision
 from batch_training.metrics import CostModel, DecisionOutcome, decision_outcome
 from batch_training.registry import ModelMetadata
 from batch_training.report_plots import EvaluatedWindow, write_plots
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["write_report"]
 
@@ -48,6 +45,12 @@ def _money(value: float) -> str:
 
 def _share(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "n/a"
+
+
+def _payments(extra: dict[str, Any]) -> str:
+    """The training window's size in words, when the metadata records it."""
+    train_rows = extra.get("train_rows")
+    return f" ({train_rows:,} payments)" if train_rows is not None else ""
 
 
 def write_report(
@@ -120,8 +123,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 
 def _data_section(metadata: ModelMetadata, features: int, test_rows: int, frauds: int) -> str:
     window = metadata.training_window
-    train_rows = metadata.extra.get("train_rows")
-    rows = f" ({train_rows:,} payments)" if train_rows is not None else ""
+    rows = _payments(metadata.extra)
     name = html.escape(metadata.feature_set_name)
     return f"""<p>Feature set {name} v{metadata.feature_set_version}
 ({features} features, fingerprint {metadata.feature_set_fingerprint[:12]}).</p>
@@ -162,7 +164,9 @@ def _decisions_section(
     )
     fees = outcome.fees
     saved = outcome.fraud_amount - outcome.cost
-    review, decline = _threshold("review", thresholds[0]), _threshold("decline", thresholds[1])
+    decline = _threshold("decline", thresholds[1])
+    # review = decline leaves no score between them: nothing is reviewed
+    review = _threshold("review", thresholds[0] if thresholds[0] < thresholds[1] else math.inf)
     if capacity is None:
         limit = ""
     else:
@@ -170,7 +174,7 @@ def _decisions_section(
         verdict = "within it" if per_day <= capacity else "<b>more than the capacity</b>"
         limit = (
             f", within the analysts' capacity of {capacity:,} reviews a day there; on the test"
-            f" window {per_day:,.0f} reviews a day, {verdict}"
+            f" window {per_day:,.1f} reviews a day, {verdict}"
         )
     return f"""<p>Thresholds: {review}, {decline},
 chosen on the validation slice to minimise the cost below{limit}.</p>
@@ -181,7 +185,13 @@ legitimate payment {fees.decline_fee:g}): {_money(outcome.cost)} with these thre
 (missed fraud {_money(outcome.missed_fraud_amount)}, {outcome.reviewed:,} reviews,
 {outcome.legitimate_declined:,} legitimate payment(s) declined), against
 {_money(outcome.fraud_amount)} with no action (every fraud missed):
-{_money(saved)} or {_share(saved, outcome.fraud_amount)} less.</p>"""
+{_savings(saved, outcome)}.</p>"""
+
+
+def _savings(saved: float, outcome: DecisionOutcome) -> str:
+    if saved >= 0:
+        return f"{_money(saved)} or {_share(saved, outcome.fraud_amount)} less"
+    return f"<b>{_money(-saved)} more</b>: on this window acting cost more than doing nothing"
 
 
 def _outcomes_by_scenario(
@@ -276,8 +286,7 @@ def _training_section(extra: dict[str, Any]) -> str:
         for k in ("max_depth", "eta", "max_bin", "subsample", "colsample_bytree", "seed")
         if k in params
     )
-    train_rows = extra.get("train_rows")
-    window = f" ({train_rows:,} payments)" if train_rows is not None else ""
+    window = _payments(extra)
     return f"""<p>XGBoost, early-stopped on the validation slice (the most recent part of the
 training window). Each candidate trained for the same first rounds and was scored there by
 average precision; only the chosen one trained on to its early stop.</p>

@@ -93,6 +93,8 @@ def apply_column_preset(frame: pd.DataFrame, preset: ColumnPreset) -> pd.DataFra
     out["tie_break"] = _handbook_tie_break(frame)
     if "TX_FRAUD_SCENARIO" in frame.columns:
         codes = frame["TX_FRAUD_SCENARIO"]
-        # a code the handbook does not define keeps its number, as text
-        out["fraud_scenario"] = codes.map(_HANDBOOK_SCENARIOS).fillna(codes.astype(str)).to_numpy()
+        # a code the handbook does not define keeps its number, as text; a missing one
+        # reads "unknown", as the report names frauds without a scenario
+        as_text = codes.astype(str).where(codes.notna(), "unknown")
+        out["fraud_scenario"] = codes.map(_HANDBOOK_SCENARIOS).fillna(as_text).to_numpy()
     return out

@@ -82,3 +82,41 @@ def test_the_chosen_thresholds_cost_least_of_the_grid_within_the_review_limit(
     assert review <= decline
     if max_reviews < np.inf:  # the limit binds: without it the cheapest reviews more
         assert min(o.cost for o in every) < cost
+
+
+@pytest.mark.parametrize("max_reviews", [np.inf, 0])
+def test_the_choice_is_the_first_cheapest_pair_on_tied_float32_scores(max_reviews: float) -> None:
+    """Against a direct count over the same grid, with ties and perfect float32 scores:
+    the cheapest pair (0: one that reviews nothing), the lowest review then decline
+    threshold on a tie; fees of 0.1 and 0.3 make equal costs differ in the last bit."""
+    fees = CostModel(review_fee=0.1, decline_fee=0.3)
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n = int(rng.integers(2, 30))
+        labels = (rng.random(n) < 0.5).astype(np.int8)
+        scores = np.round(rng.random(n), 1).astype(np.float32)
+        scores[rng.random(n) < 0.2] = 1.0
+        amounts = rng.choice([0.1, 0.2, 0.3, 0.7, 5.0], n)
+        choice = choose_cost_thresholds(
+            scores, labels, amounts, fees, grid=10, max_reviews=max_reviews
+        )
+        # the chooser's grid (a capacity of 0 adds no threshold to it)
+        grid = np.unique([*np.quantile(scores, np.linspace(0.9, 1.0, 10)), 1.0 + 1e-9])
+        allowed = [
+            (o.cost, r, d)
+            for r, d in itertools.combinations_with_replacement(grid, 2)
+            if (o := decision_outcome(scores, labels, amounts, r, d, fees)).reviewed <= max_reviews
+        ]
+        cheapest = min(c for c, _, _ in allowed)
+        first = min((r, d) for c, r, d in allowed if abs(c - cheapest) < 1e-9)
+        assert choice[:2] == first
+        assert abs(choice[2] - cheapest) < 1e-9
+
+
+def test_a_review_limit_above_the_payments_is_no_limit() -> None:
+    rng = np.random.default_rng(2)
+    labels = (rng.random(500) < 0.05).astype(np.int8)
+    scores = rng.random(500) * 0.5 + labels * 0.5
+    amounts = rng.gamma(2.0, 60.0, 500)
+    unlimited = choose_cost_thresholds(scores, labels, amounts, FEES)
+    assert choose_cost_thresholds(scores, labels, amounts, FEES, max_reviews=1e20) == unlimited

@@ -152,36 +152,37 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     assert len(shown["model_sha256"]) == 64
 
 
+def _train_small(history: pd.DataFrame, tmp_path: Path, name: str, *args: str) -> Any:
+    """``fraud train --json`` on a 4/2/4-day split of ``history``: its JSON summary."""
+    path = tmp_path / "history.parquet"
+    if not path.exists():
+        history.to_parquet(path)
+    where = ["--history", str(path), "--registry", str(tmp_path / name)]
+    window = ["--train-days", "4", "--delay-days", "2", "--test-days", "4", "--json"]
+    result = CliRunner().invoke(cli, ["train", *where, *window, *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
 def test_a_review_capacity_of_zero_sends_nothing_to_review(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:
-    history = tmp_path / "history.parquet"
-    small_history.to_parquet(history)
-    window = ["--train-days", "4", "--delay-days", "2", "--test-days", "4", "--json"]
-    runs = {}
-    for capacity in (None, 0):
-        where = ["--history", str(history), "--registry", str(tmp_path / f"registry{capacity}")]
-        limit = [] if capacity is None else ["--review-capacity", str(capacity)]
-        result = CliRunner().invoke(cli, ["train", *where, *window, *limit])
-        assert result.exit_code == 0, result.output
-        runs[capacity] = json.loads(result.output.strip().splitlines()[-1])
+    runs = {
+        None: _train_small(small_history, tmp_path, "unlimited"),
+        0: _train_small(small_history, tmp_path, "none", "--review-capacity", "0"),
+    }
     unlimited, none = runs[None]["thresholds"], runs[0]["thresholds"]
     assert unlimited["review"] < unlimited["decline"]  # left alone, reviewing pays here
     assert none["review"] == none["decline"]  # no band between them: no reviews
     report = Path(runs[0]["report"]).read_text()
-    assert "capacity of 0 reviews a day there; on the test window 0 reviews a day" in report
+    assert "capacity of 0 reviews a day there; on the test window 0.0 reviews a day" in report
+    assert "Thresholds: never review, decline at score" in report
 
 
 def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:
-    history = tmp_path / "history.parquet"
-    small_history.to_parquet(history)
-    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
-    window = ["--train-days", "4", "--delay-days", "2", "--test-days", "4", "--json"]
-    result = CliRunner().invoke(cli, ["train", *where, *window, "--alert-rate", "1"])
-    assert result.exit_code == 0, result.output
-    summary = json.loads(result.output.strip().splitlines()[-1])
+    summary = _train_small(small_history, tmp_path, "registry", "--alert-rate", "1")
     # every payment alerted on: every fraud among them, which 0.5 % of them do not hold
     assert summary["metrics"]["recall_at_alert_rate"] == 1.0
     assert summary["test_frauds"] > 0.005 * summary["test_rows"]

@@ -7,7 +7,9 @@ import re
 
 import pytest
 
+from batch_training.metrics import CostModel, DecisionOutcome
 from batch_training.registry import ModelRegistry
+from batch_training.report import _decisions_section
 
 
 def test_the_report_accounts_for_every_test_payment_and_the_cost(
@@ -63,3 +65,24 @@ def test_the_report_shows_what_the_thresholds_do_to_each_fraud_scenario(
     page = (report / "index.html").read_text()
     section = page.split("<h3>Frauds by scenario</h3>")[1].split("<h2>")[0]
     assert re.findall(r"<tr><td>(\w+)</td>", section) == sorted(by_scenario)
+
+
+def test_the_decisions_text_flags_too_many_reviews_and_a_costly_policy() -> None:
+    # 23 reviews over 2 days against a capacity of 11: 11.5 a day, over it
+    costly = DecisionOutcome(
+        payments=100,
+        frauds=2,
+        fraud_amount=40.0,
+        reviewed=23,
+        frauds_reviewed=1,
+        declined=5,
+        frauds_declined=1,
+        missed_fraud_amount=0.0,
+        fees=CostModel(review_fee=5.0, decline_fee=25.0),
+    )
+    text = _decisions_section(costly, (0.5, 0.9), days=2, capacity=11)
+    assert "on the test window 11.5 reviews a day, <b>more than the capacity</b>" in text
+    # 115 in review fees and 100 in declines against 40 of fraud: 175 more than no action
+    assert "<b>175 more</b>: on this window acting cost more than doing nothing" in text
+    assert "review at score &ge; 0.5000, decline at score &ge; 0.9000" in text
+    assert "within it" not in text
