@@ -65,6 +65,38 @@ def _ranking(
     }
 
 
+def _missed_visible(frame: pd.DataFrame, k: int = 100) -> list[dict[str, Any]]:
+    """The visible fraud cards a ranking leaves out of a day's top k, as CP@k counts days
+    (cards found on earlier days removed): where they ranked, and why they were visible."""
+    found: set[int] = set()
+    missed: list[dict[str, Any]] = []
+    for day in np.unique(frame["day"].to_numpy()):
+        on_day = frame[(frame["day"] == day) & ~frame["card"].isin(found)]
+        by_card = on_day.groupby("card").agg(
+            score=("score", "max"), fraud=("fraud", "max"), visible=("visible", "max")
+        )
+        by_card = by_card.sort_values("score", ascending=False, kind="stable")
+        by_card["rank"] = np.arange(1, len(by_card) + 1)
+        top = by_card.head(k)
+        found.update(top.index[top["fraud"] == 1].tolist())
+        below = by_card[by_card["visible"] & (by_card["rank"] > k)]
+        for card, row in zip(below.index.to_numpy(), below.to_dict("records"), strict=True):
+            frauds = on_day[(on_day["card"] == card) & (on_day["fraud"] == 1)]
+            missed.append(
+                {
+                    "day": int(day),
+                    "card": int(card),
+                    "rank": int(row["rank"]),
+                    "score": round(float(row["score"]), 4),
+                    "kth_score": round(float(top["score"].iloc[-1]), 4),
+                    "scenario": sorted(set(frauds["scenario"])),
+                    "amounts": [round(float(a), 2) for a in frauds["amount"]],
+                    "known_fraud_run": [int(r) for r in frauds["run"]],
+                }
+            )
+    return missed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--history", type=Path, default=HANDBOOK)
@@ -95,7 +127,21 @@ def main() -> None:
     if args.predictions is not None:
         predicted = pd.read_parquet(args.predictions).set_index("transaction_id")["score"]
         ids = history["transaction_id"].to_numpy()[test]
-        rankings.append(_ranking("ours", predicted.loc[ids].to_numpy(), labels, days, cards))
+        ours = predicted.loc[ids].to_numpy()
+        rankings.append(_ranking("ours", ours, labels, days, cards))
+        frame = pd.DataFrame(
+            {
+                "day": days,
+                "card": cards,
+                "score": ours,
+                "fraud": labels,
+                "visible": visible,
+                "scenario": scenario,
+                "amount": history["amount"].to_numpy()[test],
+                "run": run,
+            }
+        )
+        missed = _missed_visible(frame)
     result = {
         "test_rows": len(test),
         "frauds": int(labels.sum()),
@@ -106,6 +152,8 @@ def main() -> None:
         "terminal_frauds_invisible": int(((labels == 1) & ~visible).sum()),
         "rankings": rankings,
     }
+    if args.predictions is not None:
+        result["ours_missed_visible"] = missed
     RESULTS.mkdir(exist_ok=True)
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for r in rankings:
