@@ -154,6 +154,7 @@ class FoldFeatures:
     """
 
     history: pd.DataFrame
+    feature_set: FeatureSet
     names: list[str]
     rows: np.ndarray
     matrix: np.ndarray
@@ -179,7 +180,7 @@ class FoldFeatures:
             feature_set, history, rows, label_delay_s=label_delay_s, dtype=np.float32
         )
         ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
-        return cls(history, names, rows, matrix, day_index(history), ts)
+        return cls(history, feature_set, names, rows, matrix, day_index(history), ts)
 
     def take(self, positions: np.ndarray) -> np.ndarray:
         """Feature rows of these history positions (all among ``rows``)."""
@@ -193,6 +194,15 @@ class FoldFeatures:
                 "FoldFeatures.compute"
             )
         return self.matrix[index]
+
+    def columns_of(self, other: FeatureSet) -> list[int] | None:
+        """Where each of ``other``'s features is in ``matrix``, when every one of them is
+        among these and defined identically (same values); otherwise None."""
+        mine = {f.name: (i, f) for i, f in enumerate(self.feature_set.features)}
+        found = [mine.get(f.name) for f in other.features]
+        if any(m is None or m[1] != f for m, f in zip(found, other.features, strict=True)):
+            return None
+        return [m[0] for m in found if m is not None]
 
     def evaluate(self, scores: np.ndarray, data: DataSplit, alert_rate: float) -> Evaluation:
         labels = self.history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
@@ -239,14 +249,13 @@ def _champion_evaluation(
     version: int,
     data: DataSplit,
     features: FoldFeatures,
-    fingerprint: str,
     label_delay_s: int,
     alert_rate: float,
     cost: CostModel,
 ) -> dict[str, float]:
     """The champion's metrics on the candidate's test set (``features`` are the
-    candidate's, of the feature set with ``fingerprint``), with the cost of its own
-    thresholds' decisions there under today's ``cost`` model.
+    candidate's), with the cost of its own thresholds' decisions there under today's
+    ``cost`` model.
 
     Raises :class:`ModelIntegrityError` when the champion cannot be served: its file was
     altered, or this release no longer computes its features.
@@ -254,9 +263,10 @@ def _champion_evaluation(
     champion = registry.load(version)
     meta = champion.metadata
     champion_set = feature_set_of(meta)
-    if meta.feature_set_fingerprint == fingerprint:
-        test_features = features.take(data.test)
-    else:  # another feature set: its features for the test rows only
+    columns = features.columns_of(champion_set)
+    if columns is not None:  # e.g. a `core` champion under an `extended` candidate
+        test_features = features.take(data.test)[:, columns]
+    else:  # features the candidate's set does not have: the champion's, for the test rows
         test_features = offline_feature_matrix(
             champion_set,
             features.history,
@@ -292,11 +302,10 @@ def _judge(
     candidate: Evaluation,
     data: DataSplit,
     features: FoldFeatures,
-    fingerprint: str,
     options: PipelineOptions,
 ) -> tuple[int | None, dict[str, float] | None, GateDecision]:
     """The champion's version, its metrics on the candidate's test set, and the gate's
-    verdict on the candidate (``features`` of the feature set with ``fingerprint``)."""
+    verdict on the candidate (``features`` are the candidate's)."""
     version = registry.champion_version()
     champion = None
     if version is not None:
@@ -306,7 +315,6 @@ def _judge(
                 version,
                 data,
                 features,
-                fingerprint,
                 options.label_delay_s,
                 options.training.alert_rate,
                 options.training.cost,
@@ -409,9 +417,7 @@ def run_training(
     (fitted, evaluation), data = fitted_folds[0], folds[0]
     progress("comparing with the champion on the same test window")
     with clock.stage("gate"):
-        champion_version, champion, gate = _judge(
-            registry, evaluation, data, features, feature_set.fingerprint, options
-        )
+        champion_version, champion, gate = _judge(registry, evaluation, data, features, options)
         labels, amounts = _test_labels_and_amounts(history, data)
         test_cost = decision_outcome(
             evaluation.scores,

@@ -29,6 +29,7 @@ from feature_store import (
     compute_offline_features,
     read_history,
 )
+from feature_store.definitions import WindowAggregate
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
 
@@ -237,6 +238,29 @@ def test_fold_features_refuse_rows_they_were_not_computed_for() -> None:
     outside = np.array([len(history) - 1])  # the last day: in neither window
     with pytest.raises(TrainingDataError, match="were not computed"):
         features.take(outside)
+
+
+def test_a_champion_feature_set_inside_the_candidates_is_read_from_its_columns() -> None:
+    """The gate scores a `core` champion under an `extended` candidate from the candidate's
+    own matrix: the columns must hold exactly what computing `core` gives."""
+    generator = TrafficGenerator(SimulationConfig(cards=200, merchants=20, seed=5))
+    history = generator.history(start=datetime(2025, 2, 1, tzinfo=UTC), days=10)
+    fold = split_history(
+        history, TimeSplit(train_start=date(2025, 2, 3), train_days=2, delay_days=1, test_days=1)
+    )
+    extended = FoldFeatures.compute(EXTENDED_FEATURE_SET, history, [fold])
+    core = FoldFeatures.compute(CORE_FEATURE_SET, history, [fold])
+    columns = extended.columns_of(CORE_FEATURE_SET)
+    assert columns is not None
+    assert [extended.names[i] for i in columns] == list(CORE_FEATURE_SET.names)
+    np.testing.assert_array_equal(extended.take(fold.test)[:, columns], core.take(fold.test))
+    # a feature the candidate lacks, or defines differently: no shortcut
+    assert core.columns_of(EXTENDED_FEATURE_SET) is None
+    ten_minutes = CORE_FEATURE_SET.features[1]  # the card's payments in 10 minutes
+    assert isinstance(ten_minutes, WindowAggregate)
+    twenty = replace(ten_minutes, window_s=1200, alias=ten_minutes.name)  # the same name
+    assert extended.columns_of(replace(CORE_FEATURE_SET, features=(ten_minutes,))) == [1]
+    assert extended.columns_of(replace(CORE_FEATURE_SET, features=(twenty,))) is None
 
 
 def test_the_search_sample_keeps_every_fraud_and_the_weighted_class_totals() -> None:
