@@ -326,6 +326,19 @@ def _judge(
     return version, champion, gate
 
 
+_TRAINING_COLUMNS = ("transaction_id", "event_time", "card_id", "amount", "is_fraud")
+
+
+def _require_training_columns(history: pd.DataFrame) -> None:
+    missing = [c for c in _TRAINING_COLUMNS if c not in history.columns]
+    if missing:
+        raise TrainingDataError(
+            f"the history has no {missing} column(s) (it has {sorted(history.columns)}); "
+            "training needs each payment's label in is_fraud: train on a `fraud archive` "
+            "directory (payments with the analysts' fraud.labels), or add the column"
+        )
+
+
 def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit]) -> None:
     """AP and ROC AUC need both classes; a test set without them would gate on NaN."""
     fraud = history["is_fraud"].to_numpy(dtype=bool)
@@ -386,6 +399,7 @@ def run_training(
     detail: Progress = lambda _: None,
 ) -> TrainingRun:
     """``progress`` hears each stage as it starts; ``detail`` where a long one is."""
+    _require_training_columns(history)
     started = time.perf_counter()
     clock = _StageClock()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
@@ -501,6 +515,12 @@ def run_training(
 
         # promotion comes last, so a failed step above never leaves a champion behind it
         promoted = gate.promote and options.promote
+        if gate.promote and not options.promote:
+            gate = GateDecision(
+                True,
+                f"{gate.reason}; not promoted: this run only registers (--no-promote); "
+                f"`fraud models promote {meta.version}` makes it the champion",
+            )
         report_path = report(gate, promoted)
         if promoted:
             try:

@@ -214,10 +214,21 @@ class ModelRegistry:
                 f"while v{version} was judged against {_name(expected)}; v{version} stays a "
                 f"challenger: train again, or `fraud models promote {version} --force`",
             )
+            pointer = self._pointer()
             previous = self.previous_champions()
+            # each earlier champion keeps how it got there, for a rollback to restore
+            previous_forced = _previous_forced(pointer, len(previous))
             if current is not None and current != version:
                 previous = [current, *previous][:50]
-            self._write_pointer({"version": version, "previous": previous, "forced": forced})
+                previous_forced = [bool(pointer.get("forced", False)), *previous_forced][:50]
+            self._write_pointer(
+                {
+                    "version": version,
+                    "forced": forced,
+                    "previous": previous,
+                    "previous_forced": previous_forced,
+                }
+            )
 
     def rollback(self, *, expected: object = _ANY) -> int:
         """Reinstate the champion before this one; return its version.
@@ -237,8 +248,17 @@ class ModelRegistry:
                     f"registry {self.root} has no earlier champion to roll back to "
                     f"(champion: {current})"
                 )
-            pointer = {"version": previous[0], "previous": previous[1:], "forced": True}
-            self._write_pointer(pointer)
+            # the reinstated champion is back as it first got there: a rollback past a
+            # champion that passed the gate asks for --force again
+            previous_forced = _previous_forced(self._pointer(), len(previous))
+            self._write_pointer(
+                {
+                    "version": previous[0],
+                    "forced": previous_forced[0],
+                    "previous": previous[1:],
+                    "previous_forced": previous_forced[1:],
+                }
+            )
         return previous[0]
 
     @contextlib.contextmanager
@@ -263,6 +283,13 @@ class ModelRegistry:
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)
+
+
+def _previous_forced(pointer: dict[str, Any], count: int) -> list[bool]:
+    """Whether each earlier champion was forced; a pointer written before this was
+    recorded counts them as gate-passed, so rolling back past them asks for --force."""
+    recorded = [bool(f) for f in pointer.get("previous_forced", [])][:count]
+    return recorded + [False] * (count - len(recorded))
 
 
 def _name(version: object) -> str:

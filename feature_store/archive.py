@@ -21,13 +21,14 @@ from typing import Any
 
 import msgspec
 import pandas as pd
+import pyarrow as pa
 from kafka import KafkaConsumer
 
-from feature_store.errors import InvalidEvent
-from feature_store.labels import LabelCodec
-from feature_store.schema import TransactionCodec
+from feature_store.errors import HistoryColumnsError, InvalidEvent
+from feature_store.labels import LabelCodec, LabelEvent
+from feature_store.schema import Transaction, TransactionCodec
 
-__all__ = ["ArchiveStats", "TopicArchiver", "is_archive", "read_archive"]
+__all__ = ["ArchiveStats", "TopicArchiver", "is_archive", "read_archive", "seed_archive"]
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +117,88 @@ class TopicArchiver:
             rows = self._pending[kind]
             if not rows:
                 continue
-            frame = pd.DataFrame(rows)
-            frame[time_column] = pd.to_datetime(frame[time_column], utc=True)
-            for day, part in frame.groupby(frame[time_column].dt.strftime("%Y-%m-%d")):
-                target = self._out / kind / f"day={day}"
-                target.mkdir(parents=True, exist_ok=True)
-                # write then rename: a reader never sees half a file
-                final = target / f"part-{uuid.uuid4().hex}.parquet"
-                temporary = final.with_suffix(".tmp")
-                part.to_parquet(temporary, index=False)
-                temporary.rename(final)
-                self.stats.files += 1
+            self.stats.files += _write_days(self._out / kind, pd.DataFrame(rows), time_column)
             setattr(self.stats, kind, getattr(self.stats, kind) + len(rows))
             rows.clear()
         self._consumer.commit()
+
+
+_TEXT = pa.string()
+_TIME = pa.timestamp("ns", tz="UTC")
+# Read with fixed types: a day whose events all lack an optional field stores it as nulls,
+# and a file-inferred schema would then refuse the days that have it.
+_SCHEMAS = {
+    "transactions": pa.schema(
+        [
+            ("transaction_id", _TEXT),
+            ("event_time", _TIME),
+            ("card_id", _TEXT),
+            ("merchant_id", _TEXT),
+            ("amount", pa.float64()),
+            *((code, _TEXT) for code in ("currency", "mcc", "channel", "country", "device_id")),
+        ]
+    ),
+    "labels": pa.schema(
+        [
+            ("transaction_id", _TEXT),
+            ("is_fraud", pa.bool_()),
+            ("label_time", _TIME),
+            ("analyst", _TEXT),
+        ]
+    ),
+}
+
+
+def _write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
+    """``frame`` as one new file per UTC day of ``time_column`` under ``out``; the count."""
+    frame[time_column] = pd.to_datetime(frame[time_column], utc=True)
+    files = 0
+    for day, part in frame.groupby(frame[time_column].dt.strftime("%Y-%m-%d")):
+        target = out / f"day={day}"
+        target.mkdir(parents=True, exist_ok=True)
+        # write then rename: a reader never sees half a file
+        final = target / f"part-{uuid.uuid4().hex}.parquet"
+        temporary = final.with_suffix(".tmp")
+        part.to_parquet(temporary, index=False)
+        temporary.rename(final)
+        files += 1
+    return files
+
+
+def seed_archive(history: pd.DataFrame, out: Path) -> tuple[int, int]:
+    """Start an archive with a labelled history, so retraining on the archive reaches back
+    past what the stream has seen; returns (transactions, labels) written.
+
+    The transactions keep the fields the stream's events have; each fraud becomes a label
+    at its ``label_time`` (else its event time). Raises :class:`HistoryColumnsError` when
+    the history has no ``is_fraud``, and ``FileExistsError`` when ``out`` already holds
+    transactions: a second seed would duplicate their days.
+    """
+    if "is_fraud" not in history.columns:
+        raise HistoryColumnsError(
+            f"a seed history needs is_fraud; it has {sorted(history.columns)}"
+        )
+    if is_archive(out) and any((out / "transactions").rglob("*.parquet")):
+        raise FileExistsError(f"{out} already holds archived transactions; it was seeded before")
+    fields = list(Transaction.__struct_fields__)
+    transactions = history.reindex(columns=fields)
+    for absent in set(fields) - set(history.columns):
+        transactions[absent] = None  # nulls, as the archiver writes a field events lack
+    frauds = history[history["is_fraud"].astype(bool)]
+    label_time = frauds["label_time"] if "label_time" in frauds else frauds["event_time"]
+    labels = pd.DataFrame(
+        {
+            "transaction_id": frauds["transaction_id"].to_numpy(),
+            "is_fraud": True,
+            "label_time": label_time.to_numpy(),
+            "analyst": "seed",
+        },
+        columns=list(LabelEvent.__struct_fields__),
+    )
+    _write_days(out / "transactions", transactions, "event_time")
+    if len(labels):
+        _write_days(out / "labels", labels, "label_time")
+    return len(transactions), len(labels)
 
 
 def is_archive(path: Path) -> bool:
@@ -138,12 +207,12 @@ def is_archive(path: Path) -> bool:
 
 def read_archive(path: Path) -> pd.DataFrame:
     """Archived transactions with ``is_fraud`` from the latest archived label (else 0)."""
-    frame = pd.read_parquet(path / "transactions").drop(columns=["day"], errors="ignore")
+    frame = pd.read_parquet(path / "transactions", schema=_SCHEMAS["transactions"])
     frame = frame.drop_duplicates("transaction_id", keep="first")
     labels_dir = path / "labels"
     frame["is_fraud"] = 0
     if labels_dir.is_dir() and any(labels_dir.rglob("*.parquet")):
-        labels = pd.read_parquet(labels_dir).sort_values("label_time")
+        labels = pd.read_parquet(labels_dir, schema=_SCHEMAS["labels"]).sort_values("label_time")
         latest = labels.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
         verdict = frame["transaction_id"].map(latest["is_fraud"])
         frame["is_fraud"] = verdict.fillna(False).astype(int)

@@ -76,19 +76,48 @@ def _population(f: Any) -> Any:
     default=None,
     help="First day (UTC); default: DAYS days before today.",
 )
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Parquet file, or the archive directory with --format archive.",
+)
+@click.option(
+    "--format",
+    "layout",
+    type=click.Choice(["parquet", "archive"]),
+    default="parquet",
+    show_default=True,
+    help="archive: start a `fraud archive` directory with it (once; a seeded one is left "
+    "as it is), so retraining on the archive reaches back past what the stream saw.",
+)
 def simulate_history(
-    cards: int, merchants: int, seed: int, days: int, start: datetime | None, out: Path
+    cards: int,
+    merchants: int,
+    seed: int,
+    days: int,
+    start: datetime | None,
+    out: Path,
+    layout: str,
 ) -> None:
     """Write a labelled history (is_fraud, fraud_scenario, label_time) to Parquet."""
+    from feature_store.archive import is_archive, seed_archive
     from simulator import SimulationConfig, TrafficGenerator, write_history
 
+    if layout == "archive" and is_archive(out):
+        # a restarted stack's one-shot: the archive already continues this history
+        click.echo(f"{out} is an archive already; left as it is")
+        return
     generator = TrafficGenerator(SimulationConfig(cards=cards, merchants=merchants, seed=seed))
     first = start.replace(tzinfo=UTC) if start else _today() - timedelta(days=days)
     with click.progressbar(length=days, label="simulating days", file=sys.stderr) as bar:
         frame = generator.history(start=first, days=days, progress=lambda done, _: bar.update(1))
-    write_history(frame, out)
     frauds = int(frame["is_fraud"].sum())
+    if layout == "archive":
+        seed_archive(frame, out)
+        click.echo(f"seeded the archive {out} with {len(frame):,} transactions ({frauds:,} fraud)")
+        return
+    write_history(frame, out)
     click.echo(f"wrote {len(frame):,} transactions ({frauds:,} fraud) to {out}")
 
 

@@ -72,6 +72,18 @@ def test_compose_has_the_whole_stack_with_health_checks() -> None:
     assert services["trainer"]["stop_grace_period"] == "60s"
 
 
+def test_compose_retrains_on_the_archive_the_archiver_fills() -> None:
+    """The scheduled trainer reads the offline store the archiver appends to, seeded once
+    by the one-shot history, not a frozen file: each run sees the newer days."""
+    services = _compose()["services"]
+    archive = services["archiver"]["environment"]["FRAUD_ARCHIVE_DIR"]
+    seed = services["history"]["command"]
+    assert seed[seed.index("--format") + 1] == "archive"
+    assert seed[seed.index("--out") + 1] == archive
+    assert services["trainer"]["environment"]["FRAUD_HISTORY"] == archive
+    assert services["stream"]["environment"]["FRAUD_WARM_HISTORY"] == archive
+
+
 @pytest.mark.parametrize("name", sorted(_our_services()))
 def test_compose_commands_parse_as_real_subcommands(name: str) -> None:
     argv = list(_our_services()[name]["command"][1:])

@@ -146,7 +146,9 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     # undoing a forced promotion needs no --force
     assert runner.invoke(cli, [*models, "rollback"]).exit_code == 0
     assert ModelRegistry(registry).champion_version() == 1
-    assert runner.invoke(cli, [*models, "rollback"]).exit_code != 0  # v1 passed the gate
+    refused = runner.invoke(cli, [*models, "rollback"])  # v1 is back as it passed the gate
+    assert refused.exit_code != 0
+    assert "the champion v1 passed the promotion gate" in refused.output
     shown = json.loads(runner.invoke(cli, [*models, "show", "1"]).output)
     assert shown["version"] == 1
     assert len(shown["model_sha256"]) == 64
@@ -177,6 +179,23 @@ def test_a_review_capacity_of_zero_sends_nothing_to_review(
     report = Path(runs[0]["report"]).read_text()
     assert "capacity of 0 reviews a day there; on the test window 0.0 reviews a day" in report
     assert "Thresholds: never review, decline at score" in report
+
+
+def test_no_promote_registers_a_passing_model_and_says_why_it_does_not_serve(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    summary = _train_small(small_history, tmp_path, "registry", "--no-promote")
+    registry = ModelRegistry(tmp_path / "registry")
+    assert summary["promoted"] is False
+    assert registry.champion_version() is None
+    assert "not promoted: this run only registers (--no-promote)" in summary["gate"]
+    report = Path(summary["report"]).read_text()
+    assert "Model v1: registered as a challenger" in report
+    assert "(--no-promote)" in report
+    # it passed the gate against no champion: promoting it needs no --force
+    models = ["models", "--registry", str(tmp_path / "registry")]
+    assert CliRunner().invoke(cli, [*models, "promote", "1"]).exit_code == 0
+    assert registry.champion_version() == 1
 
 
 def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
@@ -219,6 +238,19 @@ def test_mistakes_end_with_one_line_saying_what_to_fix(
     assert result.output.strip().splitlines()[-1].startswith("Error: ")
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_history_without_labels_is_refused_with_the_fix(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    history = tmp_path / "unlabelled.parquet"
+    small_history.drop(columns=["is_fraud"]).to_parquet(history)
+    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, ["train", *where])
+    assert result.exit_code == 1
+    assert "Error: the history has no ['is_fraud'] column(s)" in result.output
+    assert "fraud archive" in result.output
+    assert not (tmp_path / "registry" / "versions").exists()
 
 
 def _terminal_output(process: subprocess.Popen[bytes], controller: int, seconds: float) -> str:

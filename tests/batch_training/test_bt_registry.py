@@ -6,6 +6,7 @@ import errno
 import itertools
 import os
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,24 @@ def test_a_promotion_judged_against_a_champion_that_moved_is_refused(
     assert registry_copy.previous_champions() == [1]
 
 
+def test_a_rollback_reinstates_a_champion_as_it_first_got_there(
+    registry_copy: ModelRegistry,
+) -> None:
+    """v1 -> v2 -> v3 through the gate; a rollback of v3 (forced by the operator) brings
+    back v2 as it passed the gate, so rolling v2 back asks for --force again."""
+    second, third = _second_version(registry_copy), _second_version(registry_copy)
+    registry_copy.promote(second, expected=1)
+    registry_copy.promote(third, expected=second)
+    assert registry_copy.rollback(expected=third) == second
+    assert not registry_copy.champion_was_forced()
+    # an operator's bypass is marked, and undoing it restores v2's own record
+    registry_copy.promote(1, forced=True)
+    assert registry_copy.champion_was_forced()
+    assert registry_copy.rollback() == second
+    assert not registry_copy.champion_was_forced()
+    assert registry_copy.previous_champions() == [1]
+
+
 def test_a_hand_edited_champion_pointer_is_a_clear_error(registry_copy: ModelRegistry) -> None:
     (registry_copy.root / "champion.json").write_text('{"version": 1')
     with pytest.raises(RegistryError, match=r"champion\.json is unreadable .* delete it"):
@@ -132,30 +151,32 @@ def test_a_failed_write_leaves_no_staging_directory(
 
 
 def test_promotion_is_atomic_under_a_concurrent_reader(registry_copy: ModelRegistry) -> None:
-    loaded = registry_copy.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
-    registry_copy.register(loaded.booster, **fields)
+    """A reader loading the champion (pointer, metadata, model and its sha256, as the
+    stream's reload does) while the pointer flips sees whole champions only, both of them."""
+    second = _second_version(registry_copy)
     stop = threading.Event()
-    seen: set[int | None] = set()
+    seen: set[int] = set()
     errors: list[BaseException] = []
 
     def reader() -> None:
         while not stop.is_set():
             try:
-                seen.add(registry_copy.champion_version())
-            except BaseException as exc:  # a torn read would show up here
+                loaded = registry_copy.load_champion()
+                seen.add(loaded.metadata.version)
+            except BaseException as exc:  # a torn pointer would show up here
                 errors.append(exc)
 
     thread = threading.Thread(target=reader)
     thread.start()
-    for i in range(300):
-        registry_copy.promote(1 + i % 2)
+    deadline = time.monotonic() + 30
+    promotions = 0
+    while (promotions < 100 or seen != {1, second}) and time.monotonic() < deadline:
+        registry_copy.promote((1, second)[promotions % 2])
+        promotions += 1
     stop.set()
     thread.join()
     assert not errors
-    assert seen <= {1, 2}
+    assert seen == {1, second}
 
 
 def test_concurrent_promotions_lose_no_rollback_entry(registry_copy: ModelRegistry) -> None:

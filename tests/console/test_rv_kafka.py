@@ -173,6 +173,49 @@ def test_archive_writes_day_partitions_that_training_reads(
     }
 
 
+def test_a_seeded_archive_continues_with_what_the_archiver_writes(
+    broker: EmbeddedBroker, unique: str, tmp_path: Path
+) -> None:
+    """The compose stack's offline store: a simulated history seeds the archive (once),
+    the archiver appends the stream's payments and labels, and training reads them all."""
+    archive = tmp_path / "archive"
+    seed = ["simulate", "history", "--days", "3", "--cards", "50", "--merchants", "10"]
+    seed += ["--start", "2026-11-17", "--format", "archive", "--out", str(archive)]
+    first = CliRunner().invoke(cli, seed)
+    assert first.exit_code == 0, first.output
+    assert "seeded the archive" in first.output
+    again = CliRunner().invoke(cli, seed)  # a restarted stack's one-shot
+    assert "left as it is" in again.output
+    seeded = read_history(archive)
+    topics = _topics(broker, unique)
+    live = {
+        "transaction_id": "live-1",
+        "event_time": "2026-11-21T09:00:00Z",
+        "card_id": "c-live",
+        "merchant_id": "m1",
+        "amount": 12.5,
+        "device_id": "d1",  # a field the simulated history does not have
+    }
+    _produce(broker, topics.transactions, [json.dumps(live).encode()])
+    verdict = {"transaction_id": "live-1", "is_fraud": True, "label_time": "2026-11-21T12:00:00Z"}
+    _produce(broker, topics.labels, [json.dumps(verdict).encode()])
+    TopicArchiver(
+        bootstrap=broker.bootstrap,
+        transactions_topic=topics.transactions,
+        labels_topic=topics.labels,
+        out_dir=archive,
+        group_id=f"{unique}archive",
+    ).run(stop=threading.Event(), idle_exit_s=3.0)
+    history = read_history(archive)
+    assert len(history) == len(seeded) + 1
+    assert history["transaction_id"].iloc[-1] == "live-1"
+    assert history["device_id"].iloc[-1] == "d1"
+    assert history["is_fraud"].iloc[-1] == 1
+    # the seed's labels survive the merge
+    assert history["is_fraud"].iloc[:-1].tolist() == seeded["is_fraud"].tolist()
+    assert seeded["is_fraud"].sum() > 0
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_users_add_command(database_url: str) -> None:
     runner = CliRunner()
