@@ -181,6 +181,26 @@ def test_a_review_capacity_of_zero_sends_nothing_to_review(
     assert "Thresholds: never review, decline at score" in report
 
 
+def test_a_better_candidate_replaces_the_champion_judged_on_its_window(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """End to end, the gate's promoting side: a `handbook`-set champion, then a `core`
+    candidate scored higher on the same test window, re-scoring the champion with its
+    own features (the candidate's set lacks some of them)."""
+    first = _train_small(small_history, tmp_path, "registry", "--feature-set", "handbook")
+    second = _train_small(small_history, tmp_path, "registry", "--feature-set", "core")
+    registry = ModelRegistry(tmp_path / "registry")
+    champion = registry.metadata(2).extra["gate"]["champion_metrics"]
+    # the champion re-scored on the same window is the champion as it was measured
+    assert champion["average_precision"] == pytest.approx(
+        first["metrics"]["average_precision"], abs=5e-5
+    )
+    assert second["metrics"]["average_precision"] > champion["average_precision"]
+    assert second["promoted"] is True, second["gate"]
+    assert registry.champion_version() == 2
+    assert registry.previous_champions() == [1]
+
+
 def test_no_promote_registers_a_passing_model_and_says_why_it_does_not_serve(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:
