@@ -84,16 +84,39 @@ def test_compose_retrains_on_the_archive_the_archiver_fills() -> None:
     assert services["stream"]["environment"]["FRAUD_WARM_HISTORY"] == archive
 
 
-@pytest.mark.parametrize("name", sorted(_our_services()))
-def test_compose_commands_parse_as_real_subcommands(name: str) -> None:
-    argv = list(_our_services()[name]["command"][1:])
+def _parse_fraud_command(argv: list[str]) -> None:
+    """Parse ``fraud ARGV...`` as the CLI would: an unknown subcommand, option or bad
+    value raises."""
+    assert argv[0] == "fraud"
+    rest = list(argv[1:])
     command: click.Command = cli
     while isinstance(command, click.Group):
-        token = argv.pop(0)
-        assert token in command.commands, f"{name}: {token!r} is not a fraud subcommand"
+        token = rest.pop(0)
+        assert token in command.commands, f"{token!r} is not a fraud subcommand"
         command = command.commands[token]
-    # parsing raises on an unknown option or a bad value, exactly as the CLI would
-    command.make_context(command.name or "", argv)
+    command.make_context(command.name or "", rest)
+
+
+@pytest.mark.parametrize("name", sorted(_our_services()))
+def test_compose_commands_parse_as_real_subcommands(name: str) -> None:
+    _parse_fraud_command(list(_our_services()[name]["command"]))
+
+
+def test_the_kubernetes_cronjob_is_the_compose_trainer_run_daily() -> None:
+    job = yaml.safe_load((ROOT / "deploy/kubernetes/trainer-cronjob.yaml").read_text())
+    assert job["kind"] == "CronJob"
+    assert job["spec"]["concurrencyPolicy"] == "Forbid"  # runs never overlap
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    _parse_fraud_command(container["command"])
+    assert container["command"][:2] == ["fraud", "train"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert set(env) <= env_names()
+    trainer = _compose()["services"]["trainer"]
+    assert env["FRAUD_HISTORY"] == trainer["environment"]["FRAUD_HISTORY"]
+    assert f"{pod['terminationGracePeriodSeconds']}s" == trainer["stop_grace_period"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert all(any(v.startswith(m) for m in mounts) for v in env.values())
 
 
 @pytest.mark.parametrize("name", sorted(_our_services()))
