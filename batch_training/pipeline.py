@@ -197,7 +197,8 @@ class FoldFeatures:
 
     def columns_of(self, other: FeatureSet) -> list[int] | None:
         """Where each of ``other``'s features is in ``matrix``, when every one of them is
-        among these and defined identically (same values); otherwise None."""
+        among these and defined identically; otherwise None. The values agree to float32
+        precision: rolling sums over a longer history may differ in float64's last bits."""
         mine = {f.name: (i, f) for i, f in enumerate(self.feature_set.features)}
         found = [mine.get(f.name) for f in other.features]
         if any(m is None or m[1] != f for m, f in zip(found, other.features, strict=True)):

@@ -1,4 +1,4 @@
-"""Retraining on a fixed interval, until SIGTERM/SIGINT.
+"""Retraining on a fixed interval, until SIGTERM/SIGINT; single runs stop on them too.
 
 A failed run is logged and retried at the next tick; it never ends the schedule. A lock
 file (``flock``) makes sure two runs never overlap, even from two schedulers: a tick that
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from batch_training.errors import TrainingConfigError
 
-__all__ = ["RunCancelled", "check_stop", "exclusive", "run_every"]
+__all__ = ["RunCancelled", "check_stop", "exclusive", "run_every", "stop_on_signals"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,14 @@ def run_every(
     if not (math.isfinite(interval_s) and interval_s > 0):
         raise TrainingConfigError(f"interval {interval_s!r}s must be > 0, e.g. --every 24h")
     stop = stop or threading.Event()
+    with stop_on_signals(stop):
+        return _ticks(interval_s, job, lock_path, stop)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While inside, SIGTERM or SIGINT sets ``stop`` and a second one ends the process at
+    once (handlers are only installed on the main thread; the previous ones come back)."""
     previous = {}
     if threading.current_thread() is threading.main_thread():
 
@@ -83,7 +91,7 @@ def run_every(
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, request_stop)
     try:
-        return _ticks(interval_s, job, lock_path, stop)
+        yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -170,22 +170,26 @@ def seed_archive(history: pd.DataFrame, out: Path) -> tuple[int, int]:
     past what the stream has seen; returns (transactions, labels) written.
 
     The transactions keep the fields the stream's events have; each fraud becomes a label
-    at its ``label_time`` (else its event time). Raises :class:`HistoryColumnsError` when
-    the history has no ``is_fraud``, and ``FileExistsError`` when ``out`` already holds
-    transactions: a second seed would duplicate their days.
+    at its ``label_time`` (else its event time). The archive is written beside ``out`` and
+    renamed into place, so a seed that fails leaves no half archive. Raises
+    :class:`HistoryColumnsError` when the history has no ``is_fraud``, and
+    ``FileExistsError`` when ``out`` exists and is not empty: a second seed would
+    duplicate days.
     """
     if "is_fraud" not in history.columns:
         raise HistoryColumnsError(
             f"a seed history needs is_fraud; it has {sorted(history.columns)}"
         )
-    if is_archive(out) and any((out / "transactions").rglob("*.parquet")):
-        raise FileExistsError(f"{out} already holds archived transactions; it was seeded before")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; seed a new archive directory")
     fields = list(Transaction.__struct_fields__)
     transactions = history.reindex(columns=fields)
     for absent in set(fields) - set(history.columns):
         transactions[absent] = None  # nulls, as the archiver writes a field events lack
     frauds = history[history["is_fraud"].astype(bool)]
-    label_time = frauds["label_time"] if "label_time" in frauds else frauds["event_time"]
+    label_time = frauds["event_time"]
+    if "label_time" in frauds:  # a fraud without one is known when it happened
+        label_time = pd.to_datetime(frauds["label_time"], utc=True).fillna(label_time)
     labels = pd.DataFrame(
         {
             "transaction_id": frauds["transaction_id"].to_numpy(),
@@ -195,9 +199,12 @@ def seed_archive(history: pd.DataFrame, out: Path) -> tuple[int, int]:
         },
         columns=list(LabelEvent.__struct_fields__),
     )
-    _write_days(out / "transactions", transactions, "event_time")
+    staging = out.with_name(f".{out.name}.seeding-{uuid.uuid4().hex}")
+    _write_days(staging / "transactions", transactions, "event_time")
     if len(labels):
-        _write_days(out / "labels", labels, "label_time")
+        _write_days(staging / "labels", labels, "label_time")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging.rename(out)  # onto nothing or an empty directory
     return len(transactions), len(labels)
 
 
@@ -206,7 +213,8 @@ def is_archive(path: Path) -> bool:
 
 
 def read_archive(path: Path) -> pd.DataFrame:
-    """Archived transactions with ``is_fraud`` from the latest archived label (else 0)."""
+    """Archived transactions with ``is_fraud`` and ``label_time`` from the latest archived
+    label of each (else 0 and no time: the features then assume the label delay)."""
     frame = pd.read_parquet(path / "transactions", schema=_SCHEMAS["transactions"])
     frame = frame.drop_duplicates("transaction_id", keep="first")
     labels_dir = path / "labels"
@@ -216,4 +224,6 @@ def read_archive(path: Path) -> pd.DataFrame:
         latest = labels.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
         verdict = frame["transaction_id"].map(latest["is_fraud"])
         frame["is_fraud"] = verdict.fillna(False).astype(int)
+        # when the verdict became known: features count a fraud only from then on
+        frame["label_time"] = frame["transaction_id"].map(latest["label_time"])
     return frame.sort_values("event_time", kind="stable").reset_index(drop=True)

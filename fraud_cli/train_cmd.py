@@ -143,16 +143,24 @@ def train(every: str | None, **options: Any) -> None:
         raise click.UsageError("give --history PATH (or set FRAUD_HISTORY)")
     registry_dir = options["registry"] or settings.registry_dir
     lock_path = registry_dir / ".train.lock"
-    from batch_training.schedule import exclusive, run_every
+    from batch_training.schedule import RunCancelled, exclusive, run_every, stop_on_signals
 
     if every is None:
         pipeline = _pipeline_options(options, options["train_start"])
-        with exclusive(lock_path) as mine:
+        stop = threading.Event()
+        with exclusive(lock_path) as mine, stop_on_signals(stop):
             if not mine:
                 raise click.ClickException(
                     f"another training run holds {lock_path}; wait for it to finish"
                 )
-            _train_once(history, options["columns"], registry_dir, pipeline, options["as_json"])
+            try:
+                _train_once(
+                    history, options["columns"], registry_dir, pipeline, options["as_json"], stop
+                )
+            except RunCancelled:  # a CronJob's pod stopped, or ^C
+                raise click.ClickException(
+                    "training run cancelled by a stop request; nothing was registered or promoted"
+                ) from None
         return
     interval_s = _parse_duration(every)
     if options["train_start"] is not None:
@@ -204,15 +212,14 @@ def _train_once(
     registry_dir: Path,
     options: PipelineOptions,
     as_json: bool,
-    stop: threading.Event | None = None,
+    stop: threading.Event,
 ) -> None:
-    """One run; with ``stop``, a scheduled one that ends at its next report once it is set."""
+    """One run; it ends at its next progress report once ``stop`` is set."""
     from batch_training.pipeline import run_training
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import read_history
 
-    stop = stop or threading.Event()  # a single run: never set
     click.echo(f"reading {history_path} ...", err=True)
     read_started = time.perf_counter()
     frame = read_history(history_path, columns=columns)

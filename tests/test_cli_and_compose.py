@@ -82,6 +82,10 @@ def test_compose_retrains_on_the_archive_the_archiver_fills() -> None:
     assert seed[seed.index("--out") + 1] == archive
     assert services["trainer"]["environment"]["FRAUD_HISTORY"] == archive
     assert services["stream"]["environment"]["FRAUD_WARM_HISTORY"] == archive
+    # the archiver starts after the seed, which only fills a missing or empty directory
+    assert services["archiver"]["depends_on"]["history"] == {
+        "condition": "service_completed_successfully"
+    }
 
 
 def _parse_fraud_command(argv: list[str]) -> None:

@@ -467,6 +467,36 @@ def test_sigterm_stops_the_schedule(
         assert champion is None
 
 
+def test_sigterm_stops_a_single_run_at_its_next_report(
+    small_history: pd.DataFrame, tmp_path: Path, wait_until: WaitUntil
+) -> None:
+    """As a CronJob's pod is stopped: the run ends at its next progress report, with one
+    line and a failure status, and leaves no version behind."""
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    stderr = tmp_path / "stderr"
+    where = ["--history", str(history), "--registry", str(registry)]
+    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+    with stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fraud_cli", "train", *where, *split],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        try:
+            wait_until(
+                lambda: "reading" in stderr.read_text(), timeout_s=60, what="the run to start"
+            )
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 1, stderr.read_text()
+        finally:
+            process.kill()
+    assert "Error: training run cancelled by a stop request" in stderr.read_text()
+    assert ModelRegistry(registry).versions() == []
+    assert ModelRegistry(registry).champion_version() is None
+
+
 def test_a_candidate_is_not_promoted_over_a_champion_that_moved_during_its_run(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -1,0 +1,55 @@
+"""Seeding an archive with a labelled history: training on it sees what the history says."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from feature_store import CORE_FEATURE_SET
+from feature_store.archive import read_archive, seed_archive
+from feature_store.offline import offline_feature_matrix
+from simulator.config import SimulationConfig
+from simulator.generator import TrafficGenerator
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    generator = TrafficGenerator(SimulationConfig(cards=200, merchants=20, seed=3))
+    return generator.history(start=datetime(2026, 10, 1, tzinfo=UTC), days=20)
+
+
+def test_features_from_a_seeded_archive_are_the_historys(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Labels keep the time they became known, so label-delayed features agree."""
+    assert history["is_fraud"].sum() > 0
+    written, labels = seed_archive(history, tmp_path / "archive")
+    assert (written, labels) == (len(history), int(history["is_fraud"].sum()))
+    archived = read_archive(tmp_path / "archive")
+    original = history.sort_values("event_time", kind="stable").reset_index(drop=True)
+    assert archived["transaction_id"].tolist() == original["transaction_id"].tolist()
+    np.testing.assert_array_equal(archived["is_fraud"], original["is_fraud"])
+    fraud = original["is_fraud"].to_numpy(dtype=bool)
+    assert (archived["label_time"][fraud] == original["label_time"][fraud]).all()
+    np.testing.assert_array_equal(
+        offline_feature_matrix(CORE_FEATURE_SET, archived),
+        offline_feature_matrix(CORE_FEATURE_SET, original),
+    )
+
+
+def test_a_fraud_without_a_label_time_is_kept_and_an_archive_is_seeded_once(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    unlabelled = history.copy()
+    unlabelled["label_time"] = pd.NaT
+    seed_archive(unlabelled, tmp_path / "archive")
+    archived = read_archive(tmp_path / "archive")
+    assert archived["is_fraud"].sum() == history["is_fraud"].sum()  # none dropped
+    with pytest.raises(FileExistsError, match="is not empty"):
+        seed_archive(history, tmp_path / "archive")
+    # nothing is left beside it: the seed was renamed into place
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archive"]
