@@ -6,11 +6,12 @@ Used by ``fraud train`` (once or on a schedule) and by the demo.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from batch_training.registry import ModelMetadata, ModelRegistry
 from batch_training.report import write_report
 from batch_training.report_plots import EvaluatedWindow
 from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model, prefixed
-from feature_store import FeatureSet
+from feature_store import FEATURE_SET_NAMES, FeaturePlan, FeatureSet, feature_set_by_name
 from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "FoldFeatures",
     "PipelineOptions",
     "TrainingRun",
+    "first_day_needed",
     "fit_fold",
     "run_training",
 ]
@@ -352,6 +354,21 @@ def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit])
                 "AP and ROC AUC need both classes: use more --test-days or another "
                 "--train-start"
             )
+
+
+def first_day_needed(options: PipelineOptions, last_day: date) -> date:
+    """The first day of a history ending on ``last_day`` that a run with ``options`` reads:
+    its earliest fold's training start, less how far any catalogue feature set reaches
+    back (the champion's set, re-scored on the test window, may reach further than the
+    candidate's), with a day's margin for midnight boundaries."""
+    if options.train_start is not None:
+        start = options.train_start.date()
+    else:  # as latest_split places it, or a day earlier
+        span = options.train_days + options.delay_days + options.test_days
+        start = last_day - timedelta(days=span + math.ceil(options.label_delay_s / 86_400))
+    start -= timedelta(days=(options.folds - 1) * options.test_days)
+    reach_ms = max(FeaturePlan(feature_set_by_name(n)).reach_ms for n in FEATURE_SET_NAMES)
+    return start - timedelta(days=math.ceil(reach_ms / 86_400_000) + 1)
 
 
 def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:

@@ -16,19 +16,28 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 from kafka import KafkaConsumer
 
 from feature_store.errors import HistoryColumnsError, InvalidEvent
 from feature_store.labels import LabelCodec, LabelEvent
 from feature_store.schema import Transaction, TransactionCodec
 
-__all__ = ["ArchiveStats", "TopicArchiver", "is_archive", "read_archive", "seed_archive"]
+__all__ = [
+    "ArchiveStats",
+    "TopicArchiver",
+    "archive_last_day",
+    "is_archive",
+    "read_archive",
+    "seed_archive",
+]
 
 log = logging.getLogger(__name__)
 
@@ -212,15 +221,42 @@ def is_archive(path: Path) -> bool:
     return path.is_dir() and (path / "transactions").is_dir()
 
 
-def read_archive(path: Path) -> pd.DataFrame:
+def archive_last_day(path: Path) -> date | None:
+    """The latest day the archive holds transactions of (None when it holds none)."""
+    days = [p.name.removeprefix("day=") for p in _day_dirs(path / "transactions")]
+    return date.fromisoformat(max(days)) if days else None
+
+
+def _day_dirs(kind_dir: Path) -> list[Path]:
+    if not kind_dir.is_dir():
+        return []
+    return sorted(p for p in kind_dir.iterdir() if p.is_dir() and p.name.startswith("day="))
+
+
+def _read_days(kind: str, days: list[Path]) -> pd.DataFrame:
+    # whole files only: a part still being written ends in .tmp until it is renamed
+    files = [str(f) for day in days for f in sorted(day.glob("*.parquet"))]
+    schema = _SCHEMAS[kind]
+    frame: pd.DataFrame = ds.dataset(files, schema=schema, format="parquet").to_table().to_pandas()
+    return frame
+
+
+def read_archive(path: Path, *, since: date | None = None) -> pd.DataFrame:
     """Archived transactions with ``is_fraud`` and ``label_time`` from the latest archived
-    label of each (else 0 and no time: the features then assume the label delay)."""
-    frame = pd.read_parquet(path / "transactions", schema=_SCHEMAS["transactions"])
+    label of each (else 0 and no time: the features then assume the label delay).
+
+    With ``since``, only the transactions of that UTC day and later are read (every label
+    still is: a verdict can come long after its payment).
+    """
+    days = _day_dirs(path / "transactions")
+    if since is not None:
+        days = [d for d in days if d.name >= f"day={since.isoformat()}"]
+    frame = _read_days("transactions", days)
     frame = frame.drop_duplicates("transaction_id", keep="first")
     labels_dir = path / "labels"
     frame["is_fraud"] = 0
     if labels_dir.is_dir() and any(labels_dir.rglob("*.parquet")):
-        labels = pd.read_parquet(labels_dir, schema=_SCHEMAS["labels"]).sort_values("label_time")
+        labels = _read_days("labels", _day_dirs(labels_dir)).sort_values("label_time")
         latest = labels.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
         verdict = frame["transaction_id"].map(latest["is_fraud"])
         frame["is_fraud"] = verdict.fillna(False).astype(int)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,18 @@ from feature_store.errors import HistoryColumnsError
 __all__ = ["read_history", "validate_history"]
 
 
-def read_history(path: Path, *, columns: ColumnPreset = "native") -> pd.DataFrame:
+def read_history(
+    path: Path, *, columns: ColumnPreset = "native", since: date | None = None
+) -> pd.DataFrame:
     """A Parquet file, a directory of Parquet files (e.g. partitioned by day), a CSV, or an
-    archive directory written by ``fraud archive``."""
+    archive directory written by ``fraud archive``; of an archive, with ``since``, only the
+    transactions from that UTC day on (other sources are read whole)."""
     if not path.exists():
         raise FileNotFoundError(
             f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
         )
     if is_archive(path):
-        frame = read_archive(path)  # written by `fraud archive`: labels joined in
+        frame = read_archive(path, since=since)  # written by `fraud archive`: labels joined in
     elif path.suffix.lower() == ".csv":
         frame = pd.read_csv(path)
     else:

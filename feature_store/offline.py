@@ -192,7 +192,7 @@ def offline_feature_matrix(
     targets = np.arange(len(history)) if rows is None else np.asarray(rows, dtype=np.int64)
     if len(targets) and (targets.min() < 0 or targets.max() >= len(history)):
         raise IndexError(f"rows must be positions in [0, {len(history)}) of the history")
-    horizon = max((p.horizon_ms for p in plan.entities.values()), default=0)
+    horizon = plan.reach_ms
     if len(targets):
         # only rows some target's window can reach: from the earliest target's horizon up
         # to the latest target (an event never sees a later one)

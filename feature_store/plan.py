@@ -190,6 +190,11 @@ class FeaturePlan:
         }
 
     @property
+    def reach_ms(self) -> int:
+        """How far before an event the set's features read other events (0: none)."""
+        return max((p.horizon_ms for p in self.entities.values()), default=0)
+
+    @property
     def required_fields(self) -> frozenset[str]:
         fields = {"transaction_id", "event_time", "amount"}
         fields.update(f"{e}_id" for e in self.entities)

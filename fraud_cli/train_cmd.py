@@ -215,14 +215,19 @@ def _train_once(
     stop: threading.Event,
 ) -> None:
     """One run; it ends at its next progress report once ``stop`` is set."""
-    from batch_training.pipeline import run_training
+    from batch_training.pipeline import first_day_needed, run_training
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import read_history
+    from feature_store.archive import archive_last_day, is_archive
 
-    click.echo(f"reading {history_path} ...", err=True)
+    since = None
+    if is_archive(history_path) and (last_day := archive_last_day(history_path)) is not None:
+        # an archive grows every day: read only the days this run's windows reach
+        since = first_day_needed(options, last_day)
+    click.echo(f"reading {history_path}{f' from {since}' if since else ''} ...", err=True)
     read_started = time.perf_counter()
-    frame = read_history(history_path, columns=columns)
+    frame = read_history(history_path, columns=columns, since=since)
     read_seconds = time.perf_counter() - read_started
     stages = 3 + options.folds
     with click.progressbar(

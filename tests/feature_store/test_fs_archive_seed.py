@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
 from feature_store import CORE_FEATURE_SET
 from feature_store.archive import read_archive, seed_archive
 from feature_store.offline import offline_feature_matrix
+from fraud_cli.main import cli
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
 
@@ -53,3 +56,26 @@ def test_a_fraud_without_a_label_time_is_kept_and_an_archive_is_seeded_once(
         seed_archive(history, tmp_path / "archive")
     # nothing is left beside it: the seed was renamed into place
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive"]
+
+
+def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
+    tmp_path: Path,
+) -> None:
+    """A run on a long archive reads from its earliest training day less the furthest
+    feature reach, and trains exactly as on the whole history."""
+    generator = TrafficGenerator(SimulationConfig(cards=600, merchants=60, seed=11))
+    long_history = generator.history(start=datetime(2026, 5, 1, tzinfo=UTC), days=130)
+    whole = tmp_path / "history.parquet"
+    long_history.to_parquet(whole)
+    seed_archive(long_history, tmp_path / "archive")
+    split = ["--train-days", "7", "--delay-days", "2", "--test-days", "7", "--json"]
+    runs = {}
+    for name, source in (("whole", whole), ("archive", tmp_path / "archive")):
+        where = ["--history", str(source), "--registry", str(tmp_path / f"registry-{name}")]
+        result = CliRunner().invoke(cli, ["train", *where, *split])
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads(result.output.strip().splitlines()[-1])
+    # 130 days, of which the run needs 7+2+7 days, 7 for the labels, 90 of reach and a margin
+    assert "archive from 2026-05-16 ..." in result.output  # 09-07 - 23 - 91
+    for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
+        assert runs["archive"][key] == runs["whole"][key], key
