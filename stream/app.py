@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ import faust
 import xgboost as xgb
 
 from batch_training.registry import ModelRegistry
-from feature_store import FeatureSet, OnlineStoreUnavailable, read_history
+from feature_store import FeaturePlan, FeatureSet, OnlineStoreUnavailable, read_history
+from feature_store.archive import archive_last_day, is_archive
 from feature_store.materialize import materialize_history
 from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
 from stream.compiled import CompileOptions
@@ -42,8 +45,13 @@ def _make_store(settings: StreamSettings) -> OnlineStore:
 def _warm(
     settings: StreamSettings, path: Path, store: OnlineStore, feature_set: FeatureSet
 ) -> None:
-    """Replay a history into the store before consuming, so features start warm."""
-    history = read_history(path)
+    """Replay a history into the store before consuming, so features start warm; of an
+    archive, only the days the served features reach back over."""
+    since = None
+    if is_archive(path) and (last_day := archive_last_day(path)) is not None:
+        reach_days = math.ceil(FeaturePlan(feature_set).reach_ms / 86_400_000)
+        since = last_day - timedelta(days=reach_days + 1)
+    history = read_history(path, since=since)
     # A Redis client is bound to the event loop it first ran on: warm with its own client.
     warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)
 
