@@ -12,6 +12,7 @@ Offsets are committed only after the files are written, so a crash re-writes som
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -209,11 +210,15 @@ def seed_archive(history: pd.DataFrame, out: Path) -> tuple[int, int]:
         columns=list(LabelEvent.__struct_fields__),
     )
     staging = out.with_name(f".{out.name}.seeding-{uuid.uuid4().hex}")
-    _write_days(staging / "transactions", transactions, "event_time")
-    if len(labels):
-        _write_days(staging / "labels", labels, "label_time")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging.rename(out)  # onto nothing or an empty directory
+    (staging / "transactions").mkdir(parents=True)
+    try:
+        _write_days(staging / "transactions", transactions, "event_time")
+        if len(labels):
+            _write_days(staging / "labels", labels, "label_time")
+        staging.rename(out)  # onto nothing or an empty directory
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return len(transactions), len(labels)
 
 
@@ -223,7 +228,12 @@ def is_archive(path: Path) -> bool:
 
 def archive_last_day(path: Path) -> date | None:
     """The latest day the archive holds transactions of (None when it holds none)."""
-    days = [p.name.removeprefix("day=") for p in _day_dirs(path / "transactions")]
+    # a day counts once a whole part is in it (a crash can leave only a .tmp behind)
+    days = [
+        p.name.removeprefix("day=")
+        for p in _day_dirs(path / "transactions")
+        if any(p.glob("*.parquet"))
+    ]
     return date.fromisoformat(max(days)) if days else None
 
 

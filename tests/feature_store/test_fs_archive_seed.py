@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from feature_store import CORE_FEATURE_SET
-from feature_store.archive import read_archive, seed_archive
+from feature_store.archive import archive_last_day, read_archive, seed_archive
 from feature_store.offline import offline_feature_matrix
 from fraud_cli.main import cli
 from simulator.config import SimulationConfig
@@ -79,3 +80,25 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     assert "archive from 2026-05-16 ..." in result.output  # 09-07 - 23 - 91
     for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
         assert runs["archive"][key] == runs["whole"][key], key
+
+
+def test_a_failed_seed_leaves_nothing_and_a_half_written_day_does_not_count(
+    history: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pd.DataFrame, "to_parquet", disk_full)
+        with pytest.raises(OSError, match="No space left"):
+            seed_archive(history, tmp_path / "archive")
+    assert list(tmp_path.iterdir()) == []  # no staging copy, no half archive
+    seed_archive(history, tmp_path / "archive")
+    last = archive_last_day(tmp_path / "archive")
+    assert last == history["event_time"].max().date()
+    # the archiver died writing the first part of a new day: only its .tmp is there
+    torn = tmp_path / "archive" / "transactions" / f"day={last + timedelta(days=1)}"
+    torn.mkdir()
+    (torn / "part-x.tmp").write_bytes(b"half")
+    assert archive_last_day(tmp_path / "archive") == last
+    assert len(read_archive(tmp_path / "archive")) == len(history)
