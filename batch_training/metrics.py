@@ -8,7 +8,9 @@ reviewed fraud costs only the fee of that action.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +22,7 @@ __all__ = [
     "CostModel",
     "DecisionOutcome",
     "card_precision_at_k",
+    "cards_ranked_by_day",
     "choose_cost_thresholds",
     "costs_by_threshold",
     "decision_outcome",
@@ -47,22 +50,29 @@ class CostModel:
 def card_precision_at_k(
     days: np.ndarray, cards: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int = 100
 ) -> tuple[float, list[float]]:
-    """Mean over days of the share of compromised cards among the k highest-scored cards.
+    """Mean over days of the share of compromised cards among the k highest-scored cards,
+    ranked as :func:`cards_ranked_by_day` ranks them (the handbook's definition)."""
+    per_day = [
+        int((ranked["fraud"].head(k) == 1).sum()) / k
+        for _, ranked in cards_ranked_by_day(days, cards, scores, labels, k)
+    ]
+    return (float(np.mean(per_day)) if per_day else 0.0), per_day
 
-    Each card is ranked by its highest score of the day; cards found compromised on an
-    earlier day are removed from later days (the handbook's definition).
-    """
+
+def cards_ranked_by_day(
+    days: np.ndarray, cards: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int = 100
+) -> Iterator[tuple[Any, pd.DataFrame]]:
+    """Each day and its cards (index) with their highest ``score`` and ``fraud`` (max
+    label), best first; compromised cards among an earlier day's top k are left out."""
     frame = pd.DataFrame({"day": days, "card": cards, "score": scores, "fraud": labels})
     detected: set[object] = set()
-    per_day: list[float] = []
-    for _, on_day in frame.groupby("day", sort=True):
+    for day, on_day in frame.groupby("day", sort=True):
         on_day = on_day[~on_day["card"].isin(detected)]
         by_card = on_day.groupby("card").agg(score=("score", "max"), fraud=("fraud", "max"))
-        top = by_card.sort_values("score", ascending=False, kind="stable").head(k)
-        found = top.index[top["fraud"] == 1]
-        per_day.append(len(found) / k)
-        detected.update(found.tolist())
-    return (float(np.mean(per_day)) if per_day else 0.0), per_day
+        ranked = by_card.sort_values("score", ascending=False, kind="stable")
+        yield day, ranked
+        top = ranked.head(k)
+        detected.update(top.index[top["fraud"] == 1].tolist())
 
 
 def recall_at_alert_rate(scores: np.ndarray, labels: np.ndarray, alert_rate: float) -> float:

@@ -157,7 +157,6 @@ class FoldFeatures:
 
     history: pd.DataFrame
     feature_set: FeatureSet
-    names: list[str]
     rows: np.ndarray
     matrix: np.ndarray
     days: np.ndarray
@@ -176,13 +175,20 @@ class FoldFeatures:
         # features only for the rows the folds train and test on; their windows still see
         # every earlier row of the history
         rows = np.unique(np.concatenate([part for d in folds for part in (d.train, d.test)]))
-        names = list(feature_set.names)
-        progress(f"computing {len(names)} features for {len(rows):,} of {len(history):,} rows")
+        progress(
+            f"computing {len(feature_set.features)} features for {len(rows):,} "
+            f"of {len(history):,} rows"
+        )
         matrix = offline_feature_matrix(
             feature_set, history, rows, label_delay_s=label_delay_s, dtype=np.float32
         )
         ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
-        return cls(history, feature_set, names, rows, matrix, day_index(history), ts)
+        return cls(history, feature_set, rows, matrix, day_index(history), ts)
+
+    @property
+    def names(self) -> list[str]:
+        """The feature names, in the matrix's column order."""
+        return list(self.feature_set.names)
 
     def take(self, positions: np.ndarray) -> np.ndarray:
         """Feature rows of these history positions (all among ``rows``)."""
@@ -367,8 +373,8 @@ def first_day_needed(options: PipelineOptions, last_day: date) -> date:
         span = options.train_days + options.delay_days + options.test_days
         start = last_day - timedelta(days=span + math.ceil(options.label_delay_s / 86_400))
     start -= timedelta(days=(options.folds - 1) * options.test_days)
-    reach_ms = max(FeaturePlan(feature_set_by_name(n)).reach_ms for n in FEATURE_SET_NAMES)
-    return start - timedelta(days=math.ceil(reach_ms / 86_400_000) + 1)
+    reach_days = max(FeaturePlan(feature_set_by_name(n)).reach_days for n in FEATURE_SET_NAMES)
+    return start - timedelta(days=reach_days + 1)
 
 
 def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:

@@ -182,15 +182,14 @@ class ModelRegistry:
         return pointer
 
     def champion_version(self) -> int | None:
-        version = self._pointer().get("version")
-        return None if version is None else int(version)
+        return _version(self._pointer())
 
     def champion_was_forced(self) -> bool:
         """True when the champion was put there by an operator bypassing the gate."""
         return bool(self._pointer().get("forced", False))
 
     def previous_champions(self) -> list[int]:
-        return [int(v) for v in self._pointer().get("previous", [])]
+        return _previous(self._pointer())
 
     def load_champion(self) -> LoadedModel:
         version = self.champion_version()
@@ -208,14 +207,14 @@ class ModelRegistry:
         """
         self.metadata(version)  # refuse unknown versions
         with self._pointer_lock():
+            pointer = self._pointer()  # read once: the lock keeps it current
             current = _still(
-                self.champion_version(),
+                _version(pointer),
                 expected,
                 f"while v{version} was judged against {_name(expected)}; v{version} stays a "
                 f"challenger: train again, or `fraud models promote {version} --force`",
             )
-            pointer = self._pointer()
-            previous = self.previous_champions()
+            previous = _previous(pointer)
             # each earlier champion keeps how it got there, for a rollback to restore
             previous_forced = _previous_forced(pointer, len(previous))
             if current is not None and current != version:
@@ -237,12 +236,13 @@ class ModelRegistry:
         :class:`ChampionMovedError`).
         """
         with self._pointer_lock():
+            pointer = self._pointer()  # read once: the lock keeps it current
             current = _still(
-                self.champion_version(),
+                _version(pointer),
                 expected,
                 "before the rollback; check `fraud models list` and roll back again",
             )
-            previous = self.previous_champions()
+            previous = _previous(pointer)
             if not previous:
                 raise RegistryError(
                     f"registry {self.root} has no earlier champion to roll back to "
@@ -250,7 +250,7 @@ class ModelRegistry:
                 )
             # the reinstated champion is back as it first got there: a rollback past a
             # champion that passed the gate asks for --force again
-            previous_forced = _previous_forced(self._pointer(), len(previous))
+            previous_forced = _previous_forced(pointer, len(previous))
             self._write_pointer(
                 {
                     "version": previous[0],
@@ -283,6 +283,15 @@ class ModelRegistry:
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)
+
+
+def _version(pointer: dict[str, Any]) -> int | None:
+    version = pointer.get("version")
+    return None if version is None else int(version)
+
+
+def _previous(pointer: dict[str, Any]) -> list[int]:
+    return [int(v) for v in pointer.get("previous", [])]
 
 
 def _previous_forced(pointer: dict[str, Any], count: int) -> list[bool]:

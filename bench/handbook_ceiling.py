@@ -39,7 +39,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 
 from batch_training.dataset import TimeSplit, day_index, split_history  # noqa: E402
-from batch_training.metrics import card_precision_at_k  # noqa: E402
+from batch_training.metrics import card_precision_at_k, cards_ranked_by_day  # noqa: E402
 from feature_store.definitions import DAY_S, FeatureSet, KnownFraudRun  # noqa: E402
 from feature_store.history import read_history  # noqa: E402
 from feature_store.offline import offline_feature_matrix  # noqa: E402
@@ -66,29 +66,24 @@ def _ranking(
 
 
 def _missed_visible(frame: pd.DataFrame, k: int = 100) -> list[dict[str, Any]]:
-    """The visible fraud cards a ranking leaves out of a day's top k, as CP@k counts days
-    (cards found on earlier days removed): where they ranked, and why they were visible."""
-    found: set[int] = set()
+    """The visible fraud cards a ranking leaves out of a day's top k, as CP@k ranks them:
+    where they ranked, and why they were visible."""
+    visible = frame.groupby(["day", "card"])["visible"].max()
     missed: list[dict[str, Any]] = []
-    for day in np.unique(frame["day"].to_numpy()):
-        on_day = frame[(frame["day"] == day) & ~frame["card"].isin(found)]
-        by_card = on_day.groupby("card").agg(
-            score=("score", "max"), fraud=("fraud", "max"), visible=("visible", "max")
-        )
-        by_card = by_card.sort_values("score", ascending=False, kind="stable")
-        by_card["rank"] = np.arange(1, len(by_card) + 1)
-        top = by_card.head(k)
-        found.update(top.index[top["fraud"] == 1].tolist())
-        below = by_card[by_card["visible"] & (by_card["rank"] > k)]
+    days, cards = frame["day"].to_numpy(), frame["card"].to_numpy()
+    scores, labels = frame["score"].to_numpy(), frame["fraud"].to_numpy()
+    for day, ranked in cards_ranked_by_day(days, cards, scores, labels, k):
+        ranked = ranked.assign(rank=np.arange(1, len(ranked) + 1))
+        below = ranked[visible.loc[day].reindex(ranked.index).to_numpy() & (ranked["rank"] > k)]
         for card, row in zip(below.index.to_numpy(), below.to_dict("records"), strict=True):
-            frauds = on_day[(on_day["card"] == card) & (on_day["fraud"] == 1)]
+            frauds = frame[(frame["day"] == day) & (frame["card"] == card) & (frame["fraud"] == 1)]
             missed.append(
                 {
                     "day": int(day),
                     "card": int(card),
                     "rank": int(row["rank"]),
                     "score": round(float(row["score"]), 4),
-                    "kth_score": round(float(top["score"].iloc[-1]), 4),
+                    "kth_score": round(float(ranked["score"].head(k).iloc[-1]), 4),
                     "scenario": sorted(set(frauds["scenario"])),
                     "amounts": [round(float(a), 2) for a in frauds["amount"]],
                     "known_fraud_run": [int(r) for r in frauds["run"]],

@@ -227,7 +227,8 @@ def is_archive(path: Path) -> bool:
 
 
 def archive_last_day(path: Path) -> date | None:
-    """The latest day the archive holds transactions of (None when it holds none)."""
+    """The latest day the archive holds transactions of (None when it holds none, or
+    ``path`` is not an archive)."""
     # a day counts once a whole part is in it (a crash can leave only a .tmp behind)
     days = [
         p.name.removeprefix("day=")

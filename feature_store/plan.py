@@ -9,6 +9,7 @@ formula can never differ between training and serving.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -193,6 +194,11 @@ class FeaturePlan:
     def reach_ms(self) -> int:
         """How far before an event the set's features read other events (0: none)."""
         return max((p.horizon_ms for p in self.entities.values()), default=0)
+
+    @property
+    def reach_days(self) -> int:
+        """:attr:`reach_ms` in whole days, rounded up: how many days of history to read."""
+        return math.ceil(self.reach_ms / _DAY_MS)
 
     @property
     def required_fields(self) -> frozenset[str]:

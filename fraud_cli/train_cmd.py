@@ -219,12 +219,11 @@ def _train_once(
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import read_history
-    from feature_store.archive import archive_last_day, is_archive
+    from feature_store.archive import archive_last_day
 
-    since = None
-    if is_archive(history_path) and (last_day := archive_last_day(history_path)) is not None:
-        # an archive grows every day: read only the days this run's windows reach
-        since = first_day_needed(options, last_day)
+    # an archive grows every day: read only the days this run's windows reach
+    last_day = archive_last_day(history_path)  # None unless an archive
+    since = None if last_day is None else first_day_needed(options, last_day)
     click.echo(f"reading {history_path}{f' from {since}' if since else ''} ...", err=True)
     read_started = time.perf_counter()
     frame = read_history(history_path, columns=columns, since=since)

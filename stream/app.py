@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ import xgboost as xgb
 
 from batch_training.registry import ModelRegistry
 from feature_store import FeaturePlan, FeatureSet, OnlineStoreUnavailable, read_history
-from feature_store.archive import archive_last_day, is_archive
+from feature_store.archive import archive_last_day
 from feature_store.materialize import materialize_history
 from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
 from stream.compiled import CompileOptions
@@ -47,10 +46,9 @@ def _warm(
 ) -> None:
     """Replay a history into the store before consuming, so features start warm; of an
     archive, only the days the served features reach back over."""
-    since = None
-    if is_archive(path) and (last_day := archive_last_day(path)) is not None:
-        reach_days = math.ceil(FeaturePlan(feature_set).reach_ms / 86_400_000)
-        since = last_day - timedelta(days=reach_days + 1)
+    last_day = archive_last_day(path)  # None unless an archive
+    reach = timedelta(days=FeaturePlan(feature_set).reach_days + 1)
+    since = None if last_day is None else last_day - reach
     history = read_history(path, since=since)
     # A Redis client is bound to the event loop it first ran on: warm with its own client.
     warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)
