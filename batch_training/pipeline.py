@@ -5,6 +5,7 @@ Used by ``fraud train`` (once or on a schedule) and by the demo.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -30,6 +31,7 @@ from batch_training.dataset import (
 from batch_training.errors import (
     ChampionMovedError,
     ModelIntegrityError,
+    RegistryError,
     TrainingConfigError,
     TrainingDataError,
 )
@@ -40,7 +42,7 @@ from batch_training.registry import ModelMetadata, ModelRegistry
 from batch_training.report import write_report
 from batch_training.report_plots import EvaluatedWindow
 from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model, prefixed
-from feature_store import FEATURE_SET_NAMES, FeaturePlan, FeatureSet, feature_set_by_name
+from feature_store import FeaturePlan, FeatureSet
 from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
 
 __all__ = [
@@ -261,17 +263,26 @@ def _champion_evaluation(
     label_delay_s: int,
     alert_rate: float,
     cost: CostModel,
+    read_since: date | None,
 ) -> dict[str, float]:
     """The champion's metrics on the candidate's test set (``features`` are the
     candidate's), with the cost of its own thresholds' decisions there under today's
     ``cost`` model.
 
     Raises :class:`ModelIntegrityError` when the champion cannot be served: its file was
-    altered, or this release no longer computes its features.
+    altered, or this release no longer computes its features; :class:`_BeyondTheRead`
+    when its features reach back before ``read_since``, the first day read.
     """
     champion = registry.load(version)
     meta = champion.metadata
     champion_set = feature_set_of(meta)
+    needed = data.split.test_start - timedelta(days=FeaturePlan(champion_set).reach_days + 1)
+    if read_since is not None and needed < read_since:
+        raise _BeyondTheRead(
+            f"champion v{version} ({champion_set.name} features) needs the history from "
+            f"{needed}, and this run read from {read_since}: it became champion after the "
+            "run began. The candidate stays a challenger; the next run compares the two"
+        )
     columns = features.columns_of(champion_set)
     if columns is not None:  # e.g. a `core` champion under an `extended` candidate
         test_features = features.take(data.test)[:, columns]
@@ -306,12 +317,17 @@ def _test_labels_and_amounts(
     )
 
 
+class _BeyondTheRead(Exception):
+    """The champion's features need days of the history that the run did not read."""
+
+
 def _judge(
     registry: ModelRegistry,
     candidate: Evaluation,
     data: DataSplit,
     features: FoldFeatures,
     options: PipelineOptions,
+    read_since: date | None,
 ) -> tuple[int | None, dict[str, float] | None, GateDecision]:
     """The champion's version, its metrics on the candidate's test set, and the gate's
     verdict on the candidate (``features`` are the candidate's)."""
@@ -327,7 +343,10 @@ def _judge(
                 options.label_delay_s,
                 options.training.alert_rate,
                 options.training.cost,
+                read_since,
             )
+        except _BeyondTheRead as exc:
+            return version, None, GateDecision(False, str(exc))
         except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
             reason = f"the champion cannot be served ({exc}); the candidate replaces it"
             return version, None, GateDecision(True, reason)
@@ -362,18 +381,24 @@ def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit])
             )
 
 
-def first_day_needed(options: PipelineOptions, last_day: date) -> date:
+def first_day_needed(options: PipelineOptions, last_day: date, registry: ModelRegistry) -> date:
     """The first day of a history ending on ``last_day`` that a run with ``options`` reads:
-    its earliest fold's training start, less how far any catalogue feature set reaches
-    back (the champion's set, re-scored on the test window, may reach further than the
-    candidate's), with a day's margin for midnight boundaries."""
+    its earliest fold's training start, less how far the candidate's features or the
+    registry's champion's (re-scored on the test window) reach back, with a day's margin
+    for midnight boundaries."""
     if options.train_start is not None:
         start = options.train_start.date()
     else:  # as latest_split places it, or a day earlier
         span = options.train_days + options.delay_days + options.test_days
         start = last_day - timedelta(days=span + math.ceil(options.label_delay_s / 86_400))
     start -= timedelta(days=(options.folds - 1) * options.test_days)
-    reach_days = max(FeaturePlan(feature_set_by_name(n)).reach_days for n in FEATURE_SET_NAMES)
+    feature_sets = [options.feature_set]
+    champion = registry.champion_version()
+    # a champion this release cannot serve is replaced, not re-scored
+    if champion is not None:
+        with contextlib.suppress(RegistryError):
+            feature_sets.append(feature_set_of(registry.metadata(champion)))
+    reach_days = max(FeaturePlan(s).reach_days for s in feature_sets)
     return start - timedelta(days=reach_days + 1)
 
 
@@ -421,8 +446,13 @@ def run_training(
     options: PipelineOptions,
     progress: Progress = lambda _: None,
     detail: Progress = lambda _: None,
+    read_since: date | None = None,
 ) -> TrainingRun:
-    """``progress`` hears each stage as it starts; ``detail`` where a long one is."""
+    """``progress`` hears each stage as it starts; ``detail`` where a long one is.
+
+    ``read_since``: the history is a longer one read from this day on (see
+    :func:`first_day_needed`); None: it is whole.
+    """
     _require_training_columns(history)
     started = time.perf_counter()
     clock = _StageClock()
@@ -455,7 +485,9 @@ def run_training(
     (fitted, evaluation), data = fitted_folds[0], folds[0]
     progress("comparing with the champion on the same test window")
     with clock.stage("gate"):
-        champion_version, champion, gate = _judge(registry, evaluation, data, features, options)
+        champion_version, champion, gate = _judge(
+            registry, evaluation, data, features, options, read_since
+        )
         labels, amounts = _test_labels_and_amounts(history, data)
         test_cost = decision_outcome(
             evaluation.scores,

@@ -12,6 +12,7 @@ from feature_store.definitions import FeatureSet
 from feature_store.errors import (
     FeatureStoreError,
     HistoryColumnsError,
+    HistoryTooLargeError,
     InvalidEvent,
     OnlineStoreUnavailable,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "FeatureSet",
     "FeatureStoreError",
     "HistoryColumnsError",
+    "HistoryTooLargeError",
     "InvalidEvent",
     "LabelCodec",
     "LabelEvent",

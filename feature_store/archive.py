@@ -35,6 +35,7 @@ __all__ = [
     "ArchiveStats",
     "TopicArchiver",
     "archive_last_day",
+    "archive_rows",
     "is_archive",
     "read_archive",
     "seed_archive",
@@ -244,12 +245,30 @@ def _day_dirs(kind_dir: Path) -> list[Path]:
     return sorted(p for p in kind_dir.iterdir() if p.is_dir() and p.name.startswith("day="))
 
 
-def _read_days(kind: str, days: list[Path]) -> pd.DataFrame:
+def _parts(days: list[Path]) -> list[str]:
     # whole files only: a part still being written ends in .tmp until it is renamed
-    files = [str(f) for day in days for f in sorted(day.glob("*.parquet"))]
-    schema = _SCHEMAS[kind]
-    frame: pd.DataFrame = ds.dataset(files, schema=schema, format="parquet").to_table().to_pandas()
+    return [str(f) for day in days for f in sorted(day.glob("*.parquet"))]
+
+
+def _read_days(kind: str, days: list[Path]) -> pd.DataFrame:
+    dataset = ds.dataset(_parts(days), schema=_SCHEMAS[kind], format="parquet")
+    frame: pd.DataFrame = dataset.to_table().to_pandas()
     return frame
+
+
+def _transaction_days(path: Path, since: date | None) -> list[Path]:
+    days = _day_dirs(path / "transactions")
+    if since is not None:
+        days = [d for d in days if d.name >= f"day={since.isoformat()}"]
+    return days
+
+
+def archive_rows(path: Path, *, since: date | None = None) -> int:
+    """How many transactions :func:`read_archive` would load (repeats included), from
+    the Parquet footers alone: cheap on an archive of any size."""
+    parts = _parts(_transaction_days(path, since))
+    rows: int = ds.dataset(parts, schema=_SCHEMAS["transactions"], format="parquet").count_rows()
+    return rows
 
 
 def read_archive(path: Path, *, since: date | None = None) -> pd.DataFrame:
@@ -259,10 +278,7 @@ def read_archive(path: Path, *, since: date | None = None) -> pd.DataFrame:
     With ``since``, only the transactions of that UTC day and later are read (every label
     still is: a verdict can come long after its payment).
     """
-    days = _day_dirs(path / "transactions")
-    if since is not None:
-        days = [d for d in days if d.name >= f"day={since.isoformat()}"]
-    frame = _read_days("transactions", days)
+    frame = _read_days("transactions", _transaction_days(path, since))
     frame = frame.drop_duplicates("transaction_id", keep="first")
     labels_dir = path / "labels"
     frame["is_fraud"] = 0

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-__all__ = ["FeatureStoreError", "HistoryColumnsError", "InvalidEvent", "OnlineStoreUnavailable"]
+__all__ = [
+    "FeatureStoreError",
+    "HistoryColumnsError",
+    "HistoryTooLargeError",
+    "InvalidEvent",
+    "OnlineStoreUnavailable",
+]
 
 
 class FeatureStoreError(Exception):
@@ -20,6 +26,10 @@ class InvalidEvent(FeatureStoreError):
 
 class HistoryColumnsError(FeatureStoreError):
     """A history file lacks a column the feature set needs."""
+
+
+class HistoryTooLargeError(FeatureStoreError):
+    """A history holds more rows than the reader was allowed to load into memory."""
 
 
 class OnlineStoreUnavailable(FeatureStoreError):

@@ -7,28 +7,54 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.dataset as ds
 
-from feature_store.archive import is_archive, read_archive
+from feature_store.archive import archive_rows, is_archive, read_archive
 from feature_store.columns import ColumnPreset, apply_column_preset
-from feature_store.errors import HistoryColumnsError
+from feature_store.errors import HistoryColumnsError, HistoryTooLargeError
 
-__all__ = ["read_history", "validate_history"]
+__all__ = ["history_rows", "read_history", "validate_history"]
+
+
+def history_rows(path: Path, *, since: date | None = None) -> int | None:
+    """How many rows :func:`read_history` would load, from Parquet footers alone (None for
+    a CSV, which has to be read to be counted)."""
+    if is_archive(path):
+        return archive_rows(path, since=since)
+    if path.suffix.lower() == ".csv":
+        return None
+    rows: int = ds.dataset(str(path), format="parquet").count_rows()
+    return rows
 
 
 def read_history(
-    path: Path, *, columns: ColumnPreset = "native", since: date | None = None
+    path: Path,
+    *,
+    columns: ColumnPreset = "native",
+    since: date | None = None,
+    max_rows: int | None = None,
 ) -> pd.DataFrame:
     """A Parquet file, a directory of Parquet files (e.g. partitioned by day), a CSV, or an
     archive directory written by ``fraud archive``; of an archive, with ``since``, only the
-    transactions from that UTC day on (other sources are read whole)."""
+    transactions from that UTC day on (other sources are read whole).
+
+    With ``max_rows``, a history holding more rows is refused before it is loaded
+    (:class:`HistoryTooLargeError`): the features and the model need a few hundred bytes
+    per row, so an unbounded read ends in the kernel's out-of-memory kill, which says why
+    to no one.
+    """
     if not path.exists():
         raise FileNotFoundError(
             f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
         )
+    if max_rows is not None:
+        _check_size(path, history_rows(path, since=since), max_rows, since)
     if is_archive(path):
         frame = read_archive(path, since=since)  # written by `fraud archive`: labels joined in
     elif path.suffix.lower() == ".csv":
         frame = pd.read_csv(path)
+        if max_rows is not None:  # a CSV is counted once read
+            _check_size(path, len(frame), max_rows, since)
     else:
         frame = pd.read_parquet(path)
     frame = apply_column_preset(frame, columns)
@@ -40,6 +66,16 @@ def read_history(
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
     validate_history(frame)
     return frame
+
+
+def _check_size(path: Path, rows: int | None, max_rows: int, since: date | None) -> None:
+    if rows is not None and rows > max_rows:
+        where = f" from {since} on" if since is not None else ""
+        raise HistoryTooLargeError(
+            f"history {str(path)!r} holds {rows:,} rows{where}, more than the limit of "
+            f"{max_rows:,} (peak memory grows by about 0.5 GB per million rows): read fewer "
+            "days, or raise the limit if this machine has the memory"
+        )
 
 
 def validate_history(frame: pd.DataFrame) -> None:

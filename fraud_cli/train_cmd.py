@@ -7,6 +7,7 @@ import math
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,13 @@ def _parse_duration(text: str) -> float:
     show_default=True,
     help="How far card precision@100 may fall for a candidate to be promoted.",
 )
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse, before loading, a history holding more rows (about 0.5 GB of peak memory "
+    "per million) [env FRAUD_MAX_HISTORY_ROWS, default 20,000,000].",
+)
 @click.option("--no-promote", is_flag=True, help="Register only; never move the champion.")
 @click.option(
     "--report-dir",
@@ -142,6 +150,7 @@ def train(every: str | None, **options: Any) -> None:
     if history is None:
         raise click.UsageError("give --history PATH (or set FRAUD_HISTORY)")
     registry_dir = options["registry"] or settings.registry_dir
+    read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
     from batch_training.schedule import RunCancelled, exclusive, run_every, stop_on_signals
 
@@ -154,9 +163,7 @@ def train(every: str | None, **options: Any) -> None:
                     f"another training run holds {lock_path}; wait for it to finish"
                 )
             try:
-                _train_once(
-                    history, options["columns"], registry_dir, pipeline, options["as_json"], stop
-                )
+                _train_once(history, registry_dir, pipeline, read, options["as_json"], stop)
             except RunCancelled:  # a CronJob's pod stopped, or ^C
                 raise click.ClickException(
                     "training run cancelled by a stop request; nothing was registered or promoted"
@@ -169,9 +176,7 @@ def train(every: str | None, **options: Any) -> None:
     stop = threading.Event()
     run_every(
         interval_s,
-        lambda: _train_once(
-            history, options["columns"], registry_dir, scheduled, options["as_json"], stop
-        ),
+        lambda: _train_once(history, registry_dir, scheduled, read, options["as_json"], stop),
         lock_path=lock_path,
         stop=stop,
     )
@@ -206,11 +211,17 @@ def _pipeline_options(o: dict[str, Any], train_start: datetime | None) -> Pipeli
     )
 
 
+@dataclass(frozen=True)
+class _HistoryRead:
+    columns: ColumnPreset
+    max_rows: int
+
+
 def _train_once(
     history_path: Path,
-    columns: ColumnPreset,
     registry_dir: Path,
     options: PipelineOptions,
+    read: _HistoryRead,
     as_json: bool,
     stop: threading.Event,
 ) -> None:
@@ -218,15 +229,24 @@ def _train_once(
     from batch_training.pipeline import first_day_needed, run_training
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
-    from feature_store import read_history
+    from feature_store import HistoryTooLargeError, read_history
     from feature_store.archive import archive_last_day
 
+    registry = ModelRegistry(registry_dir)
     # an archive grows every day: read only the days this run's windows reach
     last_day = archive_last_day(history_path)  # None unless an archive
-    since = None if last_day is None else first_day_needed(options, last_day)
+    since = None if last_day is None else first_day_needed(options, last_day, registry)
     click.echo(f"reading {history_path}{f' from {since}' if since else ''} ...", err=True)
     read_started = time.perf_counter()
-    frame = read_history(history_path, columns=columns, since=since)
+    try:
+        frame = read_history(
+            history_path, columns=read.columns, since=since, max_rows=read.max_rows
+        )
+    except HistoryTooLargeError as exc:
+        raise HistoryTooLargeError(
+            f"{exc} (--max-rows, FRAUD_MAX_HISTORY_ROWS); fewer --train-days or --folds, or "
+            "a --feature-set that reaches less far back, read fewer days of an archive"
+        ) from None
     read_seconds = time.perf_counter() - read_started
     stages = 3 + options.folds
     with click.progressbar(
@@ -245,10 +265,11 @@ def _train_once(
 
         run = run_training(
             frame,
-            registry=ModelRegistry(registry_dir),
+            registry=registry,
             options=options,
             progress=progress,
             detail=detail,
+            read_since=since,
         )
     meta = run.metadata
     stage_seconds = {k: round(v, 1) for k, v in {"read": read_seconds, **run.stage_seconds}.items()}

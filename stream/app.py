@@ -17,7 +17,13 @@ import faust
 import xgboost as xgb
 
 from batch_training.registry import ModelRegistry
-from feature_store import FeaturePlan, FeatureSet, OnlineStoreUnavailable, read_history
+from feature_store import (
+    FeaturePlan,
+    FeatureSet,
+    HistoryTooLargeError,
+    OnlineStoreUnavailable,
+    read_history,
+)
 from feature_store.archive import archive_last_day
 from feature_store.materialize import materialize_history
 from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
@@ -49,7 +55,13 @@ def _warm(
     last_day = archive_last_day(path)  # None unless an archive
     reach = timedelta(days=FeaturePlan(feature_set).reach_days + 1)
     since = None if last_day is None else last_day - reach
-    history = read_history(path, since=since)
+    try:
+        history = read_history(path, since=since, max_rows=settings.warm_max_rows)
+    except HistoryTooLargeError as exc:  # refused before loading: start no half-warm worker
+        raise HistoryTooLargeError(
+            f"{exc} (FRAUD_WARM_MAX_ROWS); or start without FRAUD_WARM_HISTORY when the "
+            "online store already holds the state"
+        ) from None
     # A Redis client is bound to the event loop it first ran on: warm with its own client.
     warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)
 

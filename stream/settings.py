@@ -67,6 +67,9 @@ class StreamSettings(BaseSettings):
     warm_history: Path | None = Field(
         default=None, description="replay this history into the online store at start"
     )
+    warm_max_rows: int = Field(
+        default=20_000_000, gt=0, description="refuse a warm-up history holding more rows"
+    )
     max_amount: float = Field(default=1_000_000.0, gt=0, description="larger amounts go to DLQ")
     # Native code scores batches of 1-8 rows 3-6x faster with identical scores (measured in
     # bench/inference.py); XGBoost keeps the batch sizes where it is faster. Needs a C

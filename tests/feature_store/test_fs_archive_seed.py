@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import errno
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from feature_store import CORE_FEATURE_SET
+from batch_training.pipeline import PipelineOptions, run_training
+from batch_training.registry import ModelRegistry
+from feature_store import CORE_FEATURE_SET, read_history
 from feature_store.archive import archive_last_day, read_archive, seed_archive
 from feature_store.offline import offline_feature_matrix
 from fraud_cli.main import cli
@@ -59,27 +62,78 @@ def test_a_fraud_without_a_label_time_is_kept_and_an_archive_is_seeded_once(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive"]
 
 
-def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
-    tmp_path: Path,
-) -> None:
-    """A run on a long archive reads from its earliest training day less the furthest
-    feature reach, and trains exactly as on the whole history."""
+@pytest.fixture(scope="module")
+def long_archive(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """130 days (05-01 .. 09-07) as one Parquet file and as a seeded archive."""
     generator = TrafficGenerator(SimulationConfig(cards=600, merchants=60, seed=11))
     long_history = generator.history(start=datetime(2026, 5, 1, tzinfo=UTC), days=130)
-    whole = tmp_path / "history.parquet"
-    long_history.to_parquet(whole)
-    seed_archive(long_history, tmp_path / "archive")
-    split = ["--train-days", "7", "--delay-days", "2", "--test-days", "7", "--json"]
-    runs = {}
-    for name, source in (("whole", whole), ("archive", tmp_path / "archive")):
-        where = ["--history", str(source), "--registry", str(tmp_path / f"registry-{name}")]
-        result = CliRunner().invoke(cli, ["train", *where, *split])
-        assert result.exit_code == 0, result.output
-        runs[name] = json.loads(result.output.strip().splitlines()[-1])
-    # 130 days, of which the run needs 7+2+7 days, 7 for the labels, 90 of reach and a margin
-    assert "archive from 2026-05-16 ..." in result.output  # 09-07 - 23 - 91
+    where = tmp_path_factory.mktemp("long")
+    long_history.to_parquet(where / "history.parquet")
+    seed_archive(long_history, where / "archive")
+    return where / "history.parquet", where / "archive"
+
+
+_SPLIT = ("--train-days", "7", "--delay-days", "2", "--test-days", "7", "--json")
+
+
+def _train(history: Path, registry: Path, *extra: str) -> tuple[dict[str, Any], str]:
+    where = ["--history", str(history), "--registry", str(registry)]
+    result = CliRunner().invoke(cli, ["train", *where, *_SPLIT, *extra])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1]), result.output
+
+
+def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
+    long_archive: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A run on a long archive reads from its earliest training day less the furthest
+    reach of its own features and the champion's, and trains exactly as on the whole
+    history."""
+    whole, archive = long_archive
+    from_whole, _ = _train(whole, tmp_path / "registry-whole")
+    from_archive, output = _train(archive, tmp_path / "registry")
+    # the test window ends 7 label days before 09-07: training starts 08-15; core's
+    # features reach back 37 days, and a day's margin
+    assert "archive from 2026-07-08 ..." in output
     for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
-        assert runs["archive"][key] == runs["whole"][key], key
+        assert from_archive[key] == from_whole[key], key
+    # an `extended` champion (90 days of reach) is re-scored on the test window: a `core`
+    # candidate reads as far back as the champion's features need
+    extended, _ = _train(archive, tmp_path / "registry", "--feature-set", "extended")
+    promoted = CliRunner().invoke(
+        cli,
+        ["models", "--registry", str(tmp_path / "registry"), "promote",
+         str(extended["model_version"]), "--force"],
+    )  # fmt: skip
+    assert promoted.exit_code == 0, promoted.output
+    over_extended, output = _train(archive, tmp_path / "registry")
+    assert "archive from 2026-05-16 ..." in output  # 08-15 - 91
+    assert over_extended["metrics"] == from_whole["metrics"]
+    # the champion scores on its own test window as it did when it was trained
+    registry = ModelRegistry(tmp_path / "registry")
+    judged = registry.metadata(over_extended["model_version"]).extra["gate"]["champion_metrics"]
+    own = registry.metadata(extended["model_version"]).metrics
+    assert judged["average_precision"] == own["average_precision"]
+
+
+def test_a_champion_promoted_mid_run_is_not_judged_on_days_the_run_did_not_read(
+    long_archive: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The days read were chosen for a `core` champion; an `extended` one promoted while
+    the run worked would be scored on a history cut too short, so the gate declines."""
+    _, archive = long_archive
+    registry = ModelRegistry(tmp_path / "registry")
+    extended, _ = _train(archive, registry.root, "--feature-set", "extended")
+    since = date(2026, 7, 8)  # what a `core` run over a `core` champion reads
+    # the champion is scored on the test window (from 08-24): 90 days of reach and a margin
+    options = PipelineOptions(feature_set=CORE_FEATURE_SET, train_days=7, delay_days=2)
+    run = run_training(read_history(archive, since=since), registry=registry, options=options,
+                       read_since=since)  # fmt: skip
+    assert not run.promoted
+    assert "needs the history from 2026-05-25, and this run read from 2026-07-08" in (
+        run.gate.reason
+    )
+    assert registry.champion_version() == extended["model_version"]
 
 
 def test_a_failed_seed_leaves_nothing_and_a_half_written_day_does_not_count(
