@@ -5,7 +5,6 @@ Used by ``fraud train`` (once or on a schedule) and by the demo.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import math
 import time
@@ -48,10 +47,11 @@ from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
 __all__ = [
     "Evaluation",
     "FoldFeatures",
+    "HistoryReach",
     "PipelineOptions",
     "TrainingRun",
-    "first_day_needed",
     "fit_fold",
+    "history_reach",
     "run_training",
 ]
 
@@ -381,25 +381,44 @@ def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit])
             )
 
 
-def first_day_needed(options: PipelineOptions, last_day: date, registry: ModelRegistry) -> date:
+@dataclass(frozen=True)
+class HistoryReach:
+    """The first day of a history a run reads, and what reaches back that far."""
+
+    first_day: date
+    set_by: str
+
+
+def history_reach(
+    options: PipelineOptions, last_day: date, registry: ModelRegistry
+) -> HistoryReach:
     """The first day of a history ending on ``last_day`` that a run with ``options`` reads:
-    its earliest fold's training start, less how far the candidate's features or the
-    registry's champion's (re-scored on the test window) reach back, with a day's margin
-    for midnight boundaries."""
+    the candidate's features from its earliest fold's training start, and the champion's
+    (re-scored on the latest test window) from that window's start, as far back as each
+    set reaches, with a day's margin for midnight boundaries."""
     if options.train_start is not None:
         start = options.train_start.date()
     else:  # as latest_split places it, or a day earlier
         span = options.train_days + options.delay_days + options.test_days
         start = last_day - timedelta(days=span + math.ceil(options.label_delay_s / 86_400))
-    start -= timedelta(days=(options.folds - 1) * options.test_days)
-    feature_sets = [options.feature_set]
-    champion = registry.champion_version()
-    # a champion this release cannot serve is replaced, not re-scored
-    if champion is not None:
-        with contextlib.suppress(RegistryError):
-            feature_sets.append(feature_set_of(registry.metadata(champion)))
-    reach_days = max(FeaturePlan(s).reach_days for s in feature_sets)
-    return start - timedelta(days=reach_days + 1)
+    earliest = start - timedelta(days=(options.folds - 1) * options.test_days)
+    candidate = options.feature_set
+    reach = HistoryReach(
+        earliest - timedelta(days=FeaturePlan(candidate).reach_days + 1),
+        f"the candidate's {candidate.name} features",
+    )
+    version = registry.champion_version()
+    if version is None:
+        return reach
+    try:
+        champion = feature_set_of(registry.metadata(version))
+    except RegistryError:  # a champion this release cannot serve is replaced, not re-scored
+        return reach
+    test_start = start + timedelta(days=options.train_days + options.delay_days)
+    champion_day = test_start - timedelta(days=FeaturePlan(champion).reach_days + 1)
+    if champion_day < reach.first_day:
+        return HistoryReach(champion_day, f"champion v{version}'s {champion.name} features")
+    return reach
 
 
 def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:
@@ -451,7 +470,7 @@ def run_training(
     """``progress`` hears each stage as it starts; ``detail`` where a long one is.
 
     ``read_since``: the history is a longer one read from this day on (see
-    :func:`first_day_needed`); None: it is whole.
+    :func:`history_reach`); None: it is whole.
     """
     _require_training_columns(history)
     started = time.perf_counter()

@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from batch_training.errors import TrainingConfigError
+from batch_training.errors import BatchTrainingError, TrainingConfigError
+from feature_store.errors import FeatureStoreError
 
 __all__ = ["RunCancelled", "check_stop", "exclusive", "run_every", "stop_on_signals"]
 
@@ -113,6 +114,8 @@ def _ticks(
         except RunCancelled:
             log.warning("training run cancelled by a stop request; nothing was promoted")
             return succeeded
+        except (BatchTrainingError, FeatureStoreError) as exc:  # it says what to fix
+            log.error("scheduled training run failed: %s; retrying at the next tick", exc)
         except Exception:  # the lock file too: an unavailable mount may come back
             log.exception("scheduled training run failed; retrying at the next tick")
         next_run = max(next_run + interval_s, time.monotonic())

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 from kafka import KafkaConsumer
 
-from feature_store.errors import HistoryColumnsError, InvalidEvent
+from feature_store.errors import HistoryColumnsError, HistoryTooLargeError, InvalidEvent
 from feature_store.labels import LabelCodec, LabelEvent
 from feature_store.schema import Transaction, TransactionCodec
 
@@ -35,7 +35,6 @@ __all__ = [
     "ArchiveStats",
     "TopicArchiver",
     "archive_last_day",
-    "archive_rows",
     "is_archive",
     "read_archive",
     "seed_archive",
@@ -250,40 +249,39 @@ def _parts(days: list[Path]) -> list[str]:
     return [str(f) for day in days for f in sorted(day.glob("*.parquet"))]
 
 
-def _read_days(kind: str, days: list[Path]) -> pd.DataFrame:
-    dataset = ds.dataset(_parts(days), schema=_SCHEMAS[kind], format="parquet")
-    frame: pd.DataFrame = dataset.to_table().to_pandas()
-    return frame
+def _dataset(kind: str, parts: list[str]) -> ds.Dataset:
+    return ds.dataset(parts, schema=_SCHEMAS[kind], format="parquet")
 
 
-def _transaction_days(path: Path, since: date | None) -> list[Path]:
+def _transaction_parts(path: Path, since: date | None) -> list[str]:
     days = _day_dirs(path / "transactions")
     if since is not None:
         days = [d for d in days if d.name >= f"day={since.isoformat()}"]
-    return days
+    return _parts(days)
 
 
-def archive_rows(path: Path, *, since: date | None = None) -> int:
-    """How many transactions :func:`read_archive` would load (repeats included), from
-    the Parquet footers alone: cheap on an archive of any size."""
-    parts = _parts(_transaction_days(path, since))
-    rows: int = ds.dataset(parts, schema=_SCHEMAS["transactions"], format="parquet").count_rows()
-    return rows
-
-
-def read_archive(path: Path, *, since: date | None = None) -> pd.DataFrame:
+def read_archive(
+    path: Path, *, since: date | None = None, max_rows: int | None = None
+) -> pd.DataFrame:
     """Archived transactions with ``is_fraud`` and ``label_time`` from the latest archived
     label of each (else 0 and no time: the features then assume the label delay).
 
     With ``since``, only the transactions of that UTC day and later are read (every label
-    still is: a verdict can come long after its payment).
+    still is: a verdict can come long after its payment). With ``max_rows``, more
+    transactions than that are refused before they are loaded
+    (:class:`HistoryTooLargeError`).
     """
-    frame = _read_days("transactions", _transaction_days(path, since))
+    parts = _transaction_parts(path, since)  # counted and read alike, as the archiver adds
+    transactions = _dataset("transactions", parts)
+    if max_rows is not None and (rows := transactions.count_rows()) > max_rows:
+        raise HistoryTooLargeError(path, rows, max_rows, since)
+    frame: pd.DataFrame = transactions.to_table().to_pandas()
     frame = frame.drop_duplicates("transaction_id", keep="first")
     labels_dir = path / "labels"
     frame["is_fraud"] = 0
     if labels_dir.is_dir() and any(labels_dir.rglob("*.parquet")):
-        labels = _read_days("labels", _day_dirs(labels_dir)).sort_values("label_time")
+        labels = _dataset("labels", _parts(_day_dirs(labels_dir))).to_table().to_pandas()
+        labels = labels.sort_values("label_time")
         latest = labels.drop_duplicates("transaction_id", keep="last").set_index("transaction_id")
         verdict = frame["transaction_id"].map(latest["is_fraud"])
         frame["is_fraud"] = verdict.fillna(False).astype(int)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
+
 __all__ = [
     "FeatureStoreError",
     "HistoryColumnsError",
@@ -30,6 +33,25 @@ class HistoryColumnsError(FeatureStoreError):
 
 class HistoryTooLargeError(FeatureStoreError):
     """A history holds more rows than the reader was allowed to load into memory."""
+
+    def __init__(
+        self,
+        path: Path,
+        rows: int,
+        max_rows: int,
+        since: date | None,
+        fix: str = "read fewer days, or raise the limit if this machine has the memory",
+    ) -> None:
+        self.path, self.rows, self.max_rows, self.since = path, rows, max_rows, since
+        where = f" from {since} on" if since is not None else ""
+        super().__init__(
+            f"history {str(path)!r} holds {rows:,} rows{where}, more than the limit of "
+            f"{max_rows:,} (peak memory grows by about 0.5 GB per million rows): {fix}"
+        )
+
+    def with_fix(self, fix: str) -> HistoryTooLargeError:
+        """The same refusal, with the fix the caller knows (its flags and settings)."""
+        return HistoryTooLargeError(self.path, self.rows, self.max_rows, self.since, fix)
 
 
 class OnlineStoreUnavailable(FeatureStoreError):

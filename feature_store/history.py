@@ -9,22 +9,11 @@ import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
 
-from feature_store.archive import archive_rows, is_archive, read_archive
+from feature_store.archive import is_archive, read_archive
 from feature_store.columns import ColumnPreset, apply_column_preset
 from feature_store.errors import HistoryColumnsError, HistoryTooLargeError
 
-__all__ = ["history_rows", "read_history", "validate_history"]
-
-
-def history_rows(path: Path, *, since: date | None = None) -> int | None:
-    """How many rows :func:`read_history` would load, from Parquet footers alone (None for
-    a CSV, which has to be read to be counted)."""
-    if is_archive(path):
-        return archive_rows(path, since=since)
-    if path.suffix.lower() == ".csv":
-        return None
-    rows: int = ds.dataset(str(path), format="parquet").count_rows()
-    return rows
+__all__ = ["read_history", "validate_history"]
 
 
 def read_history(
@@ -47,15 +36,15 @@ def read_history(
         raise FileNotFoundError(
             f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
         )
-    if max_rows is not None:
-        _check_size(path, history_rows(path, since=since), max_rows, since)
-    if is_archive(path):
-        frame = read_archive(path, since=since)  # written by `fraud archive`: labels joined in
+    if is_archive(path):  # written by `fraud archive`: labels joined in
+        frame = read_archive(path, since=since, max_rows=max_rows)
     elif path.suffix.lower() == ".csv":
         frame = pd.read_csv(path)
-        if max_rows is not None:  # a CSV is counted once read
-            _check_size(path, len(frame), max_rows, since)
+        if max_rows is not None and len(frame) > max_rows:  # a CSV is counted once read
+            raise HistoryTooLargeError(path, len(frame), max_rows, since)
     else:
+        if max_rows is not None and (rows := ds.dataset(str(path)).count_rows()) > max_rows:
+            raise HistoryTooLargeError(path, rows, max_rows, since)
         frame = pd.read_parquet(path)
     frame = apply_column_preset(frame, columns)
     if "event_time" not in frame.columns:
@@ -66,16 +55,6 @@ def read_history(
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
     validate_history(frame)
     return frame
-
-
-def _check_size(path: Path, rows: int | None, max_rows: int, since: date | None) -> None:
-    if rows is not None and rows > max_rows:
-        where = f" from {since} on" if since is not None else ""
-        raise HistoryTooLargeError(
-            f"history {str(path)!r} holds {rows:,} rows{where}, more than the limit of "
-            f"{max_rows:,} (peak memory grows by about 0.5 GB per million rows): read fewer "
-            "days, or raise the limit if this machine has the memory"
-        )
 
 
 def validate_history(frame: pd.DataFrame) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.review_cmd import archive, review
@@ -41,6 +42,25 @@ class _FraudGroup(click.Group):
             if isinstance(exc, BrokenPipeError):
                 raise  # click ends quietly on a closed pipe (`fraud models list | head`)
             raise click.ClickException(str(exc)) from exc
+        except ValidationError as exc:
+            if not exc.title.endswith("Settings"):
+                raise
+            # a FRAUD_* variable the settings refuse
+            raise click.ClickException(_bad_settings(exc)) from exc
+
+
+# a refused value of these is not echoed: it may hold a password
+_SECRET_HINTS = ("url", "password", "secret", "token", "key")
+
+
+def _bad_settings(exc: ValidationError) -> str:
+    """One line per refused variable: its name, the value (unless it may be a secret), why."""
+    problems = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"])
+        value = "" if any(h in name for h in _SECRET_HINTS) else f"={error.get('input')!r}"
+        problems.append(f"FRAUD_{name.upper()}{value}: {error['msg']}")
+    return "bad setting: " + "; ".join(problems)
 
 
 @click.group(cls=_FraudGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,7 +17,7 @@ import click
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
-    from batch_training.pipeline import PipelineOptions
+    from batch_training.pipeline import HistoryReach, PipelineOptions
     from feature_store.columns import ColumnPreset
 
 __all__ = ["models", "train"]
@@ -211,6 +211,25 @@ def _pipeline_options(o: dict[str, Any], train_start: datetime | None) -> Pipeli
     )
 
 
+def _fewer_rows(reach: HistoryReach | None) -> str:
+    """How to make a run's read fit the row limit, from what set its first day."""
+    more = "or raise --max-rows (FRAUD_MAX_HISTORY_ROWS) if this machine has the memory"
+    if reach is None:
+        return (
+            "a file is read whole: train on a `fraud archive` directory, of which a run "
+            f"reads only the days its windows need, or on a file of fewer days, {more}"
+        )
+    if reach.set_by.startswith("champion"):
+        return (
+            f"{reach.set_by} set how far back it reads: fewer --train-days or --folds, or a "
+            f"champion whose features reach less far back (`fraud models promote`), {more}"
+        )
+    return (
+        f"{reach.set_by} set how far back it reads: fewer --train-days or --folds, or a "
+        f"--feature-set that reaches less far back, {more}"
+    )
+
+
 @dataclass(frozen=True)
 class _HistoryRead:
     columns: ColumnPreset
@@ -226,7 +245,7 @@ def _train_once(
     stop: threading.Event,
 ) -> None:
     """One run; it ends at its next progress report once ``stop`` is set."""
-    from batch_training.pipeline import first_day_needed, run_training
+    from batch_training.pipeline import history_reach, run_training
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import HistoryTooLargeError, read_history
@@ -235,7 +254,8 @@ def _train_once(
     registry = ModelRegistry(registry_dir)
     # an archive grows every day: read only the days this run's windows reach
     last_day = archive_last_day(history_path)  # None unless an archive
-    since = None if last_day is None else first_day_needed(options, last_day, registry)
+    reach = None if last_day is None else history_reach(options, last_day, registry)
+    since = None if reach is None else reach.first_day
     click.echo(f"reading {history_path}{f' from {since}' if since else ''} ...", err=True)
     read_started = time.perf_counter()
     try:
@@ -243,10 +263,7 @@ def _train_once(
             history_path, columns=read.columns, since=since, max_rows=read.max_rows
         )
     except HistoryTooLargeError as exc:
-        raise HistoryTooLargeError(
-            f"{exc} (--max-rows, FRAUD_MAX_HISTORY_ROWS); fewer --train-days or --folds, or "
-            "a --feature-set that reaches less far back, read fewer days of an archive"
-        ) from None
+        raise exc.with_fix(_fewer_rows(reach)) from None
     read_seconds = time.perf_counter() - read_started
     stages = 3 + options.folds
     with click.progressbar(

@@ -58,9 +58,14 @@ def _warm(
     try:
         history = read_history(path, since=since, max_rows=settings.warm_max_rows)
     except HistoryTooLargeError as exc:  # refused before loading: start no half-warm worker
-        raise HistoryTooLargeError(
-            f"{exc} (FRAUD_WARM_MAX_ROWS); or start without FRAUD_WARM_HISTORY when the "
-            "online store already holds the state"
+        read = (
+            "a file is read whole: warm from one of fewer days, or from a `fraud archive`"
+            if since is None
+            else f"the served {feature_set.name} features reach back {reach.days} days"
+        )
+        raise exc.with_fix(
+            f"{read}; raise FRAUD_WARM_MAX_ROWS if this machine has the memory, or start "
+            "without FRAUD_WARM_HISTORY when the online store already holds the state"
         ) from None
     # A Redis client is bound to the event loop it first ran on: warm with its own client.
     warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)

@@ -153,3 +153,29 @@ def test_the_image_copies_every_package() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     missing = [p for p in packages if f"COPY {p} {p}" not in dockerfile]
     assert not missing, f"the Dockerfile does not copy {missing}"
+
+
+def test_a_setting_the_settings_refuse_is_one_line_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FRAUD_MAX_HISTORY_ROWS", "20M")
+    result = CliRunner().invoke(cli, ["train", "--history", "h.parquet"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.output.startswith("Error: bad setting: FRAUD_MAX_HISTORY_ROWS='20M': ")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_a_refused_setting_that_may_hold_a_password_is_not_echoed() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from fraud_cli.main import _bad_settings
+
+    class ReviewSettings(BaseModel):  # as if a URL setting had a type the value broke
+        review_database_url: int
+
+    with pytest.raises(ValidationError) as refused:
+        ReviewSettings(review_database_url="postgresql://alice:hunter2@db/review")  # type: ignore[arg-type]
+    message = _bad_settings(refused.value)
+    assert message.startswith("bad setting: FRAUD_REVIEW_DATABASE_URL: ")
+    assert "hunter2" not in message

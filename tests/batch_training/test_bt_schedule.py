@@ -11,6 +11,7 @@ import pytest
 
 from batch_training.errors import TrainingConfigError
 from batch_training.schedule import check_stop, run_every
+from feature_store import HistoryTooLargeError
 
 
 def test_a_failed_run_does_not_end_the_schedule() -> None:
@@ -75,3 +76,23 @@ def test_a_cancelled_run_is_logged_as_cancelled_not_failed(
     assert [r.getMessage() for r in caplog.records] == [
         "training run cancelled by a stop request; nothing was promoted"
     ]
+
+
+def test_a_run_refused_with_a_fix_is_logged_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    """An error that says what to fix (a history over the row limit) needs no traceback:
+    the compose trainer would print one at every tick."""
+    stop = threading.Event()
+
+    def job() -> None:
+        stop.set()
+        raise HistoryTooLargeError(Path("archive"), 30, 20, None, "raise the limit")
+
+    with caplog.at_level(logging.ERROR, logger="batch_training.schedule"):
+        assert run_every(3600, job, stop=stop) == 0
+    (record,) = caplog.records
+    assert record.exc_info is None
+    assert record.getMessage() == (
+        "scheduled training run failed: history 'archive' holds 30 rows, more than the "
+        "limit of 20 (peak memory grows by about 0.5 GB per million rows): raise the limit; "
+        "retrying at the next tick"
+    )

@@ -98,7 +98,7 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
         assert from_archive[key] == from_whole[key], key
     # an `extended` champion (90 days of reach) is re-scored on the test window: a `core`
-    # candidate reads as far back as the champion's features need
+    # candidate reads as far back as the champion's features need from its start
     extended, _ = _train(archive, tmp_path / "registry", "--feature-set", "extended")
     promoted = CliRunner().invoke(
         cli,
@@ -107,7 +107,7 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     )  # fmt: skip
     assert promoted.exit_code == 0, promoted.output
     over_extended, output = _train(archive, tmp_path / "registry")
-    assert "archive from 2026-05-16 ..." in output  # 08-15 - 91
+    assert "archive from 2026-05-25 ..." in output  # the test window's 08-24 - 91
     assert over_extended["metrics"] == from_whole["metrics"]
     # the champion scores on its own test window as it did when it was trained
     registry = ModelRegistry(tmp_path / "registry")

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from feature_store import CORE_FEATURE_SET, HistoryTooLargeError, read_history
-from feature_store.archive import read_archive, seed_archive
-from feature_store.history import history_rows
+from feature_store.archive import seed_archive
 from feature_store.online import MemoryOnlineStore
 from fraud_cli.main import cli
 from simulator.config import SimulationConfig
@@ -27,29 +25,22 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     where = tmp_path_factory.mktemp("sources")
     history.to_parquet(where / "history.parquet")
     history.to_csv(where / "history.csv", index=False)
+    by_day = history.assign(day=history["event_time"].dt.strftime("%Y-%m-%d"))
+    by_day.to_parquet(where / "by-day", partition_cols=["day"])
     seed_archive(history, where / "archive")
     return {
         "parquet": where / "history.parquet",
         "csv": where / "history.csv",
+        "by-day": where / "by-day",
         "archive": where / "archive",
     }
 
 
-def test_rows_are_counted_from_the_footers_as_a_read_would_load_them(
-    sources: dict[str, Path],
-) -> None:
-    since = date(2026, 10, 20)
-    assert history_rows(sources["archive"], since=since) == len(
-        read_archive(sources["archive"], since=since)
-    )
-    assert history_rows(sources["parquet"]) == len(pd.read_parquet(sources["parquet"]))
-    assert history_rows(sources["csv"]) is None  # counted once read
-
-
-@pytest.mark.parametrize("kind", ["parquet", "csv", "archive"])
+@pytest.mark.parametrize("kind", ["parquet", "csv", "by-day", "archive"])
 def test_a_history_over_the_limit_is_refused_and_one_at_it_is_read(
     sources: dict[str, Path], kind: str
 ) -> None:
+    """The rows counted (from the Parquet footers) are the rows a read loads."""
     since = date(2026, 10, 20) if kind == "archive" else None
     rows = len(read_history(sources[kind], since=since))
     assert len(read_history(sources[kind], since=since, max_rows=rows)) == rows
@@ -59,26 +50,42 @@ def test_a_history_over_the_limit_is_refused_and_one_at_it_is_read(
         read_history(sources[kind], since=since, max_rows=rows - 1)
 
 
-def test_the_trainer_refuses_a_history_over_its_limit_in_one_line(
+def _refused(result: Result) -> str:
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception  # a message, not a crash
+    return " ".join(result.output.split())
+
+
+def test_the_trainer_refuses_a_history_over_its_limit_and_says_what_to_change(
     sources: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     registry = ["--registry", str(tmp_path / "registry")]
-    refused = CliRunner().invoke(
-        cli, ["train", "--history", str(sources["parquet"]), *registry, "--max-rows", "1000"]
-    )
-    assert refused.exit_code == 1
-    assert "more than the limit of 1,000" in refused.output
-    assert "(--max-rows, FRAUD_MAX_HISTORY_ROWS)" in refused.output
-    assert "Traceback" not in refused.output
+    whole = ["train", "--history", str(sources["parquet"]), *registry]
+    output = _refused(CliRunner().invoke(cli, [*whole, "--max-rows", "1000"]))
+    assert "more than the limit of 1,000" in output
+    assert "a file is read whole: train on a `fraud archive` directory" in output
+    assert "raise --max-rows (FRAUD_MAX_HISTORY_ROWS)" in output
     assert not (tmp_path / "registry" / "versions").exists()  # nothing registered
     monkeypatch.setenv("FRAUD_MAX_HISTORY_ROWS", "2000")
-    from_env = CliRunner().invoke(cli, ["train", "--history", str(sources["parquet"]), *registry])
-    assert from_env.exit_code == 1
-    assert "more than the limit of 2,000" in from_env.output
+    assert "more than the limit of 2,000" in _refused(CliRunner().invoke(cli, whole))
+
+
+def test_a_refusal_names_the_champion_when_its_features_set_the_read(
+    sources: dict[str, Path], tmp_path: Path
+) -> None:
+    archive = ["train", "--history", str(sources["archive"]), "--registry", str(tmp_path)]
+    trained = CliRunner().invoke(cli, [*archive, "--feature-set", "extended"])
+    assert trained.exit_code == 0, trained.output
+    output = _refused(CliRunner().invoke(cli, [*archive, "--max-rows", "1000"]))
+    assert "champion v1's extended features set how far back it reads" in output
+    assert "a champion whose features reach less far back" in output
 
 
 def test_the_worker_refuses_a_warm_up_history_over_its_limit(sources: dict[str, Path]) -> None:
     store = MemoryOnlineStore()
     settings = StreamSettings(warm_max_rows=100)
-    with pytest.raises(HistoryTooLargeError, match=r"limit of 100 .*\(FRAUD_WARM_MAX_ROWS\)"):
+    with pytest.raises(HistoryTooLargeError, match=r"limit of 100 .*features reach back 38 "
+                       r"days; raise FRAUD_WARM_MAX_ROWS"):  # fmt: skip
         _warm(settings, sources["archive"], store, CORE_FEATURE_SET)
+    with pytest.raises(HistoryTooLargeError, match="a file is read whole"):
+        _warm(settings, sources["parquet"], store, CORE_FEATURE_SET)
