@@ -16,6 +16,7 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -34,7 +35,9 @@ from feature_store.schema import Transaction, TransactionCodec
 __all__ = [
     "ArchiveStats",
     "TopicArchiver",
+    "archive_day_rows",
     "archive_last_day",
+    "first_day_within",
     "is_archive",
     "read_archive",
     "seed_archive",
@@ -258,6 +261,32 @@ def _transaction_parts(path: Path, since: date | None) -> list[str]:
     if since is not None:
         days = [d for d in days if d.name >= f"day={since.isoformat()}"]
     return _parts(days)
+
+
+def archive_day_rows(path: Path) -> dict[date, int]:
+    """Transactions archived per UTC day (repeats included), from the Parquet footers:
+    cheap on an archive of any size."""
+    counts = {}
+    for day in _day_dirs(path / "transactions"):
+        parts = _parts([day])
+        if parts:  # a day holding only a half-written .tmp part holds nothing yet
+            counts[date.fromisoformat(day.name.removeprefix("day="))] = _dataset(
+                "transactions", parts
+            ).count_rows()
+    return counts
+
+
+def first_day_within(day_rows: Mapping[date, int], since: date, max_rows: int) -> date | None:
+    """The earliest day from ``since`` on whose transactions, with every later day's, are
+    at most ``max_rows`` (``since`` itself when all fit); None when not even the last
+    day's do."""
+    first, total = None, 0
+    for day in sorted((d for d in day_rows if d >= since), reverse=True):
+        total += day_rows[day]
+        if total > max_rows:
+            return first
+        first = day
+    return since
 
 
 def read_archive(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import faust
+import pandas as pd
 import xgboost as xgb
 
 from batch_training.registry import ModelRegistry
@@ -24,7 +25,7 @@ from feature_store import (
     OnlineStoreUnavailable,
     read_history,
 )
-from feature_store.archive import archive_last_day
+from feature_store.archive import archive_day_rows, archive_last_day, first_day_within
 from feature_store.materialize import materialize_history
 from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
 from stream.compiled import CompileOptions
@@ -51,22 +52,31 @@ def _warm(
     settings: StreamSettings, path: Path, store: OnlineStore, feature_set: FeatureSet
 ) -> None:
     """Replay a history into the store before consuming, so features start warm; of an
-    archive, only the days the served features reach back over."""
+    archive, only the days the served features reach back over, and of those only the
+    latest that fit ``warm_max_rows``: a worker that starts short of history serves, one
+    killed for memory does not."""
     last_day = archive_last_day(path)  # None unless an archive
     reach = timedelta(days=FeaturePlan(feature_set).reach_days + 1)
-    since = None if last_day is None else last_day - reach
-    try:
-        history = read_history(path, since=since, max_rows=settings.warm_max_rows)
-    except HistoryTooLargeError as exc:  # refused before loading: start no half-warm worker
-        read = (
-            "a file is read whole: warm from one of fewer days, or from a `fraud archive`"
-            if since is None
-            else f"the served {feature_set.name} features reach back {reach.days} days"
-        )
-        raise exc.with_fix(
-            f"{read}; raise FRAUD_WARM_MAX_ROWS if this machine has the memory, or start "
-            "without FRAUD_WARM_HISTORY when the online store already holds the state"
-        ) from None
+    if last_day is None:
+        history = _read_whole_warm_up(path, settings.warm_max_rows)
+    else:
+        since = last_day - reach
+        day_rows = archive_day_rows(path)
+        fitting = first_day_within(day_rows, since, settings.warm_max_rows)
+        if fitting != since:
+            log.error(
+                "warm-up: %s holds %d rows from %s on, more than FRAUD_WARM_MAX_ROWS=%d; "
+                "warming from %s: features over longer windows start short of history "
+                "until they fill. Raise the limit if this machine has the memory",
+                path,
+                sum(n for day, n in day_rows.items() if day >= since),
+                since,
+                settings.warm_max_rows,
+                "nothing (starting cold)" if fitting is None else fitting,
+            )
+        if fitting is None:
+            return
+        history = read_history(path, since=fitting)
     # A Redis client is bound to the event loop it first ran on: warm with its own client.
     warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)
 
@@ -79,6 +89,18 @@ def _warm(
 
     rows = asyncio.run(_run())
     log.warning("warmed the online store with %d history rows from %s", rows, path)
+
+
+def _read_whole_warm_up(path: Path, max_rows: int) -> pd.DataFrame:
+    try:
+        return read_history(path, max_rows=max_rows)
+    except HistoryTooLargeError as exc:  # refused before loading: the operator chooses
+        raise exc.with_fix(
+            "a file is read whole: warm from one of fewer days, or from a `fraud archive` "
+            "(then only the latest days that fit are replayed); raise FRAUD_WARM_MAX_ROWS if "
+            "this machine has the memory, or start without FRAUD_WARM_HISTORY when the "
+            "online store already holds the state"
+        ) from None
 
 
 def _record_lag(app: faust.App, events: list[Any], metrics: StreamMetrics) -> None:

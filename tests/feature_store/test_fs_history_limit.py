@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from feature_store import CORE_FEATURE_SET, HistoryTooLargeError, read_history
-from feature_store.archive import seed_archive
+from feature_store.archive import archive_day_rows, first_day_within, seed_archive
 from feature_store.online import MemoryOnlineStore
 from fraud_cli.main import cli
 from simulator.config import SimulationConfig
@@ -81,11 +82,39 @@ def test_a_refusal_names_the_champion_when_its_features_set_the_read(
     assert "a champion whose features reach less far back" in output
 
 
-def test_the_worker_refuses_a_warm_up_history_over_its_limit(sources: dict[str, Path]) -> None:
-    store = MemoryOnlineStore()
-    settings = StreamSettings(warm_max_rows=100)
-    with pytest.raises(HistoryTooLargeError, match=r"limit of 100 .*features reach back 38 "
-                       r"days; raise FRAUD_WARM_MAX_ROWS"):  # fmt: skip
-        _warm(settings, sources["archive"], store, CORE_FEATURE_SET)
-    with pytest.raises(HistoryTooLargeError, match="a file is read whole"):
-        _warm(settings, sources["parquet"], store, CORE_FEATURE_SET)
+@pytest.mark.parametrize(
+    ("max_rows", "first"),
+    [(30, 1), (29, 2), (20, 2), (10, 3), (9, None)],
+)
+def test_the_latest_days_that_fit_are_chosen(max_rows: int, first: int | None) -> None:
+    rows = {date(2026, 1, 1): 10, date(2026, 1, 2): 10, date(2026, 1, 3): 10}
+    expected = None if first is None else date(2026, 1, first)
+    assert first_day_within(rows, date(2026, 1, 1), max_rows) == expected
+    assert first_day_within(rows, date(2026, 1, 4), 0) == date(2026, 1, 4)  # nothing to read
+
+
+def test_a_warm_up_over_its_limit_replays_the_latest_archive_days_that_fit(
+    sources: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker short of history serves; one killed for memory does not."""
+    day_rows = archive_day_rows(sources["archive"])
+    last_two = sum(day_rows[d] for d in sorted(day_rows)[-2:])
+    settings = StreamSettings(warm_max_rows=last_two + 1)
+    with caplog.at_level(logging.WARNING, logger="stream.app"):
+        _warm(settings, sources["archive"], MemoryOnlineStore(), CORE_FEATURE_SET)
+    refused, warmed = (r.getMessage() for r in caplog.records)
+    assert f"more than FRAUD_WARM_MAX_ROWS={last_two + 1}; warming from 2026-10-29" in refused
+    assert warmed.startswith(f"warmed the online store with {last_two} history rows")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stream.app"):
+        _warm(StreamSettings(warm_max_rows=1), sources["archive"], MemoryOnlineStore(),
+              CORE_FEATURE_SET)  # fmt: skip
+    (cold,) = (r.getMessage() for r in caplog.records)
+    assert "warming from nothing (starting cold)" in cold
+
+
+def test_a_warm_up_file_over_its_limit_is_refused(sources: dict[str, Path]) -> None:
+    """A file is read whole: only the operator can choose what to drop."""
+    with pytest.raises(HistoryTooLargeError, match="a file is read whole: warm from one of"):
+        _warm(StreamSettings(warm_max_rows=100), sources["parquet"], MemoryOnlineStore(),
+              CORE_FEATURE_SET)  # fmt: skip
