@@ -543,6 +543,9 @@ def run_training(
             },
             extra={
                 "data_fingerprint": _fingerprint(history),
+                # what the fingerprint covers: the history, or its days from this one on
+                "history_rows": len(history),
+                "history_first_day_read": None if read_since is None else str(read_since),
                 "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
                 "rounds": fitted.rounds,
                 "candidates": fitted.candidates,

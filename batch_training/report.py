@@ -130,7 +130,19 @@ def _data_section(metadata: ModelMetadata, features: int, test_rows: int, frauds
 <p>Trained on {html.escape(window.get("split_train", ""))}{rows}; then
 {html.escape(window.get("split_delay_days", "?"))} days left for labels to arrive; tested on
 {html.escape(window.get("split_test", ""))}: {test_rows:,} payments, {frauds:,} frauds
-(cards already known to be compromised removed).</p>"""
+(cards already known to be compromised removed).</p>
+{_history_read(metadata.extra)}"""
+
+
+def _history_read(extra: dict[str, Any]) -> str:
+    """How much of the history the run read: an archive is read from the first day its
+    features and the champion's need."""
+    rows = extra.get("history_rows")
+    if rows is None:  # a version registered before this was recorded
+        return ""
+    first_day = extra.get("history_first_day_read")
+    where = f"its days from {html.escape(first_day)} on" if first_day else "all of it"
+    return f"<p>Read {rows:,} payments of the history: {where}.</p>"
 
 
 def _decisions_summary(outcome: DecisionOutcome) -> dict[str, float]:

@@ -97,6 +97,15 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     assert "archive from 2026-07-08 ..." in output
     for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
         assert from_archive[key] == from_whole[key], key
+    # the version and its report say how much of the history was read
+    for run, registry_dir, read in (
+        (from_whole, "registry-whole", "all of it"),
+        (from_archive, "registry", "its days from 2026-07-08 on"),
+    ):
+        extra = ModelRegistry(tmp_path / registry_dir).metadata(run["model_version"]).extra
+        page = Path(run["report"]).read_text()
+        assert f"Read {extra['history_rows']:,} payments of the history: {read}." in page
+    assert extra["history_rows"] < len(pd.read_parquet(whole))
     # an `extended` champion (90 days of reach) is re-scored on the test window: a `core`
     # candidate reads as far back as the champion's features need from its start
     extended, _ = _train(archive, tmp_path / "registry", "--feature-set", "extended")
