@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import shutil
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,41 @@ def test_a_failed_seed_leaves_nothing_and_a_half_written_day_does_not_count(
     (torn / "part-x.tmp").write_bytes(b"half")
     assert archive_last_day(tmp_path / "archive") == last
     assert len(read_archive(tmp_path / "archive")) == len(history)
+
+
+def test_reading_an_archive_drops_repeats_and_takes_each_payments_latest_verdict(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """At-least-once writes repeat payments; an analyst's later verdict overrides."""
+    seed_archive(history, tmp_path / "archive")
+    first_day = (
+        tmp_path / "archive" / "transactions" / f"day={history['event_time'].min():%Y-%m-%d}"
+    )
+    (part,) = first_day.glob("*.parquet")
+    shutil.copy(part, first_day / "part-repeat.parquet")  # the archiver re-wrote it
+    frauds = history[history["is_fraud"] == 1]
+    overturned, confirmed_late = frauds["transaction_id"].iloc[0], history["transaction_id"].iloc[1]
+    later = frauds["label_time"].max() + pd.Timedelta(days=1)
+    corrections = pd.DataFrame(
+        {
+            "transaction_id": [overturned, confirmed_late, "not-archived"],
+            "is_fraud": [False, True, True],
+            "label_time": [later, later, later],
+            "analyst": "alice",
+        }
+    )
+    labels = tmp_path / "archive" / "labels" / f"day={later:%Y-%m-%d}"
+    labels.mkdir(parents=True, exist_ok=True)
+    corrections.to_parquet(labels / "part-corrections.parquet", index=False)
+
+    archived = read_archive(tmp_path / "archive").set_index("transaction_id")
+    assert len(archived) == len(history)  # the repeated day counted once
+    assert archived.loc[overturned, "is_fraud"] == 0
+    assert archived.loc[confirmed_late, "is_fraud"] == 1
+    assert archived.loc[confirmed_late, "label_time"] == later
+    assert archived["is_fraud"].sum() == history["is_fraud"].sum()  # one out, one in
+    assert "not-archived" not in archived.index
+    since = history["event_time"].min().date() + timedelta(days=1)
+    assert len(read_archive(tmp_path / "archive", since=since)) == int(
+        (history["event_time"].dt.date >= since).sum()
+    )
