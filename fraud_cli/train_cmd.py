@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,8 @@ if TYPE_CHECKING:  # the training stack is imported only when a command runs
     from feature_store.columns import ColumnPreset
 
 __all__ = ["models", "train"]
+
+log = logging.getLogger(__name__)
 
 
 def _parse_duration(text: str) -> float:
@@ -236,6 +241,40 @@ class _HistoryRead:
     max_rows: int
 
 
+@contextlib.contextmanager
+def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Record the run in the registry's run log however it ends; the body calls the
+    yielded function with its summary once it completes."""
+    from batch_training.run_log import RunLog, RunRecord
+    from batch_training.schedule import RunCancelled
+
+    started, clock = datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter()
+
+    def record(**fields: Any) -> None:
+        seconds = round(time.perf_counter() - clock, 1)
+        try:
+            RunLog(registry_dir).append(RunRecord(started=started, seconds=seconds, **fields))
+        except OSError as exc:  # the run's own outcome matters more than its record
+            log.warning("could not record the run in %s: %s", registry_dir, exc)
+
+    def completed(summary: dict[str, Any]) -> None:
+        record(
+            outcome="promoted" if summary["promoted"] else "challenger",
+            reason=summary["gate"],
+            version=summary["model_version"],
+            metrics=summary["metrics"],
+        )
+
+    try:
+        yield completed
+    except RunCancelled:
+        record(outcome="cancelled", reason="a stop request; nothing was registered or promoted")
+        raise
+    except Exception as exc:
+        record(outcome="failed", reason=str(exc), error=type(exc).__name__)
+        raise
+
+
 def _train_once(
     history_path: Path,
     registry_dir: Path,
@@ -244,79 +283,85 @@ def _train_once(
     as_json: bool,
     stop: threading.Event,
 ) -> None:
-    """One run; it ends at its next progress report once ``stop`` is set."""
+    """One run, recorded in the registry's run log; it ends at its next progress report
+    once ``stop`` is set."""
     from batch_training.pipeline import history_reach, run_training
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import HistoryTooLargeError, read_history
     from feature_store.archive import archive_last_day
 
-    registry = ModelRegistry(registry_dir)
-    # an archive grows every day: read only the days this run's windows reach
-    last_day = archive_last_day(history_path)  # None unless an archive
-    reach = None if last_day is None else history_reach(options, last_day, registry)
-    since = None if reach is None else reach.first_day
-    click.echo(f"reading {history_path}{f' from {since}' if since else ''} ...", err=True)
-    read_started = time.perf_counter()
-    try:
-        frame = read_history(
-            history_path, columns=read.columns, since=since, max_rows=read.max_rows
+    with _recorded(registry_dir) as completed:
+        registry = ModelRegistry(registry_dir)
+        # an archive grows every day: read only the days this run's windows reach
+        last_day = archive_last_day(history_path)  # None unless an archive
+        reach = None if last_day is None else history_reach(options, last_day, registry)
+        since = None if reach is None else reach.first_day
+        click.echo(f"reading {history_path}{f' from {since}' if since else ''} ...", err=True)
+        read_started = time.perf_counter()
+        try:
+            frame = read_history(
+                history_path, columns=read.columns, since=since, max_rows=read.max_rows
+            )
+        except HistoryTooLargeError as exc:
+            raise exc.with_fix(_fewer_rows(reach)) from None
+        read_seconds = time.perf_counter() - read_started
+        stages = 3 + options.folds
+        with click.progressbar(
+            length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
+        ) as bar:
+
+            def progress(stage: str) -> None:
+                check_stop(stop)
+                bar.update(1, stage)
+
+            def detail(where: str) -> None:
+                check_stop(stop)
+                # beside the bar, which stays put: bar.update(0, where) would draw nothing
+                bar.current_item = where
+                bar.render_progress()
+
+            run = run_training(
+                frame,
+                registry=registry,
+                options=options,
+                progress=progress,
+                detail=detail,
+                read_since=since,
+            )
+        meta = run.metadata
+        stage_seconds = {
+            k: round(v, 1) for k, v in {"read": read_seconds, **run.stage_seconds}.items()
+        }
+        keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
+        summary = {
+            "model_version": meta.version,
+            "promoted": run.promoted,
+            "gate": run.gate.reason,
+            "metrics": {k: round(meta.metrics[k], 4) for k in keys},
+            "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
+            "train_rows": run.train_rows,
+            "test_rows": run.test_rows,
+            "test_frauds": int(frame["is_fraud"].to_numpy()[run.evaluation.rows].sum()),
+            "seconds": round(run.seconds, 1),
+            "stage_seconds": stage_seconds,
+            "report": str(run.report),
+        }
+        completed(summary)
+        if as_json:
+            click.echo(json.dumps(summary))
+            return
+        m = {k: meta.metrics[k] for k in keys}
+        where_time_went = ", ".join(f"{k} {v:.1f}s" for k, v in stage_seconds.items())
+        click.echo(
+            f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
+            f"CP@100 {m['card_precision_at_100']:.3f}, "
+            f"recall@{100 * options.training.alert_rate:g}% {m['recall_at_alert_rate']:.3f} "
+            f"on {run.test_rows:,} test rows\n"
+            f"{run.seconds + read_seconds:.1f}s ({where_time_went})\n"
+            f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\n"
+            f"report: {run.report}"
         )
-    except HistoryTooLargeError as exc:
-        raise exc.with_fix(_fewer_rows(reach)) from None
-    read_seconds = time.perf_counter() - read_started
-    stages = 3 + options.folds
-    with click.progressbar(
-        length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
-    ) as bar:
-
-        def progress(stage: str) -> None:
-            check_stop(stop)
-            bar.update(1, stage)
-
-        def detail(where: str) -> None:
-            check_stop(stop)
-            # beside the bar, which stays put: bar.update(0, where) would draw nothing
-            bar.current_item = where
-            bar.render_progress()
-
-        run = run_training(
-            frame,
-            registry=registry,
-            options=options,
-            progress=progress,
-            detail=detail,
-            read_since=since,
-        )
-    meta = run.metadata
-    stage_seconds = {k: round(v, 1) for k, v in {"read": read_seconds, **run.stage_seconds}.items()}
-    keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
-    summary = {
-        "model_version": meta.version,
-        "promoted": run.promoted,
-        "gate": run.gate.reason,
-        "metrics": {k: round(meta.metrics[k], 4) for k in keys},
-        "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
-        "train_rows": run.train_rows,
-        "test_rows": run.test_rows,
-        "test_frauds": int(frame["is_fraud"].to_numpy()[run.evaluation.rows].sum()),
-        "seconds": round(run.seconds, 1),
-        "stage_seconds": stage_seconds,
-        "report": str(run.report),
-    }
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
-    m = {k: meta.metrics[k] for k in keys}
-    where_time_went = ", ".join(f"{k} {v:.1f}s" for k, v in stage_seconds.items())
-    click.echo(
-        f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
-        f"CP@100 {m['card_precision_at_100']:.3f}, "
-        f"recall@{100 * options.training.alert_rate:g}% {m['recall_at_alert_rate']:.3f} "
-        f"on {run.test_rows:,} test rows\n"
-        f"{run.seconds + read_seconds:.1f}s ({where_time_went})\n"
-        f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\nreport: {run.report}"
-    )
 
 
 @click.group()
@@ -328,7 +373,7 @@ def _train_once(
 )
 @click.pass_context
 def models(ctx: click.Context, registry: Path | None) -> None:
-    """The model registry: list, inspect, promote, roll back."""
+    """The model registry: list, inspect, promote, roll back; the training runs' log."""
     from batch_training.registry import ModelRegistry
 
     ctx.obj = ModelRegistry(registry or TrainerSettings().registry_dir)
@@ -353,6 +398,48 @@ def models_list(registry: Any) -> None:
             f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
             f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "
             f"{'pass' if gate.get('promote') else 'fail'}: {gate.get('reason', '')}"
+        )
+
+
+@models.command("runs")
+@click.option("--last", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--check",
+    "max_age",
+    default=None,
+    help="Exit 1 unless a run completed within this long (e.g. 26h): a health check.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@click.pass_obj
+def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) -> None:
+    """The latest training runs, however they ended (the registry's run log)."""
+    from batch_training.run_log import RunLog
+
+    run_log = RunLog(registry.root)
+    records = run_log.records()[-last:]
+    for r in records:
+        if as_json:
+            click.echo(json.dumps(vars(r)))
+            continue
+        ap = r.metrics.get("average_precision")
+        click.echo(
+            f"{r.started:25}  {r.seconds:7.1f}s  {r.outcome:10}  "
+            f"{'v' + str(r.version) if r.version is not None else '-':>5}  "
+            f"{'AP ' + format(ap, '.3f') if ap is not None else '':9}  {r.reason}"
+        )
+    if max_age is not None:
+        _check_recent(run_log, _parse_duration(max_age), max_age)
+
+
+def _check_recent(run_log: Any, max_age_s: float, max_age: str) -> None:
+    completed = run_log.last_completed()
+    if completed is None:
+        raise click.ClickException(f"no training run has completed ({run_log.path})")
+    age_s = (datetime.now(UTC) - completed.started_at).total_seconds() - completed.seconds
+    if age_s > max_age_s:
+        raise click.ClickException(
+            f"the last completed training run ended {age_s / 3600:.1f}h ago, more than "
+            f"{max_age}; `fraud models runs` shows what the runs since did"
         )
 
 

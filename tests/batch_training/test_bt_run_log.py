@@ -1,0 +1,103 @@
+"""Every training run leaves a line in the registry's run log, however it ends, and
+``fraud models runs --check`` turns a schedule that stopped completing into an exit code."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from batch_training.run_log import RunLog, RunRecord
+from batch_training.schedule import RunCancelled
+from fraud_cli.main import cli
+from fraud_cli.train_cmd import _HistoryRead, _pipeline_options, _train_once
+from simulator.config import SimulationConfig
+from simulator.generator import TrafficGenerator
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    generator = TrafficGenerator(SimulationConfig(cards=150, merchants=15, seed=5))
+    frame = generator.history(start=datetime(2026, 10, 1, tzinfo=UTC), days=30)
+    path = tmp_path_factory.mktemp("history") / "history.parquet"
+    frame.to_parquet(path)
+    return path
+
+
+def _runs(registry: Path, *extra: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, ["models", "--registry", str(registry), "runs", *extra])
+    return result.exit_code, result.output
+
+
+def test_completed_and_failed_runs_are_logged_and_checked(history: Path, tmp_path: Path) -> None:
+    train = ["train", "--history", str(history), "--registry", str(tmp_path), "--json"]
+    refused = CliRunner().invoke(cli, [*train, "--max-rows", "10"])
+    assert refused.exit_code == 1
+    code, output = _runs(tmp_path, "--check", "1h")
+    assert code == 1
+    assert "no training run has completed" in output
+    trained = CliRunner().invoke(cli, train)
+    assert trained.exit_code == 0, trained.output
+    summary = json.loads(trained.output.strip().splitlines()[-1])
+
+    failed, promoted = RunLog(tmp_path).records()
+    assert (failed.outcome, failed.error, failed.version) == (
+        "failed",
+        "HistoryTooLargeError",
+        None,
+    )
+    assert "more than the limit of 10" in failed.reason
+    assert (promoted.outcome, promoted.version) == ("promoted", summary["model_version"])
+    assert promoted.reason == summary["gate"]
+    assert promoted.metrics == summary["metrics"]
+    code, output = _runs(tmp_path, "--check", "1h")
+    assert code == 0
+    lines = output.splitlines()
+    assert [line.split()[2] for line in lines] == ["failed", "promoted"]
+    assert f"v{summary['model_version']}" in lines[1]
+    code, output = _runs(tmp_path, "--last", "1", "--json")
+    assert [json.loads(line)["outcome"] for line in output.splitlines()] == ["promoted"]
+
+
+def test_a_stale_schedule_fails_the_check(tmp_path: Path) -> None:
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    log = RunLog(tmp_path)
+    log.append(RunRecord(three_days_ago.isoformat(), 3600.0, "challenger", "AP not better", 4))
+    later = (three_days_ago + timedelta(days=1)).isoformat()
+    log.append(RunRecord(later, 5.0, "failed", "disk full", error="OSError"))
+    code, output = _runs(tmp_path, "--check", "26h")
+    assert code == 1
+    assert "the last completed training run ended 71.0h ago, more than 26h" in output
+    assert _runs(tmp_path, "--check", "3d")[0] == 0
+
+
+def test_a_torn_line_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    log = RunLog(tmp_path)
+    log.append(RunRecord(datetime.now(UTC).isoformat(), 1.0, "promoted", "first", 1))
+    with log.path.open("a") as f:
+        f.write('{"started": "2026-')  # a crash mid-write
+    assert [r.reason for r in log.records()] == ["first"]
+    assert "line 2 is unreadable" in caplog.text
+
+
+def test_a_cancelled_run_is_logged_as_cancelled(history: Path, tmp_path: Path) -> None:
+    stop = threading.Event()
+    stop.set()  # as SIGTERM before the first progress report
+    options = {
+        "feature_set": "core", "train_days": 7, "delay_days": 7, "test_days": 7, "folds": 1,
+        "label_delay_days": 7, "seed": 7, "tune": False, "alert_rate": 0.005,
+        "review_capacity": None, "review_fee": 5.0, "decline_fee": 25.0, "cp_tolerance": 0.01,
+        "no_promote": False, "report_dir": None, "predictions_out": None,
+    }  # fmt: skip
+    with pytest.raises(RunCancelled):
+        _train_once(
+            history, tmp_path, _pipeline_options(options, None), _HistoryRead("native", 10**9),
+            as_json=True, stop=stop,
+        )  # fmt: skip
+    (cancelled,) = RunLog(tmp_path).records()
+    assert cancelled.outcome == "cancelled"
+    assert not (tmp_path / "versions").exists()
