@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
-from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal, get_args
 
 __all__ = ["COMPLETED", "RUN_LOG_FILE", "RunLog", "RunRecord"]
 
@@ -31,17 +32,45 @@ COMPLETED: Final = frozenset({"promoted", "challenger"})
 
 @dataclass(frozen=True)
 class RunRecord:
-    started: str  # ISO 8601, UTC
+    started: str  # ISO 8601 with its offset (UTC when written here)
     seconds: float
     outcome: Outcome
     reason: str  # the gate's verdict, or the error's message
     version: int | None = None
     error: str | None = None  # the error's class
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float | None] = field(default_factory=dict)  # None: not defined
 
     @property
     def started_at(self) -> datetime:
-        return datetime.fromisoformat(self.started)
+        when = datetime.fromisoformat(self.started)
+        return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+    @classmethod
+    def from_json(cls, line: str) -> RunRecord:
+        """A record from its line; ValueError when the line is not one (fields this
+        release does not know, from a newer one, are ignored)."""
+        data = json.loads(line)
+        if not isinstance(data, dict):
+            raise ValueError(f"an object was expected, not {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        record = cls(**{k: v for k, v in data.items() if k in known})
+        checks = (
+            isinstance(record.started, str),
+            _is_number(record.seconds),
+            record.outcome in get_args(Outcome),
+            isinstance(record.reason, str),
+            record.version is None or type(record.version) is int,
+            isinstance(record.metrics, dict)
+            and all(_is_number(v) or v is None for v in record.metrics.values()),
+        )
+        if not all(checks):
+            raise ValueError(f"a field has the wrong type: {data}")
+        _ = record.started_at  # a time it cannot read raises ValueError now, not in --check
+        return record
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class RunLog:
@@ -49,24 +78,33 @@ class RunLog:
         self.path = registry_root / RUN_LOG_FILE
 
     def append(self, record: RunRecord) -> None:
-        line = (json.dumps(asdict(record), sort_keys=True) + "\n").encode()
+        # NaN (an undefined metric) is not JSON that monitors read: null instead
+        metrics = {k: v if v is not None and math.isfinite(v) else None
+                   for k, v in record.metrics.items()}  # fmt: skip
+        line = json.dumps(asdict(record) | {"metrics": metrics}, sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, line)
+            size = os.fstat(fd).st_size
+            # after a line a crash tore, start a new one: else this record is lost with it
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = "\n" + line
+            data = line.encode()
+            if os.write(fd, data) != len(data):
+                raise OSError(f"short write to {self.path}")
             os.fsync(fd)
         finally:
             os.close(fd)
 
     def records(self) -> list[RunRecord]:
-        """Every run, oldest first; a line a crash tore is skipped with a warning."""
+        """Every run, oldest first; a line that is not a record (torn by a crash, edited)
+        is skipped with a warning."""
         if not self.path.is_file():
             return []
         records = []
         for number, line in enumerate(self.path.read_text().splitlines(), start=1):
             try:
-                fields: dict[str, Any] = json.loads(line)
-                records.append(RunRecord(**fields))
+                records.append(RunRecord.from_json(line))
             except (ValueError, TypeError) as exc:
                 log.warning("%s line %d is unreadable (%s); skipped", self.path, number, exc)
         return records

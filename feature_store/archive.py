@@ -256,18 +256,22 @@ def _dataset(kind: str, parts: list[str]) -> ds.Dataset:
     return ds.dataset(parts, schema=_SCHEMAS[kind], format="parquet")
 
 
-def _transaction_parts(path: Path, since: date | None) -> list[str]:
+def _transaction_days(path: Path, since: date | None) -> list[Path]:
     days = _day_dirs(path / "transactions")
     if since is not None:
         days = [d for d in days if d.name >= f"day={since.isoformat()}"]
-    return _parts(days)
+    return days
 
 
-def archive_day_rows(path: Path) -> dict[date, int]:
-    """Transactions archived per UTC day (repeats included), from the Parquet footers:
-    cheap on an archive of any size."""
+def _transaction_parts(path: Path, since: date | None) -> list[str]:
+    return _parts(_transaction_days(path, since))
+
+
+def archive_day_rows(path: Path, *, since: date | None = None) -> dict[date, int]:
+    """Transactions archived per UTC day (repeats included), from ``since`` on, from the
+    Parquet footers: cheap on an archive of any size."""
     counts = {}
-    for day in _day_dirs(path / "transactions"):
+    for day in _transaction_days(path, since):
         parts = _parts([day])
         if parts:  # a day holding only a half-written .tmp part holds nothing yet
             counts[date.fromisoformat(day.name.removeprefix("day="))] = _dataset(

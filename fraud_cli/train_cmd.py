@@ -257,13 +257,17 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
         except OSError as exc:  # the run's own outcome matters more than its record
             log.warning("could not record the run in %s: %s", registry_dir, exc)
 
+    recorded = False
+
     def completed(summary: dict[str, Any]) -> None:
+        nonlocal recorded
         record(
             outcome="promoted" if summary["promoted"] else "challenger",
             reason=summary["gate"],
             version=summary["model_version"],
             metrics=summary["metrics"],
         )
+        recorded = True  # printing it may still fail (a closed pipe): the run is done
 
     try:
         yield completed
@@ -271,7 +275,8 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
         record(outcome="cancelled", reason="a stop request; nothing was registered or promoted")
         raise
     except Exception as exc:
-        record(outcome="failed", reason=str(exc), error=type(exc).__name__)
+        if not recorded:
+            record(outcome="failed", reason=str(exc), error=type(exc).__name__)
         raise
 
 

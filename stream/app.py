@@ -61,7 +61,7 @@ def _warm(
         history = _read_whole_warm_up(path, settings.warm_max_rows)
     else:
         since = last_day - reach
-        day_rows = archive_day_rows(path)
+        day_rows = archive_day_rows(path, since=since)
         fitting = first_day_within(day_rows, since, settings.warm_max_rows)
         if fitting != since:
             log.error(
@@ -69,13 +69,14 @@ def _warm(
                 "warming from %s: features over longer windows start short of history "
                 "until they fill. Raise the limit if this machine has the memory",
                 path,
-                sum(n for day, n in day_rows.items() if day >= since),
+                sum(day_rows.values()),
                 since,
                 settings.warm_max_rows,
                 "nothing (starting cold)" if fitting is None else fitting,
             )
         if fitting is None:
             return
+        # no limit here: a part the archiver adds meanwhile is a minute of traffic
         history = read_history(path, since=fitting)
     # A Redis client is bound to the event loop it first ran on: warm with its own client.
     warm_store = store if isinstance(store, MemoryOnlineStore) else _make_store(settings)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from batch_training.run_log import RunLog, RunRecord
 from batch_training.schedule import RunCancelled
 from fraud_cli.main import cli
-from fraud_cli.train_cmd import _HistoryRead, _pipeline_options, _train_once
+from fraud_cli.train_cmd import _HistoryRead, _pipeline_options, _recorded, _train_once
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
 
@@ -75,13 +75,64 @@ def test_a_stale_schedule_fails_the_check(tmp_path: Path) -> None:
     assert _runs(tmp_path, "--check", "3d")[0] == 0
 
 
-def test_a_torn_line_is_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_torn_line_is_skipped_and_the_next_record_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     log = RunLog(tmp_path)
     log.append(RunRecord(datetime.now(UTC).isoformat(), 1.0, "promoted", "first", 1))
     with log.path.open("a") as f:
         f.write('{"started": "2026-')  # a crash mid-write
-    assert [r.reason for r in log.records()] == ["first"]
+    log.append(RunRecord(datetime.now(UTC).isoformat(), 1.0, "challenger", "after", 2))
+    assert [r.reason for r in log.records()] == ["first", "after"]
     assert "line 2 is unreadable" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [{"metrics": None}, {"seconds": "1"}, {"started": "yesterday"}, {"outcome": "won"},
+     {"version": "3"}, {"metrics": {"average_precision": "high"}}],
+)  # fmt: skip
+def test_a_line_with_a_wrong_field_is_skipped_not_a_crash(
+    tmp_path: Path, changed: dict[str, object]
+) -> None:
+    good = {"started": "2026-12-01T03:00:00+00:00", "seconds": 1.0, "outcome": "promoted",
+            "reason": "ok", "version": 1, "metrics": {}}  # fmt: skip
+    (tmp_path / "runs.jsonl").write_text(json.dumps(good | changed) + "\n")
+    assert RunLog(tmp_path).records() == []
+    code, output = _runs(tmp_path, "--check", "1h")
+    assert code == 1
+    assert "no training run has completed" in output
+
+
+def test_a_newer_field_and_a_time_without_offset_are_read(tmp_path: Path) -> None:
+    line = {"started": "2026-12-01T03:00:00", "seconds": 1.0, "outcome": "challenger",
+            "reason": "ok", "host": "trainer-0"}  # fmt: skip
+    (tmp_path / "runs.jsonl").write_text(json.dumps(line) + "\n")
+    (record,) = RunLog(tmp_path).records()
+    assert record.started_at == datetime(2026, 12, 1, 3, tzinfo=UTC)
+
+
+def test_an_undefined_metric_is_written_as_null(tmp_path: Path) -> None:
+    record = RunRecord("2026-12-01T03:00:00+00:00", 1.0, "challenger", "ok", 1,
+                       metrics={"roc_auc": float("nan"), "average_precision": 0.5})  # fmt: skip
+    RunLog(tmp_path).append(record)
+    text = (tmp_path / "runs.jsonl").read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["metrics"] == {"roc_auc": None, "average_precision": 0.5}
+
+
+def test_a_run_that_completed_is_not_also_recorded_as_failed(tmp_path: Path) -> None:
+    """Printing the summary can fail after the run is done (a closed pipe)."""
+    summary = {"promoted": True, "gate": "first", "model_version": 1, "metrics": {}}
+
+    def run_then_print() -> None:
+        with _recorded(tmp_path) as completed:
+            completed(summary)
+            raise BrokenPipeError
+
+    with pytest.raises(BrokenPipeError):
+        run_then_print()
+    assert [r.outcome for r in RunLog(tmp_path).records()] == ["promoted"]
 
 
 def test_a_cancelled_run_is_logged_as_cancelled(history: Path, tmp_path: Path) -> None:
