@@ -22,9 +22,10 @@ import click
 from pydantic import ValidationError
 
 from fraud_cli.brokers import kafka_or_embedded as _kafka
+from fraud_cli.models_cmd import models
 from fraud_cli.review_cmd import archive, review
 from fraud_cli.settings import LiveSettings
-from fraud_cli.train_cmd import models, train
+from fraud_cli.train_cmd import train
 
 __all__ = ["cli"]
 

@@ -1,0 +1,140 @@
+"""``fraud models``: the registry (list, show, promote, roll back) and the training runs'
+log."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fraud_cli.settings import TrainerSettings
+from fraud_cli.train_cmd import parse_duration
+
+__all__ = ["models"]
+
+
+@click.group()
+@click.option(
+    "--registry",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Registry directory [env FRAUD_REGISTRY_DIR].",
+)
+@click.pass_context
+def models(ctx: click.Context, registry: Path | None) -> None:
+    """The model registry: list, inspect, promote, roll back; the training runs' log."""
+    from batch_training.registry import ModelRegistry
+
+    ctx.obj = ModelRegistry(registry or TrainerSettings().registry_dir)
+
+
+@models.command("list")
+@click.pass_obj
+def models_list(registry: Any) -> None:
+    """Every version, its test metrics and gate verdict; * marks the champion."""
+    champion = registry.champion_version()
+    click.echo(
+        f"{'':2}{'version':>7}  {'created':20}  {'features':12}  {'trained on':24}  "
+        f"{'AP':>6}  {'CP@100':>6}  gate"
+    )
+    for version in registry.versions():
+        meta = registry.metadata(version)
+        gate = meta.extra.get("gate", {})
+        features = f"{meta.feature_set_name} v{meta.feature_set_version}"
+        click.echo(
+            f"{'*' if version == champion else '':2}{version:>7}  {meta.created_at[:19]:20}  "
+            f"{features:12}  {meta.training_window.get('split_train', '?'):24}  "
+            f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
+            f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "
+            f"{'pass' if gate.get('promote') else 'fail'}: {gate.get('reason', '')}"
+        )
+
+
+@models.command("runs")
+@click.option("--last", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--check",
+    "max_age",
+    default=None,
+    help="Exit 1 unless a run completed within this long (e.g. 26h): a health check.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
+@click.pass_obj
+def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) -> None:
+    """The latest training runs, however they ended (the registry's run log)."""
+    from batch_training.run_log import RunLog
+
+    run_log = RunLog(registry.root)
+    records = run_log.records()[-last:]
+    for r in records:
+        if as_json:
+            click.echo(json.dumps(vars(r)))
+            continue
+        ap = r.metrics.get("average_precision")
+        click.echo(
+            f"{r.started:25}  {r.seconds:7.1f}s  {r.outcome:10}  "
+            f"{'v' + str(r.version) if r.version is not None else '-':>5}  "
+            f"{'AP ' + format(ap, '.3f') if ap is not None else '':9}  {r.reason}"
+        )
+    if max_age is not None:
+        _check_recent(run_log, parse_duration(max_age), max_age)
+
+
+def _check_recent(run_log: Any, max_age_s: float, max_age: str) -> None:
+    completed = run_log.last_completed()
+    if completed is None:
+        raise click.ClickException(f"no training run has completed ({run_log.path})")
+    age_s = (datetime.now(UTC) - completed.started_at).total_seconds() - completed.seconds
+    if age_s > max_age_s:
+        raise click.ClickException(
+            f"the last completed training run ended {age_s / 3600:.1f}h ago, more than "
+            f"{max_age}; `fraud models runs` shows what the runs since did"
+        )
+
+
+@models.command("show")
+@click.argument("version", type=int)
+@click.pass_obj
+def models_show(registry: Any, version: int) -> None:
+    """A version's full metadata (JSON)."""
+    click.echo(registry.metadata(version).to_json())
+
+
+@models.command("promote")
+@click.argument("version", type=int)
+@click.option("--force", is_flag=True, help="Promote even though the gate did not pass it.")
+@click.pass_obj
+def models_promote(registry: Any, version: int, force: bool) -> None:
+    """Make VERSION the champion (the stream picks it up)."""
+    gate = registry.metadata(version).extra.get("gate", {})
+    passed = bool(gate.get("promote")) and gate.get("champion") == registry.champion_version()
+    if not passed and not force:
+        raise click.ClickException(
+            f"v{version} has not passed the gate against the current champion "
+            f"(v{registry.champion_version()}): {gate.get('reason', 'no gate record')}; "
+            "add --force to promote it anyway"
+        )
+    if passed:  # only while the champion is still the one it was judged against
+        registry.promote(version, expected=gate["champion"])
+    else:
+        registry.promote(version, forced=True)
+    click.echo(f"v{version} is the champion{' (forced past the gate)' if not passed else ''}")
+
+
+@models.command("rollback")
+@click.option("--force", is_flag=True, help="Roll back a champion that passed the gate.")
+@click.pass_obj
+def models_rollback(registry: Any, force: bool) -> None:
+    """Reinstate the previous champion."""
+    current = registry.champion_version()
+    if current is None:
+        raise click.ClickException(f"{registry.root} has no champion to roll back")
+    if not registry.champion_was_forced() and not force:
+        raise click.ClickException(
+            f"the champion v{current} passed the promotion gate; "
+            "rolling it back bypasses the gate: add --force"
+        )
+    click.echo(f"v{registry.rollback(expected=current)} is the champion again")
