@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import click
+import pandas as pd
 import pytest
 import yaml
 from click.testing import CliRunner
 
 from fraud_cli.main import cli
-from fraud_cli.settings import env_names
+from fraud_cli.settings import TrainerSettings, env_names
+from stream.settings import StreamSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,6 +88,26 @@ def test_compose_retrains_on_the_archive_the_archiver_fills() -> None:
     assert services["archiver"]["depends_on"]["history"] == {
         "condition": "service_completed_successfully"
     }
+
+
+def test_compose_traffic_fits_the_trainers_and_the_warm_ups_row_limits(tmp_path: Path) -> None:
+    """The seed and the live simulator's one day stay under the limits, so the stack keeps
+    retraining (a simulator restarted for ever at 200 events/s would pass them)."""
+    services = _compose()["services"]
+    seed = list(services["history"]["command"])
+    seed[seed.index("--out") + 1] = str(tmp_path / "seed")
+    seeded = CliRunner().invoke(cli, seed[1:])
+    assert seeded.exit_code == 0, seeded.output
+    seed_rows = sum(len(pd.read_parquet(p)) for p in (tmp_path / "seed").rglob("*.parquet")
+                    if p.parent.parent.name == "transactions")  # fmt: skip
+    live = services["simulator"]
+    assert live["restart"] == "no"
+    command = live["command"]
+    live_rows = float(command[command.index("--rate") + 1]) * float(
+        command[command.index("--duration") + 1]
+    )
+    limits = (TrainerSettings().max_history_rows, StreamSettings().warm_max_rows)
+    assert seed_rows + live_rows <= min(limits), (seed_rows, live_rows, limits)
 
 
 def _parse_fraud_command(argv: list[str]) -> None:
