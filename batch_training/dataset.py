@@ -22,6 +22,7 @@ from feature_store.offline import epoch_ms
 __all__ = [
     "DataSplit",
     "TimeSplit",
+    "complete_test_end",
     "day_index",
     "fold_splits",
     "latest_split",
@@ -105,8 +106,10 @@ def latest_split(
     delay_days: int,
     test_days: int,
     label_delay_s: int,
+    last_event_ms: int | None = None,
 ) -> TimeSplit:
-    """The most recent split whose test labels are complete.
+    """The most recent split whose test labels are complete (``last_event_ms``: the last
+    event of a history that ``history`` is the earlier part of).
 
     A fraud is labelled ``label_delay_s`` after it happened, so the test window ends at the
     latest midnight whose frauds are all labelled by the history's last event. Frauds after
@@ -118,20 +121,19 @@ def latest_split(
             f"label_delay_s={label_delay_s} must be >= 0 (--label-delay-days)"
         )
     ms = epoch_ms(history["event_time"])
-    first_ms, last_ms = int(ms.min()), int(ms.max())
+    first_ms = int(ms.min())
+    last_ms = int(ms.max()) if last_event_ms is None else last_event_ms
     epoch = date(1970, 1, 1)
     first = epoch + timedelta(days=first_ms // 86_400_000)
     last = epoch + timedelta(days=last_ms // 86_400_000)
-    # a test window ending (exclusive) at midnight M is complete if M - 1 ms + delay is no
-    # later than the last event
-    test_end = epoch + timedelta(days=(last_ms + 1 - label_delay_s * 1000) // 86_400_000)
+    test_end = complete_test_end(last_ms, label_delay_s)
     span = train_days + delay_days + test_days
     train_start = test_end - timedelta(days=span)
     if train_start < first:
         raise TrainingDataError(
             f"the latest window with complete labels needs {span} days (train {train_days}, "
             f"delay {delay_days}, test {test_days}) ending {label_delay_s / 86_400:g} days "
-            f"before the last event ({history['event_time'].max()}), for the test "
+            f"before the last event ({pd.Timestamp(last_ms, unit='ms', tz='UTC')}), for the test "
             f"window's labels to arrive, but the history covers {first} .. {last}; use "
             "fewer days, a smaller --label-delay-days if labels arrive sooner, or "
             "--train-start for an explicit window"
@@ -142,6 +144,13 @@ def latest_split(
         delay_days=delay_days,
         test_days=test_days,
     )
+
+
+def complete_test_end(last_ms: int, label_delay_s: int) -> date:
+    """The latest midnight (UTC) ending a test window whose frauds are all labelled by the
+    event at ``last_ms``: a window ending at M is complete if M - 1 ms + the delay is no
+    later than that event."""
+    return date(1970, 1, 1) + timedelta(days=(last_ms + 1 - label_delay_s * 1000) // 86_400_000)
 
 
 def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:

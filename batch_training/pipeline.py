@@ -421,8 +421,11 @@ def history_reach(
     return reach
 
 
-def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:
-    """The options' split, or the latest one the history holds."""
+def _split(
+    history: pd.DataFrame, options: PipelineOptions, last_event: pd.Timestamp | None
+) -> TimeSplit:
+    """The options' split, or the latest one the history holds (``last_event``: the last
+    event of a history that ``history`` is the earlier part of)."""
     if options.train_start is None:
         return latest_split(
             history,
@@ -430,6 +433,7 @@ def _split(history: pd.DataFrame, options: PipelineOptions) -> TimeSplit:
             delay_days=options.delay_days,
             test_days=options.test_days,
             label_delay_s=options.label_delay_s,
+            last_event_ms=None if last_event is None else int(last_event.timestamp() * 1000),
         )
     return TimeSplit(
         train_start=options.train_start.date(),
@@ -466,18 +470,21 @@ def run_training(
     progress: Progress = lambda _: None,
     detail: Progress = lambda _: None,
     read_since: date | None = None,
+    read_until: date | None = None,
+    last_event: pd.Timestamp | None = None,
 ) -> TrainingRun:
     """``progress`` hears each stage as it starts; ``detail`` where a long one is.
 
-    ``read_since``: the history is a longer one read from this day on (see
-    :func:`history_reach`); None: it is whole.
+    ``read_since`` / ``read_until``: the history is a longer one read from that day on
+    (see :func:`history_reach`) / before that day (the test window's end), whose last
+    event is ``last_event``; None: it is whole.
     """
     _require_training_columns(history)
     started = time.perf_counter()
     clock = _StageClock()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
     with clock.stage("features"):
-        split = _split(history, options)
+        split = _split(history, options, last_event)
         folds = [split_history(history, fold) for fold in fold_splits(split, options.folds)]
         _require_both_classes_in_test(history, folds)
         features = FoldFeatures.compute(
@@ -546,6 +553,7 @@ def run_training(
                 # what the fingerprint covers: the history, or its days from this one on
                 "history_rows": len(history),
                 "history_first_day_read": None if read_since is None else str(read_since),
+                "history_end_day_read": None if read_until is None else str(read_until),
                 "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
                 "rounds": fitted.rounds,
                 "candidates": fitted.candidates,

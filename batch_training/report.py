@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -140,8 +141,11 @@ def _history_read(extra: dict[str, Any]) -> str:
     rows = extra.get("history_rows")
     if rows is None:  # a version registered before this was recorded
         return ""
-    first_day = extra.get("history_first_day_read")
-    where = f"its days from {html.escape(first_day)} on" if first_day else "all of it"
+    first_day, end_day = extra.get("history_first_day_read"), extra.get("history_end_day_read")
+    where = "all of it"
+    if first_day and end_day:  # end_day is the first day not read
+        last_day = date.fromisoformat(end_day) - timedelta(days=1)
+        where = f"its days {html.escape(first_day)} .. {last_day}"
     return f"<p>Read {rows:,} payments of the history: {where}.</p>"
 
 

@@ -25,6 +25,7 @@ from typing import Any
 import msgspec
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from kafka import KafkaConsumer
 
@@ -37,6 +38,7 @@ __all__ = [
     "TopicArchiver",
     "archive_day_rows",
     "archive_last_day",
+    "archive_last_event",
     "first_day_within",
     "is_archive",
     "read_archive",
@@ -256,15 +258,13 @@ def _dataset(kind: str, parts: list[str]) -> ds.Dataset:
     return ds.dataset(parts, schema=_SCHEMAS[kind], format="parquet")
 
 
-def _transaction_days(path: Path, since: date | None) -> list[Path]:
+def _transaction_days(path: Path, since: date | None, until: date | None = None) -> list[Path]:
     days = _day_dirs(path / "transactions")
     if since is not None:
         days = [d for d in days if d.name >= f"day={since.isoformat()}"]
+    if until is not None:
+        days = [d for d in days if d.name < f"day={until.isoformat()}"]
     return days
-
-
-def _transaction_parts(path: Path, since: date | None) -> list[str]:
-    return _parts(_transaction_days(path, since))
 
 
 def archive_day_rows(path: Path, *, since: date | None = None) -> dict[date, int]:
@@ -293,18 +293,34 @@ def first_day_within(day_rows: Mapping[date, int], since: date, max_rows: int) -
     return since
 
 
+def archive_last_event(path: Path) -> pd.Timestamp | None:
+    """The latest event time the archive holds (None when it holds none): read from its
+    last day's ``event_time`` column alone."""
+    last_day = archive_last_day(path)
+    if last_day is None:
+        return None
+    parts = _parts(_transaction_days(path, last_day))
+    times = _dataset("transactions", parts).to_table(columns=["event_time"])["event_time"]
+    return pd.Timestamp(pc.max(times).as_py())
+
+
 def read_archive(
-    path: Path, *, since: date | None = None, max_rows: int | None = None
+    path: Path,
+    *,
+    since: date | None = None,
+    until: date | None = None,
+    max_rows: int | None = None,
 ) -> pd.DataFrame:
     """Archived transactions with ``is_fraud`` and ``label_time`` from the latest archived
     label of each (else 0 and no time: the features then assume the label delay).
 
-    With ``since``, only the transactions of that UTC day and later are read (every label
-    still is: a verdict can come long after its payment). With ``max_rows``, more
-    transactions than that are refused before they are loaded
-    (:class:`HistoryTooLargeError`).
+    With ``since``, only the transactions of that UTC day and later are read, and with
+    ``until`` only those before that day (every label still is: a verdict can come long
+    after its payment). With ``max_rows``, more transactions than that are refused before
+    they are loaded (:class:`HistoryTooLargeError`).
     """
-    parts = _transaction_parts(path, since)  # counted and read alike, as the archiver adds
+    # counted and read alike, as the archiver adds parts
+    parts = _parts(_transaction_days(path, since, until))
     transactions = _dataset("transactions", parts)
     if max_rows is not None and (rows := transactions.count_rows()) > max_rows:
         raise HistoryTooLargeError(path, rows, max_rows, since)

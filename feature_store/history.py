@@ -21,11 +21,13 @@ def read_history(
     *,
     columns: ColumnPreset = "native",
     since: date | None = None,
+    until: date | None = None,
     max_rows: int | None = None,
 ) -> pd.DataFrame:
     """A Parquet file, a directory of Parquet files (e.g. partitioned by day), a CSV, or an
-    archive directory written by ``fraud archive``; of an archive, with ``since``, only the
-    transactions from that UTC day on (other sources are read whole).
+    archive directory written by ``fraud archive``; of an archive, with ``since`` and
+    ``until``, only the transactions of the UTC days from ``since`` and before ``until``
+    (other sources are read whole).
 
     With ``max_rows``, a history holding more rows is refused before it is loaded
     (:class:`HistoryTooLargeError`): the features and the model need a few hundred bytes
@@ -37,7 +39,7 @@ def read_history(
             f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
         )
     if is_archive(path):  # written by `fraud archive`: labels joined in
-        frame = read_archive(path, since=since, max_rows=max_rows)
+        frame = read_archive(path, since=since, until=until, max_rows=max_rows)
     elif path.suffix.lower() == ".csv":
         frame = pd.read_csv(path)
         if max_rows is not None and len(frame) > max_rows:  # a CSV is counted once read

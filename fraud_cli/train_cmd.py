@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,8 @@ import click
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
+    import pandas as pd
+
     from batch_training.pipeline import HistoryReach, PipelineOptions
     from feature_store.columns import ColumnPreset
 
@@ -235,6 +237,16 @@ def _fewer_rows(reach: HistoryReach | None) -> str:
     )
 
 
+def _test_end(options: PipelineOptions, last_event: pd.Timestamp) -> date:
+    """The first day after the latest test window: no later day is needed."""
+    from batch_training.dataset import complete_test_end
+
+    if options.train_start is not None:
+        span = options.train_days + options.delay_days + options.test_days
+        return options.train_start.date() + timedelta(days=span)
+    return complete_test_end(int(last_event.timestamp() * 1000), options.label_delay_s)
+
+
 @dataclass(frozen=True)
 class _HistoryRead:
     columns: ColumnPreset
@@ -294,19 +306,27 @@ def _train_once(
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import HistoryTooLargeError, read_history
-    from feature_store.archive import archive_last_day
+    from feature_store.archive import archive_last_event
 
     with _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
-        # an archive grows every day: read only the days this run's windows reach
-        last_day = archive_last_day(history_path)  # None unless an archive
-        reach = None if last_day is None else history_reach(options, last_day, registry)
-        since = None if reach is None else reach.first_day
-        click.echo(f"reading {history_path}{f' from {since}' if since else ''} ...", err=True)
+        # an archive grows every day: read only the days this run's windows reach, from
+        # the furthest reach of the features to the test window's end
+        last_event = archive_last_event(history_path)  # None unless an archive
+        since = until = reach = None
+        if last_event is not None:
+            reach = history_reach(options, last_event.date(), registry)
+            since, until = reach.first_day, _test_end(options, last_event)
+        days = f" from {since} until {until}" if since else ""
+        click.echo(f"reading {history_path}{days} ...", err=True)
         read_started = time.perf_counter()
         try:
             frame = read_history(
-                history_path, columns=read.columns, since=since, max_rows=read.max_rows
+                history_path,
+                columns=read.columns,
+                since=since,
+                until=until,
+                max_rows=read.max_rows,
             )
         except HistoryTooLargeError as exc:
             raise exc.with_fix(_fewer_rows(reach)) from None
@@ -333,6 +353,8 @@ def _train_once(
                 progress=progress,
                 detail=detail,
                 read_since=since,
+                read_until=until,
+                last_event=last_event,
             )
         meta = run.metadata
         stage_seconds = {

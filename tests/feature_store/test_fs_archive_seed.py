@@ -93,20 +93,22 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     whole, archive = long_archive
     from_whole, _ = _train(whole, tmp_path / "registry-whole")
     from_archive, output = _train(archive, tmp_path / "registry")
-    # the test window ends 7 label days before 09-07: training starts 08-15; core's
-    # features reach back 37 days, and a day's margin
-    assert "archive from 2026-07-08 ..." in output
+    # the test window (08-24 .. 08-30) ends 7 label days before 09-07: training starts
+    # 08-15; core's features reach back 37 days, and a day's margin; nothing after the test
+    # window is read
+    assert "archive from 2026-07-08 until 2026-08-31 ..." in output
     for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
         assert from_archive[key] == from_whole[key], key
     # the version and its report say how much of the history was read
     for run, registry_dir, read in (
         (from_whole, "registry-whole", "all of it"),
-        (from_archive, "registry", "its days from 2026-07-08 on"),
+        (from_archive, "registry", "its days 2026-07-08 .. 2026-08-30"),
     ):
         extra = ModelRegistry(tmp_path / registry_dir).metadata(run["model_version"]).extra
         page = Path(run["report"]).read_text()
         assert f"Read {extra['history_rows']:,} payments of the history: {read}." in page
-    assert extra["history_rows"] < len(pd.read_parquet(whole))
+    days = pd.read_parquet(whole)["event_time"].dt.strftime("%Y-%m-%d")
+    assert extra["history_rows"] == days.between("2026-07-08", "2026-08-30").sum()
     # an `extended` champion (90 days of reach) is re-scored on the test window: a `core`
     # candidate reads as far back as the champion's features need from its start
     extended, _ = _train(archive, tmp_path / "registry", "--feature-set", "extended")
@@ -117,13 +119,26 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     )  # fmt: skip
     assert promoted.exit_code == 0, promoted.output
     over_extended, output = _train(archive, tmp_path / "registry")
-    assert "archive from 2026-05-25 ..." in output  # the test window's 08-24 - 91
+    assert "archive from 2026-05-25 until 2026-08-31 ..." in output  # 08-24 - 91
     assert over_extended["metrics"] == from_whole["metrics"]
     # the champion scores on its own test window as it did when it was trained
     registry = ModelRegistry(tmp_path / "registry")
     judged = registry.metadata(over_extended["model_version"]).extra["gate"]["champion_metrics"]
     own = registry.metadata(extended["model_version"]).metrics
     assert judged["average_precision"] == own["average_precision"]
+
+
+def test_an_explicit_window_on_an_archive_reads_to_its_test_end_and_trains_as_on_the_file(
+    long_archive: tuple[Path, Path], tmp_path: Path
+) -> None:
+    whole, archive = long_archive
+    window = ("--train-start", "2026-07-01", "--folds", "2")
+    from_whole, _ = _train(whole, tmp_path / "registry-whole", *window)
+    from_archive, output = _train(archive, tmp_path / "registry", *window)
+    # the latest fold tests 07-10 .. 07-16; the earlier one trains from 06-24, less 38 days
+    assert "archive from 2026-05-17 until 2026-07-17 ..." in output
+    for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
+        assert from_archive[key] == from_whole[key], key
 
 
 def test_a_champion_promoted_mid_run_is_not_judged_on_days_the_run_did_not_read(
