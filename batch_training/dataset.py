@@ -120,6 +120,10 @@ def latest_split(
         raise TrainingConfigError(
             f"label_delay_s={label_delay_s} must be >= 0 (--label-delay-days)"
         )
+    if history.empty:
+        raise TrainingDataError(
+            "the history holds no payments: there is no window to train and test on"
+        )
     ms = epoch_ms(history["event_time"])
     first_ms = int(ms.min())
     last_ms = int(ms.max()) if last_event_ms is None else last_event_ms
@@ -153,10 +157,17 @@ def complete_test_end(last_ms: int, label_delay_s: int) -> date:
     return date(1970, 1, 1) + timedelta(days=(last_ms + 1 - label_delay_s * 1000) // 86_400_000)
 
 
-def split_history(history: pd.DataFrame, split: TimeSplit) -> DataSplit:
-    """Row positions of the training and (compromised-card-filtered) test sets."""
+def split_history(
+    history: pd.DataFrame, split: TimeSplit, *, last_day: date | None = None
+) -> DataSplit:
+    """Row positions of the training and (compromised-card-filtered) test sets.
+
+    ``last_day``: the last day ``history`` covers when that is later than its last
+    payment (a history read until a day, whose final days had none)."""
     days = day_index(history)
     first, last = int(days.min()), int(days.max())
+    if last_day is not None:
+        last = max(last, _day_number(last_day))
     start = _day_number(split.train_start)
     if start < first or _day_number(split.test_end) - 1 > last:
         epoch, window = date(1970, 1, 1), split.describe()

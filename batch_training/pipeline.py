@@ -421,11 +421,9 @@ def history_reach(
     return reach
 
 
-def _split(
-    history: pd.DataFrame, options: PipelineOptions, last_event: pd.Timestamp | None
-) -> TimeSplit:
-    """The options' split, or the latest one the history holds (``last_event``: the last
-    event of a history that ``history`` is the earlier part of)."""
+def _split(history: pd.DataFrame, options: PipelineOptions, last_event_ms: int | None) -> TimeSplit:
+    """The options' split, or the latest one the history holds (``last_event_ms``: the
+    last event of a history that ``history`` is the earlier part of)."""
     if options.train_start is None:
         return latest_split(
             history,
@@ -433,7 +431,7 @@ def _split(
             delay_days=options.delay_days,
             test_days=options.test_days,
             label_delay_s=options.label_delay_s,
-            last_event_ms=None if last_event is None else int(last_event.timestamp() * 1000),
+            last_event_ms=last_event_ms,
         )
     return TimeSplit(
         train_start=options.train_start.date(),
@@ -471,21 +469,26 @@ def run_training(
     detail: Progress = lambda _: None,
     read_since: date | None = None,
     read_until: date | None = None,
-    last_event: pd.Timestamp | None = None,
+    last_event_ms: int | None = None,
 ) -> TrainingRun:
     """``progress`` hears each stage as it starts; ``detail`` where a long one is.
 
     ``read_since`` / ``read_until``: the history is a longer one read from that day on
     (see :func:`history_reach`) / before that day (the test window's end), whose last
-    event is ``last_event``; None: it is whole.
+    event is at ``last_event_ms``; None: it is whole.
     """
     _require_training_columns(history)
     started = time.perf_counter()
     clock = _StageClock()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
     with clock.stage("features"):
-        split = _split(history, options, last_event)
-        folds = [split_history(history, fold) for fold in fold_splits(split, options.folds)]
+        split = _split(history, options, last_event_ms)
+        # a history read until a day holds every day before it, even one without payments
+        last_day = None if read_until is None else read_until - timedelta(days=1)
+        folds = [
+            split_history(history, fold, last_day=last_day)
+            for fold in fold_splits(split, options.folds)
+        ]
         _require_both_classes_in_test(history, folds)
         features = FoldFeatures.compute(
             feature_set, history, folds, label_delay_s=options.label_delay_s, progress=progress

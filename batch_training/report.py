@@ -146,6 +146,8 @@ def _history_read(extra: dict[str, Any]) -> str:
     if first_day and end_day:  # end_day is the first day not read
         last_day = date.fromisoformat(end_day) - timedelta(days=1)
         where = f"its days {html.escape(first_day)} .. {last_day}"
+    elif first_day:
+        where = f"its days from {html.escape(first_day)} on"
     return f"<p>Read {rows:,} payments of the history: {where}.</p>"
 
 

@@ -38,7 +38,7 @@ __all__ = [
     "TopicArchiver",
     "archive_day_rows",
     "archive_last_day",
-    "archive_last_event",
+    "archive_last_event_ms",
     "first_day_within",
     "is_archive",
     "read_archive",
@@ -293,15 +293,17 @@ def first_day_within(day_rows: Mapping[date, int], since: date, max_rows: int) -
     return since
 
 
-def archive_last_event(path: Path) -> pd.Timestamp | None:
-    """The latest event time the archive holds (None when it holds none): read from its
-    last day's ``event_time`` column alone."""
+def archive_last_event_ms(path: Path) -> int | None:
+    """The latest event time the archive holds, in whole epoch milliseconds (cut down, as
+    the offline engine's clock is; None when it holds none): read from its last day's
+    ``event_time`` column alone."""
     last_day = archive_last_day(path)
     if last_day is None:
         return None
     parts = _parts(_transaction_days(path, last_day))
     times = _dataset("transactions", parts).to_table(columns=["event_time"])["event_time"]
-    return pd.Timestamp(pc.max(times).as_py())
+    last_ns = pc.max(times.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64())).as_py()
+    return None if last_ns is None else int(last_ns) // 1_000_000
 
 
 def read_archive(
@@ -323,7 +325,7 @@ def read_archive(
     parts = _parts(_transaction_days(path, since, until))
     transactions = _dataset("transactions", parts)
     if max_rows is not None and (rows := transactions.count_rows()) > max_rows:
-        raise HistoryTooLargeError(path, rows, max_rows, since)
+        raise HistoryTooLargeError(path, rows, max_rows, since, until=until)
     frame: pd.DataFrame = transactions.to_table().to_pandas()
     # one hash table of the ids serves the repeats and the verdicts (a 10M-row archive
     # reads in 15.1 s, 17.8 s with drop_duplicates and a map per label column)

@@ -41,9 +41,12 @@ class HistoryTooLargeError(FeatureStoreError):
         max_rows: int,
         since: date | None,
         fix: str = "read fewer days, or raise the limit if this machine has the memory",
+        until: date | None = None,
     ) -> None:
-        self.path, self.rows, self.max_rows, self.since = path, rows, max_rows, since
-        where = f" from {since} on" if since is not None else ""
+        self.path, self.rows, self.max_rows = path, rows, max_rows
+        self.since, self.until = since, until
+        where = f" from {since}" if since is not None else ""
+        where += f" before {until}" if until is not None else " on" if since else ""
         super().__init__(
             f"history {str(path)!r} holds {rows:,} rows{where}, more than the limit of "
             f"{max_rows:,} (peak memory grows by about 0.5 GB per million rows): {fix}"
@@ -51,7 +54,9 @@ class HistoryTooLargeError(FeatureStoreError):
 
     def with_fix(self, fix: str) -> HistoryTooLargeError:
         """The same refusal, with the fix the caller knows (its flags and settings)."""
-        return HistoryTooLargeError(self.path, self.rows, self.max_rows, self.since, fix)
+        return HistoryTooLargeError(
+            self.path, self.rows, self.max_rows, self.since, fix, until=self.until
+        )
 
 
 class OnlineStoreUnavailable(FeatureStoreError):

@@ -20,8 +20,6 @@ import click
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
-    import pandas as pd
-
     from batch_training.pipeline import HistoryReach, PipelineOptions
     from feature_store.columns import ColumnPreset
 
@@ -237,14 +235,14 @@ def _fewer_rows(reach: HistoryReach | None) -> str:
     )
 
 
-def _test_end(options: PipelineOptions, last_event: pd.Timestamp) -> date:
+def _test_end(options: PipelineOptions, last_event_ms: int) -> date:
     """The first day after the latest test window: no later day is needed."""
     from batch_training.dataset import complete_test_end
 
     if options.train_start is not None:
         span = options.train_days + options.delay_days + options.test_days
         return options.train_start.date() + timedelta(days=span)
-    return complete_test_end(int(last_event.timestamp() * 1000), options.label_delay_s)
+    return complete_test_end(last_event_ms, options.label_delay_s)
 
 
 @dataclass(frozen=True)
@@ -302,21 +300,23 @@ def _train_once(
 ) -> None:
     """One run, recorded in the registry's run log; it ends at its next progress report
     once ``stop`` is set."""
+    from batch_training.errors import TrainingDataError
     from batch_training.pipeline import history_reach, run_training
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import HistoryTooLargeError, read_history
-    from feature_store.archive import archive_last_event
+    from feature_store.archive import archive_last_event_ms
 
     with _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
         # an archive grows every day: read only the days this run's windows reach, from
         # the furthest reach of the features to the test window's end
-        last_event = archive_last_event(history_path)  # None unless an archive
+        last_event_ms = archive_last_event_ms(history_path)  # None unless an archive
         since = until = reach = None
-        if last_event is not None:
-            reach = history_reach(options, last_event.date(), registry)
-            since, until = reach.first_day, _test_end(options, last_event)
+        if last_event_ms is not None:
+            last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
+            reach = history_reach(options, last_day, registry)
+            since, until = reach.first_day, _test_end(options, last_event_ms)
         days = f" from {since} until {until}" if since else ""
         click.echo(f"reading {history_path}{days} ...", err=True)
         read_started = time.perf_counter()
@@ -330,6 +330,13 @@ def _train_once(
             )
         except HistoryTooLargeError as exc:
             raise exc.with_fix(_fewer_rows(reach)) from None
+        if frame.empty and until is not None:  # the windows lie before the archive
+            raise TrainingDataError(
+                f"{history_path} holds no payments from {since} before {until}, the days "
+                "this run's windows need: the archive is too short for these --train-days, "
+                "--delay-days, --test-days and --label-delay-days, or --train-start lies "
+                "before it"
+            )
         read_seconds = time.perf_counter() - read_started
         stages = 3 + options.folds
         with click.progressbar(
@@ -354,7 +361,7 @@ def _train_once(
                 detail=detail,
                 read_since=since,
                 read_until=until,
-                last_event=last_event,
+                last_event_ms=last_event_ms,
             )
         meta = run.metadata
         stage_seconds = {

@@ -17,8 +17,13 @@ from click.testing import CliRunner
 from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
 from feature_store import CORE_FEATURE_SET, read_history
-from feature_store.archive import archive_last_day, read_archive, seed_archive
-from feature_store.offline import offline_feature_matrix
+from feature_store.archive import (
+    archive_last_day,
+    archive_last_event_ms,
+    read_archive,
+    seed_archive,
+)
+from feature_store.offline import epoch_ms, offline_feature_matrix
 from fraud_cli.main import cli
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
@@ -219,3 +224,47 @@ def test_reading_an_archive_drops_repeats_and_takes_each_payments_latest_verdict
     assert len(read_archive(tmp_path / "archive", since=since)) == int(
         (history["event_time"].dt.date >= since).sum()
     )
+
+
+def test_an_archive_too_short_for_the_windows_is_one_clear_line(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    seed_archive(history[history["event_time"] < "2026-10-07"], tmp_path / "archive")
+    where = ["--history", str(tmp_path / "archive"), "--registry", str(tmp_path / "registry")]
+    for window in ([], ["--train-start", "2026-08-01"]):
+        result = CliRunner().invoke(cli, ["train", *where, *_SPLIT, *window])
+        assert result.exit_code == 1
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert "holds no payments from" in result.output
+        assert "the archive is too short" in result.output
+
+
+def test_a_last_test_day_without_payments_trains_as_on_the_file(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The read stops at the test window's end; a day there without payments (an
+    archiver outage) is still a day the history covers."""
+    gap = history[history["event_time"].dt.strftime("%Y-%m-%d") != "2026-10-18"]
+    gap.to_parquet(tmp_path / "history.parquet")
+    seed_archive(gap, tmp_path / "archive")
+    split = ["--train-days", "5", "--delay-days", "1", "--test-days", "3",
+             "--label-delay-days", "1"]  # fmt: skip
+    runs = {}
+    for name in ("history.parquet", "archive"):
+        where = ["--history", str(tmp_path / name), "--registry", str(tmp_path / f"r-{name}")]
+        result = CliRunner().invoke(cli, ["train", *where, *split, "--json"])
+        assert result.exit_code == 0, result.output
+        runs[name] = json.loads(result.output.strip().splitlines()[-1])
+    assert "until 2026-10-19" in result.output  # the test window is 10-16 .. 10-18
+    for key in ("metrics", "train_rows", "test_rows", "test_frauds"):
+        assert runs["archive"][key] == runs["history.parquet"][key], key
+
+
+def test_the_last_event_is_cut_to_the_millisecond_as_the_offline_clock_is(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    late = history.copy()
+    last = late["event_time"].idxmax()
+    late.loc[last, "event_time"] = pd.Timestamp("2026-10-20 23:59:59.998999700", tz="UTC")
+    seed_archive(late, tmp_path / "archive")
+    assert archive_last_event_ms(tmp_path / "archive") == int(epoch_ms(late["event_time"]).max())
