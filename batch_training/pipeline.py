@@ -6,7 +6,6 @@ Used by ``fraud train`` (once or on a schedule) and by the demo.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ import xgboost as xgb
 from batch_training.dataset import (
     DataSplit,
     TimeSplit,
+    complete_test_end,
     day_index,
     fold_splits,
     latest_split,
@@ -276,7 +276,7 @@ def _champion_evaluation(
     champion = registry.load(version)
     meta = champion.metadata
     champion_set = feature_set_of(meta)
-    needed = data.split.test_start - timedelta(days=FeaturePlan(champion_set).reach_days + 1)
+    needed = FeaturePlan(champion_set).first_day_read(data.split.test_start)
     if read_since is not None and needed < read_since:
         raise _BeyondTheRead(
             f"champion v{version} ({champion_set.name} features) needs the history from "
@@ -383,28 +383,28 @@ def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit])
 
 @dataclass(frozen=True)
 class HistoryReach:
-    """The first day of a history a run reads, and what reaches back that far."""
+    """The days of a history a run reads, ``first_day`` until (before) ``end_day``, and
+    whose features reach back to ``first_day``."""
 
     first_day: date
+    end_day: date
     set_by: str
+    by_champion: bool = False
 
 
 def history_reach(
-    options: PipelineOptions, last_day: date, registry: ModelRegistry
+    options: PipelineOptions, last_event_ms: int, registry: ModelRegistry
 ) -> HistoryReach:
-    """The first day of a history ending on ``last_day`` that a run with ``options`` reads:
-    the candidate's features from its earliest fold's training start, and the champion's
-    (re-scored on the latest test window) from that window's start, as far back as each
-    set reaches, with a day's margin for midnight boundaries."""
-    if options.train_start is not None:
-        start = options.train_start.date()
-    else:  # as latest_split places it, or a day earlier
-        span = options.train_days + options.delay_days + options.test_days
-        start = last_day - timedelta(days=span + math.ceil(options.label_delay_s / 86_400))
-    earliest = start - timedelta(days=(options.folds - 1) * options.test_days)
+    """The days of a history whose last event is at ``last_event_ms`` that a run with
+    ``options`` reads: the candidate's features back from its earliest fold's training
+    start, the champion's (re-scored on the latest test window) back from that window's
+    start, up to the latest test window's end (no later day is in any window)."""
+    latest = _split_from(options, last_event_ms)
+    earliest = fold_splits(latest, options.folds)[-1]
     candidate = options.feature_set
     reach = HistoryReach(
-        earliest - timedelta(days=FeaturePlan(candidate).reach_days + 1),
+        FeaturePlan(candidate).first_day_read(earliest.train_start),
+        latest.test_end,
         f"the candidate's {candidate.name} features",
     )
     version = registry.champion_version()
@@ -414,11 +414,30 @@ def history_reach(
         champion = feature_set_of(registry.metadata(version))
     except RegistryError:  # a champion this release cannot serve is replaced, not re-scored
         return reach
-    test_start = start + timedelta(days=options.train_days + options.delay_days)
-    champion_day = test_start - timedelta(days=FeaturePlan(champion).reach_days + 1)
+    champion_day = FeaturePlan(champion).first_day_read(latest.test_start)
     if champion_day < reach.first_day:
-        return HistoryReach(champion_day, f"champion v{version}'s {champion.name} features")
+        set_by = f"champion v{version}'s {champion.name} features"
+        return HistoryReach(champion_day, latest.test_end, set_by, by_champion=True)
     return reach
+
+
+def _split_from(options: PipelineOptions, last_event_ms: int) -> TimeSplit:
+    """The options' split, or the latest one whose labels are complete by the event at
+    ``last_event_ms`` (as :func:`latest_split` places it)."""
+    if options.train_start is not None:
+        return _split_starting(options, options.train_start.date())
+    span = options.train_days + options.delay_days + options.test_days
+    end = complete_test_end(last_event_ms, options.label_delay_s)
+    return _split_starting(options, end - timedelta(days=span))
+
+
+def _split_starting(options: PipelineOptions, train_start: date) -> TimeSplit:
+    return TimeSplit(
+        train_start=train_start,
+        train_days=options.train_days,
+        delay_days=options.delay_days,
+        test_days=options.test_days,
+    )
 
 
 def _split(history: pd.DataFrame, options: PipelineOptions, last_event_ms: int | None) -> TimeSplit:
@@ -433,12 +452,7 @@ def _split(history: pd.DataFrame, options: PipelineOptions, last_event_ms: int |
             label_delay_s=options.label_delay_s,
             last_event_ms=last_event_ms,
         )
-    return TimeSplit(
-        train_start=options.train_start.date(),
-        train_days=options.train_days,
-        delay_days=options.delay_days,
-        test_days=options.test_days,
-    )
+    return _split_starting(options, options.train_start.date())
 
 
 def _fold_aggregates(fold_results: list[dict[str, Any]]) -> dict[str, float]:

@@ -43,10 +43,10 @@ def read_history(
     elif path.suffix.lower() == ".csv":
         frame = pd.read_csv(path)
         if max_rows is not None and len(frame) > max_rows:  # a CSV is counted once read
-            raise HistoryTooLargeError(path, len(frame), max_rows, since)
+            raise HistoryTooLargeError(path, len(frame), max_rows, None)
     else:
         if max_rows is not None and (rows := ds.dataset(str(path)).count_rows()) > max_rows:
-            raise HistoryTooLargeError(path, rows, max_rows, since)
+            raise HistoryTooLargeError(path, rows, max_rows, None)
         frame = pd.read_parquet(path)
     frame = apply_column_preset(frame, columns)
     if "event_time" not in frame.columns:

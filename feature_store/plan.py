@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Final, Literal
 
 import numpy as np
@@ -199,6 +200,11 @@ class FeaturePlan:
     def reach_days(self) -> int:
         """:attr:`reach_ms` in whole days, rounded up: how many days of history to read."""
         return math.ceil(self.reach_ms / _DAY_MS)
+
+    def first_day_read(self, day: date) -> date:
+        """The first UTC day a read must start at for the features of events on ``day``
+        and later: :attr:`reach_days` back, with a day's margin for midnight boundaries."""
+        return day - timedelta(days=self.reach_days + 1)
 
     @property
     def required_fields(self) -> frozenset[str]:

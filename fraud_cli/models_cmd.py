@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from fraud_cli.settings import TrainerSettings
 from fraud_cli.train_cmd import parse_duration
+
+if TYPE_CHECKING:  # the training stack is imported only when a command runs
+    from batch_training.run_log import RunLog
 
 __all__ = ["models"]
 
@@ -83,7 +86,7 @@ def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) ->
         _check_recent(run_log, parse_duration(max_age), max_age)
 
 
-def _check_recent(run_log: Any, max_age_s: float, max_age: str) -> None:
+def _check_recent(run_log: RunLog, max_age_s: float, max_age: str) -> None:
     completed = run_log.last_completed()
     if completed is None:
         raise click.ClickException(f"no training run has completed ({run_log.path})")

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -224,7 +224,7 @@ def _fewer_rows(reach: HistoryReach | None) -> str:
             "a file is read whole: train on a `fraud archive` directory, of which a run "
             f"reads only the days its windows need, or on a file of fewer days, {more}"
         )
-    if reach.set_by.startswith("champion"):
+    if reach.by_champion:
         return (
             f"{reach.set_by} set how far back it reads: fewer --train-days or --folds, or a "
             f"champion whose features reach less far back (`fraud models promote`), {more}"
@@ -233,16 +233,6 @@ def _fewer_rows(reach: HistoryReach | None) -> str:
         f"{reach.set_by} set how far back it reads: fewer --train-days or --folds, or a "
         f"--feature-set that reaches less far back, {more}"
     )
-
-
-def _test_end(options: PipelineOptions, last_event_ms: int) -> date:
-    """The first day after the latest test window: no later day is needed."""
-    from batch_training.dataset import complete_test_end
-
-    if options.train_start is not None:
-        span = options.train_days + options.delay_days + options.test_days
-        return options.train_start.date() + timedelta(days=span)
-    return complete_test_end(last_event_ms, options.label_delay_s)
 
 
 @dataclass(frozen=True)
@@ -314,9 +304,8 @@ def _train_once(
         last_event_ms = archive_last_event_ms(history_path)  # None unless an archive
         since = until = reach = None
         if last_event_ms is not None:
-            last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
-            reach = history_reach(options, last_day, registry)
-            since, until = reach.first_day, _test_end(options, last_event_ms)
+            reach = history_reach(options, last_event_ms, registry)
+            since, until = reach.first_day, reach.end_day
         days = f" from {since} until {until}" if since else ""
         click.echo(f"reading {history_path}{days} ...", err=True)
         read_started = time.perf_counter()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +55,10 @@ def _warm(
     latest that fit ``warm_max_rows``: a worker that starts short of history serves, one
     killed for memory does not."""
     last_day = archive_last_day(path)  # None unless an archive
-    reach = timedelta(days=FeaturePlan(feature_set).reach_days + 1)
     if last_day is None:
         history = _read_whole_warm_up(path, settings.warm_max_rows)
     else:
-        since = last_day - reach
+        since = FeaturePlan(feature_set).first_day_read(last_day)
         day_rows = archive_day_rows(path, since=since)
         fitting = first_day_within(day_rows, since, settings.warm_max_rows)
         if fitting != since:
