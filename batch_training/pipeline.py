@@ -9,96 +9,31 @@ import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
-from batch_training.dataset import (
-    DataSplit,
-    TimeSplit,
-    complete_test_end,
-    day_index,
-    fold_splits,
-    latest_split,
-    split_history,
-)
-from batch_training.errors import (
-    ChampionMovedError,
-    ModelIntegrityError,
-    RegistryError,
-    TrainingConfigError,
-    TrainingDataError,
-)
-from batch_training.gate import GateDecision, promotion_gate
-from batch_training.metrics import CostModel, decision_outcome, summary_metrics
-from batch_training.model_features import feature_set_of
+from batch_training.champion import judge_candidate
+from batch_training.dataset import DataSplit, fold_splits, split_history
+from batch_training.errors import ChampionMovedError, TrainingDataError
+from batch_training.folds import Evaluation, FoldFeatures, fit_fold
+from batch_training.gate import GateDecision
+from batch_training.metrics import decision_outcome
+from batch_training.options import PipelineOptions
+from batch_training.reach import run_split
 from batch_training.registry import ModelMetadata, ModelRegistry
 from batch_training.report import write_report
 from batch_training.report_plots import EvaluatedWindow
-from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model, prefixed
-from feature_store import FeaturePlan, FeatureSet
-from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
+from batch_training.train import FittedModel, Progress, prefixed
 
-__all__ = [
-    "Evaluation",
-    "FoldFeatures",
-    "HistoryReach",
-    "PipelineOptions",
-    "TrainingRun",
-    "fit_fold",
-    "history_reach",
-    "run_training",
-]
+# PipelineOptions is run_training's argument: importable from here too
+__all__ = ["PipelineOptions", "TrainingRun", "run_training"]
 
 _FINGERPRINT_ROWS = 1 << 20
-
-
-@dataclass(frozen=True, kw_only=True)
-class PipelineOptions:
-    feature_set: FeatureSet
-    train_start: datetime | None = None
-    train_days: int = 7
-    delay_days: int = 7
-    test_days: int = 7
-    folds: int = 1
-    label_delay_s: int = DEFAULT_LABEL_DELAY_S
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    cp_tolerance: float = 0.01
-    promote: bool = True
-    report_dir: Path | None = None
-    predictions_out: Path | None = None
-
-    def __post_init__(self) -> None:
-        # the split's own checks, now: a schedule would otherwise fail at every tick
-        split = TimeSplit(
-            train_start=date(2000, 1, 1),
-            train_days=self.train_days,
-            delay_days=self.delay_days,
-            test_days=self.test_days,
-        )
-        fold_splits(split, self.folds)
-        if self.label_delay_s < 0:
-            raise TrainingConfigError(
-                f"label_delay_s={self.label_delay_s} must be >= 0 (--label-delay-days)"
-            )
-        if self.cp_tolerance < 0:
-            raise TrainingConfigError(
-                f"cp_tolerance={self.cp_tolerance} must be >= 0 (--cp-tolerance)"
-            )
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    split: TimeSplit
-    metrics: dict[str, float]
-    cp_per_day: list[float]
-    scores: np.ndarray
-    rows: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -149,211 +84,6 @@ def _fingerprint(history: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, eq=False)
-class FoldFeatures:
-    """Features of the rows some folds train and test on, one row each.
-
-    ``rows`` are sorted, unique positions in ``history``; ``days`` and ``ts`` (epoch ms)
-    cover every history row. Build with :meth:`compute`.
-    """
-
-    history: pd.DataFrame
-    feature_set: FeatureSet
-    rows: np.ndarray
-    matrix: np.ndarray
-    days: np.ndarray
-    ts: np.ndarray
-
-    @classmethod
-    def compute(
-        cls,
-        feature_set: FeatureSet,
-        history: pd.DataFrame,
-        folds: list[DataSplit],
-        *,
-        label_delay_s: int = DEFAULT_LABEL_DELAY_S,
-        progress: Progress = lambda _: None,
-    ) -> FoldFeatures:
-        # features only for the rows the folds train and test on; their windows still see
-        # every earlier row of the history
-        rows = np.unique(np.concatenate([part for d in folds for part in (d.train, d.test)]))
-        progress(
-            f"computing {len(feature_set.features)} features for {len(rows):,} "
-            f"of {len(history):,} rows"
-        )
-        matrix = offline_feature_matrix(
-            feature_set, history, rows, label_delay_s=label_delay_s, dtype=np.float32
-        )
-        ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
-        return cls(history, feature_set, rows, matrix, day_index(history), ts)
-
-    @property
-    def names(self) -> list[str]:
-        """The feature names, in the matrix's column order."""
-        return list(self.feature_set.names)
-
-    def take(self, positions: np.ndarray) -> np.ndarray:
-        """Feature rows of these history positions (all among ``rows``)."""
-        index = np.searchsorted(self.rows, positions)
-        if len(index) and (
-            index.max() >= len(self.rows) or not np.array_equal(self.rows[index], positions)
-        ):
-            raise TrainingDataError(
-                f"{len(positions):,} positions include rows whose features were not computed "
-                f"(only {len(self.rows):,} were); pass their split in the folds of "
-                "FoldFeatures.compute"
-            )
-        return self.matrix[index]
-
-    def columns_of(self, other: FeatureSet) -> list[int] | None:
-        """Where each of ``other``'s features is in ``matrix``, when every one of them is
-        among these and defined identically; otherwise None. The values agree to float32
-        precision: rolling sums over a longer history may differ in float64's last bits."""
-        mine = {f.name: (i, f) for i, f in enumerate(self.feature_set.features)}
-        found = [mine.get(f.name) for f in other.features]
-        if any(m is None or m[1] != f for m, f in zip(found, other.features, strict=True)):
-            return None
-        return [m[0] for m in found if m is not None]
-
-    def evaluate(self, scores: np.ndarray, data: DataSplit, alert_rate: float) -> Evaluation:
-        labels = self.history["is_fraud"].to_numpy(dtype=np.int8)[data.test]
-        cards = self.history["card_id"].take(data.test).to_numpy()  # only the test rows
-        metrics, per_day = summary_metrics(
-            scores=scores,
-            labels=labels,
-            days=self.days[data.test],
-            cards=cards,
-            alert_rate=alert_rate,
-        )
-        return Evaluation(
-            split=data.split, metrics=metrics, cp_per_day=per_day, scores=scores, rows=data.test
-        )
-
-
-def fit_fold(
-    features: FoldFeatures,
-    data: DataSplit,
-    config: TrainingConfig,
-    progress: Progress = lambda _: None,
-) -> tuple[FittedModel, Evaluation]:
-    """Fit on the fold's training window (in time order); score its test set."""
-    history = features.history
-    train = data.train[np.argsort(features.ts[data.train], kind="stable")]
-    labels = history["is_fraud"].to_numpy(dtype=np.int8)
-    amounts = history["amount"].to_numpy(dtype=np.float64)
-    fitted = fit_model(
-        features.take(train),
-        labels[train],
-        amounts[train],
-        features.names,
-        config,
-        progress,
-        event_ms=features.ts[train],
-    )
-    test_matrix = xgb.DMatrix(features.take(data.test), feature_names=features.names)
-    scores = fitted.booster.predict(test_matrix)
-    return fitted, features.evaluate(scores, data, config.alert_rate)
-
-
-def _champion_evaluation(
-    registry: ModelRegistry,
-    version: int,
-    data: DataSplit,
-    features: FoldFeatures,
-    label_delay_s: int,
-    alert_rate: float,
-    cost: CostModel,
-    read_since: date | None,
-) -> dict[str, float]:
-    """The champion's metrics on the candidate's test set (``features`` are the
-    candidate's), with the cost of its own thresholds' decisions there under today's
-    ``cost`` model.
-
-    Raises :class:`ModelIntegrityError` when the champion cannot be served: its file was
-    altered, or this release no longer computes its features; :class:`_BeyondTheRead`
-    when its features reach back before ``read_since``, the first day read.
-    """
-    champion = registry.load(version)
-    meta = champion.metadata
-    champion_set = feature_set_of(meta)
-    needed = FeaturePlan(champion_set).first_day_read(data.split.test_start)
-    if read_since is not None and needed < read_since:
-        raise _BeyondTheRead(
-            f"champion v{version} ({champion_set.name} features) needs the history from "
-            f"{needed}, and this run read from {read_since}: it became champion after the "
-            "run began. The candidate stays a challenger; the next run compares the two"
-        )
-    columns = features.columns_of(champion_set)
-    if columns is not None:  # e.g. a `core` champion under an `extended` candidate
-        test_features = features.take(data.test)[:, columns]
-    else:  # features the candidate's set does not have: the champion's, for the test rows
-        test_features = offline_feature_matrix(
-            champion_set,
-            features.history,
-            data.test,
-            label_delay_s=label_delay_s,
-            dtype=np.float32,
-        )
-    matrix = xgb.DMatrix(test_features, feature_names=list(meta.feature_names))
-    scores = champion.booster.predict(matrix)
-    outcome = decision_outcome(
-        scores,
-        *_test_labels_and_amounts(features.history, data),
-        meta.thresholds.review,
-        meta.thresholds.decline,
-        cost,
-    )
-    return features.evaluate(scores, data, alert_rate).metrics | {"test_cost": outcome.cost}
-
-
-def _test_labels_and_amounts(
-    history: pd.DataFrame, data: DataSplit
-) -> tuple[np.ndarray, np.ndarray]:
-    """The test rows' labels and amounts, as the cost of a decision policy needs them."""
-    test = data.test
-    return (
-        history["is_fraud"].to_numpy(dtype=np.int8)[test],
-        history["amount"].to_numpy(dtype=np.float64)[test],
-    )
-
-
-class _BeyondTheRead(Exception):
-    """The champion's features need days of the history that the run did not read."""
-
-
-def _judge(
-    registry: ModelRegistry,
-    candidate: Evaluation,
-    data: DataSplit,
-    features: FoldFeatures,
-    options: PipelineOptions,
-    read_since: date | None,
-) -> tuple[int | None, dict[str, float] | None, GateDecision]:
-    """The champion's version, its metrics on the candidate's test set, and the gate's
-    verdict on the candidate (``features`` are the candidate's)."""
-    version = registry.champion_version()
-    champion = None
-    if version is not None:
-        try:
-            champion = _champion_evaluation(
-                registry,
-                version,
-                data,
-                features,
-                options.label_delay_s,
-                options.training.alert_rate,
-                options.training.cost,
-                read_since,
-            )
-        except _BeyondTheRead as exc:
-            return version, None, GateDecision(False, str(exc))
-        except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
-            reason = f"the champion cannot be served ({exc}); the candidate replaces it"
-            return version, None, GateDecision(True, reason)
-    gate = promotion_gate(candidate.metrics, champion, cp_tolerance=options.cp_tolerance)
-    return version, champion, gate
-
-
 _TRAINING_COLUMNS = ("transaction_id", "event_time", "card_id", "amount", "is_fraud")
 
 
@@ -379,80 +109,6 @@ def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit])
                 "AP and ROC AUC need both classes: use more --test-days or another "
                 "--train-start"
             )
-
-
-@dataclass(frozen=True)
-class HistoryReach:
-    """The days of a history a run reads, ``first_day`` until (before) ``end_day``, and
-    whose features reach back to ``first_day``."""
-
-    first_day: date
-    end_day: date
-    set_by: str
-    by_champion: bool = False
-
-
-def history_reach(
-    options: PipelineOptions, last_event_ms: int, registry: ModelRegistry
-) -> HistoryReach:
-    """The days of a history whose last event is at ``last_event_ms`` that a run with
-    ``options`` reads: the candidate's features back from its earliest fold's training
-    start, the champion's (re-scored on the latest test window) back from that window's
-    start, up to the latest test window's end (no later day is in any window)."""
-    latest = _split_from(options, last_event_ms)
-    earliest = fold_splits(latest, options.folds)[-1]
-    candidate = options.feature_set
-    reach = HistoryReach(
-        FeaturePlan(candidate).first_day_read(earliest.train_start),
-        latest.test_end,
-        f"the candidate's {candidate.name} features",
-    )
-    version = registry.champion_version()
-    if version is None:
-        return reach
-    try:
-        champion = feature_set_of(registry.metadata(version))
-    except RegistryError:  # a champion this release cannot serve is replaced, not re-scored
-        return reach
-    champion_day = FeaturePlan(champion).first_day_read(latest.test_start)
-    if champion_day < reach.first_day:
-        set_by = f"champion v{version}'s {champion.name} features"
-        return HistoryReach(champion_day, latest.test_end, set_by, by_champion=True)
-    return reach
-
-
-def _split_from(options: PipelineOptions, last_event_ms: int) -> TimeSplit:
-    """The options' split, or the latest one whose labels are complete by the event at
-    ``last_event_ms`` (as :func:`latest_split` places it)."""
-    if options.train_start is not None:
-        return _split_starting(options, options.train_start.date())
-    span = options.train_days + options.delay_days + options.test_days
-    end = complete_test_end(last_event_ms, options.label_delay_s)
-    return _split_starting(options, end - timedelta(days=span))
-
-
-def _split_starting(options: PipelineOptions, train_start: date) -> TimeSplit:
-    return TimeSplit(
-        train_start=train_start,
-        train_days=options.train_days,
-        delay_days=options.delay_days,
-        test_days=options.test_days,
-    )
-
-
-def _split(history: pd.DataFrame, options: PipelineOptions, last_event_ms: int | None) -> TimeSplit:
-    """The options' split, or the latest one the history holds (``last_event_ms``: the
-    last event of a history that ``history`` is the earlier part of)."""
-    if options.train_start is None:
-        return latest_split(
-            history,
-            train_days=options.train_days,
-            delay_days=options.delay_days,
-            test_days=options.test_days,
-            label_delay_s=options.label_delay_s,
-            last_event_ms=last_event_ms,
-        )
-    return _split_starting(options, options.train_start.date())
 
 
 def _fold_aggregates(fold_results: list[dict[str, Any]]) -> dict[str, float]:
@@ -496,7 +152,7 @@ def run_training(
     clock = _StageClock()
     feature_set = options.feature_set.available_for(frozenset(history.columns))
     with clock.stage("features"):
-        split = _split(history, options, last_event_ms)
+        split = run_split(history, options, last_event_ms)
         # a history read until a day holds every day before it, even one without payments
         last_day = None if read_until is None else read_until - timedelta(days=1)
         folds = [
@@ -528,10 +184,10 @@ def run_training(
     (fitted, evaluation), data = fitted_folds[0], folds[0]
     progress("comparing with the champion on the same test window")
     with clock.stage("gate"):
-        champion_version, champion, gate = _judge(
+        champion_version, champion, gate = judge_candidate(
             registry, evaluation, data, features, options, read_since
         )
-        labels, amounts = _test_labels_and_amounts(history, data)
+        labels, amounts = features.labels_and_amounts(data)
         test_cost = decision_outcome(
             evaluation.scores,
             labels,

@@ -15,7 +15,7 @@ from batch_training.metrics import CostModel, DecisionOutcome, costs_by_threshol
 from batch_training.registry import NEVER_ACT
 
 if TYPE_CHECKING:
-    from batch_training.pipeline import Evaluation
+    from batch_training.folds import Evaluation
 
 __all__ = ["EvaluatedWindow", "write_plots"]
 

@@ -39,7 +39,7 @@ import xgboost as xgb  # noqa: E402
 from sklearn.metrics import average_precision_score  # noqa: E402
 
 from batch_training.dataset import TimeSplit, split_history  # noqa: E402
-from batch_training.pipeline import FoldFeatures, fit_fold  # noqa: E402
+from batch_training.folds import FoldFeatures, fit_fold  # noqa: E402
 from batch_training.train import TrainingConfig  # noqa: E402
 from bench.results_files import save_figure, write_result  # noqa: E402
 from feature_store import feature_set_by_name, read_history  # noqa: E402

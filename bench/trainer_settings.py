@@ -38,7 +38,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from batch_training.dataset import TimeSplit, fold_splits, split_history  # noqa: E402
-from batch_training.pipeline import FoldFeatures, fit_fold  # noqa: E402
+from batch_training.folds import FoldFeatures, fit_fold  # noqa: E402
 from batch_training.train import TrainingConfig  # noqa: E402
 from bench.results_files import save_figure, write_result  # noqa: E402
 from feature_store import feature_set_by_name, read_history  # noqa: E402

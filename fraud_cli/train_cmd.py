@@ -20,7 +20,8 @@ import click
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
-    from batch_training.pipeline import HistoryReach, PipelineOptions
+    from batch_training.pipeline import PipelineOptions
+    from batch_training.reach import HistoryReach
     from feature_store.columns import ColumnPreset
 
 __all__ = ["parse_duration", "train"]
@@ -291,7 +292,8 @@ def _train_once(
     """One run, recorded in the registry's run log; it ends at its next progress report
     once ``stop`` is set."""
     from batch_training.errors import TrainingDataError
-    from batch_training.pipeline import history_reach, run_training
+    from batch_training.pipeline import run_training
+    from batch_training.reach import history_reach
     from batch_training.registry import ModelRegistry
     from batch_training.schedule import check_stop
     from feature_store import HistoryTooLargeError, read_history

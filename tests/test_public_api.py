@@ -7,12 +7,16 @@ import sys
 
 import pytest
 
+import batch_training.champion
 import batch_training.dataset
 import batch_training.errors
+import batch_training.folds
 import batch_training.gate
 import batch_training.metrics
 import batch_training.model_features
+import batch_training.options
 import batch_training.pipeline
+import batch_training.reach
 import batch_training.registry
 import batch_training.report
 import batch_training.schedule
@@ -34,12 +38,16 @@ import stream
         simulator,
         embedded,
         review,
+        batch_training.champion,
         batch_training.dataset,
         batch_training.errors,
+        batch_training.folds,
         batch_training.gate,
         batch_training.metrics,
         batch_training.model_features,
+        batch_training.options,
         batch_training.pipeline,
+        batch_training.reach,
         batch_training.registry,
         batch_training.report,
         batch_training.schedule,

@@ -14,13 +14,14 @@ import xgboost as xgb
 
 from batch_training.dataset import TimeSplit, fold_splits, latest_split, split_history
 from batch_training.errors import TrainingConfigError, TrainingDataError
+from batch_training.folds import FoldFeatures
 from batch_training.metrics import (
     CostModel,
     card_precision_at_k,
     choose_cost_thresholds,
     recall_at_alert_rate,
 )
-from batch_training.pipeline import FoldFeatures, PipelineOptions, run_training
+from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
 from batch_training.train import TrainingConfig, fit_model, search_sample
 from feature_store import (

@@ -1,0 +1,50 @@
+"""What one training run is asked to do: the feature set, the windows, the training and
+gate settings, where the report and predictions go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+
+from batch_training.dataset import TimeSplit, fold_splits
+from batch_training.errors import TrainingConfigError
+from batch_training.train import TrainingConfig
+from feature_store import FeatureSet
+from feature_store.offline import DEFAULT_LABEL_DELAY_S
+
+__all__ = ["PipelineOptions"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineOptions:
+    feature_set: FeatureSet
+    train_start: datetime | None = None
+    train_days: int = 7
+    delay_days: int = 7
+    test_days: int = 7
+    folds: int = 1
+    label_delay_s: int = DEFAULT_LABEL_DELAY_S
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    cp_tolerance: float = 0.01
+    promote: bool = True
+    report_dir: Path | None = None
+    predictions_out: Path | None = None
+
+    def __post_init__(self) -> None:
+        # the split's own checks, now: a schedule would otherwise fail at every tick
+        split = TimeSplit(
+            train_start=date(2000, 1, 1),
+            train_days=self.train_days,
+            delay_days=self.delay_days,
+            test_days=self.test_days,
+        )
+        fold_splits(split, self.folds)
+        if self.label_delay_s < 0:
+            raise TrainingConfigError(
+                f"label_delay_s={self.label_delay_s} must be >= 0 (--label-delay-days)"
+            )
+        if self.cp_tolerance < 0:
+            raise TrainingConfigError(
+                f"cp_tolerance={self.cp_tolerance} must be >= 0 (--cp-tolerance)"
+            )
