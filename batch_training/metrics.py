@@ -24,11 +24,15 @@ __all__ = [
     "card_precision_at_k",
     "cards_ranked_by_day",
     "choose_cost_thresholds",
+    "cost_curves",
     "costs_by_threshold",
     "decision_outcome",
     "recall_at_alert_rate",
     "summary_metrics",
 ]
+
+# even score steps of a cost curve, over the top tenth of the scores
+_CURVE_STEPS = 200
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -178,6 +182,29 @@ def costs_by_threshold(
     costs[np.asarray(review)[:, None] > np.asarray(decline)[None, :]] = np.inf
     costs[(reviewable[:, None] - declinable[None, :]) > max_reviews] = np.inf
     return costs
+
+
+def cost_curves(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    amounts: np.ndarray,
+    cost: CostModel,
+    through: tuple[float, ...] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds over the top tenth of ``scores``, and at each the cost of declining at
+    it (never reviewing) and of reviewing at it (never declining), for a plot.
+
+    The thresholds are score quantiles and even score steps, plus ``through``: quantiles
+    alone leave wide gaps where scores are sparse (on the handbook nothing between 0.05
+    and 0.92, where 119 test payments lie), and a line drawn across such a gap misstates
+    the cost there.
+    """
+    low = float(np.quantile(scores, 0.9)) if len(scores) else 0.0
+    steps = np.linspace(low, 1.0, _CURVE_STEPS)
+    extra = np.asarray([t for t in through if low <= t <= 1.0], dtype=np.float64)
+    grid = np.unique(np.concatenate([np.quantile(scores, np.linspace(0.9, 1.0, 50)), steps, extra]))
+    by_pair = costs_by_threshold(scores, labels, amounts, grid, np.append(grid, math.inf), cost)
+    return grid, np.diagonal(by_pair).copy(), by_pair[:, -1].copy()
 
 
 def choose_cost_thresholds(

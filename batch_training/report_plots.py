@@ -8,11 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from batch_training.metrics import CostModel, DecisionOutcome, costs_by_threshold
-from batch_training.registry import NEVER_ACT
+from batch_training.metrics import CostModel, DecisionOutcome, cost_curves
 
 if TYPE_CHECKING:
     from batch_training.folds import Evaluation
@@ -20,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["EvaluatedWindow", "write_plots"]
 
 _SHAP_ROWS = 2000
+_CALIBRATION_BINS = 10
 
 
 def _figure() -> Any:
@@ -111,10 +110,9 @@ def write_plots(
     files["Card precision@100 by day"] = _save(plt, fig, out / "cp_by_day.png")
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    grid = np.unique(np.quantile(scores, np.linspace(0.9, 1.0, 50)))
-    by_pair = costs_by_threshold(scores, labels, amounts, grid, np.append(grid, NEVER_ACT), cost)
-    ax.plot(grid, np.diagonal(by_pair), label="decline at threshold, never review")
-    ax.plot(grid, by_pair[:, -1], label="review at threshold, never decline")
+    grid, decline_only, review_only = cost_curves(scores, labels, amounts, cost, thresholds)
+    ax.plot(grid, decline_only, label="decline at threshold, never review")
+    ax.plot(grid, review_only, label="review at threshold, never decline")
     ax.axhline(outcome.cost, color="black", linewidth=0.8, label="the chosen thresholds")
     ax.axhline(outcome.fraud_amount, color="grey", linewidth=0.8, label="no action")
     # declining nearly everything costs many times more: it would flatten the rest
@@ -146,8 +144,18 @@ def write_plots(
 
     fig, ax = plt.subplots(figsize=(5, 4))
     if both:
-        observed, predicted = calibration_curve(labels, scores, n_bins=10, strategy="quantile")
+        # even bins: with frauds under 1 % of the rows, quantile bins all fall below a
+        # score of 0.06 and hide the review and decline region; each point says its rows
+        bin_of = np.searchsorted(np.linspace(0.0, 1.0, _CALIBRATION_BINS + 1)[1:-1], scores)
+        rows = np.bincount(bin_of, minlength=_CALIBRATION_BINS)
+        kept = rows > 0
+        sums = [
+            np.bincount(bin_of, weights=w, minlength=_CALIBRATION_BINS) for w in (scores, labels)
+        ]
+        predicted, observed = (total[kept] / rows[kept] for total in sums)
         ax.plot(predicted, observed, marker="o")
+        for x, y, n in zip(predicted, observed, rows[kept], strict=True):
+            ax.annotate(f"{n:,}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.plot([0, 1], [0, 1], "--", color="grey")
     ax.set(xlabel="mean predicted score", ylabel="observed fraud rate", title="Calibration")
     files["Calibration"] = _save(plt, fig, out / "calibration.png")

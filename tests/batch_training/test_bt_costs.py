@@ -10,6 +10,7 @@ import pytest
 from batch_training.metrics import (
     CostModel,
     choose_cost_thresholds,
+    cost_curves,
     costs_by_threshold,
     decision_outcome,
 )
@@ -120,3 +121,23 @@ def test_a_review_limit_above_the_payments_is_no_limit() -> None:
     amounts = rng.gamma(2.0, 60.0, 500)
     unlimited = choose_cost_thresholds(scores, labels, amounts, FEES)
     assert choose_cost_thresholds(scores, labels, amounts, FEES, max_reviews=1e20) == unlimited
+
+
+def test_the_report_cost_curves_cross_sparse_scores_and_pass_the_chosen_thresholds() -> None:
+    """Quantiles alone would leave the gap between 0.05 and 0.95, where a fraud lies, to
+    a straight line; the curves are the real costs at every point drawn."""
+    rng = np.random.default_rng(5)
+    scores = np.concatenate(
+        [rng.random(2000) * 0.05, [0.41, 0.42, 0.43], 0.95 + rng.random(30) * 0.05]
+    )
+    labels = np.zeros(len(scores), dtype=np.int8)
+    labels[2000:] = [1, 0, 0] + [1] * 30
+    amounts = rng.gamma(2.0, 50.0, len(scores))
+    chosen = (0.4125, 0.7)
+    grid, decline_only, review_only = cost_curves(scores, labels, amounts, FEES, chosen)
+    assert np.diff(grid).max() <= (1.0 - np.quantile(scores, 0.9)) / 199 + 1e-12
+    assert set(chosen) <= set(grid)
+    for t, declined, reviewed in zip(grid, decline_only, review_only, strict=True):
+        assert np.isclose(declined, decision_outcome(scores, labels, amounts, t, t, FEES).cost)
+        expected = decision_outcome(scores, labels, amounts, t, NEVER_ACT, FEES).cost
+        assert np.isclose(reviewed, expected)
