@@ -19,7 +19,7 @@ def promotion_gate(
 ) -> GateDecision:
     """Average precision must rise; card precision@100 may not fall by more than the tolerance."""
     if champion is None:
-        return GateDecision(True, "no champion yet: the first model is promoted")
+        return GateDecision(True, "no champion yet: the first model passes")
     ap, ap_old = candidate["average_precision"], champion["average_precision"]
     cp, cp_old = candidate["card_precision_at_100"], champion["card_precision_at_100"]
     if not ap > ap_old:

@@ -204,6 +204,12 @@ def run_training(
         if options.folds > 1:
             metrics |= _fold_aggregates(fold_results)
     train_times = history["event_time"].iloc[data.train]
+    if gate.promote and not options.promote:  # before registering: the metadata says so too
+        gate = GateDecision(
+            True,
+            f"{gate.reason}; not promoted: this run only registers (--no-promote); "
+            "`fraud models promote` it to make it the champion",
+        )
     # the last stage report, so a stop requested here leaves no version behind
     progress("writing the report")
     with clock.stage("report"):
@@ -274,12 +280,6 @@ def run_training(
 
         # promotion comes last, so a failed step above never leaves a champion behind it
         promoted = gate.promote and options.promote
-        if gate.promote and not options.promote:
-            gate = GateDecision(
-                True,
-                f"{gate.reason}; not promoted: this run only registers (--no-promote); "
-                f"`fraud models promote {meta.version}` makes it the champion",
-            )
         report_path = report(gate, promoted)
         if promoted:
             try:

@@ -136,24 +136,45 @@ class ModelRegistry:
             raise
 
     def metadata(self, version: int) -> ModelMetadata:
+        """A version's metadata; :class:`ModelIntegrityError` when the file was damaged."""
         path = self._versions / str(version) / METADATA_FILE
         if not path.is_file():
             raise RegistryError(
                 f"model version {version} does not exist in {self.root}; "
                 f"known versions: {self.versions()}"
             )
-        return ModelMetadata.from_json(path.read_text())
+        try:
+            return ModelMetadata.from_json(path.read_text())
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            raise ModelIntegrityError(
+                f"model version {version}: {path} is unreadable ({type(exc).__name__}: "
+                f"{exc}); it is written once with the model, so it was altered: train a new "
+                "version, or promote another one"
+            ) from exc
 
-    def load(self, version: int) -> LoadedModel:
-        """Load and verify a version; raise :class:`ModelIntegrityError` on a bad checksum."""
+    def verify(self, version: int) -> tuple[ModelMetadata, bytes]:
+        """A version's metadata and model bytes, the bytes checked against the sha256 the
+        metadata recorded; :class:`ModelIntegrityError` when they differ or are missing."""
         meta = self.metadata(version)
-        model_bytes = (self._versions / str(version) / MODEL_FILE).read_bytes()
+        path = self._versions / str(version) / MODEL_FILE
+        try:
+            model_bytes = path.read_bytes()
+        except FileNotFoundError as exc:
+            raise ModelIntegrityError(
+                f"model version {version}: {path} is missing; train a new version, or "
+                "promote another one"
+            ) from exc
         actual = _sha256(model_bytes)
         if actual != meta.model_sha256:
             raise ModelIntegrityError(
                 f"model version {version}: sha256 of {MODEL_FILE} is {actual[:16]}…, metadata "
                 f"says {meta.model_sha256[:16]}…; the file was altered, re-register the model"
             )
+        return meta, model_bytes
+
+    def load(self, version: int) -> LoadedModel:
+        """Load and verify a version; raise :class:`ModelIntegrityError` on a bad checksum."""
+        meta, model_bytes = self.verify(version)
         booster = xgb.Booster()
         booster.load_model(bytearray(model_bytes))
         if booster.feature_names is not None and tuple(booster.feature_names) != meta.feature_names:
@@ -173,6 +194,10 @@ class ModelRegistry:
                 raise ValueError(f"an object was expected, not {type(pointer).__name__}")
             if not isinstance(pointer.get("version"), int | None):
                 raise ValueError(f"version {pointer['version']!r} is not a number")
+            for key, kind in (("previous", int), ("previous_forced", bool)):
+                listed = pointer.get(key, [])
+                if not (isinstance(listed, list) and all(isinstance(v, kind) for v in listed)):
+                    raise ValueError(f"{key} {listed!r} is not a list of {kind.__name__}s")
         except ValueError as exc:  # JSONDecodeError is one
             raise RegistryError(
                 f"the champion pointer {path} is unreadable ({exc}); it is only ever replaced "
@@ -205,7 +230,9 @@ class ModelRegistry:
         With ``expected`` (a version, or None for "no champion") the promotion happens only
         if the champion is still that one; otherwise :class:`ChampionMovedError`.
         """
-        self.metadata(version)  # refuse unknown versions
+        # refuse unknown versions, and altered ones even when forced: no worker would
+        # start on them
+        self.verify(version)
         with self._pointer_lock():
             pointer = self._pointer()  # read once: the lock keeps it current
             current = _still(
@@ -248,6 +275,7 @@ class ModelRegistry:
                     f"registry {self.root} has no earlier champion to roll back to "
                     f"(champion: {current})"
                 )
+            self.verify(previous[0])  # no worker would start on an altered model
             # the reinstated champion is back as it first got there: a rollback past a
             # champion that passed the gate asks for --force again
             previous_forced = _previous_forced(pointer, len(previous))

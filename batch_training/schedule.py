@@ -114,7 +114,8 @@ def _ticks(
         except RunCancelled:
             log.warning("training run cancelled by a stop request; nothing was promoted")
             return succeeded
-        except (BatchTrainingError, FeatureStoreError) as exc:  # it says what to fix
+        # these say what to fix (a missing history: its path and how to make one)
+        except (BatchTrainingError, FeatureStoreError, FileNotFoundError) as exc:
             log.error("scheduled training run failed: %s; retrying at the next tick", exc)
         except Exception:  # the lock file too: an unavailable mount may come back
             log.exception("scheduled training run failed; retrying at the next tick")

@@ -12,6 +12,7 @@ from feature_store.definitions import FeatureSet
 from feature_store.errors import (
     FeatureStoreError,
     HistoryColumnsError,
+    HistoryFormatError,
     HistoryTooLargeError,
     InvalidEvent,
     OnlineStoreUnavailable,
@@ -32,6 +33,7 @@ __all__ = [
     "FeatureSet",
     "FeatureStoreError",
     "HistoryColumnsError",
+    "HistoryFormatError",
     "HistoryTooLargeError",
     "InvalidEvent",
     "LabelCodec",

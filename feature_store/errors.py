@@ -8,6 +8,7 @@ from pathlib import Path
 __all__ = [
     "FeatureStoreError",
     "HistoryColumnsError",
+    "HistoryFormatError",
     "HistoryTooLargeError",
     "InvalidEvent",
     "OnlineStoreUnavailable",
@@ -29,6 +30,10 @@ class InvalidEvent(FeatureStoreError):
 
 class HistoryColumnsError(FeatureStoreError):
     """A history file lacks a column the feature set needs."""
+
+
+class HistoryFormatError(FeatureStoreError):
+    """A history file is not Parquet or CSV, or is damaged: it cannot be read at all."""
 
 
 class HistoryTooLargeError(FeatureStoreError):

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 
 from feature_store.archive import is_archive, read_archive
 from feature_store.columns import ColumnPreset, apply_column_preset
-from feature_store.errors import HistoryColumnsError, HistoryTooLargeError
+from feature_store.errors import HistoryColumnsError, HistoryFormatError, HistoryTooLargeError
 
 __all__ = ["read_history", "validate_history"]
 
@@ -38,16 +39,14 @@ def read_history(
         raise FileNotFoundError(
             f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
         )
-    if is_archive(path):  # written by `fraud archive`: labels joined in
-        frame = read_archive(path, since=since, until=until, max_rows=max_rows)
-    elif path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path)
-        if max_rows is not None and len(frame) > max_rows:  # a CSV is counted once read
-            raise HistoryTooLargeError(path, len(frame), max_rows, None)
-    else:
-        if max_rows is not None and (rows := ds.dataset(str(path)).count_rows()) > max_rows:
-            raise HistoryTooLargeError(path, rows, max_rows, None)
-        frame = pd.read_parquet(path)
+    try:
+        frame = _read_frame(path, since, until, max_rows)
+    except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise HistoryFormatError(
+            f"history {str(path)!r} cannot be read ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); give a Parquet file, a "
+            "directory of Parquet files, a .csv file or a `fraud archive` directory"
+        ) from exc
     frame = apply_column_preset(frame, columns)
     if "event_time" not in frame.columns:
         raise HistoryColumnsError(
@@ -57,6 +56,21 @@ def read_history(
     frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
     validate_history(frame)
     return frame
+
+
+def _read_frame(
+    path: Path, since: date | None, until: date | None, max_rows: int | None
+) -> pd.DataFrame:
+    if is_archive(path):  # written by `fraud archive`: labels joined in
+        return read_archive(path, since=since, until=until, max_rows=max_rows)
+    if path.suffix.lower() == ".csv":
+        frame = pd.read_csv(path)
+        if max_rows is not None and len(frame) > max_rows:  # a CSV is counted once read
+            raise HistoryTooLargeError(path, len(frame), max_rows, None)
+        return frame
+    if max_rows is not None and (rows := ds.dataset(str(path)).count_rows()) > max_rows:
+        raise HistoryTooLargeError(path, rows, max_rows, None)
+    return pd.read_parquet(path)
 
 
 def validate_history(frame: pd.DataFrame) -> None:

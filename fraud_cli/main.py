@@ -36,10 +36,11 @@ class _FraudGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from batch_training.errors import BatchTrainingError
         from feature_store.errors import FeatureStoreError
+        from simulator.errors import SimulatorError
 
         try:
             return super().invoke(ctx)
-        except (BatchTrainingError, FeatureStoreError, OSError) as exc:
+        except (BatchTrainingError, FeatureStoreError, SimulatorError, OSError) as exc:
             if isinstance(exc, BrokenPipeError):
                 raise  # click ends quietly on a closed pipe (`fraud models list | head`)
             raise click.ClickException(str(exc)) from exc
@@ -60,7 +61,8 @@ def _bad_settings(exc: ValidationError) -> str:
     for error in exc.errors():
         name = "_".join(str(part) for part in error["loc"])
         value = "" if any(h in name for h in _SECRET_HINTS) else f"={error.get('input')!r}"
-        problems.append(f"FRAUD_{name.upper()}{value}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"FRAUD_{name.upper()}{value}: {message}")
     return "bad setting: " + "; ".join(problems)
 
 
@@ -84,13 +86,13 @@ def simulate() -> None:
 
 def _population(f: Any) -> Any:
     f = click.option("--seed", type=int, default=7, show_default=True, help="Random seed.")(f)
-    f = click.option("--merchants", type=int, default=200, show_default=True)(f)
-    return click.option("--cards", type=int, default=2000, show_default=True)(f)
+    f = click.option("--merchants", type=click.IntRange(min=1), default=200, show_default=True)(f)
+    return click.option("--cards", type=click.IntRange(min=1), default=2000, show_default=True)(f)
 
 
 @simulate.command("history")
 @_population
-@click.option("--days", type=int, default=30, show_default=True)
+@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
 @click.option(
     "--start",
     type=click.DateTime(formats=["%Y-%m-%d"]),

@@ -43,12 +43,19 @@ def models_list(registry: Any) -> None:
         f"{'':2}{'version':>7}  {'created':20}  {'features':12}  {'trained on':24}  "
         f"{'AP':>6}  {'CP@100':>6}  gate"
     )
+    from batch_training.errors import ModelIntegrityError
+
     for version in registry.versions():
-        meta = registry.metadata(version)
+        mark = "*" if version == champion else ""
+        try:
+            meta = registry.metadata(version)
+        except ModelIntegrityError as exc:  # one damaged version: the others still list
+            click.echo(f"{mark:2}{version:>7}  damaged: {exc}")
+            continue
         gate = meta.extra.get("gate", {})
         features = f"{meta.feature_set_name} v{meta.feature_set_version}"
         click.echo(
-            f"{'*' if version == champion else '':2}{version:>7}  {meta.created_at[:19]:20}  "
+            f"{mark:2}{version:>7}  {meta.created_at[:19]:20}  "
             f"{features:12}  {meta.training_window.get('split_train', '?'):24}  "
             f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
             f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "

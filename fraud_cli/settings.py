@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.settings import StreamSettings
+from stream.settings import SettingPath, StreamSettings
 
 __all__ = [
     "ALL_SETTINGS",
@@ -39,8 +39,8 @@ class TrainerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
 
-    registry_dir: Path = Field(default=Path("var/registry"), description="model registry")
-    history: Path | None = Field(default=None, description="history to train on")
+    registry_dir: SettingPath = Field(default=Path("var/registry"), description="model registry")
+    history: SettingPath | None = Field(default=None, description="history to train on")
     # 10M rows with the extended features peak at 5.0 GB from a file, 5.5 GB from an archive:
     # the default (about 11 GB) leaves headroom on a 24 GB machine
     max_history_rows: int = Field(
@@ -83,7 +83,7 @@ class ReviewSettings(BaseSettings):
     review_activity_days: int = Field(
         default=30, ge=1, description="card activity older than this is dropped (cases stay)"
     )
-    archive_dir: Path = Field(
+    archive_dir: SettingPath = Field(
         default=Path("var/archive"), description="where `fraud archive` writes Parquet"
     )
 

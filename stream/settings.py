@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["StreamSettings", "TopicNames"]
+__all__ = ["SettingPath", "StreamSettings", "TopicNames"]
 
 FallbackDecision = Literal["approve", "review", "decline"]
+
+
+def _not_empty(value: object) -> object:
+    if isinstance(value, str) and not value.strip():
+        # Path("") is the working directory: a variable left empty by a template would
+        # put the registry there, or read it as the history
+        raise ValueError("an empty path; unset the variable for its default, or give a path")
+    return value
+
+
+# a path read from a variable: an empty value is refused, not taken as "."
+SettingPath = Annotated[Path, BeforeValidator(_not_empty)]
 
 
 class TopicNames:
@@ -36,7 +48,7 @@ class StreamSettings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="redis://host:port/db; unset = in-memory online store"
     )
-    registry_dir: Path = Field(default=Path("var/registry"), description="model registry")
+    registry_dir: SettingPath = Field(default=Path("var/registry"), description="model registry")
     topic_prefix: str = Field(default="", description="prefix for every topic name")
     partitions: int = Field(default=4, ge=1, description="partitions of topics we create")
     consumer: Literal["faust", "batched"] = Field(
@@ -61,10 +73,10 @@ class StreamSettings(BaseSettings):
     fallback_decision: FallbackDecision = Field(
         default="review", description="decision when the store or model fails (degraded)"
     )
-    rules_file: Path | None = Field(
+    rules_file: SettingPath | None = Field(
         default=None, description="YAML business rules, reloaded when the file changes"
     )
-    warm_history: Path | None = Field(
+    warm_history: SettingPath | None = Field(
         default=None, description="replay this history into the online store at start"
     )
     warm_max_rows: int = Field(
@@ -86,11 +98,11 @@ class StreamSettings(BaseSettings):
         "0 = every core. One by default: the worker shares its cores with Redis and the "
         "broker, and OpenMP workers spinning for them doubled the latency at 1k events/s",
     )
-    data_dir: Path = Field(default=Path("var/stream"), description="faust's local data dir")
+    data_dir: SettingPath = Field(default=Path("var/stream"), description="faust's local data dir")
     group_timeout_s: float = Field(
         default=10.0, gt=0, description="consumer-group session and rebalance timeout"
     )
-    ready_file: Path | None = Field(
+    ready_file: SettingPath | None = Field(
         default=None, description="written once partitions are assigned (readiness probe)"
     )
     log_level: Literal["debug", "info", "warn", "error"] = "warn"

@@ -74,6 +74,29 @@ def test_compose_has_the_whole_stack_with_health_checks() -> None:
     assert services["trainer"]["stop_grace_period"] == "60s"
 
 
+@pytest.mark.parametrize(
+    ("name", "settings"), [("stream", StreamSettings), ("trainer", TrainerSettings)]
+)
+def test_compose_services_write_their_paths_in_their_volume(
+    name: str, settings: type[StreamSettings | TrainerSettings]
+) -> None:
+    """The image runs as a non-root user in a root-owned /app: a relative default there
+    (faust's data_dir, the registry) cannot be created, so the service would not start."""
+    assert "\nUSER fraud\n" in (ROOT / "Dockerfile").read_text()
+    service = _compose()["services"][name]
+    mounts = [volume.split(":")[1] for volume in service["volumes"]]
+    relative = [
+        field
+        for field, info in settings.model_fields.items()
+        if isinstance(info.default, Path) and not info.default.is_absolute()
+    ]
+    assert relative  # the check checks something
+    for field in relative:
+        value = service["environment"].get(f"FRAUD_{field.upper()}")
+        assert value is not None, f"{name} leaves FRAUD_{field.upper()} at its relative default"
+        assert any(Path(value).is_relative_to(m) for m in mounts), (field, value, mounts)
+
+
 def test_compose_retrains_on_the_archive_the_archiver_fills() -> None:
     """The scheduled trainer reads the offline store the archiver appends to, seeded once
     by the one-shot history, not a frozen file: each run sees the newer days."""
@@ -186,6 +209,28 @@ def test_a_setting_the_settings_refuse_is_one_line_naming_the_variable(
     assert isinstance(result.exception, SystemExit), result.exception
     assert result.output.startswith("Error: bad setting: FRAUD_MAX_HISTORY_ROWS='20M': ")
     assert len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("variable", "command"),
+    [
+        ("FRAUD_REGISTRY_DIR", ["train", "--history", "h.parquet"]),
+        ("FRAUD_HISTORY", ["train"]),
+        ("FRAUD_DATA_DIR", ["stream"]),
+    ],
+)
+def test_an_empty_path_setting_is_refused_not_taken_as_the_working_directory(
+    monkeypatch: pytest.MonkeyPatch, variable: str, command: list[str]
+) -> None:
+    """A template that fills a variable from an unset one leaves it empty: Path("") would
+    put the registry in the working directory, or read it as the history."""
+    monkeypatch.setenv(variable, "")
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        f"Error: bad setting: {variable}='': an empty path; unset the variable for its "
+        "default, or give a path"
+    )
 
 
 def test_a_refused_setting_that_may_hold_a_password_is_not_echoed() -> None:

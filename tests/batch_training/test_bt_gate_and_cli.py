@@ -241,6 +241,7 @@ def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
         (["train", "--decline-fee", "nan"], "decline_fee=nan must be a finite amount >= 0"),
         (["train", "--alert-rate", "0"], "alert_rate=0.0 must lie in (0, 1]"),
         (["train", "--review-capacity", "-1"], "review_capacity=-1 reviews a day must be"),
+        (["train", "--cp-tolerance", "nan"], "cp_tolerance=nan must be >= 0"),
         (["models", "show", "9"], "model version 9 does not exist in"),
         (["models", "rollback"], "has no champion to roll back"),
     ],
@@ -258,6 +259,41 @@ def test_mistakes_end_with_one_line_saying_what_to_fix(
     assert result.output.strip().splitlines()[-1].startswith("Error: ")
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_a_history_that_is_not_parquet_or_csv_is_refused_with_the_fix(tmp_path: Path) -> None:
+    history = tmp_path / "passwd"
+    history.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, ["train", *where])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"Error: history {str(history)!r} cannot be read (ArrowInvalid: ")
+    assert last.endswith(
+        "give a Parquet file, a directory of Parquet files, a .csv file or a "
+        "`fraud archive` directory"
+    )
+
+
+def test_models_list_shows_a_damaged_version_and_lists_the_others(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    for _ in range(2):
+        run_training(small_history, registry=registry, options=_small_options(promote=False))
+    (registry.version_dir(1) / "metadata.json").write_text('{"broken')
+    models = ["models", "--registry", str(registry.root)]
+    listed = CliRunner().invoke(cli, [*models, "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[1].split()[:2] == ["1", "damaged:"]
+    assert "metadata.json is unreadable (JSONDecodeError" in lines[1]
+    assert lines[2].split()[0] == "2"
+    assert "not promoted: this run only registers" in lines[2]
+    shown = CliRunner().invoke(cli, [*models, "show", "1"])
+    assert shown.exit_code == 1
+    assert shown.output.startswith("Error: model version 1: ")
 
 
 def test_a_history_without_labels_is_refused_with_the_fix(
@@ -342,13 +378,21 @@ def _altered_model_file(version_dir: Path) -> None:
     model_file.write_bytes(model_file.read_bytes() + b" ")
 
 
+def _damaged_metadata(version_dir: Path) -> None:
+    metadata = version_dir / "metadata.json"
+    fields = json.loads(metadata.read_text())
+    del fields["feature_names"]
+    metadata.write_text(json.dumps(fields))
+
+
 @pytest.mark.parametrize(
     ("spoil", "why"),
     [
         (_other_fingerprint, "model version 1 was trained on feature set"),
         (_altered_model_file, "model version 1: sha256"),
+        (_damaged_metadata, "model version 1: "),
     ],
-    ids=["features defined differently now", "model file altered"],
+    ids=["features defined differently now", "model file altered", "metadata damaged"],
 )
 def test_a_champion_this_release_cannot_serve_is_replaced(
     small_history: pd.DataFrame, tmp_path: Path, spoil: Callable[[Path], None], why: str

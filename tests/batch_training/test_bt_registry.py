@@ -131,10 +131,62 @@ def test_a_rollback_reinstates_a_champion_as_it_first_got_there(
     assert registry_copy.previous_champions() == [1]
 
 
-def test_a_hand_edited_champion_pointer_is_a_clear_error(registry_copy: ModelRegistry) -> None:
-    (registry_copy.root / "champion.json").write_text('{"version": 1')
+@pytest.mark.parametrize(
+    "pointer",
+    [
+        '{"version": 1',
+        '{"version": 1, "previous": "abc"}',
+        '{"version": 1, "previous": [null]}',
+        '{"version": 1, "previous": [1], "previous_forced": ["no"]}',
+    ],
+)
+def test_a_hand_edited_champion_pointer_is_a_clear_error(
+    registry_copy: ModelRegistry, pointer: str
+) -> None:
+    (registry_copy.root / "champion.json").write_text(pointer)
     with pytest.raises(RegistryError, match=r"champion\.json is unreadable .* delete it"):
-        registry_copy.champion_version()
+        registry_copy.rollback()
+
+
+def _tamper(registry: ModelRegistry, version: int) -> None:
+    model_file = registry.version_dir(version) / "model.ubj"
+    data = bytearray(model_file.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model_file.write_bytes(bytes(data))
+
+
+def test_an_altered_model_never_becomes_champion_even_forced(
+    registry_copy: ModelRegistry,
+) -> None:
+    """--force bypasses the gate, not the checksum: no worker would start on the model."""
+    second = _second_version(registry_copy)
+    _tamper(registry_copy, second)
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        registry_copy.promote(second, forced=True)
+    assert registry_copy.champion_version() == 1
+    # nor by a rollback onto it
+    third = _second_version(registry_copy)
+    registry_copy.promote(third, forced=True)
+    _tamper(registry_copy, 1)
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        registry_copy.rollback()
+    assert registry_copy.champion_version() == third
+
+
+def test_damaged_metadata_is_an_integrity_error_naming_the_file(
+    registry_copy: ModelRegistry,
+) -> None:
+    """So training replaces such a champion, and the CLI says it in one line."""
+    second = _second_version(registry_copy)
+    path = registry_copy.version_dir(second) / "metadata.json"
+    path.write_text('{"broken')
+    with pytest.raises(
+        ModelIntegrityError, match=rf"version {second}: .*metadata\.json is unreadable"
+    ):
+        registry_copy.metadata(second)
+    path.write_text('{"version": 2}')  # valid JSON, fields missing
+    with pytest.raises(ModelIntegrityError, match="KeyError"):
+        registry_copy.load(second)
 
 
 def test_a_failed_write_leaves_no_staging_directory(

@@ -78,21 +78,36 @@ def test_a_cancelled_run_is_logged_as_cancelled_not_failed(
     ]
 
 
-def test_a_run_refused_with_a_fix_is_logged_in_one_line(caplog: pytest.LogCaptureFixture) -> None:
-    """An error that says what to fix (a history over the row limit) needs no traceback:
-    the compose trainer would print one at every tick."""
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            HistoryTooLargeError(Path("archive"), 30, 20, None, "raise the limit"),
+            "history 'archive' holds 30 rows, more than the limit of 20 (peak memory grows "
+            "by about 0.5 GB per million rows): raise the limit",
+        ),
+        (
+            FileNotFoundError("history 'h' does not exist; create one with `fraud simulate`"),
+            "history 'h' does not exist; create one with `fraud simulate`",
+        ),
+    ],
+    ids=["over the row limit", "no history"],
+)
+def test_a_run_refused_with_a_fix_is_logged_in_one_line(
+    caplog: pytest.LogCaptureFixture, error: Exception, message: str
+) -> None:
+    """An error that says what to fix needs no traceback: the compose trainer would print
+    one at every tick."""
     stop = threading.Event()
 
     def job() -> None:
         stop.set()
-        raise HistoryTooLargeError(Path("archive"), 30, 20, None, "raise the limit")
+        raise error
 
     with caplog.at_level(logging.ERROR, logger="batch_training.schedule"):
         assert run_every(3600, job, stop=stop) == 0
     (record,) = caplog.records
     assert record.exc_info is None
     assert record.getMessage() == (
-        "scheduled training run failed: history 'archive' holds 30 rows, more than the "
-        "limit of 20 (peak memory grows by about 0.5 GB per million rows): raise the limit; "
-        "retrying at the next tick"
+        f"scheduled training run failed: {message}; retrying at the next tick"
     )

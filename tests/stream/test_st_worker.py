@@ -321,7 +321,13 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     tampered = registry_copy.register(loaded.booster, **fields).version
     model_file = registry_copy.version_dir(tampered) / "model.ubj"
     model_file.write_bytes(model_file.read_bytes()[:-8] + b"tampered")
-    registry_copy.promote(tampered)
+    # `promote` refuses an altered model: the pointer is switched by hand (atomically),
+    # as a file altered after its promotion, or a pointer edited, would reach the worker
+    pointer_file = registry_copy.root / "champion.json"
+    pointer = json.loads(pointer_file.read_text()) | {"version": tampered}
+    staged = pointer_file.with_name(".champion-by-hand")
+    staged.write_text(json.dumps(pointer))
+    os.replace(staged, pointer_file)
     start = len(decisions)
     _produce(broker, worker.topics.transactions, unique, range(start, start + 40))
     wait_until(decided(start + 40), timeout_s=30, what="40 decisions after the bad promotion")
