@@ -3,7 +3,6 @@ gate settings, where the report and predictions go."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -45,7 +44,7 @@ class PipelineOptions:
             raise TrainingConfigError(
                 f"label_delay_s={self.label_delay_s} must be >= 0 (--label-delay-days)"
             )
-        if not (math.isfinite(self.cp_tolerance) and self.cp_tolerance >= 0):  # NaN too
+        if not self.cp_tolerance >= 0:  # NaN too
             raise TrainingConfigError(
                 f"cp_tolerance={self.cp_tolerance} must be >= 0 (--cp-tolerance)"
             )

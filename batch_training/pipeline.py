@@ -208,7 +208,7 @@ def run_training(
         gate = GateDecision(
             True,
             f"{gate.reason}; not promoted: this run only registers (--no-promote); "
-            "`fraud models promote` it to make it the champion",
+            "`fraud models promote` the version it registers to make it the champion",
         )
     # the last stage report, so a stop requested here leaves no version behind
     progress("writing the report")

@@ -83,6 +83,9 @@ class ModelMetadata:
     @classmethod
     def from_json(cls, text: str) -> ModelMetadata:
         raw = json.loads(text)
+        for key in ("metrics", "training_window", "extra"):
+            if not isinstance(raw.get(key, {}), dict):
+                raise TypeError(f"{key} is {raw[key]!r}, not an object")
         raw["thresholds"] = Thresholds(**raw["thresholds"])
         raw["feature_names"] = tuple(raw["feature_names"])
         return cls(**raw)
@@ -139,13 +142,19 @@ class ModelRegistry:
         """A version's metadata; :class:`ModelIntegrityError` when the file was damaged."""
         path = self._versions / str(version) / METADATA_FILE
         if not path.is_file():
+            if path.parent.is_dir():  # versions appear whole: this one lost a file since
+                raise ModelIntegrityError(
+                    f"model version {version}: {path} is missing; train a new version, "
+                    "or promote another one"
+                )
             raise RegistryError(
                 f"model version {version} does not exist in {self.root}; "
                 f"known versions: {self.versions()}"
             )
         try:
             return ModelMetadata.from_json(path.read_text())
-        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        # JSONDecodeError is a ValueError; RegistryError: thresholds out of order
+        except (ValueError, KeyError, TypeError, RegistryError) as exc:
             raise ModelIntegrityError(
                 f"model version {version}: {path} is unreadable ({type(exc).__name__}: "
                 f"{exc}); it is written once with the model, so it was altered: train a new "
@@ -194,10 +203,6 @@ class ModelRegistry:
                 raise ValueError(f"an object was expected, not {type(pointer).__name__}")
             if not isinstance(pointer.get("version"), int | None):
                 raise ValueError(f"version {pointer['version']!r} is not a number")
-            for key, kind in (("previous", int), ("previous_forced", bool)):
-                listed = pointer.get(key, [])
-                if not (isinstance(listed, list) and all(isinstance(v, kind) for v in listed)):
-                    raise ValueError(f"{key} {listed!r} is not a list of {kind.__name__}s")
         except ValueError as exc:  # JSONDecodeError is one
             raise RegistryError(
                 f"the champion pointer {path} is unreadable ({exc}); it is only ever replaced "
@@ -318,14 +323,27 @@ def _version(pointer: dict[str, Any]) -> int | None:
     return None if version is None else int(version)
 
 
+def _listed(pointer: dict[str, Any], key: str, kind: type) -> list[Any]:
+    """The pointer's ``key`` list, checked here, where only promote and rollback read it:
+    a damaged history of champions must not stop the champion itself from serving."""
+    listed = pointer.get(key, [])
+    if not (isinstance(listed, list) and all(type(v) is kind for v in listed)):
+        raise RegistryError(
+            f"the champion pointer's {key} {listed!r} is not a list of {kind.__name__}s: "
+            f"it is only ever replaced whole, so it was edited by hand: delete "
+            f"{CHAMPION_FILE} and `fraud models promote V --force` the version that should serve"
+        )
+    return listed
+
+
 def _previous(pointer: dict[str, Any]) -> list[int]:
-    return [int(v) for v in pointer.get("previous", [])]
+    return _listed(pointer, "previous", int)
 
 
 def _previous_forced(pointer: dict[str, Any], count: int) -> list[bool]:
     """Whether each earlier champion was forced; a pointer written before this was
     recorded counts them as gate-passed, so rolling back past them asks for --force."""
-    recorded = [bool(f) for f in pointer.get("previous_forced", [])][:count]
+    recorded = _listed(pointer, "previous_forced", bool)[:count]
     return recorded + [False] * (count - len(recorded))
 
 

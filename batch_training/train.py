@@ -112,7 +112,7 @@ class TrainingConfig:
                 f"review_capacity={self.review_capacity} reviews a day must be at least 0 "
                 "(--review-capacity; 0: never review)"
             )
-        if not (math.isfinite(self.min_gain_se) and self.min_gain_se >= 0):  # NaN too
+        if not self.min_gain_se >= 0:  # NaN too
             raise TrainingConfigError(
                 f"min_gain_se={self.min_gain_se} must be at least 0; 0 takes the candidate "
                 "with the highest validation AP"

@@ -41,7 +41,14 @@ def read_history(
         )
     try:
         frame = _read_frame(path, since, until, max_rows)
-    except (pa.ArrowException, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    # not the Arrow errors of a readable file too large for memory: they say so themselves
+    except (
+        pa.ArrowInvalid,
+        pa.ArrowNotImplementedError,
+        pd.errors.ParserError,
+        pd.errors.EmptyDataError,
+        UnicodeDecodeError,
+    ) as exc:
         raise HistoryFormatError(
             f"history {str(path)!r} cannot be read ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); give a Parquet file, a "

@@ -119,7 +119,11 @@ def models_show(registry: Any, version: int) -> None:
 @click.pass_obj
 def models_promote(registry: Any, version: int, force: bool) -> None:
     """Make VERSION the champion (the stream picks it up)."""
-    gate = registry.metadata(version).extra.get("gate", {})
+    from batch_training.model_features import feature_set_of
+
+    meta = registry.metadata(version)
+    feature_set_of(meta)  # --force bypasses the gate, not what a worker can serve
+    gate = meta.extra.get("gate", {})
     passed = bool(gate.get("promote")) and gate.get("champion") == registry.champion_version()
     if not passed and not force:
         raise click.ClickException(
@@ -139,9 +143,14 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
 @click.pass_obj
 def models_rollback(registry: Any, force: bool) -> None:
     """Reinstate the previous champion."""
+    from batch_training.model_features import feature_set_of
+
     current = registry.champion_version()
     if current is None:
         raise click.ClickException(f"{registry.root} has no champion to roll back")
+    previous = registry.previous_champions()
+    if previous:  # e.g. after an upgrade that redefined its features: no worker serves it
+        feature_set_of(registry.metadata(previous[0]))
     if not registry.champion_was_forced() and not force:
         raise click.ClickException(
             f"the champion v{current} passed the promotion gate; "

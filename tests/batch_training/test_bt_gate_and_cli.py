@@ -296,6 +296,29 @@ def test_models_list_shows_a_damaged_version_and_lists_the_others(
     assert shown.output.startswith("Error: model version 1: ")
 
 
+def test_promote_and_rollback_refuse_a_model_no_worker_would_serve_even_forced(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """--force bypasses the gate, not the features: a version whose features this release
+    defines differently (e.g. after an upgrade) would stop every worker."""
+    registry = ModelRegistry(tmp_path / "registry")
+    for _ in range(2):
+        run_training(small_history, registry=registry, options=_small_options(promote=False))
+    models = ["models", "--registry", str(registry.root)]
+    _other_fingerprint(registry.version_dir(2))
+    promoted = CliRunner().invoke(cli, [*models, "promote", "2", "--force"])
+    assert promoted.exit_code == 1
+    assert "Error: model version 2 was trained on feature set 'core'" in promoted.output
+    assert registry.champion_version() is None
+    for version in (2, 1):  # v2 promoted before the upgrade changed it, then v1
+        registry.promote(version, forced=True)
+    _other_fingerprint(registry.version_dir(2))
+    rolled = CliRunner().invoke(cli, [*models, "rollback", "--force"])
+    assert rolled.exit_code == 1
+    assert "Error: model version 2 was trained on feature set 'core'" in rolled.output
+    assert registry.champion_version() == 1
+
+
 def test_a_history_without_labels_is_refused_with_the_fix(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import json
 import os
 import threading
 import time
@@ -131,20 +132,22 @@ def test_a_rollback_reinstates_a_champion_as_it_first_got_there(
     assert registry_copy.previous_champions() == [1]
 
 
-@pytest.mark.parametrize(
-    "pointer",
-    [
-        '{"version": 1',
-        '{"version": 1, "previous": "abc"}',
-        '{"version": 1, "previous": [null]}',
-        '{"version": 1, "previous": [1], "previous_forced": ["no"]}',
-    ],
-)
-def test_a_hand_edited_champion_pointer_is_a_clear_error(
-    registry_copy: ModelRegistry, pointer: str
-) -> None:
-    (registry_copy.root / "champion.json").write_text(pointer)
+def test_a_hand_edited_champion_pointer_is_a_clear_error(registry_copy: ModelRegistry) -> None:
+    (registry_copy.root / "champion.json").write_text('{"version": 1')
     with pytest.raises(RegistryError, match=r"champion\.json is unreadable .* delete it"):
+        registry_copy.champion_version()
+
+
+@pytest.mark.parametrize(
+    "history",
+    ['"previous": "abc"', '"previous": [null]', '"previous": [1], "previous_forced": ["no"]'],
+)
+def test_a_damaged_list_of_earlier_champions_stops_rollback_not_serving(
+    registry_copy: ModelRegistry, history: str
+) -> None:
+    (registry_copy.root / "champion.json").write_text(f'{{"version": 1, {history}}}')
+    assert registry_copy.champion_version() == 1  # the stream and training still read it
+    with pytest.raises(RegistryError, match=r"edited by hand: delete champion\.json and"):
         registry_copy.rollback()
 
 
@@ -187,6 +190,19 @@ def test_damaged_metadata_is_an_integrity_error_naming_the_file(
     path.write_text('{"version": 2}')  # valid JSON, fields missing
     with pytest.raises(ModelIntegrityError, match="KeyError"):
         registry_copy.load(second)
+    fields = json.loads((registry_copy.version_dir(1) / "metadata.json").read_text())
+    for damage, error in (
+        ({"thresholds": {"review": 0.9, "decline": 0.5}}, "RegistryError"),
+        ({"metrics": []}, "TypeError"),
+    ):
+        path.write_text(json.dumps(fields | damage))
+        with pytest.raises(ModelIntegrityError, match=rf"version {second}: .*\({error}: "):
+            registry_copy.metadata(second)
+    path.unlink()  # a version directory that lost its metadata
+    with pytest.raises(
+        ModelIntegrityError, match=rf"version {second}: .*metadata\.json is missing"
+    ):
+        registry_copy.metadata(second)
 
 
 def test_a_failed_write_leaves_no_staging_directory(
