@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -306,6 +307,24 @@ def archive_last_event_ms(path: Path) -> int | None:
     return None if last_ns is None else int(last_ns) // 1_000_000
 
 
+def _warn_reused_ids(path: Path, frame: pd.DataFrame, first: np.ndarray) -> None:
+    """A repeat at another time is another payment under a reused id, not a rewrite: it is
+    dropped like a repeat (one id, one payment), but said, since its verdicts then land
+    on the first payment."""
+    kept_time = frame.loc[first].set_index("transaction_id")["event_time"]
+    repeats = frame.loc[~first]
+    moved = repeats["event_time"].to_numpy() != kept_time.loc[repeats["transaction_id"]].to_numpy()
+    if moved.any():
+        log.warning(
+            "archive %s: %d payment(s) reuse the transaction_id of an earlier payment at "
+            "another time (e.g. %s) and were dropped; the producer must give each payment "
+            "its own id",
+            path,
+            int(moved.sum()),
+            repeats["transaction_id"].iloc[int(np.argmax(moved))],
+        )
+
+
 def read_archive(
     path: Path,
     *,
@@ -333,6 +352,7 @@ def read_archive(
     ids = pd.Index(frame["transaction_id"])
     if not ids.is_unique:  # at-least-once writes repeat payments: keep the first
         first = ~ids.duplicated(keep="first")
+        _warn_reused_ids(path, frame, first)
         frame, ids = frame[first].reset_index(drop=True), ids[first]
     labels_dir = path / "labels"
     frame["is_fraud"] = 0

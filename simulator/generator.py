@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from feature_store.schema import Transaction
 from simulator.config import SimulationConfig
 from simulator.errors import SimulatorError
-from simulator.ids import format_tx_ids
+from simulator.ids import format_tx_ids, id_seed
 from simulator.legit import legit_day
 from simulator.profiles import CHANNELS, COUNTRIES, build_cards, build_merchants
 from simulator.rows import DAY_MS, FRAUD_SCENARIOS, NS_PER_MS, FraudScenario, RowBatch
@@ -157,9 +157,10 @@ class TrafficGenerator:
         def origin(e: int) -> int:
             return start_ns + e * DAY_MS * NS_PER_MS
 
+        ids = id_seed(cfg.seed, start_ns)  # another start: other ids, the same traffic
         rows = legit_day(
             self._rng(_LEGIT, k),
-            seed=cfg.seed,
+            seed=ids,
             day=k,
             day_start_ns=day_start,
             cards=cards,
@@ -187,7 +188,7 @@ class TrafficGenerator:
             for e in range(k - lookback, k + 1):
                 fraud = make(
                     self._rng(stream, e),
-                    seed=cfg.seed,
+                    seed=ids,
                     day=e,
                     day_start_ns=origin(e),
                     rate=rate,

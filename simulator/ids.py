@@ -1,9 +1,12 @@
 """Transaction ids: unique, deterministic, and revealing nothing about the row.
 
-An id is a bijective 64-bit mix of (day, kind, index) salted by the seed, so ids never
-collide and a fraud row's id looks like any other. Rendered as ``tx_`` + two 8-hex-digit
-halves: the ``_`` keeps any run of digits under 13, so an id can never look like a card number,
-and string order equals numeric order (fixed width, lowercase hex).
+An id is a bijective 64-bit mix of (day, kind, index) salted by the seed and the
+simulation's start (:func:`id_seed`), so ids of one simulation never collide, a fraud
+row's id looks like any other, and a live run never re-issues the ids of a history
+simulated with the same seed from another start (their days count from different
+starts). Rendered as ``tx_`` + two 8-hex-digit halves: the ``_`` keeps any run of digits
+under 13, so an id can never look like a card number, and string order equals numeric
+order (fixed width, lowercase hex).
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from typing import Final
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["KIND_CARD_TESTING", "KIND_LEGIT", "KIND_STOLEN_CARD", "format_tx_ids", "tx_keys"]
+__all__ = [
+    "KIND_CARD_TESTING",
+    "KIND_LEGIT",
+    "KIND_STOLEN_CARD",
+    "format_tx_ids",
+    "id_seed",
+    "tx_keys",
+]
 
 KIND_LEGIT: Final = 0
 KIND_STOLEN_CARD: Final = 1
@@ -31,6 +41,14 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return np.asarray(z ^ (z >> np.uint64(31)))
+
+
+def id_seed(seed: int, start_ns: int) -> int:
+    """The salt of a simulation's ids: its seed mixed with its start (ns since the epoch)."""
+    mixed = _splitmix64(np.array([seed], dtype=np.uint64)) ^ np.array(
+        [start_ns % (1 << 64)], dtype=np.uint64
+    )
+    return int(_splitmix64(mixed)[0])
 
 
 def tx_keys(*, seed: int, day: int, kind: int, index: np.ndarray) -> np.ndarray:

@@ -106,6 +106,7 @@ class WorkerPipeline:
         log.info("applied %d labels (%d matched known transactions)", len(updates), matched)
 
     async def close(self) -> None:
+        await self.watcher.close()
         await self.ledger.close()
 
 

@@ -1,9 +1,11 @@
 """Hot model reload: the worker follows the registry's champion without a restart.
 
 Between batches the worker asks :meth:`ModelWatcher.poll` whether the champion pointer
-moved (a small file read, at most every ``interval_s``). A new champion is loaded off the
-event loop, checked (sha256, feature set) and, if asked, compiled before it serves; a model
-that fails the checks is refused once, logged, and the current one keeps serving.
+moved (a small file read, at most every ``interval_s``). A new champion is loaded in a
+background thread, checked (sha256, feature set) and, if asked, compiled, while the
+current one keeps serving: batches do not wait for it (compiling a 386-tree model takes
+seconds). A later poll swaps it in once it is ready. A model that fails the checks is
+refused once, logged, and the current one keeps serving.
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ class ModelWatcher:
         self._next_check = time.monotonic() + interval_s
         self.refused: set[int] = set()
         self.swaps = 0
+        # the version being loaded in the background, and its load
+        self._loading: tuple[int, asyncio.Task[ServingModel]] | None = None
 
     async def poll(self) -> ServingModel | None:
-        """The new champion if it changed and passed the checks, else None."""
+        """The new champion once it is loaded and passed the checks, else None."""
+        if self._loading is not None:
+            return self._loaded() if self._loading[1].done() else None
         now = time.monotonic()
         if now < self._next_check:
             return None
@@ -53,12 +59,25 @@ class ModelWatcher:
             return None
         if version is None or version == self.current.version or version in self.refused:
             return None
+        load = functools.partial(
+            load_serving_model, self._registry, compile_options=self._compile_options
+        )
+        self._loading = (version, asyncio.create_task(asyncio.to_thread(load)))
+        return None
+
+    async def close(self) -> None:
+        """Wait for a load in progress (its thread cannot be interrupted)."""
+        if self._loading is not None:
+            await asyncio.gather(self._loading[1], return_exceptions=True)
+            self._loading = None
+
+    def _loaded(self) -> ServingModel | None:
+        if self._loading is None:
+            return None
+        version, task = self._loading
+        self._loading = None
         try:
-            # compiling a new champion takes seconds: off the loop, the current one serves
-            load = functools.partial(
-                load_serving_model, self._registry, compile_options=self._compile_options
-            )
-            candidate = await asyncio.to_thread(load)
+            candidate = task.result()  # anything but a refusal below fails the worker, as before
         except (RegistryError, OSError, ValueError) as exc:
             self.refused.add(version)
             log.error(

@@ -268,3 +268,44 @@ def test_the_last_event_is_cut_to_the_millisecond_as_the_offline_clock_is(
     late.loc[last, "event_time"] = pd.Timestamp("2026-10-20 23:59:59.998999700", tz="UTC")
     seed_archive(late, tmp_path / "archive")
     assert archive_last_event_ms(tmp_path / "archive") == int(epoch_ms(late["event_time"]).max())
+
+
+def test_a_live_run_with_the_seeds_settings_issues_new_ids(history: pd.DataFrame) -> None:
+    """The compose stack seeds the archive and runs the live simulator with the same seed:
+    live payments reusing the seed's ids were dropped as repeats, and their verdicts
+    landed on weeks-old payments."""
+    generator = TrafficGenerator(SimulationConfig(cards=200, merchants=20, seed=3))
+    live = generator.events(start=datetime(2026, 12, 6, tzinfo=UTC))
+    ids = {next(live).transaction.transaction_id for _ in range(2000)}
+    assert len(ids) == 2000
+    assert not ids & set(history["transaction_id"])
+    # the same start gives the same ids: a history is reproducible
+    again = TrafficGenerator(SimulationConfig(cards=200, merchants=20, seed=3)).history(
+        start=datetime(2026, 10, 1, tzinfo=UTC), days=1
+    )
+    assert set(again["transaction_id"]) <= set(history["transaction_id"])
+
+
+def test_a_reused_id_at_another_time_is_dropped_and_said(
+    history: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed_archive(history, tmp_path / "archive")
+    last_day = history["event_time"].max()
+    day = tmp_path / "archive" / "transactions" / f"day={last_day:%Y-%m-%d}"
+    (part,) = day.glob("*.parquet")
+    # 3 payments of the last day under the ids of the first day's first 3 (as archived)
+    first_ids = history["transaction_id"].head(3).tolist()
+    pd.read_parquet(part).tail(3).assign(transaction_id=first_ids).to_parquet(
+        day / "part-reused.parquet", index=False
+    )
+    with caplog.at_level("WARNING", logger="feature_store.archive"):
+        archived = read_archive(tmp_path / "archive")
+    assert len(archived) == len(history)
+    (record,) = caplog.records
+    assert "3 payment(s) reuse the transaction_id of an earlier payment" in record.getMessage()
+    caplog.clear()
+    shutil.copy(part, day / "part-repeat.parquet")  # a plain repeat says nothing
+    (day / "part-reused.parquet").unlink()
+    with caplog.at_level("WARNING", logger="feature_store.archive"):
+        read_archive(tmp_path / "archive")
+    assert not caplog.records
