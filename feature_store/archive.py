@@ -32,7 +32,7 @@ from kafka import KafkaConsumer
 
 from feature_store.errors import HistoryColumnsError, HistoryTooLargeError, InvalidEvent
 from feature_store.labels import LabelCodec, LabelEvent
-from feature_store.schema import Transaction, TransactionCodec
+from feature_store.schema import Transaction, TransactionCodec, redact_pans
 
 __all__ = [
     "ArchiveStats",
@@ -307,13 +307,13 @@ def archive_last_event_ms(path: Path) -> int | None:
     return None if last_ns is None else int(last_ns) // 1_000_000
 
 
-def _warn_reused_ids(path: Path, frame: pd.DataFrame, first: np.ndarray) -> None:
+def _warn_reused_ids(path: Path, frame: pd.DataFrame, ids: pd.Index) -> None:
     """A repeat at another time is another payment under a reused id, not a rewrite: it is
     dropped like a repeat (one id, one payment), but said, since its verdicts then land
-    on the first payment."""
-    kept_time = frame.loc[first].set_index("transaction_id")["event_time"]
-    repeats = frame.loc[~first]
-    moved = repeats["event_time"].to_numpy() != kept_time.loc[repeats["transaction_id"]].to_numpy()
+    on the first payment. Only the rows whose id repeats are looked at."""
+    repeated = frame.loc[ids.duplicated(keep=False), ["transaction_id", "event_time"]]
+    first_time = repeated.groupby("transaction_id", sort=False)["event_time"].transform("first")
+    moved = repeated["event_time"].ne(first_time).to_numpy()
     if moved.any():
         log.warning(
             "archive %s: %d payment(s) reuse the transaction_id of an earlier payment at "
@@ -321,7 +321,7 @@ def _warn_reused_ids(path: Path, frame: pd.DataFrame, first: np.ndarray) -> None
             "its own id",
             path,
             int(moved.sum()),
-            repeats["transaction_id"].iloc[int(np.argmax(moved))],
+            redact_pans(str(repeated["transaction_id"].iloc[int(np.argmax(moved))])),
         )
 
 
@@ -352,7 +352,7 @@ def read_archive(
     ids = pd.Index(frame["transaction_id"])
     if not ids.is_unique:  # at-least-once writes repeat payments: keep the first
         first = ~ids.duplicated(keep="first")
-        _warn_reused_ids(path, frame, first)
+        _warn_reused_ids(path, frame, ids)
         frame, ids = frame[first].reset_index(drop=True), ids[first]
     labels_dir = path / "labels"
     frame["is_fraud"] = 0

@@ -52,11 +52,7 @@ class ModelWatcher:
         if now < self._next_check:
             return None
         self._next_check = now + self._interval_s
-        try:
-            version = self._registry.champion_version()
-        except (RegistryError, OSError, ValueError, KeyError) as exc:
-            log.warning("cannot read the champion pointer: %s", exc)
-            return None
+        version = self._champion()
         if version is None or version == self.current.version or version in self.refused:
             return None
         load = functools.partial(
@@ -64,6 +60,19 @@ class ModelWatcher:
         )
         self._loading = (version, asyncio.create_task(asyncio.to_thread(load)))
         return None
+
+    @property
+    def loading(self) -> int | None:
+        """The version being loaded in the background, if any."""
+        return None if self._loading is None else self._loading[0]
+
+    def _champion(self) -> int | None:
+        """The champion's version; None when there is none or the pointer is unreadable."""
+        try:
+            return self._registry.champion_version()
+        except (RegistryError, OSError, ValueError, KeyError) as exc:
+            log.warning("cannot read the champion pointer: %s", exc)
+            return None
 
     async def close(self) -> None:
         """Wait for a load in progress (its thread cannot be interrupted)."""
@@ -84,6 +93,8 @@ class ModelWatcher:
                 "refused model v%s, still serving v%s: %s", version, self.current.version, exc
             )
             return None
+        if self._champion() not in (candidate.version, None):  # promoted or rolled back since
+            return None  # the next poll loads the champion it is now
         log.warning("serving model v%s (was v%s)", candidate.version, self.current.version)
         self.current = candidate
         self.swaps += 1

@@ -65,3 +65,43 @@ def test_a_new_champion_loads_in_the_background_while_the_current_one_serves(
 
     swapped = asyncio.run(batches())
     assert swapped.version == second
+
+
+def test_a_champion_rolled_back_during_a_load_is_not_swapped_in(
+    registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    current = load_serving_model(registry_copy)
+    loaded = registry_copy.load(1)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    second = registry_copy.register(loaded.booster, **fields).version
+    registry_copy.promote(second, forced=True)
+    release, compiling = threading.Event(), threading.Event()
+
+    def slow_load(registry: ModelRegistry, **options: Any) -> ServingModel:
+        model = load_serving_model(registry, **options)  # v2, then a long compile
+        compiling.set()
+        release.wait(timeout=30)
+        return model
+
+    monkeypatch.setattr(stream.reload, "load_serving_model", slow_load)
+
+    async def batches() -> list[ServingModel | None]:
+        watcher = ModelWatcher(registry=registry_copy, current=current, interval_s=0.0)
+        assert await watcher.poll() is None
+        assert watcher.loading == second
+        assert await asyncio.to_thread(compiling.wait, 30)
+        registry_copy.rollback()  # the operator takes it back meanwhile
+        release.set()
+        swaps = []
+        deadline = time.monotonic() + 30
+        while watcher.loading is not None:  # until the load ends and a poll takes it
+            assert time.monotonic() < deadline, "the load never finished"
+            swaps.append(await watcher.poll())
+            await asyncio.sleep(0.01)  # a batch's worth of time
+        swaps += [await watcher.poll() for _ in range(3)]
+        assert watcher.current is current
+        return swaps
+
+    assert set(asyncio.run(batches())) == {None}  # v1 serves on, never v2
