@@ -29,18 +29,23 @@ def test_an_unreadable_pointer_is_logged_and_the_current_model_serves_on(
     assert "delete it" in caplog.text
 
 
+def _promote_a_second_version(registry: ModelRegistry) -> int:
+    loaded = registry.load(1)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    second = registry.register(loaded.booster, **fields).version
+    registry.promote(second, forced=True)
+    return second
+
+
 def test_a_new_champion_loads_in_the_background_while_the_current_one_serves(
     registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Compiling a champion takes seconds: batches must not wait for it (they did, for up
     to 2.4 s at a swap under load)."""
     current = load_serving_model(registry_copy)
-    loaded = registry_copy.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
-    second = registry_copy.register(loaded.booster, **fields).version
-    registry_copy.promote(second, forced=True)
+    second = _promote_a_second_version(registry_copy)
     release = threading.Event()
 
     def slow_load(registry: ModelRegistry, **options: Any) -> ServingModel:
@@ -71,12 +76,7 @@ def test_a_champion_rolled_back_during_a_load_is_not_swapped_in(
     registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     current = load_serving_model(registry_copy)
-    loaded = registry_copy.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
-    second = registry_copy.register(loaded.booster, **fields).version
-    registry_copy.promote(second, forced=True)
+    second = _promote_a_second_version(registry_copy)
     release, compiling = threading.Event(), threading.Event()
 
     def slow_load(registry: ModelRegistry, **options: Any) -> ServingModel:
