@@ -199,10 +199,11 @@ def cost_curves(
     and 0.92, where 119 test payments lie), and a line drawn across such a gap misstates
     the cost there.
     """
-    low = float(np.quantile(scores, 0.9)) if len(scores) else 0.0
+    quantiles = np.quantile(scores, np.linspace(0.9, 1.0, 50))
+    low = float(quantiles[0])
     steps = np.linspace(low, 1.0, _CURVE_STEPS)
     extra = np.asarray([t for t in through if low <= t <= 1.0], dtype=np.float64)
-    grid = np.unique(np.concatenate([np.quantile(scores, np.linspace(0.9, 1.0, 50)), steps, extra]))
+    grid = np.unique(np.concatenate([quantiles, steps, extra]))
     by_pair = costs_by_threshold(scores, labels, amounts, grid, np.append(grid, math.inf), cost)
     return grid, np.diagonal(by_pair).copy(), by_pair[:, -1].copy()
 

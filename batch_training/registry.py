@@ -143,10 +143,7 @@ class ModelRegistry:
         path = self._versions / str(version) / METADATA_FILE
         if not path.is_file():
             if path.parent.is_dir():  # versions appear whole: this one lost a file since
-                raise ModelIntegrityError(
-                    f"model version {version}: {path} is missing; train a new version, "
-                    "or promote another one"
-                )
+                raise _missing(version, path)
             raise RegistryError(
                 f"model version {version} does not exist in {self.root}; "
                 f"known versions: {self.versions()}"
@@ -169,10 +166,7 @@ class ModelRegistry:
         try:
             model_bytes = path.read_bytes()
         except FileNotFoundError as exc:
-            raise ModelIntegrityError(
-                f"model version {version}: {path} is missing; train a new version, or "
-                "promote another one"
-            ) from exc
+            raise _missing(version, path) from exc
         actual = _sha256(model_bytes)
         if actual != meta.model_sha256:
             raise ModelIntegrityError(
@@ -316,6 +310,12 @@ class ModelRegistry:
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)
+
+
+def _missing(version: int, path: Path) -> ModelIntegrityError:
+    return ModelIntegrityError(
+        f"model version {version}: {path} is missing; train a new version, or promote another one"
+    )
 
 
 def _version(pointer: dict[str, Any]) -> int | None:

@@ -47,7 +47,11 @@ class ModelWatcher:
     async def poll(self) -> ServingModel | None:
         """The new champion once it is loaded and passed the checks, else None."""
         if self._loading is not None:
-            return self._loaded() if self._loading[1].done() else None
+            loading, task = self._loading
+            if not task.done():
+                return None
+            self._loading = None
+            return self._loaded(loading, task)
         now = time.monotonic()
         if now < self._next_check:
             return None
@@ -80,11 +84,8 @@ class ModelWatcher:
             await asyncio.gather(self._loading[1], return_exceptions=True)
             self._loading = None
 
-    def _loaded(self) -> ServingModel | None:
-        if self._loading is None:
-            return None
-        version, task = self._loading
-        self._loading = None
+    def _loaded(self, version: int, task: asyncio.Task[ServingModel]) -> ServingModel | None:
+        """The finished load of ``version``, if it passed the checks and is still champion."""
         try:
             candidate = task.result()  # anything but a refusal below fails the worker, as before
         except (RegistryError, OSError, ValueError) as exc:
