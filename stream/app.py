@@ -129,7 +129,7 @@ def build_app(
     model: ServingModel | None = None,
 ) -> faust.App:
     """The faust app with its agents; the model is loaded (and compiled) before, or now,
-    never per event."""
+    never per event. The app closes ``store`` when it stops."""
     compile_options = _compile_options(settings)
     if model is None:
         model = load_serving_model(
@@ -144,6 +144,11 @@ def build_app(
     class _App(faust.App):
         def _new_transport(self) -> Any:
             return transport(self.conf.broker_consumer, self)
+
+        async def on_shutdown(self) -> None:
+            # after the agents stopped: no batch is using the ledger, the store or a load
+            await pipeline.close()
+            await store.close()
 
     app = _App(
         settings.app_id,

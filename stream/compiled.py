@@ -21,9 +21,8 @@ caller keeps scoring with XGBoost.
 
 from __future__ import annotations
 
-import contextlib
+import ctypes
 import hashlib
-import io
 import json
 import logging
 import math
@@ -35,8 +34,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import warnings
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,10 +118,10 @@ class CompiledModel:
         # TL2cgen: "predict may be called by only one thread at a time"
         self._lock = threading.Lock()
         self._matrix = tl2cgen.DMatrix
-        with _captured_native_messages():
-            self._predictor: tl2cgen.Predictor | None = tl2cgen.Predictor(
-                library, nthread=predict_threads
-            )
+        _route_native_messages()
+        self._predictor: tl2cgen.Predictor | None = tl2cgen.Predictor(
+            library, nthread=predict_threads
+        )
         if self._predictor.num_feature != num_features:
             taken = self._predictor.num_feature
             self.close()
@@ -157,22 +154,34 @@ class CompiledModel:
         return np.asarray(out, dtype=np.float64).reshape(rows.shape[0])
 
 
-@contextlib.contextmanager
-def _captured_native_messages() -> Iterator[None]:
-    """TL2cgen's native log goes to print() and warnings.warn(); keep both in our log.
+def _log_native_note(message: bytes) -> None:
+    log.debug("tl2cgen: %s", message.decode("utf-8", "replace").strip())
 
-    Its notes are not errors, yet would be raised as such where warnings are errors. Both
-    redirections are process-wide for the moment they last: only the few native calls of a
-    model load are wrapped. (The Treelite bundled in TL2cgen writes its own notes, such as
+
+# ctypes drops a callback once nothing in Python refers to it: this one lives with the module
+_NATIVE_NOTE: Final = ctypes.CFUNCTYPE(None, ctypes.c_char_p)(_log_native_note)
+
+
+def _route_native_messages() -> None:
+    """Send TL2cgen's native notes made on this thread to our log.
+
+    TL2cgen registers callbacks that print() its log and warnings.warn() its warnings, and
+    only on the thread that imported it: the registry is per thread. Its notes are not
+    errors, yet would be raised as such where warnings are errors; catching them by
+    redirecting stdout and the warnings filters would be process-wide, and swallow what
+    the event loop prints while a reload compiles beside it. So each call into TL2cgen
+    registers ours on its own thread first (cheap); only the library handle is reached
+    through a private name. (The Treelite bundled in TL2cgen writes its own notes, such as
     "model from a newer Treelite version", straight to stderr: those are not caught.)
     """
-    out = io.StringIO()
-    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(out):
-        warnings.simplefilter("always")
-        yield
-    for line in [*out.getvalue().splitlines(), *(str(w.message) for w in caught)]:
-        if line.strip():
-            log.debug("tl2cgen: %s", line.strip())
+    from tl2cgen import libloader
+
+    lib = getattr(libloader, "_LIB", None)
+    if lib is None:
+        return
+    for register in (lib.TL2cgenRegisterLogCallback, lib.TL2cgenRegisterWarningCallback):
+        if register(_NATIVE_NOTE) != 0:
+            log.debug("tl2cgen: could not register a callback: %s", lib.TL2cgenGetLastError())
 
 
 def probe_rows(booster: xgb.Booster, rows: int, *, seed: int = 0) -> np.ndarray:
@@ -309,10 +318,10 @@ def _compile_to(target: Path, booster: xgb.Booster, units: int, options: Compile
 
     build_dir = Path(tempfile.mkdtemp(prefix=".build-", dir=target.parent))
     try:
-        with _captured_native_messages():
-            tl2cgen.generate_c_code(
-                _treelite_model(booster), build_dir, params={"parallel_comp": units}
-            )
+        _route_native_messages()
+        tl2cgen.generate_c_code(
+            _treelite_model(booster), build_dir, params={"parallel_comp": units}
+        )
         _float_leaves(build_dir)
         os.replace(_build(build_dir, options), target)
     finally:

@@ -106,8 +106,10 @@ class WorkerPipeline:
         log.info("applied %d labels (%d matched known transactions)", len(updates), matched)
 
     async def close(self) -> None:
+        """At shutdown, after the last batch: a model load in progress is waited for."""
         await self.watcher.close()
         await self.ledger.close()
+        log.warning("stopped, serving model v%s to the end", self.watcher.current.version)
 
 
 def build_pipeline(

@@ -59,8 +59,13 @@ class ModelWatcher:
         version = self._champion()
         if version is None or version == self.current.version or version in self.refused:
             return None
+        # the version read, not whatever is champion when the thread gets to it: a refusal
+        # must name the model that failed
         load = functools.partial(
-            load_serving_model, self._registry, compile_options=self._compile_options
+            load_serving_model,
+            self._registry,
+            version=version,
+            compile_options=self._compile_options,
         )
         self._loading = (version, asyncio.create_task(asyncio.to_thread(load)))
         return None

@@ -178,14 +178,17 @@ def _with_compiled(serving: ServingModel, options: CompileOptions) -> ServingMod
 
 
 def load_serving_model(
-    registry: ModelRegistry, *, compile_options: CompileOptions | None = None
+    registry: ModelRegistry,
+    *,
+    version: int | None = None,
+    compile_options: CompileOptions | None = None,
 ) -> ServingModel:
-    """Load the champion and refuse it unless its features are exactly ours.
+    """Load the champion (or ``version``) and refuse it unless its features are exactly ours.
 
-    With ``compile_options`` the champion is also compiled (or taken from the cache) and the
+    With ``compile_options`` the model is also compiled (or taken from the cache) and the
     faster backend chosen per batch size; a failed compilation only logs a warning.
     """
-    loaded = registry.load_champion()
+    loaded = registry.load_champion() if version is None else registry.load(version)
     meta = loaded.metadata
     serving = ServingModel(model=loaded, feature_set=feature_set_of(meta))
     return serving if compile_options is None else _with_compiled(serving, compile_options)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -173,6 +174,35 @@ def registry_copy(trained_registry: ModelRegistry, tmp_path: Path) -> ModelRegis
     target = tmp_path / "registry"
     shutil.copytree(trained_registry.root, target)
     return ModelRegistry(target)
+
+
+class RegistryEdits:
+    """What a test does to a registry beyond what training does: copies of a version, and
+    the champion pointer moved by hand (``promote`` refuses an altered model)."""
+
+    @staticmethod
+    def register_copy(registry: ModelRegistry, version: int = 1) -> int:
+        """A new version holding ``version``'s model and metadata; not promoted."""
+        loaded = registry.load(version)
+        fields = {
+            k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+        }
+        return registry.register(loaded.booster, **fields).version
+
+    @staticmethod
+    def point_champion_at(registry: ModelRegistry, version: int) -> None:
+        """Move the pointer atomically, as a hand edit, or a model file altered after its
+        promotion, would reach a reader."""
+        pointer_file = registry.root / "champion.json"
+        staged = pointer_file.with_name(".champion-by-hand")
+        staged.write_text(json.dumps(json.loads(pointer_file.read_text()) | {"version": version}))
+        os.replace(staged, pointer_file)
+
+
+@pytest.fixture
+def registry_edits() -> type[RegistryEdits]:
+    """See :class:`RegistryEdits` (a fixture, as conftest is not imported by tests)."""
+    return RegistryEdits
 
 
 @pytest.fixture(scope="session")

@@ -565,7 +565,7 @@ def test_sigterm_stops_a_single_run_at_its_next_report(
 
 
 def test_a_candidate_is_not_promoted_over_a_champion_that_moved_during_its_run(
-    small_history: pd.DataFrame, tmp_path: Path
+    small_history: pd.DataFrame, tmp_path: Path, registry_edits: Any
 ) -> None:
     """An operator promotes another version while the candidate is judged against v1."""
     registry = ModelRegistry(tmp_path / "registry")
@@ -574,13 +574,7 @@ def test_a_candidate_is_not_promoted_over_a_champion_that_moved_during_its_run(
 
     def operator_acts(stage: str) -> None:
         if stage == "writing the report":
-            loaded = registry.load(1)
-            fields = {
-                k: v
-                for k, v in vars(loaded.metadata).items()
-                if k not in {"version", "model_sha256"}
-            }
-            registry.promote(registry.register(loaded.booster, **fields).version, forced=True)
+            registry.promote(registry_edits.register_copy(registry), forced=True)
 
     run = run_training(
         small_history, registry=registry, options=_small_options(), progress=operator_acts

@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -43,33 +44,28 @@ def test_a_tampered_model_is_refused(registry_copy: ModelRegistry) -> None:
         registry_copy.load(1)
 
 
-def test_register_assigns_increasing_versions(registry_copy: ModelRegistry) -> None:
-    loaded = registry_copy.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
-    second = registry_copy.register(loaded.booster, **fields)
-    assert second.version == 2
+def test_register_assigns_increasing_versions(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    assert registry_edits.register_copy(registry_copy) == 2
     assert registry_copy.versions() == [1, 2]
     assert registry_copy.champion_version() == 1  # registering does not promote
 
 
 def test_a_failed_move_into_place_is_an_error_not_a_retry(
-    registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+    registry_copy: ModelRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    registry_edits: Any,
 ) -> None:
     """Only a version number taken by another writer is retried; any other failure of the
     rename (here: another file system) raises and leaves no staging directory behind."""
-    loaded = registry_copy.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
 
     def cross_device(self: Path, target: Path) -> Path:
         raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), str(self), None, str(target))
 
     monkeypatch.setattr(Path, "rename", cross_device)
     with pytest.raises(RegistryError, match=r"Invalid cross-device link; check that .* writable"):
-        registry_copy.register(loaded.booster, **fields)
+        registry_edits.register_copy(registry_copy)
     monkeypatch.undo()
     assert sorted(p.name for p in (registry_copy.root / "versions").iterdir()) == ["1"]
 

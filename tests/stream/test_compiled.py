@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,6 +132,34 @@ def test_the_library_is_compiled_once_per_model(
     assert _compiled(again).build_s is None  # from the cache
     assert _compiled(again).library == first.library
     assert [p.name for p in cache_dir.iterdir()] == [first.library.name]  # no build leftovers
+
+
+def test_compiling_in_the_background_leaves_stdout_to_the_rest_of_the_process(
+    trained_registry: ModelRegistry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A hot reload compiles in a thread beside the event loop: TL2cgen's notes go to the
+    log, and nothing the loop prints meanwhile is swallowed (a process-wide redirect of
+    stdout for the compile's duration once did)."""
+    booster = trained_registry.load_champion().booster
+    options = CompileOptions(cache_dir=tmp_path)
+    with caplog.at_level(logging.DEBUG, logger="stream.compiled"):
+        compiling = threading.Thread(
+            target=compile_booster,
+            args=(booster,),
+            kwargs={"model_sha256": "bg", "options": options},
+        )
+        compiling.start()
+        printed = 0
+        while compiling.is_alive():
+            print(f"loop line {printed}")
+            printed += 1
+            compiling.join(timeout=0.001)  # a line per millisecond until the compile ends
+    out = capsys.readouterr().out
+    assert out.splitlines() == [f"loop line {i}" for i in range(printed)]
+    assert "Parallel compilation enabled" in caplog.text  # TL2cgen's note, in our log
 
 
 def test_load_times_both_backends_on_every_batch_size(served: ServingModel) -> None:

@@ -29,23 +29,16 @@ def test_an_unreadable_pointer_is_logged_and_the_current_model_serves_on(
     assert "delete it" in caplog.text
 
 
-def _promote_a_second_version(registry: ModelRegistry) -> int:
-    loaded = registry.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
-    second = registry.register(loaded.booster, **fields).version
-    registry.promote(second, forced=True)
-    return second
-
-
 def test_a_new_champion_loads_in_the_background_while_the_current_one_serves(
-    registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+    registry_copy: ModelRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    registry_edits: Any,
 ) -> None:
     """Compiling a champion takes seconds: batches must not wait for it (they did, for up
     to 2.4 s at a swap under load)."""
     current = load_serving_model(registry_copy)
-    second = _promote_a_second_version(registry_copy)
+    second = registry_edits.register_copy(registry_copy)
+    registry_copy.promote(second)
     release = threading.Event()
 
     def slow_load(registry: ModelRegistry, **options: Any) -> ServingModel:
@@ -73,10 +66,13 @@ def test_a_new_champion_loads_in_the_background_while_the_current_one_serves(
 
 
 def test_a_champion_rolled_back_during_a_load_is_not_swapped_in(
-    registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+    registry_copy: ModelRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    registry_edits: Any,
 ) -> None:
     current = load_serving_model(registry_copy)
-    second = _promote_a_second_version(registry_copy)
+    second = registry_edits.register_copy(registry_copy)
+    registry_copy.promote(second)
     release, compiling = threading.Event(), threading.Event()
 
     def slow_load(registry: ModelRegistry, **options: Any) -> ServingModel:
@@ -105,3 +101,51 @@ def test_a_champion_rolled_back_during_a_load_is_not_swapped_in(
         return swaps
 
     assert set(asyncio.run(batches())) == {None}  # v1 serves on, never v2
+
+
+def test_a_load_refuses_the_version_it_read_not_the_champion_of_the_moment(
+    registry_copy: ModelRegistry,
+    monkeypatch: pytest.MonkeyPatch,
+    registry_edits: Any,
+) -> None:
+    """The pointer moves to a tampered v3 while v2 is being loaded: v3 is refused, and v2,
+    which is sound, serves again once rolled back to (it was refused in v3's place)."""
+    current = load_serving_model(registry_copy)
+    second = registry_edits.register_copy(registry_copy)
+    registry_copy.promote(second)
+    third = registry_edits.register_copy(registry_copy)
+    model_file = registry_copy.version_dir(third) / "model.ubj"
+    model_file.write_bytes(model_file.read_bytes()[:-8] + b"tampered")
+    registry_edits.point_champion_at(registry_copy, second)
+    release, started = threading.Event(), threading.Event()
+
+    def slow_load(registry: ModelRegistry, **options: Any) -> ServingModel:
+        started.set()
+        release.wait(timeout=30)
+        return load_serving_model(registry, **options)
+
+    monkeypatch.setattr(stream.reload, "load_serving_model", slow_load)
+
+    async def poll_until(watcher: ModelWatcher, done: Any, what: str) -> None:
+        deadline = time.monotonic() + 30
+        while not done():
+            assert time.monotonic() < deadline, what
+            await watcher.poll()
+            await asyncio.sleep(0.01)  # a batch's worth of time
+
+    async def batches() -> ModelWatcher:
+        watcher = ModelWatcher(registry=registry_copy, current=current, interval_s=0.0)
+        assert await watcher.poll() is None
+        assert watcher.loading == second
+        assert await asyncio.to_thread(started.wait, 30)
+        # before the thread reads the registry
+        registry_edits.point_champion_at(registry_copy, third)
+        release.set()
+        await poll_until(watcher, lambda: third in watcher.refused, "v3 was never refused")
+        assert watcher.refused == {third}
+        assert watcher.current is current  # v2 loaded, but no longer champion: not swapped
+        registry_edits.point_champion_at(registry_copy, second)  # the operator goes back to v2
+        await poll_until(watcher, lambda: watcher.current.version == second, "v2 never served")
+        return watcher
+
+    assert asyncio.run(batches()).refused == {third}

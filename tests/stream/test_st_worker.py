@@ -111,13 +111,17 @@ def _running_worker(
             topics=topics, metrics_url=f"http://127.0.0.1:{metrics_port}/metrics", process=process
         )
     finally:
+        log.close()  # the child holds its own copy
         if process.poll() is None:  # a test may have killed it on purpose
             process.send_signal(signal.SIGTERM)
             try:
                 assert process.wait(timeout=20) == 0
             finally:
                 process.kill()
-        log.close()
+            # both consumers close the pipeline (ledger, store, a model load) at shutdown
+            stopped = (tmp_path / "worker.log").read_text()
+            assert "stopped, serving model v" in stopped, stopped[-3000:]
+            assert "Task was destroyed" not in stopped
 
 
 @pytest.fixture
@@ -288,6 +292,7 @@ def _produce(broker: EmbeddedBroker, topic: str, unique: str, ids: range) -> Non
 
 def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     worker: RunningWorker,
+    registry_edits: Any,
     broker: EmbeddedBroker,
     registry_copy: ModelRegistry,
     unique: str,
@@ -303,11 +308,7 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
     wait_until(decided(40), timeout_s=30, what="40 decisions from v1")
     assert version_of(range(0, 40)) == {1}
 
-    loaded = registry_copy.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
-    registry_copy.promote(registry_copy.register(loaded.booster, **fields).version)
+    registry_copy.promote(registry_edits.register_copy(registry_copy))
 
     def served_by_v2() -> bool:
         """Traffic keeps flowing during the swap: 5 more events per check."""
@@ -318,16 +319,10 @@ def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(
 
     wait_until(served_by_v2, timeout_s=30, what="decisions by the new champion v2")
 
-    tampered = registry_copy.register(loaded.booster, **fields).version
+    tampered = registry_edits.register_copy(registry_copy)
     model_file = registry_copy.version_dir(tampered) / "model.ubj"
     model_file.write_bytes(model_file.read_bytes()[:-8] + b"tampered")
-    # `promote` refuses an altered model: the pointer is switched by hand (atomically),
-    # as a file altered after its promotion, or a pointer edited, would reach the worker
-    pointer_file = registry_copy.root / "champion.json"
-    pointer = json.loads(pointer_file.read_text()) | {"version": tampered}
-    staged = pointer_file.with_name(".champion-by-hand")
-    staged.write_text(json.dumps(pointer))
-    os.replace(staged, pointer_file)
+    registry_edits.point_champion_at(registry_copy, tampered)
     start = len(decisions)
     _produce(broker, worker.topics.transactions, unique, range(start, start + 40))
     wait_until(decided(start + 40), timeout_s=30, what="40 decisions after the bad promotion")
