@@ -325,6 +325,36 @@ def _warn_reused_ids(path: Path, frame: pd.DataFrame, ids: pd.Index) -> None:
         )
 
 
+def _warn_unmatched_verdicts(
+    path: Path, unmatched: pd.DataFrame, since: date | None, until: date | None
+) -> None:
+    """A verdict on a payment of a day not read is expected; one whose payment is in no
+    day of the archive is not (the console or the producer uses other ids), and would
+    never reach training unsaid. The unread days are searched only up to the latest such
+    verdict's: a payment comes before its verdict."""
+    ids = unmatched["transaction_id"]
+    if since is not None or until is not None:
+        read = set(_transaction_days(path, since, until))
+        last_day = f"day={unmatched['label_time'].max():%Y-%m-%d}"
+        others = [
+            d for d in _day_dirs(path / "transactions") if d not in read and d.name <= last_day
+        ]
+        if others:
+            wanted = pc.field("transaction_id").isin(pa.array(ids, type=pa.string()))
+            found = _dataset("transactions", _parts(others)).to_table(
+                columns=["transaction_id"], filter=wanted
+            )
+            ids = ids[~ids.isin(found["transaction_id"].to_pandas())]
+    if len(ids):
+        log.warning(
+            "archive %s: %d verdict(s) name no archived payment (e.g. %s) and are not used; "
+            "the review console and the producer must use the same transaction ids",
+            path,
+            len(ids),
+            redact_pans(str(ids.iloc[0])),
+        )
+
+
 def read_archive(
     path: Path,
     *,
@@ -361,7 +391,9 @@ def read_archive(
         labels = labels.sort_values("label_time")
         latest = labels.drop_duplicates("transaction_id", keep="last")
         rows = ids.get_indexer(latest["transaction_id"])
-        read = rows >= 0  # not: a verdict on a payment before the days read
+        read = rows >= 0  # not: a verdict on a payment of a day not read, or on none
+        if not read.all():
+            _warn_unmatched_verdicts(path, latest[~read], since, until)
         verdicts = latest[read].set_axis(rows[read])
         frame["is_fraud"] = verdicts["is_fraud"].reindex(frame.index, fill_value=False).astype(int)
         # when the verdict became known: features count a fraud only from then on

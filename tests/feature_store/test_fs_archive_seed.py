@@ -309,3 +309,37 @@ def test_a_reused_id_at_another_time_is_dropped_and_said(
     with caplog.at_level("WARNING", logger="feature_store.archive"):
         read_archive(tmp_path / "archive")
     assert not caplog.records
+
+
+def test_a_verdict_on_no_archived_payment_is_counted_and_said(
+    history: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Verdicts on payments of days not read are expected and said nothing of; a verdict
+    whose payment is on no day of the archive is counted, whatever the days read."""
+    seed_archive(history, tmp_path / "archive")
+    first_day = history["event_time"].min()
+    on_first_day = history.loc[history["event_time"].dt.date == first_day.date(), "transaction_id"]
+    later = history["event_time"].max() + pd.Timedelta(days=1)
+    verdicts = pd.DataFrame(
+        {
+            "transaction_id": [on_first_day.iloc[0], "lost-1", "lost-2"],
+            "is_fraud": [True, True, False],
+            "label_time": [later] * 3,
+            "analyst": "alice",
+        }
+    )
+    labels = tmp_path / "archive" / "labels" / f"day={later:%Y-%m-%d}"
+    labels.mkdir(parents=True, exist_ok=True)
+    verdicts.to_parquet(labels / "part-verdicts.parquet", index=False)
+    since = first_day.date() + timedelta(days=1)
+    for window in ({}, {"since": since}, {"until": since}):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="feature_store.archive"):
+            read_archive(tmp_path / "archive", **window)
+        (record,) = caplog.records
+        assert "2 verdict(s) name no archived payment (e.g. lost-" in record.getMessage()
+    verdicts.head(1).to_parquet(labels / "part-verdicts.parquet", index=False)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="feature_store.archive"):
+        read_archive(tmp_path / "archive", since=since)  # its payment is on a day not read
+    assert not caplog.records
