@@ -335,7 +335,8 @@ def _warn_unmatched_verdicts(
     ids = unmatched["transaction_id"]
     if since is not None or until is not None:
         read = set(_transaction_days(path, since, until))
-        last_day = f"day={unmatched['label_time'].max():%Y-%m-%d}"
+        latest = unmatched["label_time"].max()  # NaT only in a hand-written part
+        last_day = "day=9999" if pd.isna(latest) else f"day={latest:%Y-%m-%d}"
         others = [
             d for d in _day_dirs(path / "transactions") if d not in read and d.name <= last_day
         ]

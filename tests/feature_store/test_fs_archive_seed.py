@@ -343,3 +343,11 @@ def test_a_verdict_on_no_archived_payment_is_counted_and_said(
     with caplog.at_level("WARNING", logger="feature_store.archive"):
         read_archive(tmp_path / "archive", since=since)  # its payment is on a day not read
     assert not caplog.records
+    # a hand-written part without a verdict time: every unread day is searched
+    verdicts.iloc[[0, 1]].assign(label_time=pd.NaT).to_parquet(
+        labels / "part-verdicts.parquet", index=False
+    )
+    with caplog.at_level("WARNING", logger="feature_store.archive"):
+        read_archive(tmp_path / "archive", since=since)
+    (record,) = caplog.records
+    assert "1 verdict(s) name no archived payment (e.g. lost-1)" in record.getMessage()
