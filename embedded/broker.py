@@ -78,6 +78,12 @@ class EmbeddedBroker:
             time.sleep(0.05)
         return self
 
+    def signal(self, signum: int) -> None:
+        """Send the broker process a signal (tests stall it with SIGSTOP / SIGCONT)."""
+        if self._process is None:
+            raise BrokerStartError("the broker is not running")
+        self._process.send_signal(signum)
+
     def stop(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()

@@ -55,8 +55,9 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
 
 REQUIRED_FIELDS: Final = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 
-# 13-19 digits, optionally grouped by spaces or dashes, as card numbers are written.
-_PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
+# 13-19 digits, optionally grouped by spaces, dashes or dots, as card numbers are written.
+_PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ .-]?){12,18}\d(?!\d)")
+_PAN_SEPARATORS = re.compile(r"[ .-]")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -72,7 +73,7 @@ def _luhn_ok(digits: str) -> bool:
 def looks_like_pan(value: str) -> bool:
     """True when ``value`` contains a 13-19 digit run that passes the Luhn check."""
     for match in _PAN_CANDIDATE.finditer(value):
-        digits = re.sub(r"[ -]", "", match.group())
+        digits = _PAN_SEPARATORS.sub("", match.group())
         if 13 <= len(digits) <= 19 and _luhn_ok(digits):
             return True
     return False
@@ -82,7 +83,7 @@ def redact_pans(text: str) -> str:
     """Replace every Luhn-valid 13-19 digit run in ``text`` so it can be logged or stored."""
 
     def _sub(match: re.Match[str]) -> str:
-        digits = re.sub(r"[ -]", "", match.group())
+        digits = _PAN_SEPARATORS.sub("", match.group())
         return "[PAN-REDACTED]" if _luhn_ok(digits) else match.group()
 
     return _PAN_CANDIDATE.sub(_sub, text)

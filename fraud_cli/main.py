@@ -22,6 +22,7 @@ import click
 from pydantic import ValidationError
 
 from fraud_cli.brokers import kafka_or_embedded as _kafka
+from fraud_cli.logs import configure_logging
 from fraud_cli.models_cmd import models
 from fraud_cli.review_cmd import archive, review
 from fraud_cli.settings import LiveSettings
@@ -36,11 +37,21 @@ class _FraudGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         from batch_training.errors import BatchTrainingError
         from feature_store.errors import FeatureStoreError
+        from review.errors import ReviewConfigError
         from simulator.errors import SimulatorError
+        from stream.errors import StreamError
 
+        refusals = (
+            BatchTrainingError,
+            FeatureStoreError,
+            ReviewConfigError,
+            SimulatorError,
+            StreamError,
+            OSError,
+        )
         try:
             return super().invoke(ctx)
-        except (BatchTrainingError, FeatureStoreError, SimulatorError, OSError) as exc:
+        except refusals as exc:
             if isinstance(exc, BrokenPipeError):
                 raise  # click ends quietly on a closed pipe (`fraud models list | head`)
             raise click.ClickException(str(exc)) from exc
@@ -70,12 +81,7 @@ def _bad_settings(exc: ValidationError) -> str:
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
 def cli(verbose: bool) -> None:
     """Real-time fraud detection: simulate traffic, train models, score a stream."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # kafka-python warns whenever one poll takes >100 ms, which a busy 2-core machine does
-    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    configure_logging(logging.INFO if verbose else logging.WARNING)
 
 
 # --------------------------------------------------------------------------- simulate

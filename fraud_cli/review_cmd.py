@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from fraud_cli.brokers import kafka_or_embedded
 from fraud_cli.settings import ReviewSettings
 
 if TYPE_CHECKING:  # the console's web stack is imported only by the commands that use it
@@ -29,6 +28,17 @@ def review() -> None:
     """The analyst review console: alerts in, verdicts out as labels."""
 
 
+def _stream_broker(settings: ReviewSettings, command: str) -> str:
+    """The Kafka the stream writes to. Unlike the stream, these do not start an embedded
+    broker: it would hold no alerts, and the verdicts or archive written to it are lost."""
+    if settings.kafka_bootstrap is None:
+        raise click.ClickException(
+            f"{command} needs FRAUD_KAFKA_BOOTSTRAP, the Kafka the stream worker writes to; "
+            "`fraud demo --review` runs the console on the demo's own broker"
+        )
+    return settings.kafka_bootstrap
+
+
 @review.command("serve")
 @click.option("--host", default=None, help="Bind address [FRAUD_REVIEW_HOST, 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="HTTP port [FRAUD_REVIEW_PORT, 8080].")
@@ -41,27 +51,25 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
 
     settings = ReviewSettings()
     topics = TopicNames(settings.topic_prefix)
-    with kafka_or_embedded(settings.kafka_bootstrap) as bootstrap:
-        service = ConsoleService(
-            ServiceConfig(
-                database_url=database_url or settings.review_database_url,
-                bootstrap=bootstrap,
-                alerts_topic=topics.alerts,
-                decisions_topic=topics.decisions if settings.review_card_activity else None,
-                labels_topic=topics.labels,
-                host=host or settings.review_host,
-                port=port or settings.review_port,
-                console=ConsoleConfig(
-                    secure_cookies=settings.review_secure_cookies,
-                    policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
-                ),
-                activity_retention=timedelta(days=settings.review_activity_days),
-            )
+    bootstrap = _stream_broker(settings, "fraud review serve")
+    service = ConsoleService(
+        ServiceConfig(
+            database_url=database_url or settings.review_database_url,
+            bootstrap=bootstrap,
+            alerts_topic=topics.alerts,
+            decisions_topic=topics.decisions if settings.review_card_activity else None,
+            labels_topic=topics.labels,
+            host=host or settings.review_host,
+            port=port or settings.review_port,
+            console=ConsoleConfig(
+                secure_cookies=settings.review_secure_cookies,
+                policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
+            ),
+            activity_retention=timedelta(days=settings.review_activity_days),
         )
-        click.echo(
-            f"review console on http://{service.config.host}:{service.config.port}", err=True
-        )
-        service.run()
+    )
+    click.echo(f"review console on http://{service.config.host}:{service.config.port}", err=True)
+    service.run()
 
 
 def demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> tuple[ConsoleService, str]:
@@ -71,9 +79,14 @@ def demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> tuple[Co
     from stream.settings import TopicNames
 
     topics = TopicNames()
+    database = workdir / "review.db"
+    # each demo has a new broker, so a kept --workdir's cases are of another run: start
+    # empty (a second run failed at the end on the demo account it had made)
+    for path in (database, *database.parent.glob(f"{database.name}-*")):
+        path.unlink(missing_ok=True)
     service = ConsoleService(
         ServiceConfig(
-            database_url=f"sqlite:///{workdir / 'review.db'}",
+            database_url=f"sqlite:///{database}",
             bootstrap=bootstrap,
             alerts_topic=topics.alerts,
             decisions_topic=topics.decisions,
@@ -203,18 +216,18 @@ def archive(out: str | None, idle_exit: float | None, flush_interval: float) -> 
     topics = TopicNames(settings.topic_prefix)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with kafka_or_embedded(settings.kafka_bootstrap) as bootstrap:
-        archiver = TopicArchiver(
-            bootstrap=bootstrap,
-            transactions_topic=topics.transactions,
-            labels_topic=topics.labels,
-            out_dir=Path(out) if out else settings.archive_dir,
-            flush_interval_s=flush_interval,
-        )
-        try:
-            stats = archiver.run(stop=stop, idle_exit_s=idle_exit)
-        except KeyboardInterrupt:
-            stats = archiver.stats
+    bootstrap = _stream_broker(settings, "fraud archive")
+    archiver = TopicArchiver(
+        bootstrap=bootstrap,
+        transactions_topic=topics.transactions,
+        labels_topic=topics.labels,
+        out_dir=Path(out) if out else settings.archive_dir,
+        flush_interval_s=flush_interval,
+    )
+    try:
+        stats = archiver.run(stop=stop, idle_exit_s=idle_exit)
+    except KeyboardInterrupt:
+        stats = archiver.stats
     click.echo(
         json.dumps(
             {

@@ -6,11 +6,12 @@ Read from ``FRAUD_*`` environment variables here, at the entry point, and passed
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.settings import SettingPath, StreamSettings
+from stream.settings import KafkaBootstrap, RedisUrl, SettingPath, StreamSettings
 
 __all__ = [
     "ALL_SETTINGS",
@@ -27,7 +28,7 @@ class LiveSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str | None = Field(
+    kafka_bootstrap: KafkaBootstrap | None = Field(
         default=None, description="host:port of Kafka; unset = start the embedded broker"
     )
     topic_prefix: str = Field(default="", description="prefix for every topic name")
@@ -53,7 +54,7 @@ class FeatureStoreSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
 
-    redis_url: str | None = Field(default=None, description="redis://host:port/db")
+    redis_url: RedisUrl | None = Field(default=None, description="redis://host:port/db")
 
 
 class ReviewSettings(BaseSettings):
@@ -61,21 +62,26 @@ class ReviewSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
 
-    kafka_bootstrap: str | None = Field(
-        default=None, description="host:port of Kafka; unset = start the embedded broker"
+    kafka_bootstrap: KafkaBootstrap | None = Field(
+        default=None,
+        description="host:port of Kafka the stream writes to; the console and the archiver "
+        "refuse to start without it",
     )
     topic_prefix: str = Field(default="", description="prefix for every topic name")
     review_database_url: str = Field(
         default="sqlite:///var/review/review.db",
         description="sqlite:///path.db or postgresql://user@host/db",
     )
-    review_host: str = Field(default="127.0.0.1", description="address the console binds")
+    # an empty host would bind every address
+    review_host: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        default="127.0.0.1", description="address the console binds"
+    )
     review_port: int = Field(default=8080, ge=1, le=65535, description="console HTTP port")
     review_secure_cookies: bool = Field(
         default=False, description="mark cookies Secure (set it when served over HTTPS)"
     )
     review_session_hours: float = Field(
-        default=8.0, gt=0, description="a login lasts this long (one shift)"
+        default=8.0, gt=0, le=24 * 30, description="a login lasts this long (one shift)"
     )
     review_card_activity: bool = Field(
         default=True, description="keep every decision for the case page's card history"

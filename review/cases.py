@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, or_, select
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from feature_store.schema import redact_pans
 from review.audit import record_audit
-from review.errors import CaseNotFound, NotAllowed, ReviewError
+from review.errors import BadInput, CaseNotFound, NotAllowed, ReviewError
 from review.schema import CardActivity, Case, User, Verdict
 
 __all__ = [
@@ -31,6 +32,8 @@ __all__ = [
 
 STATUSES = ("open", "escalated", "fraud", "legit")
 VERDICTS = {"fraud": "fraud", "legit": "legit", "escalate": "escalated"}  # verdict → status
+MAX_COMMENT = 2000
+_MAX_ID = 2**63  # a BIGINT id
 
 # sort name → (column, descending); ``id`` follows in the same direction and breaks ties
 SORTS: dict[str, tuple[InstrumentedAttribute[Any], bool]] = {
@@ -93,13 +96,15 @@ def _decode_cursor(sort: str, cursor: str) -> tuple[Any, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         cursor_sort, value, case_id = json.loads(raw)
-        if cursor_sort != sort or not isinstance(case_id, int):
+        if cursor_sort != sort or not isinstance(case_id, int) or not 0 <= case_id < _MAX_ID:
             raise ValueError(cursor_sort)
         if sort in ("oldest", "newest"):
             value = datetime.fromisoformat(value)
-        elif not isinstance(value, int | float):
+            if value.tzinfo is None:  # the column holds UTC times: no comparing with naive
+                raise ValueError(value)
+        elif not isinstance(value, int | float) or not abs(value) < 1e300:  # also NaN
             raise ValueError(value)
-    except (ValueError, TypeError, json.JSONDecodeError):
+    except (ValueError, TypeError, OverflowError, json.JSONDecodeError):
         raise InvalidCursor(
             f"page cursor {cursor[:40]!r} does not belong to a {sort!r} queue; "
             "open the queue's first page again"
@@ -146,10 +151,12 @@ class CaseContext:
 
 
 def _get_case(session: Session, case_id: int, *, lock: bool = False) -> Case:
+    # an id past the column's range (a hand-edited link) is no case, not a database error
     query = select(Case).where(Case.id == case_id)
-    case = session.scalar(query.with_for_update() if lock else query)
+    fits = 0 < case_id < _MAX_ID
+    case = session.scalar(query.with_for_update() if lock else query) if fits else None
     if case is None:
-        raise CaseNotFound(f"case {case_id} does not exist; it may have been archived")
+        raise CaseNotFound(f"case {case_id} does not exist; open it from the queue")
     return case
 
 
@@ -178,6 +185,27 @@ def case_context(session: Session, case_id: int, *, recent: int = 20) -> CaseCon
     )
 
 
+def _change_status(session: Session, case: Case, kind: str, *, user: User, now: datetime) -> None:
+    """Move ``case`` on from the status it was read with, or refuse if someone else moved
+    it meanwhile. SQLite takes no row lock on the read (FOR UPDATE is PostgreSQL's), so
+    two analysts could both read a case open and both close it, with opposite labels:
+    the UPDATE itself checks the status it read."""
+    values: dict[str, Any] = {"status": VERDICTS[kind]}
+    if kind != "escalate":
+        values |= {
+            "reviewed_by": user.username,
+            "reviewed_at": now,
+            "review_seconds": max((now - case.alerted_at).total_seconds(), 0.0),
+        }
+    changed = session.execute(
+        update(Case).where(Case.id == case.id, Case.status == case.status).values(**values)
+    )
+    if changed.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotAllowed(
+            f"case {case.id} was decided by someone else meanwhile; reload it to see how"
+        )
+
+
 def apply_verdict(
     session: Session,
     case_ids: Sequence[int],
@@ -192,10 +220,15 @@ def apply_verdict(
     Analysts work open cases; escalated ones wait for a lead. A closed case stays closed.
     """
     if kind not in VERDICTS:
-        raise NotAllowed(f"verdict {kind!r}: choose one of {', '.join(VERDICTS)}")
-    comment = comment.strip()[:2000]
+        raise BadInput(f"verdict {kind[:40]!r}: choose one of {', '.join(VERDICTS)}")
+    # a card number typed into a comment would be shown on pages that show only tokens
+    comment = redact_pans(comment.strip())
+    if len(comment) > MAX_COMMENT:
+        raise BadInput(f"a comment of {len(comment)} characters: at most {MAX_COMMENT}; shorten it")
     verdicts: list[Verdict] = []
-    for case_id in case_ids:
+    # one lock order for every request: two bulk actions over the same cases in other
+    # orders deadlocked on PostgreSQL
+    for case_id in sorted(set(case_ids)):
         case = _get_case(session, case_id, lock=True)
         if case.status in ("fraud", "legit"):
             raise NotAllowed(
@@ -206,11 +239,7 @@ def apply_verdict(
             raise NotAllowed(f"case {case.id} is escalated: only a lead can decide it")
         if kind == "escalate" and case.status == "escalated":
             raise NotAllowed(f"case {case.id} is escalated already")
-        case.status = VERDICTS[kind]
-        if kind != "escalate":
-            case.reviewed_by = user.username
-            case.reviewed_at = now
-            case.review_seconds = max((now - case.alerted_at).total_seconds(), 0.0)
+        _change_status(session, case, kind, user=user, now=now)
         verdict = Verdict(
             case_id=case.id,
             transaction_id=case.transaction_id,

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from review.errors import ReviewConfigError
@@ -24,8 +24,9 @@ def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
+        # not echoed: a malformed URL may still hold a password
         raise ReviewConfigError(
-            f"database URL {url!r} is not a URL; use sqlite:///path.db or "
+            "FRAUD_REVIEW_DATABASE_URL is not a URL; use sqlite:///path.db or "
             "postgresql+psycopg://user@host/db"
         ) from None
     if parsed.get_backend_name() == "sqlite":
@@ -45,7 +46,8 @@ def make_engine(url: str) -> Engine:
             connect_args={"options": "-c timezone=UTC"},
         )
     raise ReviewConfigError(
-        f"database URL {url!r}: only sqlite:/// and postgresql:// are supported"
+        f"FRAUD_REVIEW_DATABASE_URL={parsed.render_as_string(hide_password=True)!r}: only "
+        "sqlite:/// and postgresql:// are supported"
     )
 
 
@@ -66,6 +68,14 @@ def upgrade_schema(engine: Engine, revision: str = "head") -> None:
     """Apply every migration up to ``revision``; a no-op when the schema is current."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.begin() as connection:
+    try:
+        connection = engine.connect()
+    except OperationalError as exc:  # the first connection: a wrong host, port or database
+        reason = " ".join(str(exc.orig).split())  # one line: the driver's spans several
+        raise ReviewConfigError(
+            f"the review database {engine.url.render_as_string(hide_password=True)!r} did "
+            f"not answer: {reason}; check FRAUD_REVIEW_DATABASE_URL and that it is up"
+        ) from None
+    with connection, connection.begin():
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

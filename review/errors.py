@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["CaseNotFound", "NotAllowed", "ReviewConfigError", "ReviewError", "UserError"]
+__all__ = [
+    "BadInput",
+    "CaseNotFound",
+    "NotAllowed",
+    "ReviewConfigError",
+    "ReviewError",
+    "UserError",
+]
 
 
 class ReviewError(Exception):
@@ -23,3 +30,7 @@ class CaseNotFound(ReviewError):
 
 class NotAllowed(ReviewError):
     """The user's role or the case's state does not allow the action."""
+
+
+class BadInput(ReviewError):
+    """A form value the console does not take (an unknown verdict, an overlong comment)."""

@@ -21,6 +21,7 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
+from feature_store.schema import redact_pans
 from review.schema import Base, CardActivity, Case, IngestError
 from stream.records import DecisionRecord
 
@@ -50,6 +51,14 @@ def insert_ignoring_duplicates(
     return added
 
 
+def _event_time(r: DecisionRecord) -> datetime:
+    """Raises ValueError for a time that is not ISO 8601 with a zone."""
+    when = datetime.fromisoformat(r.event_time.replace("Z", "+00:00"))
+    if when.tzinfo is None:
+        raise ValueError(f"event_time {r.event_time!r} has no timezone")
+    return when.astimezone(UTC)
+
+
 def _activity_row(r: DecisionRecord) -> dict[str, Any]:
     """The columns a case shares with the card's activity."""
     return {
@@ -57,7 +66,7 @@ def _activity_row(r: DecisionRecord) -> dict[str, Any]:
         "card_id": r.card_id,
         "merchant_id": r.merchant_id,
         "amount": r.amount,
-        "event_time": datetime.fromisoformat(r.event_time.replace("Z", "+00:00")).astimezone(UTC),
+        "event_time": _event_time(r),
         "decision": r.decision,
         "score": r.score,
         "model_version": r.model_version,
@@ -165,6 +174,18 @@ class IngestConsumer:
     def poll_once(self, timeout_ms: int = 500) -> int:
         """One fetch → rows → commit; returns the number of records read."""
         batches = self._consumer.poll(timeout_ms=timeout_ms, max_records=2000)
+        try:
+            count = self._store(batches)
+        except Exception:
+            # rewind, so the next poll reads these records again instead of skipping them
+            for partition, records in batches.items():
+                self._consumer.seek(partition, records[0].offset)
+            raise
+        if count:
+            self._consumer.commit()
+        return count
+
+    def _store(self, batches: dict[Any, list[Any]]) -> int:
         alerts: list[DecisionRecord] = []
         decisions: list[DecisionRecord] = []
         count = 0
@@ -173,31 +194,25 @@ class IngestConsumer:
             for record in records:
                 count += 1
                 try:
-                    target.append(self._decoder.decode(record.value))
-                except (msgspec.DecodeError, TypeError) as exc:
-                    # never the payload: it may hold whatever a producer put there
+                    decoded = self._decoder.decode(record.value)
+                    _event_time(decoded)  # refused here, or the whole batch would fail
+                    target.append(decoded)
+                except (msgspec.DecodeError, TypeError, ValueError, OverflowError) as exc:
+                    # never the payload: it may hold whatever a producer put there, and the
+                    # decoder's message quotes a bad value
+                    reason = redact_pans(str(exc))
                     log.warning(
                         "unreadable record %s[%d]@%d: %s",
                         record.topic,
                         record.partition,
                         record.offset,
-                        exc,
+                        reason,
                     )
-                    self._ingestor.add_error(
-                        record.topic, record.partition, record.offset, str(exc)
-                    )
-        try:
-            if alerts:
-                self.ingested += self._ingestor.add_alerts(alerts, now=self._clock())
-            if decisions:
-                self._ingestor.add_decisions(decisions)
-        except Exception:
-            # rewind, so the next poll reads these records again instead of skipping them
-            for partition, records in batches.items():
-                self._consumer.seek(partition, records[0].offset)
-            raise
-        if count:
-            self._consumer.commit()
+                    self._ingestor.add_error(record.topic, record.partition, record.offset, reason)
+        if alerts:
+            self.ingested += self._ingestor.add_alerts(alerts, now=self._clock())
+        if decisions:
+            self._ingestor.add_decisions(decisions)
         return count
 
     def _run(self) -> None:

@@ -46,7 +46,7 @@ from review.cases import (
     queue_page,
 )
 from review.dashboard import dashboard_stats
-from review.errors import CaseNotFound, NotAllowed
+from review.errors import BadInput, CaseNotFound, NotAllowed
 from review.feedback import LabelRelay
 from review.schema import User, UserSession, Verdict
 
@@ -95,6 +95,7 @@ _ERROR_PAGES: dict[type[Exception], tuple[int, str]] = {
     NotAllowed: (409, "Not possible"),
     CaseNotFound: (404, "No such case"),
     _BadRequest: (400, "Bad request"),
+    BadInput: (400, "Bad request"),
     InvalidCursor: (400, "Bad request"),
 }
 
@@ -122,13 +123,12 @@ def _duration(total_s: float) -> str:
 
 
 def _reason_bars(reasons: list[str]) -> list[dict[str, Any]]:
-    """Reason codes end with their SHAP contribution, '(+1.23)': bars scaled to the largest."""
+    """Reason codes that end with their SHAP contribution, '(+1.23)', as bars scaled to the
+    largest; the others (the threshold the score passed) are notes, not bars of 0."""
     parsed: list[dict[str, Any]] = []
     for reason in reasons:
-        match = _CONTRIBUTION.search(reason)
-        value = float(match.group(1)) if match else 0.0
-        label = reason[: match.start()].strip() if match else reason
-        parsed.append({"label": label, "value": value})
+        if match := _CONTRIBUTION.search(reason):
+            parsed.append({"label": reason[: match.start()].strip(), "value": float(match[1])})
     top = max((abs(p["value"]) for p in parsed), default=0.0) or 1.0
     for p in parsed:
         p["width"] = round(300 * abs(p["value"]) / top)
@@ -363,6 +363,7 @@ def create_app(
             me=who,
             ctx=context,
             bars=_reason_bars(context.case.reason_codes),
+            notes=[r for r in context.case.reason_codes if not _CONTRIBUTION.search(r)],
             verdict_kinds=list(VERDICTS),
             now=clock(),
         )
@@ -409,10 +410,6 @@ def create_app(
 
 
 def _publish(relay: LabelRelay | None) -> None:
-    """Send the new labels now; if Kafka is down they stay queued for the relay thread."""
-    if relay is None:
-        return
-    try:
-        relay.publish_pending(timeout_s=5.0)
-    except Exception:
-        log.exception("labels not sent yet; the relay retries")
+    """Hand the new labels to the relay's thread; the analyst does not wait on Kafka."""
+    if relay is not None:
+        relay.wake()

@@ -28,6 +28,7 @@ from feature_store.archive import archive_day_rows, archive_last_day, first_day_
 from feature_store.materialize import materialize_history
 from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
 from stream.compiled import CompileOptions
+from stream.errors import StreamStartError
 from stream.metrics import StreamMetrics
 from stream.pipeline import OutRecord, build_pipeline, label_retry_delay_s
 from stream.processor import RawEvent
@@ -42,9 +43,51 @@ log = logging.getLogger(__name__)
 
 
 def _make_store(settings: StreamSettings) -> OnlineStore:
-    if settings.redis_url:
+    if settings.redis_url is None:
+        return MemoryOnlineStore()
+    try:
         return RedisOnlineStore(url=settings.redis_url)
-    return MemoryOnlineStore()
+    except ValueError:  # the client's URL parser; its message can quote the password
+        raise StreamStartError(
+            "FRAUD_REDIS_URL is not a Redis URL the client can use; give "
+            "redis://[:password@]host:port/db (a password with / # @ or : percent-encoded)"
+        ) from None
+
+
+def _check_store(settings: StreamSettings) -> None:
+    """Start without Redis (decisions are degraded until it answers), but say so now:
+    without traffic nothing else would. With a client of its own: a Redis client is
+    bound to the event loop it first ran on."""
+    store = _make_store(settings)
+
+    async def _ping() -> None:
+        try:
+            await store.ping()
+        finally:
+            await store.close()
+
+    try:
+        asyncio.run(_ping())
+    except OnlineStoreUnavailable as exc:
+        log.error("online store unreachable at start; decisions are degraded until it is: %s", exc)
+
+
+def _serve_metrics(metrics: StreamMetrics, port: int) -> None:
+    try:
+        metrics.serve(port)
+    except OSError as exc:
+        raise StreamStartError(
+            f"FRAUD_METRICS_PORT={port}: {exc.strerror}; choose a free port, or 0 for no metrics"
+        ) from None
+
+
+def _make_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StreamStartError(
+            f"FRAUD_DATA_DIR={str(path)!r}: {exc.strerror}; give a directory this user can write"
+        ) from None
 
 
 def _warm(
@@ -183,14 +226,25 @@ def build_app(
         for topic, key, value in records:
             await sinks[topic].send(key=key, value=value)
 
+    swapping = asyncio.Lock()  # a model swaps between batches, never during one
+
     @app.agent(source)
     async def score(stream: faust.StreamT[bytes]) -> None:
         # take_events is missing from faust's StreamT stub, not from the Stream class
         batches = stream.take_events(settings.batch_max, within=window_s)  # type: ignore[attr-defined]
         async for events in batches:
-            await pipeline.between_batches()  # between batches: no event waits on a swap
-            await _send(await pipeline.process([_raw(e) for e in events]))
+            async with swapping:
+                await pipeline.between_batches()  # between batches: no event waits on a swap
+                records = await pipeline.process([_raw(e) for e in events])
+            await _send(records)
             _record_lag(app, events, metrics)
+
+    @app.timer(interval=settings.model_poll_s)  # type: ignore[untyped-decorator]
+    async def follow_the_champion() -> None:
+        """Without traffic no batch asks: a promotion is served (and its version shown in
+        the metrics) while idle too, as in the batched loop."""
+        async with swapping:
+            await pipeline.between_batches()
 
     labels_topic = app.topic(topics.labels, **raw)
 
@@ -252,19 +306,24 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     xgb.set_config(nthread=settings.xgboost_threads)  # this (the event loop's) thread
     ensure_topics(bootstrap, settings.topics.all(), partitions=settings.partitions)
     store = _make_store(settings)
+    if isinstance(store, RedisOnlineStore):
+        _check_store(settings)
     # the champion is loaded (and compiled) once, for the warm-up and the agent alike
     model = load_serving_model(
         ModelRegistry(settings.registry_dir), compile_options=_compile_options(settings)
     )
     if settings.warm_history is not None:
         _warm(settings, settings.warm_history, store, model.feature_set)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _make_data_dir(settings.data_dir)
     metrics = StreamMetrics()
     if settings.metrics_port:
-        metrics.serve(settings.metrics_port)
+        _serve_metrics(metrics, settings.metrics_port)
     tune_gc()  # last: everything above is start-up state
     if settings.consumer == "batched":
         from stream.batched import run_batched
+
+        # faust's worker sets the level itself; here it is ours to set
+        logging.getLogger().setLevel(settings.log_level.upper().replace("WARN", "WARNING"))
 
         asyncio.run(
             run_batched(

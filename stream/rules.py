@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from feature_store import Transaction
+from stream.errors import StreamStartError
 from stream.records import Decision
 
 __all__ = ["RuleBook", "RuleSet", "RulesError", "RulesFile"]
@@ -171,12 +172,27 @@ class RulesFile:
     """Watches a rules file; a change is validated before it replaces the rules in force."""
 
     def __init__(self, path: Path | None, feature_names: tuple[str, ...]) -> None:
+        """Raises :class:`StreamStartError` when ``path`` is not a file of valid rules: a
+        worker told to apply a blocklist does not start without it. Later changes that
+        fail are refused and the rules in force stay."""
         self._path = path
         self._features = feature_names
         self._stamp: tuple[float, int] | None = None
+        self._missing = False
         self.book = RuleBook(RuleSet(), feature_names)
         self.refusals = 0
-        self.reload()
+        if path is not None:
+            try:
+                stat = path.stat()  # before the read: a change meanwhile is read again
+                rules = RuleSet.parse(path.read_text(), features=feature_names)
+            except (RulesError, OSError) as exc:
+                raise StreamStartError(
+                    f"rules file {str(path)!r}: {exc}; fix the file or FRAUD_RULES_FILE, or "
+                    "unset it to run without rules"
+                ) from None
+            self._stamp = (stat.st_mtime, stat.st_size)
+            self.book = RuleBook(rules, feature_names)
+            log.warning("rules loaded from %s", path)
 
     def use_features(self, feature_names: tuple[str, ...]) -> None:
         """A new model's features: velocity rules on features it lacks stop applying."""
@@ -196,8 +212,12 @@ class RulesFile:
             return False
         try:
             stat = self._path.stat()
-        except OSError:
+        except OSError as exc:
+            if not self._missing:  # said once; the file may be being replaced
+                log.error("rules file unreadable, keeping the rules in force: %s", exc)
+            self._missing = True
             return False
+        self._missing = False
         stamp = (stat.st_mtime, stat.st_size)
         if stamp == self._stamp:
             return False

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["SettingPath", "StreamSettings", "TopicNames"]
+__all__ = ["KafkaBootstrap", "RedisUrl", "SettingPath", "StreamSettings", "TopicNames"]
 
 FallbackDecision = Literal["approve", "review", "decline"]
 
@@ -23,6 +24,37 @@ def _not_empty(value: object) -> object:
 
 # a path read from a variable: an empty value is refused, not taken as "."
 SettingPath = Annotated[Path, BeforeValidator(_not_empty)]
+
+# [scheme://]host[:port], comma-separated (kafka-python drops a SASL_SSL:// prefix and
+# takes 9092 for a missing port); a host may be a name, IPv4, or IPv6 in brackets
+_BROKER = re.compile(r"(?:[A-Za-z_]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::\d{1,5})?")
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _bootstrap(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    brokers = [part.strip() for part in value.split(",")]
+    if not all(_BROKER.fullmatch(broker) for broker in brokers):
+        # an empty value would start an embedded broker in production: a worker that
+        # consumes nothing yet looks healthy
+        raise ValueError("not host:port[,host:port...]; unset the variable for the embedded broker")
+    return ",".join(brokers)
+
+
+def _redis_url(value: object) -> object:
+    if isinstance(value, str) and not value.strip().lower().startswith(_REDIS_SCHEMES):
+        # an empty value would silently keep the features in this process's memory
+        raise ValueError(
+            "not a redis://, rediss:// or unix:// URL; unset the variable for the in-memory store"
+        )
+    return value.strip() if isinstance(value, str) else value
+
+
+# the brokers of a variable; unset means embedded, an empty or malformed value is refused
+KafkaBootstrap = Annotated[str, BeforeValidator(_bootstrap)]
+# a Redis URL of a variable; unset means in-memory, an empty or other URL is refused
+RedisUrl = Annotated[str, BeforeValidator(_redis_url)]
 
 
 class TopicNames:
@@ -42,10 +74,10 @@ class TopicNames:
 class StreamSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="forbid")
 
-    kafka_bootstrap: str | None = Field(
+    kafka_bootstrap: KafkaBootstrap | None = Field(
         default=None, description="host:port of Kafka; unset = start the embedded broker"
     )
-    redis_url: str | None = Field(
+    redis_url: RedisUrl | None = Field(
         default=None, description="redis://host:port/db; unset = in-memory online store"
     )
     registry_dir: SettingPath = Field(default=Path("var/registry"), description="model registry")

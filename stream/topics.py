@@ -7,7 +7,14 @@ import logging
 import time
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAlreadyExistsError,
+)
+
+from stream.errors import BrokerUnavailableError
 
 __all__ = ["ensure_topics"]
 
@@ -17,7 +24,22 @@ log = logging.getLogger(__name__)
 def ensure_topics(
     bootstrap: str, names: list[str], *, partitions: int, timeout_s: float = 30.0
 ) -> None:
-    """Create any missing topic; wait until the broker lists them all."""
+    """Create any missing topic; wait until the broker lists them all.
+
+    Raises :class:`BrokerUnavailableError` when no broker answers at ``bootstrap``.
+    """
+    try:
+        _ensure_topics(bootstrap, names, partitions=partitions, timeout_s=timeout_s)
+    except (KafkaConnectionError, KafkaTimeoutError) as exc:
+        # only "nobody answered": a refusal by the broker (authorisation, topic policy)
+        # keeps its own message
+        raise BrokerUnavailableError(
+            f"Kafka at {bootstrap!r} did not answer ({str(exc) or type(exc).__name__}); "
+            "check FRAUD_KAFKA_BOOTSTRAP and that the broker is up"
+        ) from exc
+
+
+def _ensure_topics(bootstrap: str, names: list[str], *, partitions: int, timeout_s: float) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="fraud-admin")
     try:
         existing = set(admin.list_topics())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from batch_training.registry import ModelRegistry
+from embedded import EmbeddedBroker
 from fraud_cli.main import cli
 from fraud_cli.settings import TrainerSettings, env_names
 from stream.settings import StreamSettings
@@ -246,3 +249,132 @@ def test_a_refused_setting_that_may_hold_a_password_is_not_echoed() -> None:
     message = _bad_settings(refused.value)
     assert message.startswith("bad setting: FRAUD_REVIEW_DATABASE_URL: ")
     assert "hunter2" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "command", "message"),
+    [
+        ("FRAUD_KAFKA_BOOTSTRAP", "", ["stream"], "FRAUD_KAFKA_BOOTSTRAP='': not host:port"),
+        (
+            "FRAUD_KAFKA_BOOTSTRAP",
+            "kafka:ninety",
+            ["simulate", "live"],
+            "FRAUD_KAFKA_BOOTSTRAP='kafka:ninety'",
+        ),
+        ("FRAUD_KAFKA_BOOTSTRAP", " ", ["review", "serve"], "FRAUD_KAFKA_BOOTSTRAP=' '"),
+        ("FRAUD_REDIS_URL", "", ["stream"], "FRAUD_REDIS_URL: not a redis://"),
+        ("FRAUD_REDIS_URL", "http://u:hunter2@cache/0", ["stream"], "FRAUD_REDIS_URL: not a"),
+    ],
+)
+def test_an_empty_or_malformed_address_is_refused_not_taken_as_embedded(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, command: list[str], message: str
+) -> None:
+    """Unset means the embedded broker or the in-memory store; an empty value (a template
+    filled from an unset variable) used to mean the same, in production a worker that
+    consumes nothing and looks healthy."""
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: bad setting: {message}")
+    assert len(result.output.strip().splitlines()) == 1
+    assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "kept"),
+    [
+        ("FRAUD_KAFKA_BOOTSTRAP", "h1:9092, h2:9092", "h1:9092,h2:9092"),
+        ("FRAUD_KAFKA_BOOTSTRAP", "kafka", "kafka"),  # kafka-python takes port 9092
+        ("FRAUD_KAFKA_BOOTSTRAP", "SASL_SSL://b-1.msk.aws:9096", "SASL_SSL://b-1.msk.aws:9096"),
+        ("FRAUD_KAFKA_BOOTSTRAP", "[::1]:9092", "[::1]:9092"),
+        ("FRAUD_REDIS_URL", "REDIS://:p%40ss@cache:6379/0", "REDIS://:p%40ss@cache:6379/0"),
+        ("FRAUD_REDIS_URL", "unix:///run/redis.sock", "unix:///run/redis.sock"),
+    ],
+)
+def test_real_world_addresses_are_accepted(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, kept: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    settings = StreamSettings()
+    assert getattr(settings, variable.removeprefix("FRAUD_").lower()) == kept
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("FRAUD_REDIS_URL", "redis://:hunter2@cache:sixty/0", "FRAUD_REDIS_URL is not a Redis URL"),
+        ("FRAUD_DATA_DIR", "/proc/not-here", "FRAUD_DATA_DIR='/proc/not-here': "),
+        ("FRAUD_METRICS_PORT", "<taken>", "FRAUD_METRICS_PORT="),
+        ("FRAUD_RULES_FILE", "/nonexistent/rules.yaml", "rules file '/nonexistent/rules.yaml'"),
+    ],
+)
+def test_a_worker_setting_it_cannot_use_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+    broker: EmbeddedBroker,
+    registry_copy: ModelRegistry,
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    message: str,
+) -> None:
+    taken = socket.socket()
+    taken.bind(("0.0.0.0", 0))  # where the metrics server binds
+    taken.listen()
+    monkeypatch.setenv("FRAUD_KAFKA_BOOTSTRAP", broker.bootstrap)
+    monkeypatch.setenv("FRAUD_REGISTRY_DIR", str(registry_copy.root))
+    monkeypatch.setenv("FRAUD_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FRAUD_COMPILE_MODEL", "false")
+    monkeypatch.setenv("FRAUD_METRICS_PORT", "0")
+    monkeypatch.setenv(variable, value.replace("<taken>", str(taken.getsockname()[1])))
+    monkeypatch.setattr("stream.app.tune_gc", lambda: None)  # not in the test process
+    try:
+        result = CliRunner().invoke(cli, ["stream"])
+    finally:
+        taken.close()
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {message}"), result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("env", "command", "message"),
+    [
+        ({}, ["review", "serve"], "fraud review serve needs FRAUD_KAFKA_BOOTSTRAP"),
+        ({}, ["archive"], "fraud archive needs FRAUD_KAFKA_BOOTSTRAP"),
+        ({"FRAUD_REVIEW_HOST": ""}, ["review", "serve"], "bad setting: FRAUD_REVIEW_HOST=''"),
+        (
+            {"FRAUD_REVIEW_SESSION_HOURS": "1e9"},
+            ["review", "serve"],
+            "bad setting: FRAUD_REVIEW_SESSION_HOURS=",
+        ),
+        (
+            {"FRAUD_REVIEW_DATABASE_URL": "mysql://alice:hunter2@db/review"},
+            ["review", "serve"],
+            "FRAUD_REVIEW_DATABASE_URL='mysql://alice:***@db/review': only sqlite",
+        ),
+        (
+            {"FRAUD_REVIEW_DATABASE_URL": "not a url hunter2"},
+            ["review", "serve"],
+            "FRAUD_REVIEW_DATABASE_URL is not a URL",
+        ),
+        (
+            {"FRAUD_REVIEW_DATABASE_URL": "postgresql://alice:hunter2@127.0.0.1:1/review"},
+            ["review", "serve"],
+            "the review database 'postgresql+psycopg://alice:***@127.0.0.1:1/review' did not",
+        ),
+    ],
+)
+def test_a_console_setting_it_cannot_use_is_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], command: list[str], message: str
+) -> None:
+    monkeypatch.delenv("FRAUD_KAFKA_BOOTSTRAP", raising=False)
+    if env:  # these fail before Kafka is reached
+        monkeypatch.setenv("FRAUD_KAFKA_BOOTSTRAP", "127.0.0.1:1")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {message}"), result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "hunter2" not in result.output

@@ -13,9 +13,10 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
+from embedded import EmbeddedBroker
 from fraud_cli.demo import DemoConfig, run_demo
 from fraud_cli.review_cmd import demo_console
-from review.schema import Case
+from review.schema import Case, User
 from tests.conftest import WaitUntil
 
 
@@ -123,3 +124,18 @@ def test_demo_accounts_for_every_event(tmp_path: Path, wait_until: WaitUntil) ->
     port = int(re.search(r"broker on 127\.0\.0\.1:(\d+)", messages[0]).group(1))  # type: ignore[union-attr]
     assert _port_is_free(port)
     assert "worker up" in " ".join(messages)
+
+
+def test_the_demo_console_starts_again_on_a_kept_workdir(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """`fraud demo --review --workdir DIR` a second time failed at its very end: the demo
+    account existed in the first run's database."""
+    passwords = []
+    for _ in range(2):
+        service, password = demo_console(bootstrap=broker.bootstrap, workdir=tmp_path)
+        with service.background():  # starts and stops its consumer and relay
+            passwords.append(password)
+        with service.sessions() as session:
+            assert session.scalar(select(func.count()).select_from(User)) == 1
+    assert passwords[0] != passwords[1]

@@ -98,6 +98,7 @@ def alert(n: int, **overrides: object) -> DecisionRecord:
         "reason_codes": [
             "amount 7.4x the card's 30 days average (+1.20)",
             "first payment at this merchant (+0.40)",
+            "score 0.500 >= review threshold 0.061",
         ],
         "model_version": 1 + n % 2,
         "feature_set_version": "core-v2",

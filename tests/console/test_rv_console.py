@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import threading
 from datetime import timedelta
 
 import pytest
@@ -10,10 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DatabaseError
+from sqlalchemy.orm import Session
 
+import review.cases
 from review import upgrade_schema
 from review.auth import deactivate_user
-from review.schema import AuditEntry, Base, CardActivity, Case, Verdict
+from review.cases import apply_verdict
+from review.errors import NotAllowed
+from review.schema import AuditEntry, Base, CardActivity, Case, User, Verdict
 from tests.console.conftest import T0, Console, alert, make_console
 
 
@@ -122,6 +129,8 @@ def test_a_verdict_closes_the_case_and_is_audited(console: Console) -> None:
     assert page.status_code == 200
     assert "amount 7.4x the card&#39;s 30 days average" in page.text
     assert '<svg class="reasons"' in page.text
+    assert page.text.count("<rect") == 2  # the threshold passed is a note, not a bar of 0
+    assert '<p class="note">score 0.500 &gt;= review threshold 0.061</p>' in page.text
     console.clock.now = T0 + timedelta(hours=2)
     done = console.client.post(
         f"/cases/{case_id}/verdict",
@@ -147,6 +156,83 @@ def test_a_verdict_closes_the_case_and_is_audited(console: Console) -> None:
     )
     assert again.status_code == 409
     assert "closed as fraud by ana" in again.text
+
+
+def test_two_analysts_deciding_one_case_at_once_cannot_both_close_it(
+    console: Console, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both read the case open before either writes. On SQLite, which has no row locks,
+    both used to close it, one as fraud and one as legit: two opposite labels. Exactly
+    one verdict must win, on either database."""
+    console.ingestor.add_alerts([alert(1)], now=T0)
+    case_id = _ids_by_tx(console)["tx-00001"]
+    read = {"ana": threading.Event(), "lee": threading.Event()}
+    get_case = review.cases._get_case
+
+    def get_case_then_wait(session: Session, case_id: int, *, lock: bool = False) -> Case:
+        case = get_case(session, case_id, lock=lock)
+        name = threading.current_thread().name
+        read[name].set()
+        # the other's read, unless it is blocked behind our row lock (PostgreSQL)
+        read["lee" if name == "ana" else "ana"].wait(timeout=2)
+        return case
+
+    monkeypatch.setattr(review.cases, "_get_case", get_case_then_wait)
+    outcomes: dict[str, str] = {}
+
+    def decide(kind: str) -> None:
+        name = threading.current_thread().name
+        try:
+            with console.sessions.begin() as session:
+                user = session.scalar(select(User).where(User.username == name))
+                assert user is not None
+                apply_verdict(session, [case_id], kind=kind, comment="", user=user, now=T0)
+            outcomes[name] = "decided"
+        except NotAllowed as exc:
+            outcomes[name] = str(exc)
+
+    threads = [
+        threading.Thread(target=decide, args=(kind,), name=name)
+        for name, kind in (("ana", "fraud"), ("lee", "legit"))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(outcomes) == 2
+    assert list(outcomes.values()).count("decided") == 1, outcomes
+    with console.sessions() as session:
+        kinds = list(session.scalars(select(Verdict.kind).where(Verdict.case_id == case_id)))
+    assert len(kinds) == 1
+
+
+def test_bad_form_values_and_edited_links_are_refused_not_server_errors(
+    console: Console,
+) -> None:
+    console.ingestor.add_alerts([alert(1)], now=T0)
+    case_id = _ids_by_tx(console)["tx-00001"]
+    assert console.login("ana") == 303
+
+    def verdict(kind: str, comment: str) -> int:
+        data = {"csrf_token": console.csrf, "kind": kind, "comment": comment}
+        response = console.client.post(
+            f"/cases/{case_id}/verdict", data=data, follow_redirects=False
+        )
+        return response.status_code
+
+    assert verdict("maybe", "") == 400
+    assert verdict("fraud", "x" * 2001) == 400  # used to be cut to 2,000 without a word
+    assert verdict("fraud", "card holder 4111 1111 1111 1111 called") == 303
+    with console.sessions() as session:
+        comment = session.scalar(select(Verdict.comment).where(Verdict.case_id == case_id))
+    assert comment == "card holder [PAN-REDACTED] called"  # pages show only card tokens
+    assert console.client.get(f"/cases/{2**63}").status_code == 404
+    naive = base64.urlsafe_b64encode(json.dumps(["oldest", "2026-11-20T10:00:00", 1]).encode())
+    huge = base64.urlsafe_b64encode(json.dumps(["oldest", "2026-11-20T10:00:00Z", 10**20]).encode())
+    for cursor in (naive, huge):
+        assert console.client.get(f"/queue?cursor={cursor.decode()}").status_code == 400
+    vast = base64.urlsafe_b64encode(json.dumps(["score", 10**400, 1]).encode()).decode()
+    assert console.client.get(f"/queue?sort=score&cursor={vast}").status_code == 400
 
 
 def test_escalated_cases_wait_for_a_lead_and_bulk_actions(console: Console) -> None:

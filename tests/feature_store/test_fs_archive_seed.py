@@ -344,9 +344,9 @@ def test_a_verdict_on_no_archived_payment_is_counted_and_said(
         read_archive(tmp_path / "archive", since=since)  # its payment is on a day not read
     assert not caplog.records
     # a hand-written part without a verdict time: every unread day is searched
-    verdicts.iloc[[0, 1]].assign(label_time=pd.NaT).to_parquet(
-        labels / "part-verdicts.parquet", index=False
-    )
+    verdicts.iloc[[0, 1]].assign(
+        label_time=pd.Series([pd.NaT] * 2, dtype="datetime64[ns, UTC]")
+    ).to_parquet(labels / "part-verdicts.parquet", index=False)
     with caplog.at_level("WARNING", logger="feature_store.archive"):
         read_archive(tmp_path / "archive", since=since)
     (record,) = caplog.records

@@ -47,6 +47,7 @@ def test_valid_event_decodes_with_optional_and_unknown_fields() -> None:
         (_raw(event_time="2025-06-01T11:59:00"), "invalid_timestamp"),
         (_raw(event_time="2025-06-02T12:00:00Z"), "future_timestamp"),
         (_raw(card_id="4111 1111 1111 1111"), "pan_in_card_id"),
+        (_raw(card_id="4111.1111.1111.1111"), "pan_in_card_id"),
         (_raw(card_id="5500005555555559", amount="x"), "pan_in_card_id"),
         (_raw(transaction_id=""), "wrong_type"),
     ],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from feature_store.online import (
     RedisOnlineStore,
 )
 from stream import BatchProcessor, RawEvent
+from stream.errors import StreamStartError
 from stream.rules import RulesError, RuleSet, RulesFile
 from stream.scoring import load_serving_model
 
@@ -109,6 +111,32 @@ def test_a_changed_file_is_used_and_a_bad_one_refused(
     got = _decide(processor, [_event(4, card_id="card_2"), _event(5, card_id="card_3")])
     assert got["r4"][0] == "decline"  # the previous rules keep serving
     assert "rule:blocklist_card" not in got["r5"][1]
+
+
+def test_a_worker_does_not_start_without_the_rules_it_was_given(
+    trained_registry: ModelRegistry, tmp_path: Path
+) -> None:
+    """A blocklist the operator believes is in force must be: a missing or invalid file
+    at start is refused, naming it (it used to run without rules, silently)."""
+    with pytest.raises(StreamStartError, match=r"rules\.yaml.*FRAUD_RULES_FILE"):
+        _processor(trained_registry, MemoryOnlineStore(), tmp_path / "rules.yaml")
+    (tmp_path / "rules.yaml").write_text("blocklist: [\n")
+    with pytest.raises(StreamStartError, match="invalid rules"):
+        _processor(trained_registry, MemoryOnlineStore(), tmp_path / "rules.yaml")
+
+
+def test_a_rules_file_gone_while_running_is_said_once_and_the_rules_stay(
+    trained_registry: ModelRegistry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("blocklist: {cards: [card_1]}\n")
+    processor = _processor(trained_registry, MemoryOnlineStore(), path)
+    path.unlink()
+    with caplog.at_level(logging.ERROR, logger="stream.rules"):
+        for i in range(3):
+            assert _decide(processor, [_event(i, card_id="card_1")])[f"r{i}"][0] == "decline"
+    (record,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "rules file unreadable, keeping the rules in force" in record.getMessage()
 
 
 def test_rules_still_apply_when_the_store_is_down(

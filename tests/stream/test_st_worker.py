@@ -211,11 +211,7 @@ def test_worker_decides_every_event_with_redis_features(
         assert decision["degraded"] is False
     # the metrics endpoint counts what happened
     scrape = urllib.request.urlopen(worker.metrics_url, timeout=5).read().decode()  # noqa: S310
-    samples = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-        for line in scrape.splitlines()
-        if line.startswith("fraud_") and not line.startswith("fraud_decision_latency")
-    }
+    samples = _samples(scrape)
     assert samples["fraud_events_in_total"] == sent
     assert sum(v for k, v in samples.items() if k.startswith("fraud_decisions_total")) == 200
     assert samples['fraud_dead_letters_total{reason="malformed_json"}'] == 1
@@ -288,6 +284,30 @@ def _produce(broker: EmbeddedBroker, topic: str, unique: str, ids: range) -> Non
         producer.send(topic, key=f"{unique}card{i % 5}".encode(), value=json.dumps(event).encode())
     producer.flush()
     producer.close()
+
+
+def _samples(scrape: str) -> dict[str, float]:
+    """The worker's own metrics (not the latency histogram) by name and labels."""
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in scrape.splitlines()
+        if line.startswith("fraud_") and not line.startswith("fraud_decision_latency")
+    }
+
+
+def test_an_idle_worker_follows_a_promotion(
+    worker: RunningWorker, registry_copy: ModelRegistry, registry_edits: Any, wait_until: Any
+) -> None:
+    """No traffic, yet the promoted model is loaded and shown: the faust agent used to
+    ask for the champion only when a batch came."""
+
+    def serving() -> float:
+        scrape = urllib.request.urlopen(worker.metrics_url, timeout=5).read().decode()  # noqa: S310
+        return _samples(scrape)["fraud_model_version"]
+
+    assert serving() == 1
+    registry_copy.promote(registry_edits.register_copy(registry_copy))
+    wait_until(lambda: serving() == 2, timeout_s=30, what="model v2 served without traffic")
 
 
 def test_the_worker_follows_the_champion_and_refuses_a_tampered_model(

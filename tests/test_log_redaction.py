@@ -1,0 +1,77 @@
+"""No card number reaches a log line, whichever library logs it and at whichever level."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from fraud_cli.logs import configure_logging
+
+PAN = "4111111111111111"
+
+
+def test_card_numbers_are_redacted_in_every_record_and_traceback() -> None:
+    configure_logging(logging.WARNING)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(name)s %(message)s"))
+    library = logging.getLogger("aiokafka.conn.for_this_test")  # as aiokafka logs fetches
+    library.addHandler(handler)
+    library.setLevel(logging.DEBUG)
+    try:
+        library.debug("<- FetchResponse message_set=%r", f'{{"card_id":"{PAN}"}}'.encode())
+        try:
+            raise ValueError(f"bad payload card 4111 1111 1111 1111 in {PAN}")
+        except ValueError:
+            library.exception("decode failed")
+        library.debug("order %s of merchant %s", "4111111111111112", "m-1")  # not Luhn-valid
+    finally:
+        library.removeHandler(handler)
+    text = out.getvalue()
+    assert PAN not in text
+    assert "4111 1111 1111 1111" not in text
+    # the fetch, the exception's two numbers, and the literal in the traceback's source line
+    assert text.count("[PAN-REDACTED]") == 4
+    assert "4111111111111112" in text  # other digit runs stay readable
+    assert "Traceback" in text
+
+
+def test_a_record_that_cannot_be_formatted_neither_raises_nor_leaks() -> None:
+    """Formatting happens when the record is made, inside the caller's logging call (a
+    kafka-python sender thread, a faust agent): a wrong format must not raise there."""
+    configure_logging(logging.WARNING)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    library = logging.getLogger("kafka.for_this_test")
+    library.addHandler(handler)
+    try:
+        library.warning("%s and %s", PAN)  # one argument short
+        library.warning("stack of %s", PAN, stack_info=True)
+    finally:
+        library.removeHandler(handler)
+    text = out.getvalue()
+    assert "arguments not shown" in text
+    assert PAN not in text
+    assert "Stack (most recent call last)" in text
+
+
+def test_faust_formatter_shows_a_redacted_record_as_written() -> None:
+    """The faust worker's formatter (mode's) formats a record's args again: a rewritten
+    record must not be garbled by it ('%' in the text, or no args at all)."""
+    from mode.utils.logging import DefaultFormatter
+
+    configure_logging(logging.WARNING)
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(DefaultFormatter("%(message)s"))
+    library = logging.getLogger("faust.for_this_test")
+    library.addHandler(handler)
+    try:
+        library.warning("100%% of %s, then %r", f"card {PAN}", 7)
+        library.warning("waiting for tasks %r", [1, 2])
+    finally:
+        library.removeHandler(handler)
+    assert out.getvalue().splitlines() == [
+        "100% of card [PAN-REDACTED], then 7",
+        "waiting for tasks [1, 2]",
+    ]
