@@ -8,7 +8,7 @@ import json
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,19 @@ def refused_sockets_closed() -> Iterator[None]:
                 candidate.close()
 
 
+def _stops_a_broker_under_a_client(test: Callable[..., None]) -> Callable[..., None]:
+    """On SQLite; the refused reconnects' sockets are closed after the test, and ignored
+    when released within it."""
+    marks = (
+        pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+        pytest.mark.usefixtures("refused_sockets_closed"),
+        pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    )
+    for mark in marks:
+        test = mark(test)
+    return test
+
+
 def _give_verdict(sessions: sessionmaker[Session], n: int) -> None:
     """A verdict committed as the console commits it, waiting for the relay."""
     console = make_console(sessions)
@@ -191,10 +204,7 @@ def _labels_on(bootstrap: str, topic: str, wait_until: WaitUntil, expected: int)
     return values
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.usefixtures("refused_sockets_closed")
-# the same sockets, when released within the test
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@_stops_a_broker_under_a_client
 def test_a_stalled_broker_gets_each_label_once(
     unique: str, sessions: sessionmaker[Session], wait_until: WaitUntil
 ) -> None:
@@ -218,10 +228,7 @@ def test_a_stalled_broker_gets_each_label_once(
         assert len(_labels_on(broker.bootstrap, topics.labels, wait_until, 1)) == 1
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-@pytest.mark.usefixtures("refused_sockets_closed")
-# the same sockets, when released within the test
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@_stops_a_broker_under_a_client
 def test_labels_queued_while_the_broker_was_down_go_once_it_is_back(
     unique: str, sessions: sessionmaker[Session], wait_until: WaitUntil
 ) -> None:
