@@ -6,6 +6,7 @@ import contextlib
 import json
 import secrets
 import signal
+import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -52,6 +53,14 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     settings = ReviewSettings()
     topics = TopicNames(settings.topic_prefix)
     bootstrap = _stream_broker(settings, "fraud review serve")
+    host, port = host or settings.review_host, port or settings.review_port
+    try:  # uvicorn would say only "Name or service not known", after start-up
+        socket.getaddrinfo(host, port)
+    except socket.gaierror as exc:
+        raise click.ClickException(
+            f"FRAUD_REVIEW_HOST / --host {host!r}: {exc.strerror}; give an address of this "
+            "machine, e.g. 127.0.0.1 or 0.0.0.0"
+        ) from None
     service = ConsoleService(
         ServiceConfig(
             database_url=database_url or settings.review_database_url,
@@ -59,8 +68,8 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
             alerts_topic=topics.alerts,
             decisions_topic=topics.decisions if settings.review_card_activity else None,
             labels_topic=topics.labels,
-            host=host or settings.review_host,
-            port=port or settings.review_port,
+            host=host,
+            port=port,
             console=ConsoleConfig(
                 secure_cookies=settings.review_secure_cookies,
                 policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),

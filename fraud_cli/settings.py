@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from stream.settings import KafkaBootstrap, RedisUrl, SettingPath, StreamSettings
+from stream.settings import KafkaBootstrap, RedisUrl, SettingPath, StreamSettings, TopicPrefix
 
 __all__ = [
     "ALL_SETTINGS",
@@ -31,7 +31,7 @@ class LiveSettings(BaseSettings):
     kafka_bootstrap: KafkaBootstrap | None = Field(
         default=None, description="host:port of Kafka; unset = start the embedded broker"
     )
-    topic_prefix: str = Field(default="", description="prefix for every topic name")
+    topic_prefix: TopicPrefix = Field(default="", description="prefix for every topic name")
     partitions: int = Field(default=4, ge=1, description="partitions of topics we create")
 
 
@@ -67,7 +67,7 @@ class ReviewSettings(BaseSettings):
         description="host:port of Kafka the stream writes to; the console and the archiver "
         "refuse to start without it",
     )
-    topic_prefix: str = Field(default="", description="prefix for every topic name")
+    topic_prefix: TopicPrefix = Field(default="", description="prefix for every topic name")
     review_database_url: str = Field(
         default="sqlite:///var/review/review.db",
         description="sqlite:///path.db or postgresql://user@host/db",

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -230,6 +231,18 @@ def create_app(
 
     for error in _ERROR_PAGES:
         app.add_exception_handler(error, error_page)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        """A path or form value of the wrong type (an edited link): the login page for a
+        stranger, as for any page, and a 400 page, not FastAPI's JSON, for a user."""
+        with sessions() as session:
+            known = resolve_session(session, request.cookies.get(SESSION_COOKIE), now=clock())
+        if known is None:
+            return await login_required(request, _LoginRequired())
+        fields = ", ".join(str(error["loc"][-1]) for error in exc.errors())
+        message = f"the request's {fields} is not valid; go back and use the page's links"
+        return page(request, "error.html", 400, title="Bad request", message=message)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

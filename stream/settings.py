@@ -6,10 +6,17 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, StringConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["KafkaBootstrap", "RedisUrl", "SettingPath", "StreamSettings", "TopicNames"]
+__all__ = [
+    "KafkaBootstrap",
+    "RedisUrl",
+    "SettingPath",
+    "StreamSettings",
+    "TopicNames",
+    "TopicPrefix",
+]
 
 FallbackDecision = Literal["approve", "review", "decline"]
 
@@ -51,6 +58,9 @@ def _redis_url(value: object) -> object:
     return value.strip() if isinstance(value, str) else value
 
 
+# Kafka topic names are [a-zA-Z0-9._-], at most 249 long; the longest suffix is 16
+TopicPrefix = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]*$", max_length=233)]
+
 # the brokers of a variable; unset means embedded, an empty or malformed value is refused
 KafkaBootstrap = Annotated[str, BeforeValidator(_bootstrap)]
 # a Redis URL of a variable; unset means in-memory, an empty or other URL is refused
@@ -81,7 +91,7 @@ class StreamSettings(BaseSettings):
         default=None, description="redis://host:port/db; unset = in-memory online store"
     )
     registry_dir: SettingPath = Field(default=Path("var/registry"), description="model registry")
-    topic_prefix: str = Field(default="", description="prefix for every topic name")
+    topic_prefix: TopicPrefix = Field(default="", description="prefix for every topic name")
     partitions: int = Field(default=4, ge=1, description="partitions of topics we create")
     consumer: Literal["faust", "batched"] = Field(
         default="faust",

@@ -344,6 +344,13 @@ def test_a_worker_setting_it_cannot_use_is_one_line_naming_it(
         ({}, ["archive"], "fraud archive needs FRAUD_KAFKA_BOOTSTRAP"),
         ({"FRAUD_REVIEW_HOST": ""}, ["review", "serve"], "bad setting: FRAUD_REVIEW_HOST=''"),
         (
+            {"FRAUD_REVIEW_HOST": "no-such-host.invalid"},
+            ["review", "serve"],
+            "FRAUD_REVIEW_HOST / --host 'no-such-host.invalid': ",
+        ),
+        ({"FRAUD_TOPIC_PREFIX": "a b/"}, ["review", "serve"], "bad setting: FRAUD_TOPIC_PREFIX="),
+        ({"FRAUD_TOPIC_PREFIX": "a b/"}, ["stream"], "bad setting: FRAUD_TOPIC_PREFIX="),
+        (
             {"FRAUD_REVIEW_SESSION_HOURS": "1e9"},
             ["review", "serve"],
             "bad setting: FRAUD_REVIEW_SESSION_HOURS=",

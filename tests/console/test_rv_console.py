@@ -233,6 +233,11 @@ def test_bad_form_values_and_edited_links_are_refused_not_server_errors(
         assert console.client.get(f"/queue?cursor={cursor.decode()}").status_code == 400
     vast = base64.urlsafe_b64encode(json.dumps(["score", 10**400, 1]).encode()).decode()
     assert console.client.get(f"/queue?sort=score&cursor={vast}").status_code == 400
+    typed = console.client.get("/cases/abc")  # FastAPI's JSON 422 before, even logged out
+    assert typed.status_code == 400
+    assert "case_id is not valid" in typed.text
+    stranger = make_console(console.sessions).client.get("/cases/abc", follow_redirects=False)
+    assert (stranger.status_code, stranger.headers["location"]) == (303, "/login")
 
 
 def test_escalated_cases_wait_for_a_lead_and_bulk_actions(console: Console) -> None:
