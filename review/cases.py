@@ -27,11 +27,13 @@ __all__ = [
     "QueuePage",
     "apply_verdict",
     "case_context",
+    "correct_verdict",
     "queue_page",
 ]
 
 STATUSES = ("open", "escalated", "fraud", "legit")
 VERDICTS = {"fraud": "fraud", "legit": "legit", "escalate": "escalated"}  # verdict → status
+CLOSED = ("fraud", "legit")  # the statuses a verdict that is a label leaves a case in
 MAX_COMMENT = 2000
 _MAX_ID = 2**63  # a BIGINT id
 
@@ -206,6 +208,40 @@ def _change_status(session: Session, case: Case, kind: str, *, user: User, now: 
         )
 
 
+def _checked_comment(comment: str) -> str:
+    # a card number typed into a comment would be shown on pages that show only tokens
+    comment = redact_pans(comment.strip())
+    if len(comment) > MAX_COMMENT:
+        raise BadInput(f"a comment of {len(comment)} characters: at most {MAX_COMMENT}; shorten it")
+    return comment
+
+
+def _record(
+    session: Session, case: Case, kind: str, comment: str, *, user: User, now: datetime, action: str
+) -> Verdict:
+    """Move the case on and keep the verdict (the label outbox) and its audit entry."""
+    _change_status(session, case, kind, user=user, now=now)
+    verdict = Verdict(
+        case_id=case.id,
+        transaction_id=case.transaction_id,
+        kind=kind,
+        comment=comment,
+        analyst=user.username,
+        created_at=now,
+    )
+    session.add(verdict)
+    record_audit(
+        session,
+        actor=user.username,
+        action=action,
+        target=f"case {case.id}",
+        at=now,
+        transaction_id=case.transaction_id,
+        comment=comment,
+    )
+    return verdict
+
+
 def apply_verdict(
     session: Session,
     case_ids: Sequence[int],
@@ -217,46 +253,48 @@ def apply_verdict(
 ) -> list[Verdict]:
     """Record a verdict on each case, all or none. Fraud/legit verdicts become labels.
 
-    Analysts work open cases; escalated ones wait for a lead. A closed case stays closed.
+    Analysts work open cases; escalated ones wait for a lead. A closed case stays closed
+    (a lead corrects it with :func:`correct_verdict`).
     """
     if kind not in VERDICTS:
         raise BadInput(f"verdict {kind[:40]!r}: choose one of {', '.join(VERDICTS)}")
-    # a card number typed into a comment would be shown on pages that show only tokens
-    comment = redact_pans(comment.strip())
-    if len(comment) > MAX_COMMENT:
-        raise BadInput(f"a comment of {len(comment)} characters: at most {MAX_COMMENT}; shorten it")
+    comment = _checked_comment(comment)
     verdicts: list[Verdict] = []
     # one lock order for every request: two bulk actions over the same cases in other
     # orders deadlocked on PostgreSQL
     for case_id in sorted(set(case_ids)):
         case = _get_case(session, case_id, lock=True)
-        if case.status in ("fraud", "legit"):
+        if case.status in CLOSED:
             raise NotAllowed(
                 f"case {case.id} was closed as {case.status} by {case.reviewed_by}; "
-                "it cannot be reviewed again"
+                "a lead can correct it"
             )
         if case.status == "escalated" and user.role != "lead":
             raise NotAllowed(f"case {case.id} is escalated: only a lead can decide it")
         if kind == "escalate" and case.status == "escalated":
             raise NotAllowed(f"case {case.id} is escalated already")
-        _change_status(session, case, kind, user=user, now=now)
-        verdict = Verdict(
-            case_id=case.id,
-            transaction_id=case.transaction_id,
-            kind=kind,
-            comment=comment,
-            analyst=user.username,
-            created_at=now,
+        verdicts.append(
+            _record(session, case, kind, comment, user=user, now=now, action=f"verdict.{kind}")
         )
-        session.add(verdict)
-        record_audit(
-            session,
-            actor=user.username,
-            action=f"verdict.{kind}",
-            target=f"case {case.id}",
-            at=now,
-            transaction_id=case.transaction_id,
-            comment=comment,
-        )
-        verdicts.append(verdict)
     return verdicts
+
+
+def correct_verdict(
+    session: Session, case_id: int, *, kind: str, comment: str, user: User, now: datetime
+) -> Verdict:
+    """A lead reverses a closed case's verdict, saying why. The new verdict is a label
+    like any other, later than the first: training and the merchant-risk state take the
+    latest verdict per transaction."""
+    if kind not in CLOSED:
+        raise BadInput(f"a correction {kind[:40]!r}: choose fraud or legit")
+    comment = _checked_comment(comment)
+    if not comment:
+        raise BadInput("a correction needs a comment saying why")
+    if user.role != "lead":
+        raise NotAllowed(f"{user.username} is an {user.role}; only a lead corrects a verdict")
+    case = _get_case(session, case_id, lock=True)
+    if case.status not in CLOSED:
+        raise NotAllowed(f"case {case.id} is {case.status}: decide it, there is nothing to correct")
+    if case.status == kind:
+        raise NotAllowed(f"case {case.id} is closed as {kind} already")
+    return _record(session, case, kind, comment, user=user, now=now, action=f"correction.{kind}")

@@ -44,6 +44,7 @@ from review.cases import (
     QueueFilter,
     apply_verdict,
     case_context,
+    correct_verdict,
     queue_page,
 )
 from review.dashboard import dashboard_stats
@@ -388,13 +389,13 @@ def create_app(
         csrf_token: str = Form(""),
         kind: str = Form(""),
         comment: str = Form(""),
+        correction: bool = Form(False),  # a lead reversing a closed case
     ) -> Response:
         with sessions.begin() as session:
             who = principal(request, session)
             check_csrf(who, csrf_token)
-            apply_verdict(
-                session, [case_id], kind=kind, comment=comment, user=who.user, now=clock()
-            )
+            decide = correct_verdict if correction else _decide_one
+            decide(session, case_id, kind=kind, comment=comment, user=who.user, now=clock())
         _publish(relay)
         return RedirectResponse(f"/cases/{case_id}", status_code=303)
 
@@ -420,6 +421,12 @@ def create_app(
         return page(request, "audit.html", me=who, entries=entries, unsent=unsent)
 
     return app
+
+
+def _decide_one(
+    session: Session, case_id: int, *, kind: str, comment: str, user: User, now: datetime
+) -> None:
+    apply_verdict(session, [case_id], kind=kind, comment=comment, user=user, now=now)
 
 
 def _publish(relay: LabelRelay | None) -> None:

@@ -240,6 +240,46 @@ def test_bad_form_values_and_edited_links_are_refused_not_server_errors(
     assert (stranger.status_code, stranger.headers["location"]) == (303, "/login")
 
 
+def test_a_lead_corrects_a_closed_verdict_with_a_reason(console: Console) -> None:
+    """A mis-click used to stay the transaction's label for good: nobody could change a
+    closed case. A lead's correction is a second verdict, a later label."""
+    console.ingestor.add_alerts([alert(1), alert(2)], now=T0)
+    ids = _ids_by_tx(console)
+    case_id = ids["tx-00001"]
+    assert console.login("ana") == 303
+
+    def post(client: Console, path: str, kind: str, comment: str) -> int:
+        data = {"csrf_token": client.csrf, "kind": kind, "comment": comment}
+        if path.endswith("/correction"):  # the correction form: the verdict route, flagged
+            path, data["correction"] = path.replace("/correction", "/verdict"), "true"
+        return client.client.post(path, data=data, follow_redirects=False).status_code
+
+    assert post(console, f"/cases/{case_id}/verdict", "fraud", "looked odd") == 303
+    assert post(console, f"/cases/{case_id}/correction", "legit", "mis-click") == 409  # analyst
+    assert 'name="correction"' not in console.client.get(f"/cases/{case_id}").text
+    lead = make_console(console.sessions)
+    assert lead.login("lee") == 303
+    assert "Correct to legitimate" in lead.client.get(f"/cases/{case_id}").text
+    assert post(lead, f"/cases/{case_id}/correction", "legit", "  ") == 400  # say why
+    assert post(lead, f"/cases/{case_id}/correction", "fraud", "same") == 409  # no change
+    assert post(lead, f"/cases/{ids['tx-00002']}/correction", "legit", "open") == 409
+    console.clock.now = lead.clock.now = T0 + timedelta(hours=3)
+    assert post(lead, f"/cases/{case_id}/correction", "legit", "customer's own payment") == 303
+    with console.sessions() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        assert (case.status, case.reviewed_by) == ("legit", "lee")
+        verdicts = session.execute(
+            select(Verdict.kind, Verdict.analyst, Verdict.label_sent_at)
+            .where(Verdict.case_id == case_id)
+            .order_by(Verdict.id)
+        ).all()
+        actions = list(session.scalars(select(AuditEntry.action).where(AuditEntry.actor == "lee")))
+    assert [(v.kind, v.analyst) for v in verdicts] == [("fraud", "ana"), ("legit", "lee")]
+    assert verdicts[1].label_sent_at is None  # waiting for the relay, like any verdict
+    assert "correction.legit" in actions
+
+
 def test_escalated_cases_wait_for_a_lead_and_bulk_actions(console: Console) -> None:
     console.ingestor.add_alerts([alert(n) for n in range(4)], now=T0)
     ids = sorted(_ids_by_tx(console).values())
