@@ -124,17 +124,20 @@ def _duration(total_s: float) -> str:
     return f"{minutes}m" if minutes else f"{seconds}s"
 
 
-def _reason_bars(reasons: list[str]) -> list[dict[str, Any]]:
+def _reasons(reasons: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
     """Reason codes that end with their SHAP contribution, '(+1.23)', as bars scaled to the
-    largest; the others (the threshold the score passed) are notes, not bars of 0."""
-    parsed: list[dict[str, Any]] = []
+    largest; the others (the threshold the score passed) as notes, not bars of 0."""
+    bars: list[dict[str, Any]] = []
+    notes: list[str] = []
     for reason in reasons:
         if match := _CONTRIBUTION.search(reason):
-            parsed.append({"label": reason[: match.start()].strip(), "value": float(match[1])})
-    top = max((abs(p["value"]) for p in parsed), default=0.0) or 1.0
-    for p in parsed:
-        p["width"] = round(300 * abs(p["value"]) / top)
-    return parsed
+            bars.append({"label": reason[: match.start()].strip(), "value": float(match[1])})
+        else:
+            notes.append(reason)
+    top = max((abs(b["value"]) for b in bars), default=0.0) or 1.0
+    for b in bars:
+        b["width"] = round(300 * abs(b["value"]) / top)
+    return bars, notes
 
 
 def _number(params: dict[str, str], name: str) -> float | None:
@@ -371,13 +374,14 @@ def create_app(
         with sessions() as session:
             who = principal(request, session)
             context = case_context(session, case_id)
+        bars, notes = _reasons(context.case.reason_codes)
         return page(
             request,
             "case.html",
             me=who,
             ctx=context,
-            bars=_reason_bars(context.case.reason_codes),
-            notes=[r for r in context.case.reason_codes if not _CONTRIBUTION.search(r)],
+            bars=bars,
+            notes=notes,
             verdict_kinds=list(VERDICTS),
             now=clock(),
         )

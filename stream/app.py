@@ -322,8 +322,8 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     if settings.consumer == "batched":
         from stream.batched import run_batched
 
-        # faust's worker sets the level itself; here it is ours to set
-        logging.getLogger().setLevel(settings.log_level.upper().replace("WARN", "WARNING"))
+        # faust's worker sets the level itself; here it is ours to set ("WARN" is a name too)
+        logging.getLogger().setLevel(settings.log_level.upper())
 
         asyncio.run(
             run_batched(

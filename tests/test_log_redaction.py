@@ -58,12 +58,12 @@ def test_a_record_that_cannot_be_formatted_neither_raises_nor_leaks() -> None:
 def test_faust_formatter_shows_a_redacted_record_as_written() -> None:
     """The faust worker's formatter (mode's) formats a record's args again: a rewritten
     record must not be garbled by it ('%' in the text, or no args at all)."""
-    from mode.utils.logging import DefaultFormatter
+    from mode.utils.logging import ExtensionFormatter  # the one that formats args again
 
     configure_logging(logging.WARNING)
     out = io.StringIO()
     handler = logging.StreamHandler(out)
-    handler.setFormatter(DefaultFormatter("%(message)s"))
+    handler.setFormatter(ExtensionFormatter(out, fmt="%(message)s"))
     library = logging.getLogger("faust.for_this_test")
     library.addHandler(handler)
     try:
