@@ -306,6 +306,10 @@ def fit_model(
 
     best, tried, scores, selection = _search(candidates, fit, valid, labels[cut:], config, progress)
     ap, params, rounds = best.validation_ap, best.params, best.stopping.best_rounds
+    described, search_rows = [c.describe() for c in tried], fit.num_row()
+    # the search's matrices (held by each candidate's stopping rule) are not needed by the
+    # refit: freed first, they are not in its memory peak (0.3 GB on a 1.27M-row window)
+    del best, tried, fit, valid
     review, decline, _ = choose_cost_thresholds(
         scores,
         labels[cut:],
@@ -328,9 +332,9 @@ def fit_model(
         validation_ap=ap,
         # "never act" stays above every score: clamped to 1.0 a score of 1.0 would act
         thresholds=Thresholds(review=min(review, NEVER_ACT), decline=min(decline, NEVER_ACT)),
-        candidates=[c.describe() for c in tried],
+        candidates=described,
         selection=selection,
-        search_rows=fit.num_row(),
+        search_rows=search_rows,
     )
 
 
