@@ -4,12 +4,14 @@ test set."""
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import xgboost as xgb
 
 from batch_training.dataset import DataSplit
-from batch_training.errors import ModelIntegrityError
+from batch_training.errors import RegistryError
 from batch_training.folds import Evaluation, FoldFeatures
 from batch_training.gate import GateDecision, promotion_gate
 from batch_training.metrics import CostModel, decision_outcome
@@ -36,16 +38,27 @@ def _champion_evaluation(
     candidate's), with the cost of its own thresholds' decisions there under today's
     ``cost`` model.
 
-    Raises :class:`ModelIntegrityError` when the champion cannot be served: its file was
-    altered, or this release no longer computes its features; :class:`_BeyondTheRead`
-    when its features reach back before ``read_since``, the first day read.
+    Raises :class:`RegistryError` when the champion cannot be served: its file was
+    altered or is gone, or this release no longer computes its features;
+    :class:`_NotComparable` when it trained on days of this test window, or its features
+    reach back before ``read_since``, the first day read.
     """
     champion = registry.load(version)
     meta = champion.metadata
     champion_set = feature_set_of(meta)
+    trained_until = _training_end(meta.training_window)
+    test_start = pd.Timestamp(data.split.test_start, tz="UTC")
+    if trained_until is not None and trained_until >= test_start:
+        raise _NotComparable(
+            f"champion v{version} trained on payments until {trained_until:%Y-%m-%d %H:%M}, "
+            f"inside this test window (from {data.split.test_start}): its metrics there "
+            "would flatter it. The candidate stays a challenger; later runs compare them "
+            "once the test window is past that day, or `fraud models promote "
+            "<version> --force` serves it now"
+        )
     needed = FeaturePlan(champion_set).first_day_read(data.split.test_start)
     if read_since is not None and needed < read_since:
-        raise _BeyondTheRead(
+        raise _NotComparable(
             f"champion v{version} ({champion_set.name} features) needs the history from "
             f"{needed}, and this run read from {read_since}: it became champion after the "
             "run began. The candidate stays a challenger; the next run compares the two"
@@ -73,8 +86,18 @@ def _champion_evaluation(
     return features.evaluate(scores, data, alert_rate).metrics | {"test_cost": outcome.cost}
 
 
-class _BeyondTheRead(Exception):
-    """The champion's features need days of the history that the run did not read."""
+class _NotComparable(Exception):
+    """The champion cannot be judged on this run's test set: it trained on some of it, or
+    its features need days of the history that the run did not read."""
+
+
+def _training_end(window: dict[str, Any]) -> pd.Timestamp | None:
+    """The champion's last training payment, when its metadata records one."""
+    try:
+        end = pd.Timestamp(window["end"])
+    except (KeyError, TypeError, ValueError):  # written by hand or by an older release
+        return None
+    return end.tz_localize("UTC") if end.tzinfo is None else end
 
 
 def judge_candidate(
@@ -101,9 +124,11 @@ def judge_candidate(
                 options.training.cost,
                 read_since,
             )
-        except _BeyondTheRead as exc:
+        except _NotComparable as exc:
             return version, None, GateDecision(False, str(exc))
-        except ModelIntegrityError as exc:  # no worker of this release serves it: replace it
+        # altered, or its version directory gone (a plain RegistryError): no worker of this
+        # release serves it, so it is replaced, as history_reach assumed when it read
+        except RegistryError as exc:
             reason = f"the champion cannot be served ({exc}); the candidate replaces it"
             return version, None, GateDecision(True, reason)
     gate = promotion_gate(candidate.metrics, champion, cp_tolerance=options.cp_tolerance)

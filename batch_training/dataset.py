@@ -40,9 +40,14 @@ class TimeSplit:
     def __post_init__(self) -> None:
         for name in ("train_days", "test_days"):
             if getattr(self, name) < 1:
-                raise TrainingConfigError(f"{name}={getattr(self, name)} must be at least 1 day")
+                raise TrainingConfigError(
+                    f"{name}={getattr(self, name)} must be at least 1 day "
+                    f"(--{name.replace('_', '-')})"
+                )
         if self.delay_days < 0:
-            raise TrainingConfigError(f"delay_days={self.delay_days} must be >= 0")
+            raise TrainingConfigError(
+                f"delay_days={self.delay_days} must be >= 0 (--delay-days; 0: no label delay)"
+            )
 
     @property
     def test_start(self) -> date:
@@ -120,10 +125,7 @@ def latest_split(
         raise TrainingConfigError(
             f"label_delay_s={label_delay_s} must be >= 0 (--label-delay-days)"
         )
-    if history.empty:
-        raise TrainingDataError(
-            "the history holds no payments: there is no window to train and test on"
-        )
+    _require_payments(history)
     ms = epoch_ms(history["event_time"])
     first_ms = int(ms.min())
     last_ms = int(ms.max()) if last_event_ms is None else last_event_ms
@@ -150,6 +152,13 @@ def latest_split(
     )
 
 
+def _require_payments(history: pd.DataFrame) -> None:
+    if history.empty:
+        raise TrainingDataError(
+            "the history holds no payments: there is no window to train and test on"
+        )
+
+
 def complete_test_end(last_ms: int, label_delay_s: int) -> date:
     """The latest midnight (UTC) ending a test window whose frauds are all labelled by the
     event at ``last_ms``: a window ending at M is complete if M - 1 ms + the delay is no
@@ -164,6 +173,7 @@ def split_history(
 
     ``last_day``: the last day ``history`` covers when that is later than its last
     payment (a history read until a day, whose final days had none)."""
+    _require_payments(history)
     days = day_index(history)
     first, last = int(days.min()), int(days.max())
     if last_day is not None:
@@ -190,7 +200,7 @@ def split_history(
     test_positions = []
     for offset in range(split.test_days):
         # the handbook's rule: by this test day the labels of the day delay_days + 1 before
-        # it are known (day train_days - 1 + offset of the split, a training or delay day)
+        # it are known (day train_days - 1 + offset of the split)
         delay_day = start + split.train_days + offset - 1
         known[cards[(days == delay_day) & fraud]] = True
         test_day = start + split.train_days + split.delay_days + offset

@@ -13,7 +13,7 @@ from batch_training.errors import TrainingDataError
 from batch_training.metrics import summary_metrics
 from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model
 from feature_store import FeatureSet
-from feature_store.offline import DEFAULT_LABEL_DELAY_S, offline_feature_matrix
+from feature_store.offline import DEFAULT_LABEL_DELAY_S, epoch_ms, offline_feature_matrix
 
 __all__ = ["Evaluation", "FoldFeatures", "fit_fold"]
 
@@ -62,7 +62,7 @@ class FoldFeatures:
         matrix = offline_feature_matrix(
             feature_set, history, rows, label_delay_s=label_delay_s, dtype=np.float32
         )
-        ts = history["event_time"].to_numpy(dtype="datetime64[ms]").astype(np.int64)
+        ts = epoch_ms(history["event_time"])
         return cls(history, feature_set, rows, matrix, day_index(history), ts)
 
     @property

@@ -6,6 +6,7 @@ Used by ``fraud train`` (once or on a schedule) and by the demo.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,10 @@ from batch_training.train import FittedModel, Progress, prefixed
 # PipelineOptions is run_training's argument: importable from here too
 __all__ = ["PipelineOptions", "TrainingRun", "run_training"]
 
+log = logging.getLogger(__name__)
+
 _FINGERPRINT_ROWS = 1 << 20
+_TRAINING_COLUMNS = ("transaction_id", "event_time", "card_id", "amount", "is_fraud")
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,7 @@ class _StageClock:
 
 
 def _fingerprint(history: pd.DataFrame) -> str:
-    columns = [
-        c for c in ("transaction_id", "event_time", "card_id", "amount", "is_fraud") if c in history
-    ]
+    columns = [c for c in _TRAINING_COLUMNS if c in history]
     # row hashes are independent of each other: hashing slices gives the same digest
     # without every id as a Python object at once
     digest = hashlib.sha256()
@@ -82,9 +84,6 @@ def _fingerprint(history: pd.DataFrame) -> str:
         hashed = pd.util.hash_pandas_object(part, index=False, categorize=False)
         digest.update(hashed.to_numpy().tobytes())
     return digest.hexdigest()
-
-
-_TRAINING_COLUMNS = ("transaction_id", "event_time", "card_id", "amount", "is_fraud")
 
 
 def _require_training_columns(history: pd.DataFrame) -> None:
@@ -288,7 +287,10 @@ def run_training(
                 promoted, gate = False, GateDecision(False, str(exc))
                 report_path = report(gate, promoted)
             except Exception as exc:  # the report must not say "promoted"
-                report(GateDecision(False, f"the promotion failed: {exc}"), False)
+                try:
+                    report(GateDecision(False, f"the promotion failed: {exc}"), False)
+                except Exception:  # e.g. the same full disk: the promotion's error is the news
+                    log.exception("the report of version %d could not be rewritten", meta.version)
                 raise
     return TrainingRun(
         metadata=meta,

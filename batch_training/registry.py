@@ -119,10 +119,13 @@ class ModelRegistry:
         try:
             (staging / MODEL_FILE).write_bytes(model_bytes)
             while True:
-                version = (self.versions() or [0])[-1] + 1
+                version = self._next_version()
                 meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
                 (staging / METADATA_FILE).write_text(meta.to_json())
                 target = self._versions / str(version)
+                # mkdtemp makes it private (0700): readable like any other directory instead,
+                # for a stream worker or a backup running as another user
+                staging.chmod(0o755)
                 try:
                     staging.rename(target)
                 except OSError as exc:
@@ -137,6 +140,16 @@ class ModelRegistry:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # a half-written version: never seen
             raise
+
+    def _next_version(self) -> int:
+        """One past every version stored or named by the champion pointer: a version
+        deleted by hand leaves its number to its rollback history, not to a new model."""
+        try:
+            pointer = self._pointer()
+            named = [v for v in (_version(pointer), *_previous(pointer)) if v is not None]
+        except RegistryError:  # a damaged pointer is reported where it is used
+            named = []
+        return max([0, *self.versions(), *named]) + 1
 
     def metadata(self, version: int) -> ModelMetadata:
         """A version's metadata; :class:`ModelIntegrityError` when the file was damaged."""
@@ -195,7 +208,8 @@ class ModelRegistry:
             pointer = json.loads(path.read_text())
             if not isinstance(pointer, dict):
                 raise ValueError(f"an object was expected, not {type(pointer).__name__}")
-            if not isinstance(pointer.get("version"), int | None):
+            version = pointer.get("version")
+            if isinstance(version, bool) or not isinstance(version, int | None):
                 raise ValueError(f"version {pointer['version']!r} is not a number")
         except ValueError as exc:  # JSONDecodeError is one
             raise RegistryError(
@@ -302,11 +316,22 @@ class ModelRegistry:
     def _write_pointer(self, pointer: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=self.root)
-        with os.fdopen(fd, "w") as out:
-            json.dump(pointer, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.root / CHAMPION_FILE)
+        try:
+            with os.fdopen(fd, "w") as out:
+                os.fchmod(out.fileno(), 0o644)  # mkstemp's 0600 would hide it from readers
+                json.dump(pointer, out)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, self.root / CHAMPION_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        # the rename itself is durable only once the directory is
+        directory = os.open(self.root, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)

@@ -74,7 +74,7 @@ def test_compose_has_the_whole_stack_with_health_checks() -> None:
         assert check.get("test") or check.get("disable"), f"{name} has no health check"
     assert "--every" in services["trainer"]["command"]
     # a scheduled run stops at its next progress report: docker's 10 s default may be short
-    assert services["trainer"]["stop_grace_period"] == "60s"
+    assert services["trainer"]["stop_grace_period"] == "120s"
 
 
 @pytest.mark.parametrize(

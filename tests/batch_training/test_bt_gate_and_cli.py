@@ -7,12 +7,14 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -408,14 +410,24 @@ def _damaged_metadata(version_dir: Path) -> None:
     metadata.write_text(json.dumps(fields))
 
 
+def _deleted_version(version_dir: Path) -> None:
+    shutil.rmtree(version_dir)
+
+
 @pytest.mark.parametrize(
     ("spoil", "why"),
     [
         (_other_fingerprint, "model version 1 was trained on feature set"),
         (_altered_model_file, "model version 1: sha256"),
         (_damaged_metadata, "model version 1: "),
+        (_deleted_version, "model version 1 does not exist"),
     ],
-    ids=["features defined differently now", "model file altered", "metadata damaged"],
+    ids=[
+        "features defined differently now",
+        "model file altered",
+        "metadata damaged",
+        "version directory deleted",
+    ],
 )
 def test_a_champion_this_release_cannot_serve_is_replaced(
     small_history: pd.DataFrame, tmp_path: Path, spoil: Callable[[Path], None], why: str
@@ -428,6 +440,22 @@ def test_a_champion_this_release_cannot_serve_is_replaced(
     assert again.promoted
     assert f"the champion cannot be served ({why}" in again.gate.reason
     assert registry.champion_version() == 2
+
+
+def test_a_champion_that_trained_on_the_test_window_is_not_judged_on_it(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Its scores there would flatter it (it saw those payments and their labels): the gate
+    says so instead of comparing, and keeps it."""
+    registry = ModelRegistry(tmp_path / "registry")
+    later = datetime(2025, 3, 5, tzinfo=UTC)  # trains 03-05 .. 03-08
+    run_training(small_history, registry=registry, options=_small_options(train_start=later))
+    latest = run_training(small_history, registry=registry, options=_small_options())
+    assert latest.evaluation.split.describe()["test"] == "2025-03-07 .. 2025-03-10"
+    assert not latest.promoted
+    assert latest.gate.reason.startswith("champion v1 trained on payments until 2025-03-08 ")
+    assert "inside this test window (from 2025-03-07)" in latest.gate.reason
+    assert registry.champion_version() == 1
 
 
 def test_a_test_window_without_fraud_is_refused_before_training(

@@ -6,6 +6,7 @@ import errno
 import itertools
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -50,6 +51,29 @@ def test_register_assigns_increasing_versions(
     assert registry_edits.register_copy(registry_copy) == 2
     assert registry_copy.versions() == [1, 2]
     assert registry_copy.champion_version() == 1  # registering does not promote
+
+
+def test_versions_and_the_pointer_are_readable_by_other_users(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    """A stream worker or a backup may run as another user than the trainer."""
+    second = registry_edits.register_copy(registry_copy)
+    registry_copy.promote(second)
+    assert (registry_copy.version_dir(second).stat().st_mode & 0o777) == 0o755
+    assert ((registry_copy.root / "champion.json").stat().st_mode & 0o777) == 0o644
+    assert not list(registry_copy.root.glob(".champion-*"))
+
+
+def test_a_version_deleted_by_hand_does_not_lend_its_number(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    """The pointer's rollback history still names it: a new model under that number would
+    be rolled back to in its place."""
+    second = registry_edits.register_copy(registry_copy)
+    registry_copy.promote(second)
+    shutil.rmtree(registry_copy.version_dir(second))
+    assert registry_copy.versions() == [1]
+    assert registry_edits.register_copy(registry_copy) == second + 1
 
 
 def test_a_failed_move_into_place_is_an_error_not_a_retry(
@@ -128,8 +152,11 @@ def test_a_rollback_reinstates_a_champion_as_it_first_got_there(
     assert registry_copy.previous_champions() == [1]
 
 
-def test_a_hand_edited_champion_pointer_is_a_clear_error(registry_copy: ModelRegistry) -> None:
-    (registry_copy.root / "champion.json").write_text('{"version": 1')
+@pytest.mark.parametrize("pointer", ['{"version": 1', '{"version": true}'])
+def test_a_hand_edited_champion_pointer_is_a_clear_error(
+    registry_copy: ModelRegistry, pointer: str
+) -> None:
+    (registry_copy.root / "champion.json").write_text(pointer)
     with pytest.raises(RegistryError, match=r"champion\.json is unreadable .* delete it"):
         registry_copy.champion_version()
 

@@ -79,6 +79,9 @@ def test_a_split_outside_the_history_is_refused() -> None:
     )
     with pytest.raises(TrainingDataError, match="history covers"):
         split_history(history, TimeSplit(train_start=date(2025, 3, 1)))
+    # an explicit window over no payments at all (e.g. an archive with no day yet)
+    with pytest.raises(TrainingDataError, match="holds no payments"):
+        split_history(history.iloc[:0], TimeSplit(train_start=date(2025, 3, 1)))
 
 
 def test_the_latest_split_leaves_the_label_delay_after_its_test_window() -> None:
