@@ -4,7 +4,7 @@ gate settings, where the report and predictions go."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from batch_training.dataset import TimeSplit, fold_splits
@@ -33,13 +33,7 @@ class PipelineOptions:
 
     def __post_init__(self) -> None:
         # the split's own checks, now: a schedule would otherwise fail at every tick
-        split = TimeSplit(
-            train_start=date(2000, 1, 1),
-            train_days=self.train_days,
-            delay_days=self.delay_days,
-            test_days=self.test_days,
-        )
-        fold_splits(split, self.folds)
+        fold_splits(self.split_starting(date(2000, 1, 1)), self.folds)
         if self.label_delay_s < 0:
             raise TrainingConfigError(
                 f"label_delay_s={self.label_delay_s} must be >= 0 (--label-delay-days)"
@@ -48,3 +42,17 @@ class PipelineOptions:
             raise TrainingConfigError(
                 f"cp_tolerance={self.cp_tolerance} must be >= 0 (--cp-tolerance)"
             )
+
+    def split_starting(self, train_start: date) -> TimeSplit:
+        """These windows, the training window starting on ``train_start``."""
+        return TimeSplit(
+            train_start=train_start,
+            train_days=self.train_days,
+            delay_days=self.delay_days,
+            test_days=self.test_days,
+        )
+
+    def split_ending(self, test_end: date) -> TimeSplit:
+        """These windows, the test window ending before ``test_end``."""
+        span = self.train_days + self.delay_days + self.test_days
+        return self.split_starting(test_end - timedelta(days=span))

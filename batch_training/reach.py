@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
 
@@ -61,19 +61,8 @@ def _split_from(options: PipelineOptions, last_event_ms: int) -> TimeSplit:
     """The options' split, or the latest one whose labels are complete by the event at
     ``last_event_ms`` (as :func:`latest_split` places it)."""
     if options.train_start is not None:
-        return _split_starting(options, options.train_start.date())
-    span = options.train_days + options.delay_days + options.test_days
-    end = complete_test_end(last_event_ms, options.label_delay_s)
-    return _split_starting(options, end - timedelta(days=span))
-
-
-def _split_starting(options: PipelineOptions, train_start: date) -> TimeSplit:
-    return TimeSplit(
-        train_start=train_start,
-        train_days=options.train_days,
-        delay_days=options.delay_days,
-        test_days=options.test_days,
-    )
+        return options.split_starting(options.train_start.date())
+    return options.split_ending(complete_test_end(last_event_ms, options.label_delay_s))
 
 
 def run_split(
@@ -90,4 +79,4 @@ def run_split(
             label_delay_s=options.label_delay_s,
             last_event_ms=last_event_ms,
         )
-    return _split_starting(options, options.train_start.date())
+    return options.split_starting(options.train_start.date())

@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final, Literal, get_args
 
+from feature_store.schema import redact_pans
+
 __all__ = ["COMPLETED", "RUN_LOG_FILE", "RunLog", "RunRecord"]
 
 log = logging.getLogger(__name__)
@@ -81,7 +83,9 @@ class RunLog:
         # NaN (an undefined metric) is not JSON that monitors read: null instead
         metrics = {k: v if v is not None and math.isfinite(v) else None
                    for k, v in record.metrics.items()}  # fmt: skip
-        line = json.dumps(asdict(record) | {"metrics": metrics}, sort_keys=True) + "\n"
+        # an error's message may quote an input value: a card number must not be kept
+        values = asdict(record) | {"metrics": metrics, "reason": redact_pans(record.reason)}
+        line = json.dumps(values, sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:

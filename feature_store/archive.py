@@ -12,6 +12,7 @@ Offsets are committed only after the files are written, so a crash re-writes som
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -30,7 +31,12 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from kafka import KafkaConsumer
 
-from feature_store.errors import HistoryColumnsError, HistoryTooLargeError, InvalidEvent
+from feature_store.errors import (
+    HistoryColumnsError,
+    HistoryFormatError,
+    HistoryTooLargeError,
+    InvalidEvent,
+)
 from feature_store.labels import LabelCodec, LabelEvent
 from feature_store.schema import Transaction, TransactionCodec, redact_pans
 
@@ -176,6 +182,8 @@ def _write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
         final = target / f"part-{uuid.uuid4().hex}.parquet"
         temporary = final.with_suffix(".tmp")
         part.to_parquet(temporary, index=False)
+        with temporary.open("rb") as written:  # on disk before its name: no empty part
+            os.fsync(written.fileno())  # after a power loss
         temporary.rename(final)
         files += 1
     return files
@@ -245,9 +253,22 @@ def archive_last_day(path: Path) -> date | None:
 
 
 def _day_dirs(kind_dir: Path) -> list[Path]:
+    """The ``day=YYYY-MM-DD`` directories, in date order; others (``day=…​.bak`` copied by
+    hand) are not days of the archive."""
     if not kind_dir.is_dir():
         return []
-    return sorted(p for p in kind_dir.iterdir() if p.is_dir() and p.name.startswith("day="))
+    return sorted(p for p in kind_dir.iterdir() if p.is_dir() and _is_day_name(p.name))
+
+
+def _is_day_name(name: str) -> bool:
+    day = name.removeprefix("day=")
+    if day == name or len(day) != 10:
+        return False
+    try:
+        date.fromisoformat(day)
+    except ValueError:
+        return False
+    return True
 
 
 def _parts(days: list[Path]) -> list[str]:
@@ -298,13 +319,24 @@ def archive_last_event_ms(path: Path) -> int | None:
     """The latest event time the archive holds, in whole epoch milliseconds (cut down, as
     the offline engine's clock is; None when it holds none): read from its last day's
     ``event_time`` column alone."""
-    last_day = archive_last_day(path)
-    if last_day is None:
-        return None
-    parts = _parts(_transaction_days(path, last_day))
-    times = _dataset("transactions", parts).to_table(columns=["event_time"])["event_time"]
-    last_ns = pc.max(times.cast(pa.int64())).as_py()  # _TIME is in nanoseconds
-    return None if last_ns is None else int(last_ns) // 1_000_000
+    # latest day first; a day whose parts hold no rows (an archiver that wrote an empty
+    # one) does not end the archive
+    for day in reversed(_day_dirs(path / "transactions")):
+        parts = _parts([day])
+        if not parts:
+            continue
+        try:
+            times = _dataset("transactions", parts).to_table(columns=["event_time"])
+        except (pa.ArrowInvalid, OSError) as exc:  # a part truncated by a crash, say
+            raise HistoryFormatError(
+                f"archive {path}: {day.name} cannot be read ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); move the damaged part "
+                f"out of {day} and train again"
+            ) from exc
+        last_ns = pc.max(times["event_time"].cast(pa.int64())).as_py()  # _TIME: ns
+        if last_ns is not None:
+            return int(last_ns) // 1_000_000
+    return None
 
 
 def _warn_reused_ids(path: Path, frame: pd.DataFrame, ids: pd.Index) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import click
 from pydantic import ValidationError
 
+from feature_store.schema import redact_pans
 from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.logs import configure_logging
 from fraud_cli.models_cmd import models
@@ -54,12 +55,13 @@ class _FraudGroup(click.Group):
         except refusals as exc:
             if isinstance(exc, BrokenPipeError):
                 raise  # click ends quietly on a closed pipe (`fraud models list | head`)
-            raise click.ClickException(str(exc)) from exc
+            # a message may quote an input value (an id that is a card number): never echoed
+            raise click.ClickException(redact_pans(str(exc))) from exc
         except ValidationError as exc:
             if not exc.title.endswith("Settings"):
                 raise
             # a FRAUD_* variable the settings refuse
-            raise click.ClickException(_bad_settings(exc)) from exc
+            raise click.ClickException(redact_pans(_bad_settings(exc))) from exc
 
 
 # a refused value of these is not echoed: it may hold a password

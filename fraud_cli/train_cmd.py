@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -307,7 +307,10 @@ def _train_once(
         since = until = reach = None
         if last_event_ms is not None:
             reach = history_reach(options, last_event_ms, registry)
-            since, until = reach.first_day, reach.end_day
+            # an explicit window past the last payment is refused like a file's, not
+            # tested on the days that exist
+            last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
+            since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
         days = f" from {since} until {until}" if since else ""
         click.echo(f"reading {history_path}{days} ...", err=True)
         read_started = time.perf_counter()
@@ -326,7 +329,7 @@ def _train_once(
                 f"{history_path} holds no payments from {since} before {until}, the days "
                 "this run's windows need: the archive is too short for these --train-days, "
                 "--delay-days, --test-days and --label-delay-days, or --train-start lies "
-                "before it"
+                "outside it"
             )
         read_seconds = time.perf_counter() - read_started
         stages = 3 + options.folds

@@ -8,6 +8,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -61,6 +62,26 @@ def test_completed_and_failed_runs_are_logged_and_checked(history: Path, tmp_pat
     assert f"v{summary['model_version']}" in lines[1]
     code, output = _runs(tmp_path, "--last", "1", "--json")
     assert [json.loads(line)["outcome"] for line in output.splitlines()] == ["promoted"]
+
+
+def test_a_card_number_quoted_by_an_error_is_neither_printed_nor_logged(
+    history: Path, tmp_path: Path
+) -> None:
+    """A producer that uses card numbers as ids: the refusal quotes the duplicated id."""
+    frame = pd.read_parquet(history)
+    frame.loc[[0, 1], "transaction_id"] = "4111 1111 1111 1111"
+    spoiled = tmp_path / "pan_ids.parquet"
+    frame.to_parquet(spoiled)
+    registry = tmp_path / "registry"
+    refused = CliRunner().invoke(
+        cli, ["train", "--history", str(spoiled), "--registry", str(registry)]
+    )
+    assert refused.exit_code == 1
+    assert "duplicate transaction_id(s) (e.g. ['[PAN-REDACTED]'])" in refused.output
+    assert "4111" not in refused.output
+    (failed,) = RunLog(registry).records()
+    assert "[PAN-REDACTED]" in failed.reason
+    assert "4111" not in (registry / "runs.jsonl").read_text()
 
 
 def test_a_stale_schedule_fails_the_check(tmp_path: Path) -> None:

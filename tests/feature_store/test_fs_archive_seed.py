@@ -260,6 +260,53 @@ def test_a_last_test_day_without_payments_trains_as_on_the_file(
         assert runs["archive"][key] == runs["history.parquet"][key], key
 
 
+def test_an_explicit_window_past_the_archive_is_refused_as_on_the_file(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Not tested on the days that exist (2 of 7), and promoted."""
+    history.to_parquet(tmp_path / "history.parquet")
+    seed_archive(history, tmp_path / "archive")
+    for name in ("history.parquet", "archive"):
+        where = ["--history", str(tmp_path / name), "--registry", str(tmp_path / f"r-{name}")]
+        result = CliRunner().invoke(cli, ["train", *where, *_SPLIT, "--train-start", "2026-10-08"])
+        assert result.exit_code == 1, result.output
+        assert "needs days 2026-10-08 to 2026-10-23, but the history covers" in result.output
+        assert "to 2026-10-20; choose another --train-start" in result.output
+        assert not (tmp_path / f"r-{name}" / "versions").exists()
+
+
+def test_what_is_not_a_day_of_the_archive_is_not_read_as_one(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A copy made by hand beside the days, and a day whose only part is empty (it must
+    not turn the archive into a file read whole)."""
+    archive = tmp_path / "archive"
+    seed_archive(history, archive)
+    last_ms = archive_last_event_ms(archive)
+    days = archive / "transactions"
+    shutil.copytree(days / "day=2026-10-20", days / "day=2026-10-20.bak")
+    (days / "day=garbage").mkdir()
+    empty = days / "day=2026-10-21"
+    empty.mkdir()
+    history.iloc[:0].to_parquet(empty / "part-empty.parquet", index=False)
+    assert archive_last_event_ms(archive) == last_ms
+    assert len(read_archive(archive)) == len(history)
+
+
+def test_a_part_damaged_by_a_crash_is_one_line_naming_its_day(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    seed_archive(history, archive)
+    (archive / "transactions" / "day=2026-10-20" / "part-crash.parquet").write_bytes(b"")
+    where = ["--history", str(archive), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, ["train", *where, *_SPLIT])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "day=2026-10-20 cannot be read (ArrowInvalid" in result.output
+    assert "move the damaged part out of" in result.output
+
+
 def test_the_last_event_is_cut_to_the_millisecond_as_the_offline_clock_is(
     history: pd.DataFrame, tmp_path: Path
 ) -> None:
