@@ -15,6 +15,9 @@ from feature_store.offline import DEFAULT_LABEL_DELAY_S
 
 __all__ = ["PipelineOptions"]
 
+# ten years of windows: more than any archive holds, and far from date arithmetic's limits
+_MAX_SPAN_DAYS = 3650
+
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineOptions:
@@ -33,6 +36,12 @@ class PipelineOptions:
 
     def __post_init__(self) -> None:
         # the split's own checks, now: a schedule would otherwise fail at every tick
+        span = self.train_days + self.delay_days + self.test_days * self.folds
+        if span > _MAX_SPAN_DAYS:
+            raise TrainingConfigError(
+                f"the windows of {self.folds} fold(s) span {span:,} days (--train-days + "
+                f"--delay-days + --test-days x --folds); at most {_MAX_SPAN_DAYS:,}"
+            )
         fold_splits(self.split_starting(date(2000, 1, 1)), self.folds)
         if self.label_delay_s < 0:
             raise TrainingConfigError(

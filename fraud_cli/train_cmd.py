@@ -22,6 +22,7 @@ from fraud_cli.settings import TrainerSettings
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
     from batch_training.pipeline import PipelineOptions
     from batch_training.reach import HistoryReach
+    from batch_training.train import Progress
     from feature_store.columns import ColumnPreset
 
 __all__ = ["parse_duration", "train"]
@@ -41,6 +42,11 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
+# windows in days: beyond ten years, date arithmetic overflows (lower bounds are the
+# options' own checks, which name the flag)
+_DAYS = click.IntRange(max=3650)
+
+
 @click.command()
 @click.option(
     "--history",
@@ -55,7 +61,11 @@ def parse_duration(text: str) -> float:
     help="Registry directory [env FRAUD_REGISTRY_DIR, default var/registry].",
 )
 @click.option(
-    "--columns", type=click.Choice(["native", "handbook"]), default="native", show_default=True
+    "--columns",
+    type=click.Choice(["native", "handbook"]),
+    default="native",
+    show_default=True,
+    help="The history's column names: this product's, or the fraud handbook's raw ones.",
 )
 @click.option(
     "--feature-set",
@@ -70,12 +80,22 @@ def parse_duration(text: str) -> float:
     help="First training day; default: the latest window whose test labels are complete "
     "(see --label-delay-days).",
 )
-@click.option("--train-days", type=int, default=7, show_default=True)
-@click.option("--delay-days", type=int, default=7, show_default=True)
-@click.option("--test-days", type=int, default=7, show_default=True)
+@click.option(
+    "--train-days", type=_DAYS, default=7, show_default=True, help="Days of the training window."
+)
+@click.option(
+    "--delay-days",
+    type=_DAYS,
+    default=7,
+    show_default=True,
+    help="Days between training and test windows: the labels' feedback delay.",
+)
+@click.option(
+    "--test-days", type=_DAYS, default=7, show_default=True, help="Days of the test window."
+)
 @click.option(
     "--folds",
-    type=int,
+    type=click.IntRange(max=520),
     default=1,
     show_default=True,
     help="Prequential folds, each shifted back one test window.",
@@ -83,14 +103,16 @@ def parse_duration(text: str) -> float:
 @click.option("--tune", is_flag=True, help="Search a small hyper-parameter grid (scored by AP).")
 @click.option(
     "--label-delay-days",
-    type=int,
+    type=_DAYS,
     default=7,
     show_default=True,
     help="Days until a fraud label is known: when features see it, if the history has "
     "no label_time; without --train-start, the test window ends this many days before the "
     "history does, so its labels are complete.",
 )
-@click.option("--seed", type=int, default=7, show_default=True)
+@click.option(
+    "--seed", type=click.IntRange(0, 2**31 - 1), default=7, show_default=True
+)  # XGBoost's seed is a C int
 @click.option(
     "--review-fee", type=float, default=5.0, show_default=True, help="Cost of one review."
 )
@@ -281,6 +303,44 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
         raise
 
 
+@contextlib.contextmanager
+def _progress_reporter(stages: int) -> Iterator[tuple[Progress, Progress]]:
+    """Where a run is: on a terminal a bar (each stage a step, the latest detail beside
+    it); in a log (cron, a pod, compose), where a bar draws only its label, a timestamped
+    line per stage and per detail."""
+    if not sys.stderr.isatty():
+
+        def line(message: str) -> None:
+            click.echo(f"{datetime.now(UTC).isoformat(timespec='seconds')} {message}", err=True)
+
+        yield line, line
+        return
+    with click.progressbar(
+        length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
+    ) as bar:
+
+        def stage(name: str) -> None:
+            bar.update(1, name)
+
+        def detail(where: str) -> None:
+            # beside the bar, which stays put: bar.update(0, where) would draw nothing
+            bar.current_item = where
+            bar.render_progress()
+
+        yield stage, detail
+
+
+def _stoppable(report: Progress, stop: threading.Event) -> Progress:
+    """``report``, first ending the run (RunCancelled) once ``stop`` is set."""
+    from batch_training.schedule import check_stop
+
+    def checked(message: str) -> None:
+        check_stop(stop)
+        report(message)
+
+    return checked
+
+
 def _train_once(
     history_path: Path,
     registry_dir: Path,
@@ -295,7 +355,6 @@ def _train_once(
     from batch_training.pipeline import run_training
     from batch_training.reach import history_reach
     from batch_training.registry import ModelRegistry
-    from batch_training.schedule import check_stop
     from feature_store import HistoryTooLargeError, read_history
     from feature_store.archive import archive_last_event_ms
 
@@ -332,27 +391,13 @@ def _train_once(
                 "outside it"
             )
         read_seconds = time.perf_counter() - read_started
-        stages = 3 + options.folds
-        with click.progressbar(
-            length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
-        ) as bar:
-
-            def progress(stage: str) -> None:
-                check_stop(stop)
-                bar.update(1, stage)
-
-            def detail(where: str) -> None:
-                check_stop(stop)
-                # beside the bar, which stays put: bar.update(0, where) would draw nothing
-                bar.current_item = where
-                bar.render_progress()
-
+        with _progress_reporter(stages=3 + options.folds) as (progress, detail):
             run = run_training(
                 frame,
                 registry=registry,
                 options=options,
-                progress=progress,
-                detail=detail,
+                progress=_stoppable(progress, stop),
+                detail=_stoppable(detail, stop),
                 read_since=since,
                 read_until=until,
                 last_event_ms=last_event_ms,

@@ -239,6 +239,7 @@ def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
             "choose another --train-start, or fewer days or --folds",
         ),
         (["train", "--folds", "0"], "folds=0 must be at least 1 (--folds)"),
+        (["train", "--folds", "500", "--test-days", "3000"], "span 1,500,014 days"),
         (["train", "--review-fee", "-5"], "review_fee=-5.0 must be a finite amount >= 0"),
         (["train", "--decline-fee", "nan"], "decline_fee=nan must be a finite amount >= 0"),
         (["train", "--alert-rate", "0"], "alert_rate=0.0 must lie in (0, 1]"),
@@ -261,6 +262,27 @@ def test_mistakes_end_with_one_line_saying_what_to_fix(
     assert result.output.strip().splitlines()[-1].startswith("Error: ")
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--train-days", "100000000000"],
+        ["--test-days", "100000000"],
+        ["--label-delay-days", "100000000"],
+        ["--folds", "1000000000000"],
+        ["--seed", "99999999999999999999"],
+    ],
+)
+def test_numbers_beyond_what_dates_and_xgboost_hold_are_usage_errors(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """Not an OverflowError traceback (or an XGBoostError once the run has started)."""
+    where = ["--history", str(tmp_path / "h.parquet"), "--registry", str(tmp_path / "r")]
+    result = CliRunner().invoke(cli, ["train", *where, *args])
+    assert result.exit_code == 2
+    assert f"Invalid value for '{args[0]}'" in result.output
+    assert isinstance(result.exception, SystemExit), result.exception
 
 
 def test_a_history_that_is_not_parquet_or_csv_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -383,6 +405,34 @@ def test_train_in_a_terminal_shows_the_candidate_and_round_every_100_rounds(
         r"\d+\.\ds \(read \d+\.\ds, features \d+\.\ds, training \d+\.\ds, gate \d+\.\ds, report ",
         screen,
     )
+
+
+def test_train_in_a_log_writes_a_timestamped_line_per_stage_and_detail(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """cron, a pod or compose: a progress bar there draws only its label."""
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
+    done = subprocess.run(
+        [sys.executable, "-m", "fraud_cli", "train", *where, *split],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    stamp = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 "
+    for what in (
+        r"computing \d+ features for [\d,]+ of [\d,]+ rows$",
+        r"fold 1/1: train 2025-03-01 \.\. 2025-03-04, test 2025-03-07 \.\. 2025-03-10$",
+        r"fold 1/1: candidate 1/2 \(screen \d+\): round 100/\d+, best validation AUCPR ",
+        r"comparing with the champion on the same test window$",
+        r"writing the report$",
+    ):
+        assert re.search(stamp + what, done.stderr, re.MULTILINE), (what, done.stderr)
+    assert "training [" not in done.stderr  # no bar
 
 
 def _small_options(**overrides: Any) -> PipelineOptions:
