@@ -24,6 +24,7 @@ __all__ = [
     "TimeSplit",
     "complete_test_end",
     "day_index",
+    "days_without_payments",
     "fold_splits",
     "latest_split",
     "split_history",
@@ -208,6 +209,17 @@ def split_history(
         test_positions.append(on_day[~known[cards[on_day]]])
     test = np.concatenate(test_positions)
     return DataSplit(split=split, train=train, test=test)
+
+
+def days_without_payments(days: np.ndarray, split: TimeSplit) -> list[date]:
+    """The training and test days of ``split`` on which no row falls (``days``: each
+    row's :func:`day_index`): an archiver outage, say, that the metrics would not show."""
+    start, test_start = _day_number(split.train_start), _day_number(split.test_start)
+    window = np.array(
+        [*range(start, start + split.train_days), *range(test_start, _day_number(split.test_end))]
+    )
+    held = np.isin(window, days, kind="table")  # a table over the days' span: O(rows)
+    return [date(1970, 1, 1) + timedelta(days=int(d)) for d in window[~held]]
 
 
 def fold_splits(split: TimeSplit, folds: int) -> list[TimeSplit]:

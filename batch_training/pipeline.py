@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from batch_training.champion import judge_candidate
-from batch_training.dataset import DataSplit, fold_splits, split_history
+from batch_training.dataset import DataSplit, days_without_payments, fold_splits, split_history
 from batch_training.errors import ChampionMovedError, TrainingDataError
 from batch_training.folds import Evaluation, FoldFeatures, fit_fold
 from batch_training.gate import GateDecision
@@ -162,6 +162,16 @@ def run_training(
         features = FoldFeatures.compute(
             feature_set, history, folds, label_delay_s=options.label_delay_s, progress=progress
         )
+        empty_days = sorted(
+            {d for f in folds for d in days_without_payments(features.days, f.split)}
+        )
+        if empty_days:
+            log.warning(
+                "no payments on %s, in the windows of this run: the history (an archive, "
+                "after an outage of the archiver?) misses them; the model trains and is "
+                "tested on the other days",
+                ", ".join(map(str, empty_days)),
+            )
     fold_results: list[dict[str, Any]] = []
     fitted_folds: list[tuple[FittedModel, Evaluation]] = []
     for k, data in enumerate(folds):
@@ -232,6 +242,7 @@ def run_training(
                 "history_rows": len(history),
                 "history_first_day_read": None if read_since is None else str(read_since),
                 "history_end_day_read": None if read_until is None else str(read_until),
+                "days_without_payments": [str(d) for d in empty_days],
                 "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
                 "rounds": fitted.rounds,
                 "candidates": fitted.candidates,

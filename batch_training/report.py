@@ -148,7 +148,14 @@ def _history_read(extra: dict[str, Any]) -> str:
         where = f"its days {html.escape(first_day)} .. {last_day}"
     elif first_day:
         where = f"its days from {html.escape(first_day)} on"
-    return f"<p>Read {rows:,} payments of the history: {where}.</p>"
+    empty = extra.get("days_without_payments") or []
+    gaps = (
+        f" It holds no payments on {html.escape(', '.join(empty))}, days of the windows: "
+        "the figures per test day are over the days that have payments."
+        if empty
+        else ""
+    )
+    return f"<p>Read {rows:,} payments of the history: {where}.{gaps}</p>"
 
 
 def _decisions_summary(outcome: DecisionOutcome) -> dict[str, float]:

@@ -240,7 +240,7 @@ def test_an_archive_too_short_for_the_windows_is_one_clear_line(
 
 
 def test_a_last_test_day_without_payments_trains_as_on_the_file(
-    history: pd.DataFrame, tmp_path: Path
+    history: pd.DataFrame, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The read stops at the test window's end; a day there without payments (an
     archiver outage) is still a day the history covers."""
@@ -258,6 +258,12 @@ def test_a_last_test_day_without_payments_trains_as_on_the_file(
     assert "until 2026-10-19" in result.output  # the test window is 10-16 .. 10-18
     for key in ("metrics", "train_rows", "test_rows", "test_frauds"):
         assert runs["archive"][key] == runs["history.parquet"][key], key
+    # the gap is said, not only absorbed: in the log, the metadata and the report
+    assert "no payments on 2026-10-18, in the windows of this run" in caplog.text
+    registry = ModelRegistry(tmp_path / "r-archive")
+    assert registry.metadata(1).extra["days_without_payments"] == ["2026-10-18"]
+    report = (registry.version_dir(1) / "report" / "index.html").read_text()
+    assert "It holds no payments on 2026-10-18, days of the windows" in report
 
 
 def test_an_explicit_window_past_the_archive_is_refused_as_on_the_file(
