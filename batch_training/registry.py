@@ -109,7 +109,10 @@ class ModelRegistry:
     def versions(self) -> list[int]:
         if not self._versions.is_dir():
             return []
-        return sorted(int(p.name) for p in self._versions.iterdir() if p.name.isdigit())
+        # a file named like a version (a stray copy) is not one
+        return sorted(
+            int(p.name) for p in self._versions.iterdir() if p.name.isdigit() and p.is_dir()
+        )
 
     def register(self, booster: xgb.Booster, **metadata: Any) -> ModelMetadata:
         """Store a new version (the next number) and return its metadata."""

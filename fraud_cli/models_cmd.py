@@ -45,10 +45,12 @@ def models_list(registry: Any) -> None:
     )
     from batch_training.errors import ModelIntegrityError
 
-    for version in registry.versions():
+    versions = registry.versions()
+    for version in versions:
         mark = "*" if version == champion else ""
         try:
-            meta = registry.metadata(version)
+            # the model file checked too: an altered champion must not list as healthy
+            meta, _ = registry.verify(version)
         except ModelIntegrityError as exc:  # one damaged version: the others still list
             click.echo(f"{mark:2}{version:>7}  damaged: {exc}")
             continue
@@ -60,6 +62,11 @@ def models_list(registry: Any) -> None:
             f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
             f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "
             f"{'pass' if gate.get('promote') else 'fail'}: {gate.get('reason', '')}"
+        )
+    if champion is not None and champion not in versions:
+        click.echo(
+            f"* champion.json names v{champion}, which is not in the registry: no worker can "
+            "load it; the next training run replaces it, or `fraud models promote V --force`"
         )
 
 

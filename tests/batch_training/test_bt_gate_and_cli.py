@@ -318,6 +318,19 @@ def test_models_list_shows_a_damaged_version_and_lists_the_others(
     shown = CliRunner().invoke(cli, [*models, "show", "1"])
     assert shown.exit_code == 1
     assert shown.output.startswith("Error: model version 1: ")
+    # an altered model file is damaged too, a stray file named like a version is not one,
+    # and a champion pointer naming a version that is gone is said
+    model_file = registry.version_dir(2) / "model.ubj"
+    model_file.write_bytes(model_file.read_bytes() + b" ")
+    (registry.root / "versions" / "9").write_text("a copy")
+    (registry.root / "champion.json").write_text('{"version": 7}')
+    listed = CliRunner().invoke(cli, [*models, "list"])
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert [line.split()[:2] for line in lines[1:3]] == [["1", "damaged:"], ["2", "damaged:"]]
+    assert "model version 2: sha256 of model.ubj is" in lines[2]
+    assert lines[3].startswith("* champion.json names v7, which is not in the registry")
+    assert len(lines) == 4
 
 
 def test_promote_and_rollback_refuse_a_model_no_worker_would_serve_even_forced(
