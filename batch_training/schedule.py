@@ -23,7 +23,14 @@ from pathlib import Path
 from batch_training.errors import BatchTrainingError, TrainingConfigError
 from feature_store.errors import FeatureStoreError
 
-__all__ = ["RunCancelled", "check_stop", "exclusive", "run_every", "stop_on_signals"]
+__all__ = [
+    "RunCancelled",
+    "check_stop",
+    "exclusive",
+    "lock_holder",
+    "run_every",
+    "stop_on_signals",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +63,15 @@ def exclusive(lock_path: Path) -> Iterator[bool]:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lock_holder(lock_path: Path) -> str:
+    """Who holds ``lock_path``, for a refusal: "another training run (pid N)"."""
+    try:
+        pid = int(lock_path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # written a moment later, or by hand
+        return "another training run"
+    return f"another training run (pid {pid})"
 
 
 def run_every(
@@ -106,11 +122,12 @@ def _ticks(
     while True:  # the first tick runs at once, even if a stop is already requested
         try:
             with exclusive(lock_path) if lock_path else contextlib.nullcontext(True) as mine:
-                if not mine:
-                    log.warning("another training run holds %s; skipping this tick", lock_path)
-                else:
+                if mine:
                     job()
                     succeeded += 1
+                elif lock_path is not None:  # only a lock can be taken by another run
+                    holder = lock_holder(lock_path)
+                    log.warning("%s holds %s; skipping this tick", holder, lock_path)
         except RunCancelled:
             log.warning("training run cancelled by a stop request; nothing was promoted")
             return succeeded

@@ -3,7 +3,9 @@ log."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,8 +36,25 @@ def models(ctx: click.Context, registry: Path | None) -> None:
     ctx.obj = ModelRegistry(registry or TrainerSettings().registry_dir)
 
 
+def _pass_registry(command: Callable[..., None]) -> Callable[..., None]:
+    """``click.pass_obj`` for a registry that must exist: a mistyped path would list
+    nothing and exit 0. Checked here, not in the group, so that ``--help`` works."""
+
+    @functools.wraps(command)
+    @click.pass_obj
+    def checked(registry: Any, *args: Any, **kwargs: Any) -> None:
+        if not registry.root.is_dir():
+            raise click.ClickException(
+                f"no registry at {registry.root}: check --registry / FRAUD_REGISTRY_DIR, "
+                "or train a first model with `fraud train`"
+            )
+        command(registry, *args, **kwargs)
+
+    return checked
+
+
 @models.command("list")
-@click.pass_obj
+@_pass_registry
 def models_list(registry: Any) -> None:
     """Every version, its test metrics and gate verdict; * marks the champion."""
     champion = registry.champion_version()
@@ -79,7 +98,7 @@ def models_list(registry: Any) -> None:
     help="Exit 1 unless a run completed within this long (e.g. 26h): a health check.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
-@click.pass_obj
+@_pass_registry
 def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) -> None:
     """The latest training runs, however they ended (the registry's run log)."""
     from batch_training.run_log import RunLog
@@ -114,7 +133,7 @@ def _check_recent(run_log: RunLog, max_age_s: float, max_age: str) -> None:
 
 @models.command("show")
 @click.argument("version", type=int)
-@click.pass_obj
+@_pass_registry
 def models_show(registry: Any, version: int) -> None:
     """A version's full metadata (JSON)."""
     click.echo(registry.metadata(version).to_json())
@@ -123,13 +142,16 @@ def models_show(registry: Any, version: int) -> None:
 @models.command("promote")
 @click.argument("version", type=int)
 @click.option("--force", is_flag=True, help="Promote even though the gate did not pass it.")
-@click.pass_obj
+@_pass_registry
 def models_promote(registry: Any, version: int, force: bool) -> None:
     """Make VERSION the champion (the stream picks it up)."""
     from batch_training.model_features import feature_set_of
 
     meta = registry.metadata(version)
     feature_set_of(meta)  # --force bypasses the gate, not what a worker can serve
+    if version == registry.champion_version():  # --force would mark it forced, for rollback
+        click.echo(f"v{version} is already the champion; nothing changed")
+        return
     gate = meta.extra.get("gate", {})
     passed = bool(gate.get("promote")) and gate.get("champion") == registry.champion_version()
     if not passed and not force:
@@ -147,7 +169,7 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
 
 @models.command("rollback")
 @click.option("--force", is_flag=True, help="Roll back a champion that passed the gate.")
-@click.pass_obj
+@_pass_registry
 def models_rollback(registry: Any, force: bool) -> None:
     """Reinstate the previous champion."""
     from batch_training.model_features import feature_set_of
@@ -156,8 +178,12 @@ def models_rollback(registry: Any, force: bool) -> None:
     if current is None:
         raise click.ClickException(f"{registry.root} has no champion to roll back")
     previous = registry.previous_champions()
-    if previous:  # e.g. after an upgrade that redefined its features: no worker serves it
-        feature_set_of(registry.metadata(previous[0]))
+    if not previous:  # said before asking for --force, which could not help
+        raise click.ClickException(
+            f"{registry.root} has no earlier champion to roll back to (champion: v{current})"
+        )
+    # e.g. after an upgrade that redefined its features: no worker would serve it
+    feature_set_of(registry.metadata(previous[0]))
     if not registry.champion_was_forced() and not force:
         raise click.ClickException(
             f"the champion v{current} passed the promotion gate; "

@@ -30,6 +30,10 @@ __all__ = ["parse_duration", "train"]
 log = logging.getLogger(__name__)
 
 
+# a year and a day: a longer interval or age is a typo
+_LONGEST_S = 366 * 86400
+
+
 def parse_duration(text: str) -> float:
     """'90s', '15m', '24h', '7d' or plain seconds."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -37,8 +41,10 @@ def parse_duration(text: str) -> float:
         seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
     except (ValueError, IndexError):
         seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise click.BadParameter(f"{text!r} is not a duration; use e.g. 90s, 15m, 24h, 7d")
+    if not (math.isfinite(seconds) and 0 < seconds <= _LONGEST_S):
+        raise click.BadParameter(
+            f"{text!r} is not a duration up to 366d; use e.g. 90s, 15m, 24h, 7d"
+        )
     return seconds
 
 
@@ -180,7 +186,13 @@ def train(every: str | None, **options: Any) -> None:
     registry_dir = options["registry"] or settings.registry_dir
     read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
-    from batch_training.schedule import RunCancelled, exclusive, run_every, stop_on_signals
+    from batch_training.schedule import (
+        RunCancelled,
+        exclusive,
+        lock_holder,
+        run_every,
+        stop_on_signals,
+    )
 
     if every is None:
         pipeline = _pipeline_options(options, options["train_start"])
@@ -188,7 +200,7 @@ def train(every: str | None, **options: Any) -> None:
         with exclusive(lock_path) as mine, stop_on_signals(stop):
             if not mine:
                 raise click.ClickException(
-                    f"another training run holds {lock_path}; wait for it to finish"
+                    f"{lock_holder(lock_path)} holds {lock_path}; wait for it to finish"
                 )
             try:
                 _train_once(history, registry_dir, pipeline, read, options["as_json"], stop)

@@ -148,9 +148,18 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     # undoing a forced promotion needs no --force
     assert runner.invoke(cli, [*models, "rollback"]).exit_code == 0
     assert ModelRegistry(registry).champion_version() == 1
-    refused = runner.invoke(cli, [*models, "rollback"])  # v1 is back as it passed the gate
+    refused = runner.invoke(cli, [*models, "rollback"])  # said before asking for --force
     assert refused.exit_code != 0
-    assert "the champion v1 passed the promotion gate" in refused.output
+    assert "has no earlier champion to roll back to (champion: v1)" in refused.output
+    ModelRegistry(registry).promote(2)  # as if v2 had passed the gate over v1
+    refused = runner.invoke(cli, [*models, "rollback"])
+    assert refused.exit_code != 0
+    assert "the champion v2 passed the promotion gate" in refused.output
+    # --force on the champion itself would mark it forced, and a rollback free of the gate
+    again = runner.invoke(cli, [*models, "promote", "2", "--force"])
+    assert again.exit_code == 0
+    assert "v2 is already the champion; nothing changed" in again.output
+    assert not ModelRegistry(registry).champion_was_forced()
     shown = json.loads(runner.invoke(cli, [*models, "show", "1"]).output)
     assert shown["version"] == 1
     assert len(shown["model_sha256"]) == 64
@@ -247,6 +256,7 @@ def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
         (["train", "--cp-tolerance", "nan"], "cp_tolerance=nan must be >= 0"),
         (["models", "show", "9"], "model version 9 does not exist in"),
         (["models", "rollback"], "has no champion to roll back"),
+        (["models", "--registry", "/nonexistent/registry", "list"], "no registry at /nonexistent"),
     ],
 )
 def test_mistakes_end_with_one_line_saying_what_to_fix(
@@ -254,6 +264,7 @@ def test_mistakes_end_with_one_line_saying_what_to_fix(
 ) -> None:
     history = tmp_path / "history.parquet"
     small_history.to_parquet(history)
+    (tmp_path / "registry").mkdir()
     registry = str(tmp_path / "registry")
     where = ["--history", str(history), "--registry", registry]
     full = [*args, *where] if args[0] == "train" else [args[0], "--registry", registry, *args[1:]]
@@ -543,6 +554,7 @@ def test_pipeline_options_are_checked_when_made(overrides: dict[str, Any], messa
     ("args", "message"),
     [
         (["--every", "nanh"], "'nanh' is not a duration"),
+        (["--every", "1e300h"], "'1e300h' is not a duration up to 366d"),
         (["--every", "24h", "--train-start", "2025-03-01"], "drop --train-start"),
     ],
 )
@@ -570,7 +582,7 @@ def test_a_single_run_waits_for_no_one_while_another_holds_the_lock(
             cli, ["train", "--history", str(history), "--registry", str(registry)]
         )
     assert result.exit_code == 1
-    assert "another training run holds" in result.output
+    assert f"another training run (pid {os.getpid()}) holds" in result.output
     assert not (registry / "versions").exists()
 
 
