@@ -53,8 +53,8 @@ def _champion_evaluation(
             f"champion v{version} trained on payments until {trained_until:%Y-%m-%d %H:%M}, "
             f"inside this test window (from {data.split.test_start}): its metrics there "
             "would flatter it. The candidate stays a challenger; later runs compare them "
-            "once the test window is past that day, or `fraud models promote "
-            "<version> --force` serves it now"
+            "once the test window is past that day, or `fraud models promote` the "
+            "candidate's version with --force to serve it now"
         )
     needed = FeaturePlan(champion_set).first_day_read(data.split.test_start)
     if read_since is not None and needed < read_since:

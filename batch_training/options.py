@@ -17,6 +17,8 @@ __all__ = ["PipelineOptions"]
 
 # ten years of windows: more than any archive holds, and far from date arithmetic's limits
 _MAX_SPAN_DAYS = 3650
+# payments are after the epoch; ten years of windows and a feature reach fit either side
+_FIRST_DAY, _LAST_DAY = date(1990, 1, 1), date(9000, 1, 1)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +45,13 @@ class PipelineOptions:
                 f"--delay-days + --test-days x --folds); at most {_MAX_SPAN_DAYS:,}"
             )
         fold_splits(self.split_starting(date(2000, 1, 1)), self.folds)
+        if self.train_start is not None and not (
+            _FIRST_DAY <= self.train_start.date() <= _LAST_DAY
+        ):  # the folds before it and the features' reach stay inside the calendar
+            raise TrainingConfigError(
+                f"--train-start {self.train_start.date().isoformat()} lies outside {_FIRST_DAY} .. "
+                f"{_LAST_DAY}; give a day within the history"
+            )
         if self.label_delay_s < 0:
             raise TrainingConfigError(
                 f"label_delay_s={self.label_delay_s} must be >= 0 (--label-delay-days)"

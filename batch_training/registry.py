@@ -35,6 +35,7 @@ from batch_training.errors import (
     NoChampionError,
     RegistryError,
 )
+from feature_store.durability import fsync_path
 
 __all__ = ["NEVER_ACT", "LoadedModel", "ModelMetadata", "ModelRegistry", "Thresholds"]
 
@@ -107,12 +108,15 @@ class ModelRegistry:
         self._versions = root / "versions"
 
     def versions(self) -> list[int]:
+        # a file named like a version (a stray copy) is not one
+        return sorted(int(p.name) for p in self._numbered() if p.is_dir())
+
+    def _numbered(self) -> list[Path]:
+        """The entries of ``versions/`` named by a number (ASCII digits: int() refuses
+        some other digits), directories or not."""
         if not self._versions.is_dir():
             return []
-        # a file named like a version (a stray copy) is not one
-        return sorted(
-            int(p.name) for p in self._versions.iterdir() if p.name.isdigit() and p.is_dir()
-        )
+        return [p for p in self._versions.iterdir() if p.name.isascii() and p.name.isdigit()]
 
     def register(self, booster: xgb.Booster, **metadata: Any) -> ModelMetadata:
         """Store a new version (the next number) and return its metadata."""
@@ -121,14 +125,18 @@ class ModelRegistry:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._versions))
         try:
             (staging / MODEL_FILE).write_bytes(model_bytes)
+            fsync_path(staging / MODEL_FILE)
+            # mkdtemp makes it private (0700): readable like any other directory instead,
+            # for a stream worker or a backup running as another user
+            with contextlib.suppress(OSError):  # a file system without modes keeps its own
+                staging.chmod(0o755)
             while True:
                 version = self._next_version()
                 meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
                 (staging / METADATA_FILE).write_text(meta.to_json())
+                fsync_path(staging / METADATA_FILE)
+                fsync_path(staging)
                 target = self._versions / str(version)
-                # mkdtemp makes it private (0700): readable like any other directory instead,
-                # for a stream worker or a backup running as another user
-                staging.chmod(0o755)
                 try:
                     staging.rename(target)
                 except OSError as exc:
@@ -139,6 +147,7 @@ class ModelRegistry:
                         f"{exc.strerror}; check that {self._versions} is writable and on one "
                         "file system"
                     ) from exc
+                fsync_path(self._versions)  # before a pointer can name it
                 return meta
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # a half-written version: never seen
@@ -152,7 +161,8 @@ class ModelRegistry:
             named = [v for v in (_version(pointer), *_previous(pointer)) if v is not None]
         except RegistryError:  # a damaged pointer is reported where it is used
             named = []
-        return max([0, *self.versions(), *named]) + 1
+        # a stray file counts too: the version directory could not be renamed onto it
+        return max([0, *(int(p.name) for p in self._numbered()), *named]) + 1
 
     def metadata(self, version: int) -> ModelMetadata:
         """A version's metadata; :class:`ModelIntegrityError` when the file was damaged."""
@@ -321,7 +331,8 @@ class ModelRegistry:
         fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=self.root)
         try:
             with os.fdopen(fd, "w") as out:
-                os.fchmod(out.fileno(), 0o644)  # mkstemp's 0600 would hide it from readers
+                with contextlib.suppress(OSError):  # a file system without modes
+                    os.fchmod(out.fileno(), 0o644)  # mkstemp's 0600 hides it from readers
                 json.dump(pointer, out)
                 out.flush()
                 os.fsync(out.fileno())
@@ -329,12 +340,7 @@ class ModelRegistry:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        # the rename itself is durable only once the directory is
-        directory = os.open(self.root, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_path(self.root)  # the rename itself is durable only once the directory is
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)

@@ -12,7 +12,7 @@ Offsets are committed only after the files are written, so a crash re-writes som
 from __future__ import annotations
 
 import logging
-import os
+import re
 import shutil
 import threading
 import time
@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 from kafka import KafkaConsumer
 
+from feature_store.durability import fsync_path
 from feature_store.errors import (
     HistoryColumnsError,
     HistoryFormatError,
@@ -182,9 +183,10 @@ def _write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
         final = target / f"part-{uuid.uuid4().hex}.parquet"
         temporary = final.with_suffix(".tmp")
         part.to_parquet(temporary, index=False)
-        with temporary.open("rb") as written:  # on disk before its name: no empty part
-            os.fsync(written.fileno())  # after a power loss
+        fsync_path(temporary)  # on disk before its name: no empty part after a power loss
         temporary.rename(final)
+        fsync_path(target)  # and its name before the offsets it holds are committed
+        fsync_path(out)  # the day directory's, when it is new
         files += 1
     return files
 
@@ -260,13 +262,15 @@ def _day_dirs(kind_dir: Path) -> list[Path]:
     return sorted(p for p in kind_dir.iterdir() if p.is_dir() and _is_day_name(p.name))
 
 
+_DAY_NAME = re.compile(r"day=\d{4}-\d\d-\d\d")
+
+
 def _is_day_name(name: str) -> bool:
-    day = name.removeprefix("day=")
-    if day == name or len(day) != 10:
+    if not _DAY_NAME.fullmatch(name):  # fromisoformat alone takes week dates too
         return False
     try:
-        date.fromisoformat(day)
-    except ValueError:
+        date.fromisoformat(name.removeprefix("day="))
+    except ValueError:  # day=2026-02-30
         return False
     return True
 

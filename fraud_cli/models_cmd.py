@@ -102,18 +102,20 @@ def models_list(registry: Any) -> None:
 def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) -> None:
     """The latest training runs, however they ended (the registry's run log)."""
     from batch_training.run_log import RunLog
+    from feature_store.schema import redact_pans
 
     run_log = RunLog(registry.root)
     records = run_log.records()[-last:]
     for r in records:
+        reason = redact_pans(r.reason)  # lines written before the log redacted its own
         if as_json:
-            click.echo(json.dumps(vars(r)))
+            click.echo(json.dumps(vars(r) | {"reason": reason}))
             continue
         ap = r.metrics.get("average_precision")
         click.echo(
             f"{r.started:25}  {r.seconds:7.1f}s  {r.outcome:10}  "
             f"{'v' + str(r.version) if r.version is not None else '-':>5}  "
-            f"{'AP ' + format(ap, '.3f') if ap is not None else '':9}  {r.reason}"
+            f"{'AP ' + format(ap, '.3f') if ap is not None else '':9}  {reason}"
         )
     if max_age is not None:
         _check_recent(run_log, parse_duration(max_age), max_age)
@@ -147,8 +149,8 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
     """Make VERSION the champion (the stream picks it up)."""
     from batch_training.model_features import feature_set_of
 
-    meta = registry.metadata(version)
-    feature_set_of(meta)  # --force bypasses the gate, not what a worker can serve
+    meta, _ = registry.verify(version)  # --force bypasses the gate, not what a worker
+    feature_set_of(meta)  # can serve: an altered model file, features defined otherwise
     if version == registry.champion_version():  # --force would mark it forced, for rollback
         click.echo(f"v{version} is already the champion; nothing changed")
         return

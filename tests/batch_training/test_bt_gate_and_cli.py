@@ -249,6 +249,8 @@ def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
         ),
         (["train", "--folds", "0"], "folds=0 must be at least 1 (--folds)"),
         (["train", "--folds", "500", "--test-days", "3000"], "span 1,500,014 days"),
+        (["train", "--train-start", "9999-12-31"], "--train-start 9999-12-31 lies outside"),
+        (["train", "--train-start", "0001-01-05"], "--train-start 0001-01-05 lies outside"),
         (["train", "--review-fee", "-5"], "review_fee=-5.0 must be a finite amount >= 0"),
         (["train", "--decline-fee", "nan"], "decline_fee=nan must be a finite amount >= 0"),
         (["train", "--alert-rate", "0"], "alert_rate=0.0 must lie in (0, 1]"),

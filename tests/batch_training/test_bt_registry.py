@@ -76,6 +76,16 @@ def test_a_version_deleted_by_hand_does_not_lend_its_number(
     assert registry_edits.register_copy(registry_copy) == second + 1
 
 
+def test_a_stray_file_named_like_the_next_version_is_passed_over(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    """Not listed as a version, but its number is taken: renaming onto a file fails."""
+    (registry_copy.root / "versions" / "2").write_text("a copy made by hand")
+    (registry_copy.root / "versions" / "\u00b2").mkdir()  # a digit int() does not read
+    assert registry_copy.versions() == [1]
+    assert registry_edits.register_copy(registry_copy) == 3
+
+
 def test_a_failed_move_into_place_is_an_error_not_a_retry(
     registry_copy: ModelRegistry,
     monkeypatch: pytest.MonkeyPatch,

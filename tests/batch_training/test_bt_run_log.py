@@ -82,6 +82,20 @@ def test_a_card_number_quoted_by_an_error_is_neither_printed_nor_logged(
     (failed,) = RunLog(registry).records()
     assert "[PAN-REDACTED]" in failed.reason
     assert "4111" not in (registry / "runs.jsonl").read_text()
+    # a line an earlier release wrote unredacted is redacted when shown
+    with (registry / "runs.jsonl").open("a") as log_file:
+        old = RunRecord(
+            started="2026-12-01T03:00:00+00:00",
+            seconds=1.0,
+            outcome="failed",
+            reason="duplicate transaction_id(s) (e.g. ['5500 0000 0000 0004'])",
+        )
+        log_file.write(json.dumps(vars(old)) + "\n")
+    for extra in ((), ("--json",)):
+        code, output = _runs(registry, *extra)
+        assert code == 0
+        assert "5500" not in output
+        assert output.count("[PAN-REDACTED]") == 2
 
 
 def test_a_stale_schedule_fails_the_check(tmp_path: Path) -> None:

@@ -292,6 +292,8 @@ def test_what_is_not_a_day_of_the_archive_is_not_read_as_one(
     days = archive / "transactions"
     shutil.copytree(days / "day=2026-10-20", days / "day=2026-10-20.bak")
     (days / "day=garbage").mkdir()
+    (days / "day=2026-W43-1").mkdir()  # an ISO week date, which fromisoformat takes
+    shutil.copy(next((days / "day=2026-10-20").glob("*.parquet")), days / "day=2026-W43-1")
     empty = days / "day=2026-10-21"
     empty.mkdir()
     history.iloc[:0].to_parquet(empty / "part-empty.parquet", index=False)
