@@ -124,7 +124,7 @@ class ModelRegistry:
         model_bytes = bytes(booster.save_raw(raw_format="ubj"))
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._versions))
         try:
-            (staging / MODEL_FILE).write_bytes(model_bytes)
+            _write(staging / MODEL_FILE, model_bytes)
             fsync_path(staging / MODEL_FILE)
             # mkdtemp makes it private (0700): readable like any other directory instead,
             # for a stream worker or a backup running as another user
@@ -133,7 +133,7 @@ class ModelRegistry:
             while True:
                 version = self._next_version()
                 meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
-                (staging / METADATA_FILE).write_text(meta.to_json())
+                _write(staging / METADATA_FILE, meta.to_json().encode())
                 fsync_path(staging / METADATA_FILE)
                 fsync_path(staging)
                 target = self._versions / str(version)
@@ -344,6 +344,18 @@ class ModelRegistry:
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """``data`` into a new file; a failed write names the file (a full disk's OSError
+    from write() names none)."""
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise RegistryError(
+            f"cannot write {path}: {exc.strerror or exc}; free space on that file system "
+            "or make the registry writable, then train again"
+        ) from exc
 
 
 def _missing(version: int, path: Path) -> ModelIntegrityError:

@@ -241,11 +241,11 @@ def test_damaged_metadata_is_an_integrity_error_naming_the_file(
 def test_a_failed_write_leaves_no_staging_directory(
     registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def disk_full(self: Path, data: str) -> int:
+    def disk_full(self: Path, data: bytes) -> int:  # write() names no file
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(Path, "write_text", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    monkeypatch.setattr(Path, "write_bytes", disk_full)
+    with pytest.raises(RegistryError, match=r"cannot write .*model\.ubj: No space left on de"):
         _second_version(registry_copy)
     monkeypatch.undo()
     assert sorted(p.name for p in (registry_copy.root / "versions").iterdir()) == ["1"]
