@@ -377,10 +377,17 @@ def _train_once(
         last_event_ms = archive_last_event_ms(history_path)  # None unless an archive
         since = until = reach = None
         if last_event_ms is not None:
+            last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
+            if last_day > datetime.now(UTC).date() + timedelta(days=1):
+                # the archiver refuses future payments: a day written by other means, which
+                # would put every latest window after the real payments
+                raise TrainingDataError(
+                    f"{history_path} holds payments dated {last_day}, in the future; move "
+                    f"its transactions/day={last_day} directory out of the archive"
+                )
             reach = history_reach(options, last_event_ms, registry)
             # an explicit window past the last payment is refused like a file's, not
             # tested on the days that exist
-            last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
             since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
         days = f" from {since} until {until}" if since else ""
         click.echo(f"reading {history_path}{days} ...", err=True)

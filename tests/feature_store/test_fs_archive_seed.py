@@ -301,6 +301,24 @@ def test_what_is_not_a_day_of_the_archive_is_not_read_as_one(
     assert len(read_archive(archive)) == len(history)
 
 
+def test_payments_dated_in_the_future_are_one_line_naming_their_day(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Written by other means than the archiver (which refuses them), they would put the
+    latest window after every real payment: "the archive is too short", at every tick."""
+    archive = tmp_path / "archive"
+    seed_archive(history, archive)
+    future = archive / "transactions" / "day=2030-01-01"
+    future.mkdir()
+    stray = history.iloc[:3].assign(event_time=pd.Timestamp("2030-01-01 12:00", tz="UTC"))
+    stray.assign(transaction_id=["f1", "f2", "f3"]).to_parquet(future / "part-x.parquet")
+    where = ["--history", str(archive), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, ["train", *where, *_SPLIT])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "holds payments dated 2030-01-01, in the future; move its" in result.output
+
+
 def test_a_part_damaged_by_a_crash_is_one_line_naming_its_day(
     history: pd.DataFrame, tmp_path: Path
 ) -> None:
