@@ -243,6 +243,8 @@ def run_training(
                 "history_first_day_read": None if read_since is None else str(read_since),
                 "history_end_day_read": None if read_until is None else str(read_until),
                 "days_without_payments": [str(d) for d in empty_days],
+                # an archive may start after the first day the run asked for
+                "history_first_payment_day": str(history["event_time"].min().date()),
                 "params": {k: v for k, v in fitted.params.items() if k != "nthread"},
                 "rounds": fitted.rounds,
                 "candidates": fitted.candidates,

@@ -148,6 +148,9 @@ def _history_read(extra: dict[str, Any]) -> str:
         where = f"its days {html.escape(first_day)} .. {last_day}"
     elif first_day:
         where = f"its days from {html.escape(first_day)} on"
+    first_payment = extra.get("history_first_payment_day")
+    if first_day and first_payment and first_payment > first_day:
+        where += f" (it starts on {html.escape(first_payment)})"
     empty = extra.get("days_without_payments") or []
     gaps = (
         f" It holds no payments on {html.escape(', '.join(empty))}, days of the windows: "

@@ -264,6 +264,8 @@ def test_a_last_test_day_without_payments_trains_as_on_the_file(
     assert registry.metadata(1).extra["days_without_payments"] == ["2026-10-18"]
     report = (registry.version_dir(1) / "report" / "index.html").read_text()
     assert "It holds no payments on 2026-10-18, days of the windows" in report
+    # the archive starts after the first day the features would reach: said, not implied
+    assert "(it starts on 2026-10-01)." in report
 
 
 def test_an_explicit_window_past_the_archive_is_refused_as_on_the_file(
