@@ -6,7 +6,9 @@ something is wrong. The run log keeps every run's outcome where monitoring can r
 completed for that long (a health check, or a cron monitor).
 
 Runs take turns under the train lock, so appends never interleave; each line is written
-whole with one ``write`` to a file opened for appending.
+whole with one ``write`` to a file opened for appending. A run the kernel kills (out of
+memory, SIGKILL) writes nothing, so each run leaves a marker while it works, and the next
+run records a marker it finds as a killed run.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ __all__ = ["COMPLETED", "RUN_LOG_FILE", "RunLog", "RunRecord"]
 log = logging.getLogger(__name__)
 
 RUN_LOG_FILE: Final = "runs.jsonl"
+IN_PROGRESS_FILE: Final = ".run-in-progress.json"
 
 Outcome = Literal["promoted", "challenger", "failed", "cancelled"]
 COMPLETED: Final = frozenset({"promoted", "challenger"})
@@ -78,6 +81,46 @@ def _is_number(value: object) -> bool:
 class RunLog:
     def __init__(self, registry_root: Path) -> None:
         self.path = registry_root / RUN_LOG_FILE
+        self._marker = registry_root / IN_PROGRESS_FILE
+
+    def begin(self, started: str) -> RunRecord | None:
+        """Mark a run as in progress (under the train lock); first record the run whose
+        marker is still there, which ended without a record: it is returned."""
+        killed = self._record_killed_run()
+        self._marker.parent.mkdir(parents=True, exist_ok=True)
+        staged = self._marker.with_suffix(".tmp")
+        staged.write_text(json.dumps({"started": started, "pid": os.getpid()}))
+        os.replace(staged, self._marker)
+        return killed
+
+    def end(self) -> None:
+        """The run is recorded (or was never begun)."""
+        self._marker.unlink(missing_ok=True)
+
+    def _record_killed_run(self) -> RunRecord | None:
+        try:
+            marker = json.loads(self._marker.read_text())
+            started, pid = str(marker["started"]), int(marker["pid"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # torn by the kill itself
+            started, pid = datetime.now(UTC).isoformat(timespec="seconds"), None
+            log.warning("%s is unreadable (%s); recorded as a killed run", self._marker, exc)
+        record = RunRecord(
+            started=started,
+            seconds=0.0,  # unknown: the run left no end
+            outcome="failed",
+            reason=(
+                f"the run started at {started}"
+                + (f" (pid {pid})" if pid is not None else "")
+                + " ended without a record: killed by the kernel (out of memory?) or by "
+                "SIGKILL, or its machine stopped; its duration is unknown"
+            ),
+            error="Killed",
+        )
+        self.append(record)
+        self._marker.unlink(missing_ok=True)
+        return record
 
     def append(self, record: RunRecord) -> None:
         # NaN (an undefined metric) is not JSON that monitors read: null instead

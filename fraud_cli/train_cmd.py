@@ -284,11 +284,18 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
     from batch_training.schedule import RunCancelled
 
     started, clock = datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter()
+    run_log = RunLog(registry_dir)
+    try:
+        if (killed := run_log.begin(started)) is not None:
+            log.warning("the previous training run did not end: %s", killed.reason)
+    except OSError as exc:  # the run matters more than its record
+        log.warning("could not mark the run as in progress in %s: %s", registry_dir, exc)
 
     def record(**fields: Any) -> None:
         seconds = round(time.perf_counter() - clock, 1)
         try:
-            RunLog(registry_dir).append(RunRecord(started=started, seconds=seconds, **fields))
+            run_log.append(RunRecord(started=started, seconds=seconds, **fields))
+            run_log.end()
         except OSError as exc:  # the run's own outcome matters more than its record
             log.warning("could not record the run in %s: %s", registry_dir, exc)
 

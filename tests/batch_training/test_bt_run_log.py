@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +20,7 @@ from fraud_cli.main import cli
 from fraud_cli.train_cmd import _HistoryRead, _pipeline_options, _recorded, _train_once
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
+from tests.conftest import WaitUntil
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +99,41 @@ def test_a_card_number_quoted_by_an_error_is_neither_printed_nor_logged(
         assert code == 0
         assert "5500" not in output
         assert output.count("[PAN-REDACTED]") == 2
+
+
+def test_a_run_killed_by_the_kernel_is_recorded_by_the_next_one(
+    history: Path, tmp_path: Path, wait_until: WaitUntil
+) -> None:
+    """An out-of-memory kill or a SIGKILL runs no handler: the run's marker stays, and the
+    next run (under the same lock) records it, so `models runs --check` and a person
+    reading the log see it."""
+    registry = tmp_path / "registry"
+    train = ["train", "--history", str(history), "--registry", str(registry)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fraud_cli", *train],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    marker = registry / ".run-in-progress.json"
+    try:
+        wait_until(marker.is_file, timeout_s=60, what="the run's in-progress marker")
+        started = json.loads(marker.read_text())
+        assert started["pid"] == process.pid
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert RunLog(registry).records() == []  # the killed run wrote nothing itself
+    trained = CliRunner().invoke(cli, train)
+    assert trained.exit_code == 0, trained.output
+    killed, promoted = RunLog(registry).records()
+    assert (killed.outcome, killed.error, killed.started) == (
+        "failed",
+        "Killed",
+        started["started"],
+    )
+    assert f"(pid {process.pid}) ended without a record: killed by the kernel" in killed.reason
+    assert promoted.outcome == "promoted"
+    assert not marker.exists()
 
 
 def test_a_stale_schedule_fails_the_check(tmp_path: Path) -> None:
