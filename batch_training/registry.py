@@ -125,7 +125,6 @@ class ModelRegistry:
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._versions))
         try:
             _write(staging / MODEL_FILE, model_bytes)
-            fsync_path(staging / MODEL_FILE)
             # mkdtemp makes it private (0700): readable like any other directory instead,
             # for a stream worker or a backup running as another user
             with contextlib.suppress(OSError):  # a file system without modes keeps its own
@@ -134,7 +133,6 @@ class ModelRegistry:
                 version = self._next_version()
                 meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
                 _write(staging / METADATA_FILE, meta.to_json().encode())
-                fsync_path(staging / METADATA_FILE)
                 fsync_path(staging)
                 target = self._versions / str(version)
                 try:
@@ -347,10 +345,11 @@ class ModelRegistry:
 
 
 def _write(path: Path, data: bytes) -> None:
-    """``data`` into a new file; a failed write names the file (a full disk's OSError
-    from write() names none)."""
+    """``data`` into a new file, on disk when this returns; a failed write names the file
+    (a full disk's OSError from write() names none)."""
     try:
         path.write_bytes(data)
+        fsync_path(path)
     except OSError as exc:
         raise RegistryError(
             f"cannot write {path}: {exc.strerror or exc}; free space on that file system "

@@ -186,8 +186,8 @@ def _write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
         fsync_path(temporary)  # on disk before its name: no empty part after a power loss
         temporary.rename(final)
         fsync_path(target)  # and its name before the offsets it holds are committed
-        fsync_path(out)  # the day directory's, when it is new
         files += 1
+    fsync_path(out)  # the names of new day directories
     return files
 
 

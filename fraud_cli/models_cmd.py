@@ -151,15 +151,16 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
 
     meta, _ = registry.verify(version)  # --force bypasses the gate, not what a worker
     feature_set_of(meta)  # can serve: an altered model file, features defined otherwise
-    if version == registry.champion_version():  # --force would mark it forced, for rollback
+    champion = registry.champion_version()
+    if version == champion:  # --force would mark it forced, for rollback
         click.echo(f"v{version} is already the champion; nothing changed")
         return
     gate = meta.extra.get("gate", {})
-    passed = bool(gate.get("promote")) and gate.get("champion") == registry.champion_version()
+    passed = bool(gate.get("promote")) and gate.get("champion") == champion
     if not passed and not force:
         raise click.ClickException(
             f"v{version} has not passed the gate against the current champion "
-            f"(v{registry.champion_version()}): {gate.get('reason', 'no gate record')}; "
+            f"(v{champion}): {gate.get('reason', 'no gate record')}; "
             "add --force to promote it anyway"
         )
     if passed:  # only while the champion is still the one it was judged against

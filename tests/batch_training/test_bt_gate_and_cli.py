@@ -400,16 +400,21 @@ def _terminal_output(process: subprocess.Popen[bytes], controller: int, seconds:
     raise AssertionError(f"fraud train did not finish in {seconds}s: {b''.join(chunks)!r}")
 
 
-def test_train_in_a_terminal_shows_the_candidate_and_round_every_100_rounds(
-    small_history: pd.DataFrame, tmp_path: Path
-) -> None:
+def _train_process_args(small_history: pd.DataFrame, tmp_path: Path) -> list[str]:
+    """`fraud train` as a child process, on a 4/2/4-day split of ``small_history``."""
     history = tmp_path / "history.parquet"
     small_history.to_parquet(history)
     split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
     where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
+    return [sys.executable, "-m", "fraud_cli", "train", *where, *split]
+
+
+def test_train_in_a_terminal_shows_the_candidate_and_round_every_100_rounds(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
     controller, terminal = os.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "fraud_cli", "train", *where, *split],
+        _train_process_args(small_history, tmp_path),
         stdin=terminal,
         stdout=terminal,
         stderr=terminal,
@@ -437,12 +442,8 @@ def test_train_in_a_log_writes_a_timestamped_line_per_stage_and_detail(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:
     """cron, a pod or compose: a progress bar there draws only its label."""
-    history = tmp_path / "history.parquet"
-    small_history.to_parquet(history)
-    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
-    where = ["--history", str(history), "--registry", str(tmp_path / "registry")]
     done = subprocess.run(
-        [sys.executable, "-m", "fraud_cli", "train", *where, *split],
+        _train_process_args(small_history, tmp_path),
         capture_output=True,
         text=True,
         timeout=120,
