@@ -122,6 +122,7 @@ def _population(f: Any) -> Any:
     help="archive: start a `fraud archive` directory with it (once; a seeded one is left "
     "as it is), so retraining on the archive reaches back past what the stream saw.",
 )
+@click.option("--force", is_flag=True, help="Replace an existing Parquet file at --out.")
 def simulate_history(
     cards: int,
     merchants: int,
@@ -130,6 +131,7 @@ def simulate_history(
     start: datetime | None,
     out: Path,
     layout: str,
+    force: bool,
 ) -> None:
     """Write a labelled history (is_fraud, fraud_scenario, label_time) to Parquet."""
     from feature_store.archive import is_archive, seed_archive
@@ -139,8 +141,12 @@ def simulate_history(
         # a restarted stack's one-shot: the archive already continues this history
         click.echo(f"{out} is an archive already; left as it is")
         return
-    generator = TrafficGenerator(SimulationConfig(cards=cards, merchants=merchants, seed=seed))
+    if layout == "parquet" and out.exists() and not force:
+        # it may be the only copy of a real history
+        raise click.ClickException(f"{out} exists; give --force to replace it, or another --out")
     first = start.replace(tzinfo=UTC) if start else _today() - timedelta(days=days)
+    _refuse_future_history(first, days)
+    generator = TrafficGenerator(SimulationConfig(cards=cards, merchants=merchants, seed=seed))
     with click.progressbar(length=days, label="simulating days", file=sys.stderr) as bar:
         frame = generator.history(start=first, days=days, progress=lambda done, _: bar.update(1))
     frauds = int(frame["is_fraud"].sum())
@@ -154,6 +160,19 @@ def simulate_history(
 
 def _today() -> datetime:
     return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def _refuse_future_history(first: datetime, days: int) -> None:
+    """A history is of past payments, as the default (ending yesterday) is: future ones
+    would be trained on as if their labels were known, and an archive seeded with them
+    refuses the stream's days."""
+    last = first + timedelta(days=days - 1)
+    if first.year < 1990 or last >= _today():
+        latest = (_today() - timedelta(days=days)).date()
+        raise click.ClickException(
+            f"--start {first.date()} with --days {days} would end on {last.date()}; a history "
+            f"lies between 1990 and yesterday: choose --start between 1990-01-01 and {latest}"
+        )
 
 
 @simulate.command("live")
@@ -223,7 +242,7 @@ def features() -> None:
 def _feature_options(f: Any) -> Any:
     f = click.option(
         "--label-delay-days",
-        type=int,
+        type=click.IntRange(0, 3650),
         default=7,
         show_default=True,
         help="Days after which a fraud label is known, when the data has no label_time.",

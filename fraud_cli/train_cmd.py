@@ -51,6 +51,8 @@ def parse_duration(text: str) -> float:
 # windows in days: beyond ten years, date arithmetic overflows (lower bounds are the
 # options' own checks, which name the flag)
 _DAYS = click.IntRange(max=3650)
+# Labels cannot be known before the payment; the library's own check quotes seconds.
+_LABEL_DELAY_DAYS = click.IntRange(0, 3650)
 
 
 @click.command()
@@ -109,7 +111,7 @@ _DAYS = click.IntRange(max=3650)
 @click.option("--tune", is_flag=True, help="Search a small hyper-parameter grid (scored by AP).")
 @click.option(
     "--label-delay-days",
-    type=_DAYS,
+    type=_LABEL_DELAY_DAYS,
     default=7,
     show_default=True,
     help="Days until a fraud label is known: when features see it, if the history has "
@@ -277,6 +279,31 @@ class _HistoryRead:
 
 
 @contextlib.contextmanager
+def _failure_as_json_line(enabled: bool) -> Iterator[None]:
+    """With --json, a run that fails or is cancelled ends with a JSON line too, so a caller
+    reading stdout's last line learns the outcome and why (stderr and the exit code say it
+    as well)."""
+    from batch_training.schedule import RunCancelled
+    from feature_store.schema import redact_pans
+
+    clock = time.perf_counter()
+    try:
+        yield
+    except Exception as exc:
+        if enabled:
+            line = {
+                "outcome": "cancelled" if isinstance(exc, RunCancelled) else "failed",
+                "model_version": None,
+                "promoted": False,
+                "error": type(exc).__name__,
+                "reason": redact_pans(str(exc)),
+                "seconds": round(time.perf_counter() - clock, 1),
+            }
+            click.echo(json.dumps(line))
+        raise
+
+
+@contextlib.contextmanager
 def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
     """Record the run in the registry's run log however it ends; the body calls the
     yielded function with its summary once it completes."""
@@ -304,7 +331,7 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
     def completed(summary: dict[str, Any]) -> None:
         nonlocal recorded
         record(
-            outcome="promoted" if summary["promoted"] else "challenger",
+            outcome=summary["outcome"],
             reason=summary["gate"],
             version=summary["model_version"],
             metrics=summary["metrics"],
@@ -377,7 +404,7 @@ def _train_once(
     from feature_store import HistoryTooLargeError, read_history
     from feature_store.archive import archive_last_event_ms
 
-    with _recorded(registry_dir) as completed:
+    with _failure_as_json_line(as_json), _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
         # an archive grows every day: read only the days this run's windows reach, from
         # the furthest reach of the features to the test window's end
@@ -434,6 +461,7 @@ def _train_once(
         }
         keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
         summary = {
+            "outcome": "promoted" if run.promoted else "challenger",
             "model_version": meta.version,
             "promoted": run.promoted,
             "gate": run.gate.reason,

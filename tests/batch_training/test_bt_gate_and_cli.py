@@ -283,6 +283,8 @@ def test_mistakes_end_with_one_line_saying_what_to_fix(
         ["--train-days", "100000000000"],
         ["--test-days", "100000000"],
         ["--label-delay-days", "100000000"],
+        # a usage error in days, not the library's check in seconds
+        ["--label-delay-days", "-1"],
         ["--folds", "1000000000000"],
         ["--seed", "99999999999999999999"],
     ],

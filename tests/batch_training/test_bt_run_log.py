@@ -41,12 +41,18 @@ def test_completed_and_failed_runs_are_logged_and_checked(history: Path, tmp_pat
     train = ["train", "--history", str(history), "--registry", str(tmp_path), "--json"]
     refused = CliRunner().invoke(cli, [*train, "--max-rows", "10"])
     assert refused.exit_code == 1
+    # --json: stdout's last line says the outcome, like a completed run's
+    outcome = json.loads(refused.stdout.strip().splitlines()[-1])
+    assert outcome["outcome"] == "failed"
+    assert (outcome["error"], outcome["model_version"]) == ("HistoryTooLargeError", None)
+    assert "more than the limit of 10" in outcome["reason"]
     code, output = _runs(tmp_path, "--check", "1h")
     assert code == 1
     assert "no training run has completed" in output
     trained = CliRunner().invoke(cli, train)
     assert trained.exit_code == 0, trained.output
     summary = json.loads(trained.output.strip().splitlines()[-1])
+    assert summary["outcome"] == "promoted"
 
     failed, promoted = RunLog(tmp_path).records()
     assert (failed.outcome, failed.error, failed.version) == (
@@ -196,7 +202,7 @@ def test_an_undefined_metric_is_written_as_null(tmp_path: Path) -> None:
 
 def test_a_run_that_completed_is_not_also_recorded_as_failed(tmp_path: Path) -> None:
     """Printing the summary can fail after the run is done (a closed pipe)."""
-    summary = {"promoted": True, "gate": "first", "model_version": 1, "metrics": {}}
+    summary = {"outcome": "promoted", "gate": "first", "model_version": 1, "metrics": {}}
 
     def run_then_print() -> None:
         with _recorded(tmp_path) as completed:
@@ -208,7 +214,9 @@ def test_a_run_that_completed_is_not_also_recorded_as_failed(tmp_path: Path) -> 
     assert [r.outcome for r in RunLog(tmp_path).records()] == ["promoted"]
 
 
-def test_a_cancelled_run_is_logged_as_cancelled(history: Path, tmp_path: Path) -> None:
+def test_a_cancelled_run_is_logged_as_cancelled(
+    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stop = threading.Event()
     stop.set()  # as SIGTERM before the first progress report
     options = {
@@ -224,4 +232,10 @@ def test_a_cancelled_run_is_logged_as_cancelled(history: Path, tmp_path: Path) -
         )  # fmt: skip
     (cancelled,) = RunLog(tmp_path).records()
     assert cancelled.outcome == "cancelled"
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # --json
+    assert (line["outcome"], line["error"], line["promoted"]) == (
+        "cancelled",
+        "RunCancelled",
+        False,
+    )
     assert not (tmp_path / "versions").exists()

@@ -1,0 +1,64 @@
+"""`fraud simulate history`: what it writes, and what it refuses to overwrite or invent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from fraud_cli.main import cli
+
+SMALL = ["simulate", "history", "--cards", "40", "--merchants", "5"]
+
+
+def _run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli, [*SMALL, *args])
+    return result.exit_code, result.output
+
+
+def test_an_existing_file_is_replaced_only_with_force(tmp_path: Path) -> None:
+    out = tmp_path / "history.parquet"
+    code, _ = _run("--days", "2", "--start", "2024-03-01", "--seed", "1", "--out", str(out))
+    assert code == 0
+    first = pd.read_parquet(out)
+
+    code, output = _run("--days", "2", "--start", "2024-03-01", "--seed", "2", "--out", str(out))
+    assert code == 1
+    assert f"{out} exists; give --force to replace it" in output
+    pd.testing.assert_frame_equal(pd.read_parquet(out), first)  # untouched
+
+    args = ["--days", "2", "--start", "2024-03-01", "--seed", "2", "--out", str(out), "--force"]
+    code, _ = _run(*args)
+    assert code == 0
+    assert not pd.read_parquet(out)["transaction_id"].equals(first["transaction_id"])
+
+
+@pytest.mark.parametrize("days_ahead", [1, 30])
+def test_a_history_running_into_today_or_later_is_refused(tmp_path: Path, days_ahead: int) -> None:
+    """Today's payments are not all made yet: the default history ends yesterday."""
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=3) + timedelta(days=days_ahead)
+    out = tmp_path / "history.parquet"
+    code, output = _run("--days", "3", "--start", start.isoformat(), "--out", str(out))
+    assert code == 1
+    # a clock turning midnight between the test's date and the command's moves both by one
+    latest = [today - timedelta(days=3), today - timedelta(days=2)]
+    assert any(f"choose --start between 1990-01-01 and {day}" in output for day in latest)
+    assert not out.exists()
+
+
+def test_a_history_ending_yesterday_is_written(tmp_path: Path) -> None:
+    start = datetime.now(UTC).date() - timedelta(days=3)
+    out = tmp_path / "history.parquet"
+    code, output = _run("--days", "3", "--start", start.isoformat(), "--out", str(out))
+    assert code == 0, output
+    assert pd.read_parquet(out)["event_time"].max() < datetime.now(UTC)
+
+
+def test_a_start_before_1990_is_refused(tmp_path: Path) -> None:
+    code, output = _run("--days", "3", "--start", "1969-12-30", "--out", str(tmp_path / "h.pq"))
+    assert code == 1
+    assert "--start 1969-12-30 with --days 3 would end on 1970-01-01" in output
