@@ -10,7 +10,7 @@ day whose labels are known by then), as the handbook does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 import numpy as np
@@ -86,6 +86,9 @@ class DataSplit:
     # row positions of the history: days in calendar order, history order within a day
     train: np.ndarray
     test: np.ndarray
+    # the test window's rows of cards already known to be compromised, left out of test:
+    # production blocks those cards, so the report says how much fraud this leaves aside
+    known_compromised: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
 
     @property
     def train_rows(self) -> int:
@@ -198,7 +201,7 @@ def split_history(
         [np.flatnonzero(days == day) for day in range(start, start + split.train_days)]
     )
     known[cards[train[fraud[train]]]] = True
-    test_positions = []
+    test_positions, removed = [], []
     for offset in range(split.test_days):
         # the handbook's rule: by this test day the labels of the day delay_days + 1 before
         # it are known (day train_days - 1 + offset of the split)
@@ -206,9 +209,11 @@ def split_history(
         known[cards[(days == delay_day) & fraud]] = True
         test_day = start + split.train_days + split.delay_days + offset
         on_day = np.flatnonzero(days == test_day)
-        test_positions.append(on_day[~known[cards[on_day]]])
+        already = known[cards[on_day]]
+        test_positions.append(on_day[~already])
+        removed.append(on_day[already])
     test = np.concatenate(test_positions)
-    return DataSplit(split=split, train=train, test=test)
+    return DataSplit(split=split, train=train, test=test, known_compromised=np.concatenate(removed))
 
 
 def days_without_payments(days: np.ndarray, split: TimeSplit) -> list[date]:

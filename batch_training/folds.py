@@ -10,7 +10,7 @@ import xgboost as xgb
 
 from batch_training.dataset import DataSplit, TimeSplit, day_index
 from batch_training.errors import TrainingDataError
-from batch_training.metrics import summary_metrics
+from batch_training.metrics import CardPrecisionDay, summary_metrics
 from batch_training.train import FittedModel, Progress, TrainingConfig, fit_model
 from feature_store import FeatureSet
 from feature_store.offline import DEFAULT_LABEL_DELAY_S, epoch_ms, offline_feature_matrix
@@ -22,7 +22,7 @@ __all__ = ["Evaluation", "FoldFeatures", "fit_fold"]
 class Evaluation:
     split: TimeSplit
     metrics: dict[str, float]
-    cp_per_day: list[float]
+    cp_per_day: list[CardPrecisionDay]
     scores: np.ndarray
     rows: np.ndarray
 

@@ -14,6 +14,16 @@ class GateDecision:
     reason: str
 
 
+def _pair(mine: float, theirs: float) -> tuple[str, str]:
+    """Both numbers to four places, or to as many as it takes to tell them apart: the
+    gate compares exact values, and "0.7511 does not beat 0.7511" hides which is higher."""
+    for places in (4, 6, 8):
+        a, b = f"{mine:.{places}f}", f"{theirs:.{places}f}"
+        if a != b:
+            return a, b
+    return f"{mine:.4f}", f"{theirs:.4f}"
+
+
 def promotion_gate(
     candidate: dict[str, float], champion: dict[str, float] | None, *, cp_tolerance: float
 ) -> GateDecision:
@@ -22,18 +32,22 @@ def promotion_gate(
         return GateDecision(True, "no champion yet: the first model passes")
     ap, ap_old = candidate["average_precision"], champion["average_precision"]
     cp, cp_old = candidate["card_precision_at_100"], champion["card_precision_at_100"]
+    aps, cps = _pair(ap, ap_old), _pair(cp, cp_old)
+    cp_check = f"card precision@100 {cps[0]} vs the champion's {cps[1]}"
     if not ap > ap_old:
         return GateDecision(
-            False, f"average precision {ap:.4f} does not beat the champion's {ap_old:.4f}"
+            False,
+            f"average precision {aps[0]} does not beat the champion's {aps[1]} (it must be "
+            f"higher); {cp_check}",
         )
     if cp < cp_old - cp_tolerance:
         return GateDecision(
             False,
-            f"card precision@100 {cp:.4f} fell more than {cp_tolerance} below the "
-            f"champion's {cp_old:.4f}",
+            f"average precision {aps[0]} > champion's {aps[1]}, but card precision@100 "
+            f"{cps[0]} fell more than {cp_tolerance} below the champion's {cps[1]}",
         )
     return GateDecision(
         True,
-        f"average precision {ap:.4f} > champion's {ap_old:.4f}; card precision@100 "
-        f"{cp:.4f} vs {cp_old:.4f} (tolerance {cp_tolerance})",
+        f"average precision {aps[0]} > champion's {aps[1]}; {cp_check} "
+        f"(it may fall by {cp_tolerance} at most)",
     )

@@ -19,9 +19,11 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from batch_training.errors import TrainingConfigError
 
 __all__ = [
+    "CardPrecisionDay",
     "CostModel",
     "DecisionOutcome",
     "card_precision_at_k",
+    "card_precision_by_day",
     "cards_ranked_by_day",
     "choose_cost_thresholds",
     "cost_curves",
@@ -51,15 +53,36 @@ class CostModel:
                 )
 
 
+@dataclass(frozen=True)
+class CardPrecisionDay:
+    """One test day's card precision@k, and the most that day allowed: the share of k
+    that its compromised cards not found on earlier days fill."""
+
+    day: int  # days since 1970-01-01 (UTC)
+    precision: float
+    ceiling: float
+
+
+def card_precision_by_day(
+    days: np.ndarray, cards: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int = 100
+) -> list[CardPrecisionDay]:
+    """The share of compromised cards among each day's k highest-scored cards, ranked as
+    :func:`cards_ranked_by_day` ranks them (the handbook's definition)."""
+    return [
+        CardPrecisionDay(
+            day=int(day),
+            precision=int((ranked["fraud"].head(k) == 1).sum()) / k,
+            ceiling=min(k, int((ranked["fraud"] == 1).sum())) / k,
+        )
+        for day, ranked in cards_ranked_by_day(days, cards, scores, labels, k)
+    ]
+
+
 def card_precision_at_k(
     days: np.ndarray, cards: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int = 100
 ) -> tuple[float, list[float]]:
-    """Mean over days of the share of compromised cards among the k highest-scored cards,
-    ranked as :func:`cards_ranked_by_day` ranks them (the handbook's definition)."""
-    per_day = [
-        int((ranked["fraud"].head(k) == 1).sum()) / k
-        for _, ranked in cards_ranked_by_day(days, cards, scores, labels, k)
-    ]
+    """Mean over days of :func:`card_precision_by_day`, and each day's."""
+    per_day = [d.precision for d in card_precision_by_day(days, cards, scores, labels, k)]
     return (float(np.mean(per_day)) if per_day else 0.0), per_day
 
 
@@ -257,10 +280,11 @@ def summary_metrics(
     days: np.ndarray,
     cards: np.ndarray,
     alert_rate: float,
-) -> tuple[dict[str, float], list[float]]:
+) -> tuple[dict[str, float], list[CardPrecisionDay]]:
     """The headline metrics, and card precision@100 per test day (for the report)."""
     both = 0 < labels.sum() < len(labels)
-    cp, per_day = card_precision_at_k(days, cards, scores, labels, k=100)
+    per_day = card_precision_by_day(days, cards, scores, labels, k=100)
+    cp = float(np.mean([d.precision for d in per_day])) if per_day else 0.0
     metrics = {
         "roc_auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
         "average_precision": float(average_precision_score(labels, scores))

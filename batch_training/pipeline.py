@@ -110,6 +110,33 @@ def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit])
             )
 
 
+def _known_compromised(history: pd.DataFrame, data: DataSplit) -> dict[str, float]:
+    """How much of the test window the protocol leaves out: payments of cards whose
+    fraud was already known, which the metrics do not see."""
+    rows = data.known_compromised
+    fraud = history["is_fraud"].to_numpy(dtype=bool)[rows]
+    amounts = history["amount"].to_numpy(dtype=np.float64)[rows]
+    return {
+        "payments": len(rows),
+        "frauds": int(fraud.sum()),
+        "fraud_amount": round(float(amounts[fraud].sum()), 2),
+    }
+
+
+def _validation_slice(
+    history: pd.DataFrame, data: DataSplit, options: PipelineOptions
+) -> dict[str, Any]:
+    """The end of the training window that chose the rounds and the thresholds."""
+    rows = data.train[options.training.validation_start(data.train_rows) :]
+    times = history["event_time"].iloc[rows]
+    return {
+        "first": times.min().isoformat(),
+        "last": times.max().isoformat(),
+        "payments": len(rows),
+        "frauds": int(history["is_fraud"].to_numpy()[rows].sum()),
+    }
+
+
 def _fold_aggregates(fold_results: list[dict[str, Any]]) -> dict[str, float]:
     aggregates = {}
     for key in ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate"):
@@ -251,6 +278,8 @@ def run_training(
                 "selection": fitted.selection,
                 "search_rows": fitted.search_rows,
                 "train_rows": data.train_rows,
+                "known_compromised_left_out": _known_compromised(history, data),
+                "validation_slice": _validation_slice(history, data, options),
                 "folds": fold_results,
                 "gate": {
                     "promote": gate.promote,

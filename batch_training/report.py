@@ -19,6 +19,8 @@ from batch_training.report_plots import EvaluatedWindow, write_plots
 
 __all__ = ["write_report"]
 
+_EPOCH = date(1970, 1, 1)
+
 _METRIC_NAMES = {
     "roc_auc": "ROC AUC",
     "average_precision": "average precision",
@@ -81,11 +83,20 @@ def write_report(
         "thresholds": {"review": thresholds[0], "decline": thresholds[1]},
         "decisions": _decisions_summary(outcome),
         "frauds_by_scenario": {
-            scenario: _decisions_summary(found) for scenario, found in by_scenario.items()
+            scenario: _scenario_summary(found) for scenario, found in by_scenario.items()
         },
+        "costs": {**vars(cost), "currency": "the history's amount units"},
+        "alert_rate": metadata.extra.get("alert_rate"),
+        "card_precision_at_100_by_day": [
+            {"day": str(_EPOCH + timedelta(days=d.day)), "value": d.precision, "most": d.ceiling}
+            for d in evaluation.cp_per_day
+        ],
+        "champion_version": metadata.extra.get("gate", {}).get("champion"),
         "training_window": metadata.training_window,
+        "validation_slice": metadata.extra.get("validation_slice"),
         "test_rows": len(labels),
         "test_frauds": int(labels.sum()),
+        "known_compromised_left_out": metadata.extra.get("known_compromised_left_out"),
         "folds": metadata.extra.get("folds", []),
     }
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -104,7 +115,7 @@ table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;te
 td.n{{text-align:right}}tr.chosen{{font-weight:bold}}
 figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><body>
 <h1>Model v{metadata.version}: {verdict}</h1>
-<p><b>Promotion gate:</b> {html.escape(gate.reason)}</p>
+<p><b>Promotion gate</b>{_against(metadata.extra)}: {html.escape(gate.reason)}</p>
 {_data_section(metadata, len(window.feature_names), len(labels), int(labels.sum()))}
 <h2>Decisions on the test window</h2>
 {_decisions_section(outcome, thresholds, len(evaluation.cp_per_day), capacity)}
@@ -122,6 +133,13 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
     return path
 
 
+def _against(extra: dict[str, Any]) -> str:
+    champion = extra.get("gate", {}).get("champion")
+    if champion is None:
+        return ""
+    return f" (against champion v{champion}, re-scored on this test window)"
+
+
 def _data_section(metadata: ModelMetadata, features: int, test_rows: int, frauds: int) -> str:
     window = metadata.training_window
     rows = _payments(metadata.extra)
@@ -130,9 +148,38 @@ def _data_section(metadata: ModelMetadata, features: int, test_rows: int, frauds
 ({features} features, fingerprint {metadata.feature_set_fingerprint[:12]}).</p>
 <p>Trained on {html.escape(window.get("split_train", ""))}{rows}; then
 {html.escape(window.get("split_delay_days", "?"))} days left for labels to arrive; tested on
-{html.escape(window.get("split_test", ""))}: {test_rows:,} payments, {frauds:,} frauds
-(cards already known to be compromised removed).</p>
+{html.escape(window.get("split_test", ""))}: {test_rows:,} payments, {frauds:,} frauds.
+{_left_out(metadata.extra.get("known_compromised_left_out"), test_rows, frauds)}</p>
+{_validation(metadata.extra.get("validation_slice"))}
 {_history_read(metadata.extra)}"""
+
+
+def _left_out(known: dict[str, Any] | None, test_rows: int, frauds: int) -> str:
+    """The protocol's removal of known-compromised cards, in numbers: every figure below
+    is over what is left."""
+    if known is None:  # a version registered before this was recorded
+        return "Cards already known to be compromised are left out of the test."
+    share = _share(known["frauds"], known["frauds"] + frauds)
+    return (
+        f"Left out of the test, as the protocol has it: {known['payments']:,} more payments of "
+        f"the window, of cards already known to be compromised (a fraud in training, or on a "
+        f"day at least the delay before the test day), with {known['frauds']:,} frauds ({share} of "
+        f"the window's frauds, amount {_money(known['fraud_amount'])}). The protocol assumes "
+        "such cards are blocked once a fraud on them is known; the figures below are over the "
+        f"{test_rows:,} payments left."
+    )
+
+
+def _validation(slice_: dict[str, Any] | None) -> str:
+    if slice_ is None:
+        return ""
+    first, last = (slice_[k][:16].replace("T", " ") for k in ("first", "last"))
+    return (
+        f"<p>Validation slice, the end of the training window: {first} .. {last} UTC, "
+        f"{slice_['payments']:,} payments with {slice_['frauds']:,} frauds. It chose the "
+        "candidate, the number of rounds and the thresholds; the model was then refitted on "
+        "the whole training window, this slice included.</p>"
+    )
 
 
 def _history_read(extra: dict[str, Any]) -> str:
@@ -159,6 +206,18 @@ def _history_read(extra: dict[str, Any]) -> str:
         else ""
     )
     return f"<p>Read {rows:,} payments of the history: {where}.{gaps}</p>"
+
+
+def _scenario_summary(frauds: DecisionOutcome) -> dict[str, float]:
+    """What the thresholds did to one scenario's frauds (only frauds: nothing legitimate)."""
+    return {
+        "frauds": frauds.frauds,
+        "declined": frauds.frauds_declined,
+        "reviewed": frauds.frauds_reviewed,
+        "passed": frauds.frauds - frauds.frauds_declined - frauds.frauds_reviewed,
+        "fraud_amount": frauds.fraud_amount,
+        "missed_fraud_amount": frauds.missed_fraud_amount,
+    }
 
 
 def _decisions_summary(outcome: DecisionOutcome) -> dict[str, float]:
@@ -193,8 +252,10 @@ def _decisions_section(
     fees = outcome.fees
     saved = outcome.fraud_amount - outcome.cost
     decline = _threshold("decline", thresholds[1])
-    # review = decline leaves no score between them: nothing is reviewed
-    review = _threshold("review", thresholds[0] if thresholds[0] < thresholds[1] else math.inf)
+    review = _threshold("review", thresholds[0])
+    if thresholds[1] <= thresholds[0] <= 1.0:
+        # stored equal to decline: no score lies between them, so nothing is reviewed
+        review = f"never review (the review threshold equals the decline one, {thresholds[0]:.4f})"
     if capacity is None:
         limit = ""
     else:
@@ -316,8 +377,9 @@ def _training_section(extra: dict[str, Any]) -> str:
     )
     window = _payments(extra)
     return f"""<p>XGBoost, early-stopped on the validation slice (the most recent part of the
-training window). Each candidate trained for the same first rounds and was scored there by
-average precision; only the chosen one trained on to its early stop.</p>
+training window). Each candidate trained for at most the same first rounds, fewer if
+validation stopped improving, and was scored there by average precision; the chosen one
+then trained on to its early stop, unless it had stopped already.</p>
 <table><tr><th>candidate</th><th>class weight</th><th>depth</th><th>learning rate</th>
 <th>min child weight</th><th>best round</th><th>validation AP</th><th></th></tr>{rows}</table>
 <p>{_selection_text(selection)} The model is that configuration refitted on the whole
@@ -347,8 +409,12 @@ def _selection_text(selection: dict[str, Any]) -> str:
 
 def _folds_section(folds: list[dict[str, Any]]) -> str:
     keys = ("fold", "train", "test", "roc_auc", "average_precision", "card_precision_at_100")
+    # numbered from 1, as the progress lines number them ("fold 1/3")
     rows = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(f[k])}</td>" for k in keys) + "</tr>" for f in folds
+        "<tr>"
+        + "".join(f"<td>{_fmt(f[k] + 1 if k == 'fold' else f[k])}</td>" for k in keys)
+        + "</tr>"
+        for f in folds
     )
     return (
         "<table><tr><th>fold</th><th>train</th><th>test</th><th>AUC</th><th>AP</th>"

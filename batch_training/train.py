@@ -128,6 +128,10 @@ class TrainingConfig:
             if getattr(self, name) < 1:
                 raise TrainingConfigError(f"{name}={getattr(self, name)} must be at least 1")
 
+    def validation_start(self, rows: int) -> int:
+        """Where the validation slice begins among ``rows`` time-ordered training rows."""
+        return int(rows * (1.0 - self.validation_fraction))
+
 
 @dataclass(frozen=True)
 class FittedModel:
@@ -266,8 +270,7 @@ def fit_model(
     ``event_ms``, the rows' times (epoch ms), turns ``config.review_capacity`` into a
     number of reviews on the validation slice; it is required with one.
     """
-    n = len(labels)
-    cut = int(n * (1.0 - config.validation_fraction))
+    cut = config.validation_start(len(labels))
     _check_labels("training window", labels)
     _check_labels("fitting part (the start of the training window)", labels[:cut])
     _check_labels("validation slice (the end of the training window)", labels[cut:])

@@ -154,10 +154,11 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
 
 @pytest.fixture(autouse=True)
 def _collect_cycles_after_each_test() -> Iterator[None]:
-    """Objects in reference cycles are finalised at the test that made them. A client
-    socket caught in one (seen at the session's end in two runs out of seven on
-    2026-12-06, its test not yet found) was otherwise finalised only when pytest shut
-    down, where its ResourceWarning fails the whole run without naming a test."""
+    """Objects in reference cycles are finalised at the test that made them, so a socket
+    one leaks in a cycle fails that test (its ResourceWarning is an error at teardown)
+    rather than the whole run at pytest's shutdown, naming no test. That happened in two
+    runs of seven on 2026-12-06; none of the runs since has leaked, so the test is not
+    yet known."""
     yield
     gc.collect()
 

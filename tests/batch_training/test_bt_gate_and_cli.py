@@ -57,6 +57,16 @@ def test_gate_keeps_the_champion(candidate: dict[str, float], why: str) -> None:
     assert why in decision.reason
 
 
+def test_gate_reasons_show_the_digits_that_tell_the_numbers_apart() -> None:
+    kept = promotion_gate(_metrics(0.751051, 0.30), _metrics(0.751060, 0.30), cp_tolerance=0.01)
+    assert "average precision 0.751051 does not beat the champion's 0.751060" in kept.reason
+    assert "card precision@100 0.3000 vs the champion's 0.3000" in kept.reason
+    passed = promotion_gate(_metrics(0.751064, 0.3), _metrics(0.751056, 0.3), cp_tolerance=0.01)
+    assert passed.promote
+    assert "0.751064 > champion's 0.751056" in passed.reason
+    assert "card precision@100 0.3000 vs the champion's 0.3000" in passed.reason
+
+
 def test_first_model_is_promoted() -> None:
     assert promotion_gate(_metrics(0.1, 0.1), None, cp_tolerance=0.01).promote
 
@@ -189,7 +199,7 @@ def test_a_review_capacity_of_zero_sends_nothing_to_review(
     assert none["review"] == none["decline"]  # no band between them: no reviews
     report = Path(runs[0]["report"]).read_text()
     assert "capacity of 0 reviews a day there; on the test window 0.0 reviews a day" in report
-    assert "Thresholds: never review, decline at score" in report
+    assert "Thresholds: never review (the review threshold equals the decline one" in report
 
 
 def test_a_better_candidate_replaces_the_champion_judged_on_its_window(

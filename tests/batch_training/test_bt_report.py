@@ -57,11 +57,15 @@ def test_the_report_shows_what_the_thresholds_do_to_each_fraud_scenario(
     # the simulator's scenarios, each fraud in exactly one
     assert set(by_scenario) <= {"stolen_card", "compromised_merchant", "card_testing"}
     assert len(by_scenario) >= 2
-    assert sum(s["payments"] for s in by_scenario.values()) == summary["test_frauds"]
+    assert sum(s["frauds"] for s in by_scenario.values()) == summary["test_frauds"]
     for key in ("declined", "reviewed", "missed_fraud_amount"):
         total = sum(s[key] for s in by_scenario.values())
         expected = decisions["frauds_" + key] if key != "missed_fraud_amount" else decisions[key]
         assert total == pytest.approx(expected)
+    for s in by_scenario.values():
+        assert s["declined"] + s["reviewed"] + s["passed"] == s["frauds"]
+    fraud_amount = sum(s["fraud_amount"] for s in by_scenario.values())
+    assert fraud_amount == pytest.approx(decisions["cost_without_action"])
     page = (report / "index.html").read_text()
     section = page.split("<h3>Frauds by scenario</h3>")[1].split("<h2>")[0]
     assert re.findall(r"<tr><td>(\w+)</td>", section) == sorted(by_scenario)
@@ -86,3 +90,45 @@ def test_the_decisions_text_flags_too_many_reviews_and_a_costly_policy() -> None
     assert "<b>175 more</b>: on this window acting cost more than doing nothing" in text
     assert "review at score &ge; 0.5000, decline at score &ge; 0.9000" in text
     assert "within it" not in text
+
+
+def test_the_report_says_what_the_protocol_left_out_and_what_chose_the_thresholds(
+    trained_registry: ModelRegistry,
+) -> None:
+    meta = trained_registry.load_champion().metadata
+    report = trained_registry.version_dir(1) / "report"
+    summary = json.loads((report / "metrics.json").read_text())
+    left_out, validation = summary["known_compromised_left_out"], summary["validation_slice"]
+    assert left_out == meta.extra["known_compromised_left_out"]
+    assert left_out["frauds"] > 0  # 10 training days of a population with frequent fraud
+    assert 0 < validation["frauds"] < validation["payments"] < meta.extra["train_rows"]
+    page = (report / "index.html").read_text()
+    assert f"{left_out['payments']:,} more payments of the window" in page
+    assert f"with {left_out['frauds']:,} frauds" in page
+    assert f"{validation['payments']:,} payments with {validation['frauds']:,} frauds" in page
+    # the fees a cost is in, and card precision@100 per dated day with its ceiling
+    assert summary["costs"]["review_fee"] == 5.0
+    days = summary["card_precision_at_100_by_day"]
+    assert days[0]["day"] == meta.training_window["split_test"][:10]
+    assert all(0 <= d["value"] <= d["most"] <= 1 for d in days)
+    assert sum(d["value"] for d in days) / len(days) == pytest.approx(
+        meta.metrics["card_precision_at_100"]
+    )
+    assert (report / "shap_summary.png").stat().st_size > 1000
+
+
+def test_a_review_threshold_equal_to_the_decline_one_reads_never_review() -> None:
+    outcome = DecisionOutcome(
+        payments=10,
+        frauds=1,
+        fraud_amount=10.0,
+        reviewed=0,
+        frauds_reviewed=0,
+        declined=1,
+        frauds_declined=1,
+        missed_fraud_amount=0.0,
+        fees=CostModel(),
+    )
+    text = _decisions_section(outcome, (0.8, 0.8), days=1, capacity=None)
+    assert "never review (the review threshold equals the decline one, 0.8000)" in text
+    assert "decline at score &ge; 0.8000" in text

@@ -18,6 +18,7 @@ from batch_training.folds import FoldFeatures
 from batch_training.metrics import (
     CostModel,
     card_precision_at_k,
+    card_precision_by_day,
     choose_cost_thresholds,
     recall_at_alert_rate,
 )
@@ -71,6 +72,8 @@ def test_split_and_compromised_card_removal_on_a_handmade_history() -> None:
     assert sorted(ids[data.train]) == ["d0", "t0", "t1"]
     # day 4 knows training frauds (B) and day 1's (none more); day 5 also knows day 2's (C)
     assert list(ids[data.test]) == ["x0", "x2", "x3", "y0", "y3"]
+    # what the report counts as left aside: the test window's rows of known cards
+    assert list(ids[data.known_compromised]) == ["x1", "y1", "y2"]
 
 
 def test_a_split_outside_the_history_is_refused() -> None:
@@ -122,6 +125,10 @@ def test_card_precision_at_k_removes_cards_found_on_earlier_days() -> None:
     # day 1: a removed; top b (0.7, legit), c (0.6, fraud) -> 1/2
     assert per_day == [0.5, 0.5]
     assert mean == 0.5
+    # the most each day allowed: day 0 has fraud cards a and c (2 of k=2); day 1, a found,
+    # only c (1 of 2)
+    by_day = card_precision_by_day(days, cards, scores, labels, k=2)
+    assert [(d.day, d.precision, d.ceiling) for d in by_day] == [(0, 0.5, 1.0), (1, 0.5, 0.5)]
 
 
 def test_recall_at_alert_rate_and_cost_thresholds() -> None:
@@ -387,6 +394,9 @@ def test_the_handbook_result_beats_the_published_ones(handbook_dir: Path, tmp_pa
     assert metrics["average_precision"] >= 0.745
     assert metrics["card_precision_at_100"] >= 0.295
     assert (run.test_rows, run.train_rows) == (58_264, 67_240)
+    # the test window's 67,080 payments and 568 frauds, less those of known cards
+    left_out = run.metadata.extra["known_compromised_left_out"]
+    assert (left_out["payments"], left_out["frauds"]) == (8_816, 183)
 
 
 def test_trained_model_separates_fraud(trained_registry: ModelRegistry) -> None:
@@ -406,6 +416,7 @@ def test_trained_model_separates_fraud(trained_registry: ModelRegistry) -> None:
         "cp_by_day",
         "cost_curve",
         "shap_importance",
+        "shap_summary",
         "calibration",
     ):
         assert (report / f"{png}.png").stat().st_size > 1000
