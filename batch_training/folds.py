@@ -93,6 +93,11 @@ class FoldFeatures:
             return None
         return [m[0] for m in found if m is not None]
 
+    def in_time_order(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (history positions) sorted by time, ties in their given order: how
+        a fit sees a window, whose last part is its validation slice."""
+        return rows[np.argsort(self.ts[rows], kind="stable")]
+
     def labels_and_amounts(self, data: DataSplit) -> tuple[np.ndarray, np.ndarray]:
         """The test rows' labels and amounts, as the cost of a decision policy needs them."""
         return (
@@ -123,7 +128,7 @@ def fit_fold(
 ) -> tuple[FittedModel, Evaluation]:
     """Fit on the fold's training window (in time order); score its test set."""
     history = features.history
-    train = data.train[np.argsort(features.ts[data.train], kind="stable")]
+    train = features.in_time_order(data.train)
     labels = history["is_fraud"].to_numpy(dtype=np.int8)
     amounts = history["amount"].to_numpy(dtype=np.float64)
     fitted = fit_model(

@@ -17,11 +17,13 @@ class GateDecision:
 def _pair(mine: float, theirs: float) -> tuple[str, str]:
     """Both numbers to four places, or to as many as it takes to tell them apart: the
     gate compares exact values, and "0.7511 does not beat 0.7511" hides which is higher."""
+    if mine == theirs:
+        return f"{mine:.4f}", f"{theirs:.4f}"
     for places in (4, 6, 8):
         a, b = f"{mine:.{places}f}", f"{theirs:.{places}f}"
         if a != b:
             return a, b
-    return f"{mine:.4f}", f"{theirs:.4f}"
+    return repr(mine), repr(theirs)  # the shortest text that reads back as each
 
 
 def promotion_gate(

@@ -124,10 +124,11 @@ def _known_compromised(history: pd.DataFrame, data: DataSplit) -> dict[str, floa
 
 
 def _validation_slice(
-    history: pd.DataFrame, data: DataSplit, options: PipelineOptions
+    history: pd.DataFrame, train: np.ndarray, options: PipelineOptions
 ) -> dict[str, Any]:
-    """The end of the training window that chose the rounds and the thresholds."""
-    rows = data.train[options.training.validation_start(data.train_rows) :]
+    """The end of the training window (``train``, in time order) that chose the rounds
+    and the thresholds."""
+    rows = train[options.training.validation_start(len(train)) :]
     times = history["event_time"].iloc[rows]
     return {
         "first": times.min().isoformat(),
@@ -209,7 +210,7 @@ def run_training(
             fitted_folds.append(fit_fold(features, data, options.training, fold_detail))
         fold_results.append(
             {
-                "fold": k,
+                "fold": k + 1,  # as the progress lines number them ("fold 1/3")
                 **window,
                 **fitted_folds[-1][1].metrics,
                 "train_rows": data.train_rows,
@@ -279,7 +280,9 @@ def run_training(
                 "search_rows": fitted.search_rows,
                 "train_rows": data.train_rows,
                 "known_compromised_left_out": _known_compromised(history, data),
-                "validation_slice": _validation_slice(history, data, options),
+                "validation_slice": _validation_slice(
+                    history, features.in_time_order(data.train), options
+                ),
                 "folds": fold_results,
                 "gate": {
                     "promote": gate.promote,

@@ -161,10 +161,11 @@ def _left_out(known: dict[str, Any] | None, test_rows: int, frauds: int) -> str:
         return "Cards already known to be compromised are left out of the test."
     share = _share(known["frauds"], known["frauds"] + frauds)
     return (
-        f"Left out of the test, as the protocol has it: {known['payments']:,} more payments of "
-        f"the window, of cards already known to be compromised (a fraud in training, or on a "
-        f"day at least the delay before the test day), with {known['frauds']:,} frauds ({share} of "
-        f"the window's frauds, amount {_money(known['fraud_amount'])}). The protocol assumes "
+        f"Left out of the test, as the protocol has it: {known['payments']:,} more payments "
+        "of the window, of cards already known to be compromised (a fraud in training, or one "
+        f"made more than the delay before the test day), with {known['frauds']:,} frauds "
+        f"({share} of the window's frauds, amount {_money(known['fraud_amount'])}). "
+        "The protocol assumes "
         "such cards are blocked once a fraud on them is known; the figures below are over the "
         f"{test_rows:,} payments left."
     )
@@ -255,7 +256,10 @@ def _decisions_section(
     review = _threshold("review", thresholds[0])
     if thresholds[1] <= thresholds[0] <= 1.0:
         # stored equal to decline: no score lies between them, so nothing is reviewed
-        review = f"never review (the review threshold equals the decline one, {thresholds[0]:.4f})"
+        review = (
+            f"never review (the review threshold, {thresholds[0]:.4f}, is not below the "
+            "decline one)"
+        )
     if capacity is None:
         limit = ""
     else:
@@ -409,12 +413,8 @@ def _selection_text(selection: dict[str, Any]) -> str:
 
 def _folds_section(folds: list[dict[str, Any]]) -> str:
     keys = ("fold", "train", "test", "roc_auc", "average_precision", "card_precision_at_100")
-    # numbered from 1, as the progress lines number them ("fold 1/3")
     rows = "".join(
-        "<tr>"
-        + "".join(f"<td>{_fmt(f[k] + 1 if k == 'fold' else f[k])}</td>" for k in keys)
-        + "</tr>"
-        for f in folds
+        "<tr>" + "".join(f"<td>{_fmt(f[k])}</td>" for k in keys) + "</tr>" for f in folds
     )
     return (
         "<table><tr><th>fold</th><th>train</th><th>test</th><th>AUC</th><th>AP</th>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,7 +38,8 @@ def _figure() -> Any:
 
 def _save(plt: Any, fig: Any, path: Path) -> str:
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    # long feature names and captions would be clipped at the figure's edge
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path.name
 
@@ -66,7 +68,7 @@ def _marks(thresholds: tuple[float, float]) -> dict[str, float]:
 
 def _flagged(scores: np.ndarray, labels: np.ndarray, t: float) -> tuple[float, float, float]:
     """Precision, recall and false positive rate of flagging scores at or above ``t``."""
-    hit = scores >= t
+    hit = scores >= np.float64(t)  # float32 scores: t must not round onto a tied score
     frauds, legit = labels.sum(), len(labels) - labels.sum()
     caught = int(labels[hit].sum())
     precision = caught / hit.sum() if hit.any() else float("nan")
@@ -108,7 +110,8 @@ def _precision_recall(
         ax.plot(recall, precision, label="this model")
         for name, t in _marks(thresholds).items():
             p, r, _ = _flagged(scores, labels, t)
-            ax.plot(r, p, "o", label=f"{name} threshold: precision {p:.2f}, recall {r:.2f}")
+            what = "none flagged" if math.isnan(p) else f"precision {p:.2f}, recall {r:.2f}"
+            ax.plot(r, 0 if math.isnan(p) else p, "o", label=f"{name} threshold: {what}")
     ax.axhline(labels.mean(), color="grey", linestyle="--", label=f"fraud rate {labels.mean():.2%}")
     ax.set(
         xlabel="recall (share of the frauds flagged)",
@@ -161,7 +164,11 @@ def _score_distribution(
 
 def _cp_by_day(ax: Any, w: EvaluatedWindow, *_unused: object) -> None:
     per_day = w.evaluation.cp_per_day
-    names = [(_EPOCH + timedelta(days=d.day)).strftime("%m-%d") for d in per_day]
+    # month-day, unless the window is long enough for one to repeat
+    long = bool(per_day) and per_day[-1].day - per_day[0].day > 360
+    names = [
+        (_EPOCH + timedelta(days=d.day)).strftime("%Y-%m-%d" if long else "%m-%d") for d in per_day
+    ]
     ax.bar(names, [d.precision for d in per_day], label="this model")
     ax.plot(
         names,
@@ -170,7 +177,7 @@ def _cp_by_day(ax: Any, w: EvaluatedWindow, *_unused: object) -> None:
         color="black",
         markersize=18,
         markeredgewidth=2,
-        label="the most the day allowed",
+        label="the most it could reach (cards it found before are out)",
     )
     ax.axhline(
         w.evaluation.metrics["card_precision_at_100"], color="grey", linestyle="--", label="mean"
@@ -226,10 +233,12 @@ def _calibration(ax: Any, w: EvaluatedWindow, *_unused: object) -> None:
         sums = [np.bincount(bin_of, weights=v, minlength=len(rows)) for v in (scores, labels)]
         predicted, observed = (total[kept] / rows[kept] for total in sums)
         low, high = _wilson(sums[1][kept], rows[kept])
+        # an all-fraud or fraud-free bin: the bound equals the rate, up to rounding
+        below, above = np.maximum(observed - low, 0), np.maximum(high - observed, 0)
         ax.errorbar(
             predicted,
             observed,
-            yerr=[observed - low, high - observed],
+            yerr=[below, above],
             marker="o",
             capsize=3,
             label="observed, 95 % interval",
@@ -254,10 +263,12 @@ def _wilson(hits: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarra
 
 
 def _shap_sample(labels: np.ndarray) -> np.ndarray:
-    """Every fraud (up to half the sample) and legitimate payments spread over the whole
+    """Every fraud (up to half the sample, unless legitimate payments are fewer) and
+    legitimate payments spread over the whole
     window: an even sample of a window with 0.7 % frauds holds a dozen of them."""
     frauds, legit = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    frauds = frauds[np.linspace(0, len(frauds) - 1, min(len(frauds), _SHAP_ROWS // 2)).astype(int)]
+    keep = min(len(frauds), max(_SHAP_ROWS // 2, _SHAP_ROWS - len(legit)))
+    frauds = frauds[np.linspace(0, len(frauds) - 1, keep).astype(np.int64)]
     take = min(len(legit), _SHAP_ROWS - len(frauds))
     legit = legit[np.linspace(0, len(legit) - 1, take).astype(np.int64)] if take else legit[:0]
     return np.sort(np.concatenate([frauds, legit]))
@@ -275,7 +286,10 @@ def _shap_plots(plt: Any, out: Path, w: EvaluatedWindow, booster: xgb.Booster) -
     order = np.argsort(importance)[-_SHAP_FEATURES:]
     names = [w.feature_names[i] for i in order]
     frauds = int(w.labels[rows].sum())
-    caption = f"{len(rows):,} test payments: {frauds:,} frauds, {len(rows) - frauds:,} legitimate"
+    caption = (
+        f"{len(rows):,} test payments, rich in fraud: {frauds:,} frauds, "
+        f"{len(rows) - frauds:,} legitimate"
+    )
     files: dict[str, str] = {}
 
     fig, ax = plt.subplots(figsize=(6.5, 6))

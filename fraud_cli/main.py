@@ -100,7 +100,7 @@ def _population(f: Any) -> Any:
 
 @simulate.command("history")
 @_population
-@click.option("--days", type=click.IntRange(min=1), default=30, show_default=True)
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True)
 @click.option(
     "--start",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -122,7 +122,9 @@ def _population(f: Any) -> Any:
     help="archive: start a `fraud archive` directory with it (once; a seeded one is left "
     "as it is), so retraining on the archive reaches back past what the stream saw.",
 )
-@click.option("--force", is_flag=True, help="Replace an existing Parquet file at --out.")
+@click.option(
+    "--force", is_flag=True, help="Replace an existing Parquet file at --out (not an archive)."
+)
 def simulate_history(
     cards: int,
     merchants: int,
@@ -141,11 +143,8 @@ def simulate_history(
         # a restarted stack's one-shot: the archive already continues this history
         click.echo(f"{out} is an archive already; left as it is")
         return
-    if layout == "parquet" and out.exists() and not force:
-        # it may be the only copy of a real history
-        raise click.ClickException(f"{out} exists; give --force to replace it, or another --out")
-    first = start.replace(tzinfo=UTC) if start else _today() - timedelta(days=days)
-    _refuse_future_history(first, days)
+    _refuse_to_overwrite(out, layout, force)  # before minutes of simulating, not after
+    first = _history_start(start, days)
     generator = TrafficGenerator(SimulationConfig(cards=cards, merchants=merchants, seed=seed))
     with click.progressbar(length=days, label="simulating days", file=sys.stderr) as bar:
         frame = generator.history(start=first, days=days, progress=lambda done, _: bar.update(1))
@@ -162,17 +161,39 @@ def _today() -> datetime:
     return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def _refuse_future_history(first: datetime, days: int) -> None:
-    """A history is of past payments, as the default (ending yesterday) is: future ones
-    would be trained on as if their labels were known, and an archive seeded with them
-    refuses the stream's days."""
+def _refuse_to_overwrite(out: Path, layout: str, force: bool) -> None:
+    if layout == "archive":
+        if force:
+            raise click.UsageError("--force replaces a Parquet file; an archive is never replaced")
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise click.ClickException(
+                f"{out} exists and is not an archive or an empty directory; choose another --out"
+            )
+    elif out.is_dir():
+        raise click.ClickException(f"{out} is a directory; give --out a Parquet file's path")
+    elif out.exists() and not force:  # it may be the only copy of a real history
+        raise click.ClickException(f"{out} exists; give --force to replace it, or another --out")
+
+
+_EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
+
+
+def _history_start(start: datetime | None, days: int) -> datetime:
+    """The first day: a history is of past payments, as the default (ending yesterday)
+    is; future ones would be trained on as if their labels were known, and an archive
+    seeded with them refuses the stream's days."""
+    today = _today()
+    if start is None:  # --days is at most ten years: after 1990
+        return today - timedelta(days=days)
+    first = start.replace(tzinfo=UTC)
     last = first + timedelta(days=days - 1)
-    if first.year < 1990 or last >= _today():
-        latest = (_today() - timedelta(days=days)).date()
+    if first < _EARLIEST or last >= today:
+        latest = (today - timedelta(days=days)).date()
         raise click.ClickException(
             f"--start {first.date()} with --days {days} would end on {last.date()}; a history "
             f"lies between 1990 and yesterday: choose --start between 1990-01-01 and {latest}"
         )
+    return first
 
 
 @simulate.command("live")

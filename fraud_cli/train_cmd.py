@@ -299,7 +299,8 @@ def _failure_as_json_line(enabled: bool) -> Iterator[None]:
                 "reason": redact_pans(str(exc)),
                 "seconds": round(time.perf_counter() - clock, 1),
             }
-            click.echo(json.dumps(line))
+            with contextlib.suppress(OSError):  # a closed pipe: the run's error matters more
+                click.echo(json.dumps(line))
         raise
 
 
@@ -336,7 +337,7 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
             version=summary["model_version"],
             metrics=summary["metrics"],
         )
-        recorded = True  # printing it may still fail (a closed pipe): the run is done
+        recorded = True  # what follows in the body may still fail: the run is done
 
     try:
         yield completed
@@ -475,12 +476,9 @@ def _train_once(
             "report": str(run.report),
         }
         completed(summary)
-        if as_json:
-            click.echo(json.dumps(summary))
-            return
         m = {k: meta.metrics[k] for k in keys}
         where_time_went = ", ".join(f"{k} {v:.1f}s" for k, v in stage_seconds.items())
-        click.echo(
+        said = (
             f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
             f"CP@100 {m['card_precision_at_100']:.3f}, "
             f"recall@{100 * options.training.alert_rate:g}% {m['recall_at_alert_rate']:.3f} "
@@ -489,3 +487,6 @@ def _train_once(
             f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\n"
             f"report: {run.report}"
         )
+    # the run is done and recorded: printing its outcome (to a closed pipe, say) can fail,
+    # but not turn it into a failed run
+    click.echo(json.dumps(summary) if as_json else said)

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
+from pathlib import Path
 
+import numpy as np
 import pytest
+import xgboost as xgb
 
-from batch_training.metrics import CostModel, DecisionOutcome
+from batch_training.dataset import TimeSplit
+from batch_training.folds import Evaluation
+from batch_training.metrics import CardPrecisionDay, CostModel, DecisionOutcome, decision_outcome
 from batch_training.registry import ModelRegistry
 from batch_training.report import _decisions_section
+from batch_training.report_plots import EvaluatedWindow, write_plots
 
 
 def test_the_report_accounts_for_every_test_payment_and_the_cost(
@@ -130,5 +137,33 @@ def test_a_review_threshold_equal_to_the_decline_one_reads_never_review() -> Non
         fees=CostModel(),
     )
     text = _decisions_section(outcome, (0.8, 0.8), days=1, capacity=None)
-    assert "never review (the review threshold equals the decline one, 0.8000)" in text
+    assert "never review (the review threshold, 0.8000, is not below the decline one)" in text
     assert "decline at score &ge; 0.8000" in text
+
+
+def test_plots_are_drawn_for_bins_that_are_all_fraud_or_fraud_free(tmp_path: Path) -> None:
+    """Wilson bounds equal the rate there, up to rounding: an error bar a hair below zero
+    made matplotlib refuse the plot, and the whole report with it."""
+    scores = np.concatenate([np.full(6, 0.95), np.full(11, 0.45), np.full(300, 0.0005)])
+    labels = np.concatenate([np.ones(6), np.zeros(11), np.zeros(299), np.ones(1)])
+    scores, labels = scores.astype(np.float32), labels.astype(np.int8)
+    features = np.column_stack([scores, np.arange(len(scores)) % 7]).astype(np.float32)
+    names = ["a", "b"]
+    booster = xgb.train(
+        {"max_depth": 2}, xgb.DMatrix(features, label=labels, feature_names=names), 3
+    )
+    evaluation = Evaluation(
+        split=TimeSplit(train_start=date(2025, 1, 1)),
+        metrics={"average_precision": 0.9, "roc_auc": 0.9, "card_precision_at_100": 0.07},
+        cp_per_day=[CardPrecisionDay(day=20_000, precision=0.07, ceiling=0.07)],
+        scores=scores,
+        rows=np.arange(len(scores)),
+    )
+    amounts = np.full(len(scores), 10.0)
+    window = EvaluatedWindow(evaluation, labels, amounts, features, names)
+    thresholds = (0.4, 0.9)
+    outcome = decision_outcome(scores, labels, amounts, *thresholds, CostModel())
+    files = write_plots(tmp_path, window, booster, CostModel(), thresholds, outcome)
+    assert "Calibration" in files
+    for name in files.values():
+        assert (tmp_path / name).stat().st_size > 1000
