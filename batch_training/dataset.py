@@ -89,6 +89,8 @@ class DataSplit:
     # the test window's rows of cards already known to be compromised, left out of test:
     # production blocks those cards, so the report says how much fraud this leaves aside
     known_compromised: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    # when a fraud counts as known: "label_time" (the history's), or "delay_days" after it
+    known_by: str = "delay_days"
 
     @property
     def train_rows(self) -> int:
@@ -195,25 +197,54 @@ def split_history(
     # cards as integer codes: known-compromised sets become a boolean mask per code
     cards, _ = pd.factorize(history["card_id"], use_na_sentinel=False)
     fraud = history["is_fraud"].to_numpy(dtype=bool)
-    known = np.zeros(int(cards.max(initial=-1)) + 1, dtype=bool)
     # positions within a day stay in history order, days in calendar order
     train = np.concatenate(
         [np.flatnonzero(days == day) for day in range(start, start + split.train_days)]
     )
-    known[cards[train[fraud[train]]]] = True
+    known_from, known_by = _fraud_known_from(history, days, fraud, split.delay_days)
+    # the frauds from the training window on: a card with one known by a test day is out
+    counted = np.flatnonzero(fraud & (days >= start))
+    fraud_days, fraud_known, fraud_cards = days[counted], known_from[counted], cards[counted]
     test_positions, removed = [], []
     for offset in range(split.test_days):
-        # the handbook's rule: by this test day the labels of the day delay_days + 1 before
-        # it are known (day train_days - 1 + offset of the split)
-        delay_day = start + split.train_days + offset - 1
-        known[cards[(days == delay_day) & fraud]] = True
         test_day = start + split.train_days + split.delay_days + offset
+        known = np.zeros(int(cards.max(initial=-1)) + 1, dtype=bool)
+        known[fraud_cards[(fraud_days < test_day) & (fraud_known <= test_day)]] = True
         on_day = np.flatnonzero(days == test_day)
         already = known[cards[on_day]]
         test_positions.append(on_day[~already])
         removed.append(on_day[already])
-    test = np.concatenate(test_positions)
-    return DataSplit(split=split, train=train, test=test, known_compromised=np.concatenate(removed))
+    return DataSplit(
+        split=split,
+        train=train,
+        test=np.concatenate(test_positions),
+        known_compromised=np.concatenate(removed),
+        known_by=known_by,
+    )
+
+
+def _fraud_known_from(
+    history: pd.DataFrame, days: np.ndarray, fraud: np.ndarray, delay_days: int
+) -> tuple[np.ndarray, str]:
+    """Each row's first day (a day number) on which its fraud is known, and by which rule.
+
+    The day its label came (``label_time``, rounded up to a midnight), where the history
+    has one: when the bank knew. Else the handbook's rule: ``delay_days`` + 1 days after
+    the payment's day (by test day d, the labels of days up to d - delay - 1), which
+    gives the published 58,264-row test set.
+    """
+    known_from = days + delay_days + 1
+    if "label_time" not in history.columns:
+        return known_from, "delay_days"
+    label = pd.to_datetime(history["label_time"], utc=True)
+    labelled = fraud & label.notna().to_numpy()
+    if not labelled.any():
+        return known_from, "delay_days"
+    ms = label.to_numpy(dtype="datetime64[ms]")[labelled].astype(np.int64)
+    # at the earliest the day after the payment's: a label stamped before its payment is
+    # a clock's fault, not knowledge before the fact
+    known_from[labelled] = np.maximum(-(-ms // 86_400_000), days[labelled] + 1)
+    return known_from, "label_time"
 
 
 def days_without_payments(days: np.ndarray, split: TimeSplit) -> list[date]:

@@ -110,9 +110,10 @@ def _require_both_classes_in_test(history: pd.DataFrame, folds: list[DataSplit])
             )
 
 
-def _known_compromised(history: pd.DataFrame, data: DataSplit) -> dict[str, float]:
+def _known_compromised(history: pd.DataFrame, data: DataSplit) -> dict[str, Any]:
     """How much of the test window the protocol leaves out: payments of cards whose
-    fraud was already known, which the metrics do not see."""
+    fraud was already known, which the metrics do not see; and when a fraud counted as
+    known ("label_time", or "delay_days" after it)."""
     rows = data.known_compromised
     fraud = history["is_fraud"].to_numpy(dtype=bool)[rows]
     amounts = history["amount"].to_numpy(dtype=np.float64)[rows]
@@ -120,6 +121,7 @@ def _known_compromised(history: pd.DataFrame, data: DataSplit) -> dict[str, floa
         "payments": len(rows),
         "frauds": int(fraud.sum()),
         "fraud_amount": round(float(amounts[fraud].sum()), 2),
+        "known_by": data.known_by,
     }
 
 

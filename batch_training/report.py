@@ -162,13 +162,20 @@ def _left_out(known: dict[str, Any] | None, test_rows: int, frauds: int) -> str:
     share = _share(known["frauds"], known["frauds"] + frauds)
     return (
         f"Left out of the test, as the protocol has it: {known['payments']:,} more payments "
-        "of the window, of cards already known to be compromised (a fraud in training, or one "
-        f"made more than the delay before the test day), with {known['frauds']:,} frauds "
+        f"of the window, of cards already known to be compromised ({_known(known)}), "
+        f"with {known['frauds']:,} frauds "
         f"({share} of the window's frauds, amount {_money(known['fraud_amount'])}). "
         "The protocol assumes "
         "such cards are blocked once a fraud on them is known; the figures below are over the "
         f"{test_rows:,} payments left."
     )
+
+
+def _known(known: dict[str, Any]) -> str:
+    """When a fraud counted as known: the rule the split followed."""
+    if known.get("known_by") == "label_time":
+        return "a fraud whose label, by the history's label_time, came before the test day"
+    return "a fraud in training, or one made more than the delay before the test day"
 
 
 def _validation(slice_: dict[str, Any] | None) -> str:

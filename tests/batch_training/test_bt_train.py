@@ -76,6 +76,46 @@ def test_split_and_compromised_card_removal_on_a_handmade_history() -> None:
     assert list(ids[data.known_compromised]) == ["x1", "y1", "y2"]
 
 
+def test_with_label_times_a_card_is_known_from_the_day_its_label_came() -> None:
+    """train days 0-1, delay days 2-3, test days 4-5, as above; the bank knows a fraud
+    when its label came, which the history's label_time says."""
+    rows = [
+        ("t0", 0, "A", 0, None),
+        ("t1", 1, "B", 1, _day(6)),  # B: labelled after the test window -> stays in
+        ("e0", 1, "E", 1, None),  # E: no label time -> the delay rule, known by day 4
+        ("d1", 2, "C", 1, _day(2, hour=20)),  # C: labelled that evening -> known by day 3
+        ("d2", 3, "D", 1, _day(4, hour=9)),  # D: labelled on test day 4 -> known by day 5
+        ("x0", 4, "A", 0, None),
+        ("x1", 4, "B", 0, None),
+        ("x2", 4, "C", 0, None),
+        ("x3", 4, "D", 0, None),
+        ("x4", 4, "E", 0, None),
+        ("y0", 5, "A", 1, _day(5, hour=13)),
+        ("y1", 5, "B", 0, None),
+        ("y2", 5, "C", 0, None),
+        ("y3", 5, "D", 0, None),
+    ]
+    history = pd.DataFrame(
+        {
+            "transaction_id": [r[0] for r in rows],
+            "event_time": [_day(r[1]) for r in rows],
+            "card_id": [r[2] for r in rows],
+            "is_fraud": [r[3] for r in rows],
+            "label_time": pd.Series([r[4] for r in rows], dtype="datetime64[ns, UTC]"),
+        }
+    )
+    split = TimeSplit(train_start=date(2025, 3, 1), train_days=2, delay_days=2, test_days=2)
+    data = split_history(history, split)
+    ids = history["transaction_id"].to_numpy()
+    assert data.known_by == "label_time"
+    assert list(ids[data.test]) == ["x0", "x1", "x3", "y0", "y1"]
+    assert list(ids[data.known_compromised]) == ["x2", "x4", "y2", "y3"]
+    # without label times, the handbook's rule: B is known from training on, D is not yet
+    by_delay = split_history(history.drop(columns="label_time"), split)
+    assert by_delay.known_by == "delay_days"
+    assert list(ids[by_delay.test]) == ["x0", "x2", "x3", "y0", "y3"]
+
+
 def test_a_split_outside_the_history_is_refused() -> None:
     history = pd.DataFrame(
         {"transaction_id": ["a"], "event_time": [_day(0)], "card_id": ["A"], "is_fraud": [0]}
