@@ -124,6 +124,8 @@ class DecisionOutcome:
     frauds_declined: int
     missed_fraud_amount: float
     fees: CostModel
+    declined_fraud_amount: float = 0.0
+    reviewed_fraud_amount: float = 0.0
 
     @property
     def legitimate_declined(self) -> int:
@@ -164,6 +166,8 @@ def decision_outcome(
         frauds_declined=int((declined & fraud).sum()),
         missed_fraud_amount=float(amounts[missed].sum()),
         fees=cost,
+        declined_fraud_amount=float(amounts[declined & fraud].sum()),
+        reviewed_fraud_amount=float(amounts[reviewed & fraud].sum()),
     )
 
 

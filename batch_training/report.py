@@ -122,6 +122,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 {_scenarios_section(by_scenario)}
 <h2>Metrics on the test window</h2>
 {_metrics_section(metadata.metrics, champion, metadata.extra.get("alert_rate"))}
+{_metrics_notes(metadata.metrics, champion, promoted)}
 <h2>How the model was trained</h2>
 {_training_section(metadata.extra)}
 <h2>Prequential folds</h2>
@@ -236,6 +237,8 @@ def _decisions_summary(outcome: DecisionOutcome) -> dict[str, float]:
         "legitimate_declined": outcome.legitimate_declined,
         "reviewed": outcome.reviewed,
         "frauds_reviewed": outcome.frauds_reviewed,
+        "declined_fraud_amount": outcome.declined_fraud_amount,
+        "reviewed_fraud_amount": outcome.reviewed_fraud_amount,
         "missed_fraud_amount": outcome.missed_fraud_amount,
         "cost": outcome.cost,
         "cost_without_action": outcome.fraud_amount,
@@ -250,11 +253,12 @@ def _decisions_section(
     rows = "".join(
         f"<tr><td>{action}</td><td class=n>{n:,}</td>"
         f"<td class=n>{n / max(days, 1):,.0f}</td><td class=n>{frauds:,}</td>"
-        f"<td class=n>{_share(frauds, outcome.frauds)}</td></tr>"
-        for action, n, frauds in (
-            ("decline", outcome.declined, outcome.frauds_declined),
-            ("review", outcome.reviewed, outcome.frauds_reviewed),
-            ("pass", passed, frauds_passed),
+        f"<td class=n>{_share(frauds, outcome.frauds)}</td>"
+        f"<td class=n>{_share(amount, outcome.fraud_amount)}</td></tr>"
+        for action, n, frauds, amount in (
+            ("decline", outcome.declined, outcome.frauds_declined, outcome.declined_fraud_amount),
+            ("review", outcome.reviewed, outcome.frauds_reviewed, outcome.reviewed_fraud_amount),
+            ("pass", passed, frauds_passed, outcome.missed_fraud_amount),
         )
     )
     fees = outcome.fees
@@ -279,9 +283,11 @@ def _decisions_section(
     return f"""<p>Thresholds: {review}, {decline},
 chosen on the validation slice to minimise the cost below{limit}.</p>
 <table><tr><th>action</th><th>payments</th><th>per test day</th><th>frauds</th>
-<th>share of the frauds</th></tr>{rows}</table>
-<p><b>Cost</b> (a missed fraud costs its amount, a review {fees.review_fee:g}, declining a
-legitimate payment {fees.decline_fee:g}): {_money(outcome.cost)} with these thresholds
+<th>share of the frauds</th><th>share of the fraud amount</th></tr>{rows}</table>
+<p><b>Cost</b> in the history's amount units (a missed fraud costs its amount; a
+declined or reviewed fraud is taken as stopped, costing only the action's fee; a review
+costs {fees.review_fee:g}, declining a legitimate payment {fees.decline_fee:g}):
+{_money(outcome.cost)} with these thresholds, {_money(outcome.cost / max(days, 1))} a day
 (missed fraud {_money(outcome.missed_fraud_amount)}, {outcome.reviewed:,} reviews,
 {outcome.legitimate_declined:,} legitimate payment(s) declined), against
 {_money(outcome.fraud_amount)} with no action (every fraud missed):
@@ -355,6 +361,37 @@ def _metrics_section(
         "<table><tr><th>metric</th><th>this model</th><th>champion</th><th>difference</th></tr>"
         f"{rows}</table>"
     )
+
+
+def _metrics_notes(
+    metrics: dict[str, float], champion: dict[str, float] | None, promoted: bool
+) -> str:
+    """What the table alone does not say: a fall from validation to test, and a gate
+    verdict the cost of the decisions disagrees with (the gate ranks, it does not price)."""
+    notes = []
+    validation, test = metrics.get("validation_average_precision"), metrics["average_precision"]
+    if validation is not None and validation - test > 0.05:
+        notes.append(
+            f"Average precision fell from {validation:.4f} on the validation slice to "
+            f"{test:.4f} on the test window. Part of a fall is the slice's optimism (it "
+            "chose the model); more can mean the fraud changed between the windows: compare "
+            "the prequential folds (--folds)."
+        )
+    theirs = (champion or {}).get("test_cost")
+    mine = metrics.get("test_cost")
+    if theirs is not None and mine is not None and not promoted and mine < theirs:
+        notes.append(
+            f"Kept as a challenger, yet its decisions cost {_money(theirs - mine)} less than "
+            "the champion's on this window: the gate compares ranking (average precision, "
+            "card precision@100), not cost. `fraud models promote` it with --force if cost "
+            "is what matters here."
+        )
+    elif theirs is not None and mine is not None and promoted and mine > theirs:
+        notes.append(
+            f"Promoted, though its decisions cost {_money(mine - theirs)} more than the "
+            "champion's on this window: the gate compares ranking, not cost."
+        )
+    return "".join(f"<p>{note}</p>" for note in notes)
 
 
 def _training_section(extra: dict[str, Any]) -> str:

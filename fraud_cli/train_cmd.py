@@ -466,6 +466,7 @@ def _train_once(
             "model_version": meta.version,
             "promoted": run.promoted,
             "gate": run.gate.reason,
+            "champion_version": meta.extra["gate"]["champion"],  # judged against; None: none
             "metrics": {k: round(meta.metrics[k], 4) for k in keys},
             "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
             "train_rows": run.train_rows,

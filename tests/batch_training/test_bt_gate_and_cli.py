@@ -139,6 +139,7 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     assert second["model_version"] == 2
     assert second["promoted"] is False
     assert "does not beat" in second["gate"]
+    assert (summary["champion_version"], second["champion_version"]) == (None, 1)
     # the champion, re-scored on v2's window with its own thresholds, is the same model:
     # the same metrics, and the same cost of its decisions
     v2 = ModelRegistry(registry).load(2).metadata

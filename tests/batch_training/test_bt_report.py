@@ -15,7 +15,7 @@ from batch_training.dataset import TimeSplit
 from batch_training.folds import Evaluation
 from batch_training.metrics import CardPrecisionDay, CostModel, DecisionOutcome, decision_outcome
 from batch_training.registry import ModelRegistry
-from batch_training.report import _decisions_section
+from batch_training.report import _decisions_section, _metrics_notes
 from batch_training.report_plots import EvaluatedWindow, write_plots
 
 
@@ -38,6 +38,10 @@ def test_the_report_accounts_for_every_test_payment_and_the_cost(
     assert counts == [decisions["declined"], decisions["reviewed"], passed]
     assert sum(counts) == summary["test_rows"] > 0
     assert f"{decisions['cost']:,.0f} with these thresholds" in section
+    # every fraud's amount is declined, reviewed or missed
+    amounts = [decisions[f"{a}_fraud_amount"] for a in ("declined", "reviewed", "missed")]
+    assert sum(amounts) == pytest.approx(decisions["cost_without_action"])
+    assert "share of the fraud amount" in section
     assert f"against\n{decisions['cost_without_action']:,.0f} with no action" in section
 
 
@@ -167,3 +171,15 @@ def test_plots_are_drawn_for_bins_that_are_all_fraud_or_fraud_free(tmp_path: Pat
     assert "Calibration" in files
     for name in files.values():
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_the_metrics_notes_flag_a_fall_to_test_and_a_gate_that_cost_disagrees_with() -> None:
+    mine = {"average_precision": 0.75, "validation_average_precision": 0.85, "test_cost": 900.0}
+    kept = _metrics_notes(mine, {"test_cost": 1000.0}, promoted=False)
+    assert "fell from 0.8500 on the validation slice to 0.7500" in kept
+    assert "its decisions cost 100 less than the champion's" in kept
+    promoted = _metrics_notes(mine, {"test_cost": 800.0}, promoted=True)
+    assert "Promoted, though its decisions cost 100 more" in promoted
+    quiet = {"average_precision": 0.75, "validation_average_precision": 0.78, "test_cost": 900.0}
+    assert _metrics_notes(quiet, {"test_cost": 1000.0}, promoted=True) == ""
+    assert _metrics_notes(quiet, None, promoted=True) == ""
