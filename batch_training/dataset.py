@@ -89,8 +89,10 @@ class DataSplit:
     # the test window's rows of cards already known to be compromised, left out of test:
     # production blocks those cards, so the report says how much fraud this leaves aside
     known_compromised: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    # when a fraud counts as known: "label_time" (the history's), or "delay_days" after it
+    # when a fraud counts as known: "label_time" (the history's), or "delay_days" after it;
+    # with label times, how many of the frauds the split counted had none (the delay rule)
     known_by: str = "delay_days"
+    frauds_without_label_time: int = 0
 
     @property
     def train_rows(self) -> int:
@@ -201,9 +203,11 @@ def split_history(
     train = np.concatenate(
         [np.flatnonzero(days == day) for day in range(start, start + split.train_days)]
     )
-    known_from, known_by = _fraud_known_from(history, days, fraud, split.delay_days)
+    known_from, labelled = _fraud_known_from(history, days, fraud, split.delay_days)
     # the frauds from the training window on: a card with one known by a test day is out
-    counted = np.flatnonzero(fraud & (days >= start))
+    last_test_day = start + split.train_days + split.delay_days + split.test_days - 1
+    counted = np.flatnonzero(fraud & (days >= start) & (days < last_test_day))
+    by_label = int(labelled[counted].sum())
     fraud_days, fraud_known, fraud_cards = days[counted], known_from[counted], cards[counted]
     test_positions, removed = [], []
     for offset in range(split.test_days):
@@ -219,14 +223,16 @@ def split_history(
         train=train,
         test=np.concatenate(test_positions),
         known_compromised=np.concatenate(removed),
-        known_by=known_by,
+        known_by=("delay_days", "label_time")[by_label > 0],
+        frauds_without_label_time=len(counted) - by_label if by_label else 0,
     )
 
 
 def _fraud_known_from(
     history: pd.DataFrame, days: np.ndarray, fraud: np.ndarray, delay_days: int
-) -> tuple[np.ndarray, str]:
-    """Each row's first day (a day number) on which its fraud is known, and by which rule.
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's first day (a day number) on which its fraud is known, and whether that
+    came from its label time.
 
     The day its label came (``label_time``, rounded up to a midnight), where the history
     has one: when the bank knew. Else the handbook's rule: ``delay_days`` + 1 days after
@@ -235,16 +241,16 @@ def _fraud_known_from(
     """
     known_from = days + delay_days + 1
     if "label_time" not in history.columns:
-        return known_from, "delay_days"
+        return known_from, np.zeros(len(days), dtype=bool)
     label = pd.to_datetime(history["label_time"], utc=True)
     labelled = fraud & label.notna().to_numpy()
     if not labelled.any():
-        return known_from, "delay_days"
+        return known_from, labelled
     ms = label.to_numpy(dtype="datetime64[ms]")[labelled].astype(np.int64)
     # at the earliest the day after the payment's: a label stamped before its payment is
     # a clock's fault, not knowledge before the fact
     known_from[labelled] = np.maximum(-(-ms // 86_400_000), days[labelled] + 1)
-    return known_from, "label_time"
+    return known_from, labelled
 
 
 def days_without_payments(days: np.ndarray, split: TimeSplit) -> list[date]:

@@ -14,16 +14,20 @@ class GateDecision:
     reason: str
 
 
+# metrics computed two ways (a mean of per-day shares, say) differ in the last bits
+_SAME = 1e-12
+
+
 def _pair(mine: float, theirs: float) -> tuple[str, str]:
     """Both numbers to four places, or to as many as it takes to tell them apart: the
     gate compares exact values, and "0.7511 does not beat 0.7511" hides which is higher."""
-    if mine == theirs:
+    if abs(mine - theirs) <= _SAME:
         return f"{mine:.4f}", f"{theirs:.4f}"
-    for places in (4, 6, 8):
+    for places in (4, 6, 8, 10, 12):
         a, b = f"{mine:.{places}f}", f"{theirs:.{places}f}"
         if a != b:
             return a, b
-    return repr(mine), repr(theirs)  # the shortest text that reads back as each
+    return f"{mine:.12f}", f"{theirs:.12f}"
 
 
 def promotion_gate(
@@ -35,21 +39,21 @@ def promotion_gate(
     ap, ap_old = candidate["average_precision"], champion["average_precision"]
     cp, cp_old = candidate["card_precision_at_100"], champion["card_precision_at_100"]
     aps, cps = _pair(ap, ap_old), _pair(cp, cp_old)
-    cp_check = f"card precision@100 {cps[0]} vs the champion's {cps[1]}"
-    if not ap > ap_old:
+    cp_fell = cp < cp_old - cp_tolerance - _SAME
+    cp_check = (
+        f"card precision@100 {cps[0]} vs the champion's {cps[1]}, "
+        f"{'more than' if cp_fell else 'within'} the {cp_tolerance} it may fall"
+    )
+    if not ap > ap_old + _SAME:
         return GateDecision(
             False,
             f"average precision {aps[0]} does not beat the champion's {aps[1]} (it must be "
             f"higher); {cp_check}",
         )
-    if cp < cp_old - cp_tolerance:
+    if cp_fell:
         return GateDecision(
             False,
             f"average precision {aps[0]} > champion's {aps[1]}, but card precision@100 "
             f"{cps[0]} fell more than {cp_tolerance} below the champion's {cps[1]}",
         )
-    return GateDecision(
-        True,
-        f"average precision {aps[0]} > champion's {aps[1]}; {cp_check} "
-        f"(it may fall by {cp_tolerance} at most)",
-    )
+    return GateDecision(True, f"average precision {aps[0]} > champion's {aps[1]}; {cp_check}")

@@ -122,6 +122,7 @@ def _known_compromised(history: pd.DataFrame, data: DataSplit) -> dict[str, Any]
         "frauds": int(fraud.sum()),
         "fraud_amount": round(float(amounts[fraud].sum()), 2),
         "known_by": data.known_by,
+        "frauds_without_label_time": data.frauds_without_label_time,
     }
 
 

@@ -174,9 +174,13 @@ def _left_out(known: dict[str, Any] | None, test_rows: int, frauds: int) -> str:
 
 def _known(known: dict[str, Any]) -> str:
     """When a fraud counted as known: the rule the split followed."""
+    delay_rule = "one made more than the delay before the test day"
     if known.get("known_by") == "label_time":
-        return "a fraud whose label, by the history's label_time, came before the test day"
-    return "a fraud in training, or one made more than the delay before the test day"
+        rule = "a fraud whose label, by the history's label_time, came before the test day"
+        if unlabelled := known.get("frauds_without_label_time"):
+            rule += f"; for {unlabelled:,} frauds without a label time, {delay_rule}"
+        return rule
+    return f"a fraud in training, or {delay_rule}"
 
 
 def _validation(slice_: dict[str, Any] | None) -> str:
@@ -348,7 +352,7 @@ def _metrics_section(
     for key, value in metrics.items():
         theirs = champion.get(key, float("nan")) if champion else float("nan")
         difference = value - theirs
-        name = _METRIC_NAMES.get(key, key)
+        name = _metric_name(key)
         if key == "recall_at_alert_rate" and alert_rate is not None:
             name = f"recall at a {100 * alert_rate:g} % alert rate"
         rows += (
@@ -363,6 +367,16 @@ def _metrics_section(
     )
 
 
+def _metric_name(key: str) -> str:
+    for prefix, words in (
+        ("folds_mean_", "mean over the folds"),
+        ("folds_std_", "sd over the folds"),
+    ):
+        if key.startswith(prefix):
+            return f"{_metric_name(key.removeprefix(prefix))}, {words}"
+    return _METRIC_NAMES.get(key, key)
+
+
 def _metrics_notes(
     metrics: dict[str, float], champion: dict[str, float] | None, promoted: bool
 ) -> str:
@@ -375,7 +389,7 @@ def _metrics_notes(
             f"Average precision fell from {validation:.4f} on the validation slice to "
             f"{test:.4f} on the test window. Part of a fall is the slice's optimism (it "
             "chose the model); more can mean the fraud changed between the windows: compare "
-            "the prequential folds (--folds)."
+            "the prequential folds (below; more of them with --folds)."
         )
     theirs = (champion or {}).get("test_cost")
     mine = metrics.get("test_cost")

@@ -110,7 +110,7 @@ def _precision_recall(
         ax.plot(recall, precision, label="this model")
         for name, t in _marks(thresholds).items():
             p, r, _ = _flagged(scores, labels, t)
-            what = "none flagged" if math.isnan(p) else f"precision {p:.2f}, recall {r:.2f}"
+            what = "none flagged" if math.isnan(p) else f"precision {p:.3f}, recall {r:.3f}"
             ax.plot(r, 0 if math.isnan(p) else p, "o", label=f"{name} threshold: {what}")
     ax.axhline(labels.mean(), color="grey", linestyle="--", label=f"fraud rate {labels.mean():.2%}")
     ax.set(

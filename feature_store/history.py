@@ -60,9 +60,28 @@ def read_history(
             f"history {str(path)!r} has no event_time column; columns: {sorted(frame.columns)}"
             " (for the handbook's raw file use --columns handbook)"
         )
-    frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True)
+    for column in ("event_time", "label_time"):
+        if column in frame.columns:
+            frame[column] = _parse_times(frame[column], column, path)
     validate_history(frame)
     return frame
+
+
+def _parse_times(values: pd.Series, column: str, path: Path) -> pd.Series:
+    """UTC timestamps; text (a CSV's) as ISO 8601 in any of its spellings, mixed too
+    (pandas otherwise takes the first value's spelling for all of them)."""
+    if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+        return pd.to_datetime(values, utc=True)
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        raise HistoryColumnsError(
+            f"history {str(path)!r}: {int(bad.sum())} {column} value(s) are not ISO 8601 "
+            f"times (e.g. {values[bad].head(3).tolist()}, rows "
+            f"{bad.to_numpy().nonzero()[0][:3].tolist()}); write them like "
+            "2026-03-01T12:00:00Z"
+        )
+    return parsed
 
 
 def _read_frame(

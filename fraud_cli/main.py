@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -139,6 +140,8 @@ def simulate_history(
     from feature_store.archive import is_archive, seed_archive
     from simulator import SimulationConfig, TrafficGenerator, write_history
 
+    if layout == "archive" and force:
+        raise click.UsageError("--force replaces a Parquet file; an archive is never replaced")
     if layout == "archive" and is_archive(out):
         # a restarted stack's one-shot: the archive already continues this history
         click.echo(f"{out} is an archive already; left as it is")
@@ -162,9 +165,13 @@ def _today() -> datetime:
 
 
 def _refuse_to_overwrite(out: Path, layout: str, force: bool) -> None:
+    parent = out.absolute().parent
+    # both are written beside --out first, then renamed into place
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise click.ClickException(
+            f"cannot write in {parent} (not a directory, or not writable); choose another --out"
+        )
     if layout == "archive":
-        if force:
-            raise click.UsageError("--force replaces a Parquet file; an archive is never replaced")
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise click.ClickException(
                 f"{out} exists and is not an archive or an empty directory; choose another --out"

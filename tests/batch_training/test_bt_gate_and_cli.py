@@ -65,7 +65,16 @@ def test_gate_reasons_show_the_digits_that_tell_the_numbers_apart() -> None:
     assert passed.promote
     assert "0.751064 > champion's 0.751056" in passed.reason
     tiny = promotion_gate(_metrics(0.75105100001, 0.3), _metrics(0.751051, 0.3), cp_tolerance=0)
-    assert "0.75105100001 > champion's 0.751051" in tiny.reason
+    assert "0.751051000010 > champion's 0.751051000000" in tiny.reason
+    # the same share computed two ways (6/100 as a mean of days) is the same number
+    noise = promotion_gate(
+        _metrics(0.7, 0.05999999999999999), _metrics(0.7, 0.060000000000000005), cp_tolerance=0.01
+    )
+    assert not noise.promote
+    assert "card precision@100 0.0600 vs the champion's 0.0600, within the 0.01" in noise.reason
+    # when AP already fails, the reason still gives the other check's verdict
+    both = promotion_gate(_metrics(0.69, 0.28), _metrics(0.7, 0.3), cp_tolerance=0.01)
+    assert "0.2800 vs the champion's 0.3000, more than the 0.01 it may fall" in both.reason
     assert "card precision@100 0.3000 vs the champion's 0.3000" in passed.reason
 
 

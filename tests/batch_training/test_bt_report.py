@@ -15,7 +15,7 @@ from batch_training.dataset import TimeSplit
 from batch_training.folds import Evaluation
 from batch_training.metrics import CardPrecisionDay, CostModel, DecisionOutcome, decision_outcome
 from batch_training.registry import ModelRegistry
-from batch_training.report import _decisions_section, _metrics_notes
+from batch_training.report import _decisions_section, _metric_name, _metrics_notes
 from batch_training.report_plots import EvaluatedWindow, write_plots
 
 
@@ -183,3 +183,10 @@ def test_the_metrics_notes_flag_a_fall_to_test_and_a_gate_that_cost_disagrees_wi
     quiet = {"average_precision": 0.75, "validation_average_precision": 0.78, "test_cost": 900.0}
     assert _metrics_notes(quiet, {"test_cost": 1000.0}, promoted=True) == ""
     assert _metrics_notes(quiet, None, promoted=True) == ""
+
+
+def test_fold_aggregates_are_named_in_words() -> None:
+    assert _metric_name("folds_mean_roc_auc") == "ROC AUC, mean over the folds"
+    assert (
+        _metric_name("folds_std_card_precision_at_100") == "card precision@100, sd over the folds"
+    )

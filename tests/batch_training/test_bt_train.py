@@ -107,7 +107,7 @@ def test_with_label_times_a_card_is_known_from_the_day_its_label_came() -> None:
     split = TimeSplit(train_start=date(2025, 3, 1), train_days=2, delay_days=2, test_days=2)
     data = split_history(history, split)
     ids = history["transaction_id"].to_numpy()
-    assert data.known_by == "label_time"
+    assert (data.known_by, data.frauds_without_label_time) == ("label_time", 1)  # E's
     assert list(ids[data.test]) == ["x0", "x1", "x3", "y0", "y1"]
     assert list(ids[data.known_compromised]) == ["x2", "x4", "y2", "y3"]
     # without label times, the handbook's rule: B is known from training on, D is not yet

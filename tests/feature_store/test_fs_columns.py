@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from pathlib import Path
 
+import pandas as pd
+import pytest
+
+from feature_store import HistoryColumnsError, read_history
 from feature_store.columns import apply_column_preset
 
 
@@ -44,3 +48,34 @@ def test_a_missing_handbook_scenario_reads_unknown() -> None:
     )
     history = apply_column_preset(raw, "handbook")
     assert history["fraud_scenario"].tolist() == ["none", "compromised_terminal", "unknown"]
+
+
+def test_a_csv_with_times_in_mixed_iso_spellings_is_read_and_a_bad_one_refused(
+    tmp_path: Path,
+) -> None:
+    """pandas takes the first value's spelling for a whole column: a CSV written by two
+    tools (a Z suffix here, +00:00 there) failed with a traceback in the split."""
+    rows = pd.DataFrame(
+        {
+            "transaction_id": ["a", "b", "c"],
+            "event_time": ["2026-03-01T12:00:00Z", "2026-03-01 13:00:00.5+00:00", "2026-03-02"],
+            "card_id": ["x", "y", "z"],
+            "amount": [1.0, 2.0, 3.0],
+            "is_fraud": [1, 0, 1],
+            "label_time": ["2026-03-03T00:00:00Z", None, "2026-03-04 01:00:00+01:00"],
+        }
+    )
+    rows.to_csv(tmp_path / "mixed.csv", index=False)
+    frame = read_history(tmp_path / "mixed.csv")
+    assert frame["event_time"].dt.strftime("%Y-%m-%d %H:%M:%S.%f").tolist() == [
+        "2026-03-01 12:00:00.000000",
+        "2026-03-01 13:00:00.500000",
+        "2026-03-02 00:00:00.000000",
+    ]
+    assert frame["label_time"].isna().tolist() == [False, True, False]
+    assert frame["label_time"].iloc[2] == pd.Timestamp("2026-03-04T00:00:00Z")
+    rows.loc[2, "label_time"] = "soon"
+    rows.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(HistoryColumnsError, match=r"1 label_time value\(s\) are not ISO 8601 "
+                       r"times \(e.g. \['soon'\], rows \[2\]\)"):  # fmt: skip
+        read_history(tmp_path / "bad.csv")

@@ -78,6 +78,8 @@ def test_more_than_ten_years_of_days_is_a_usage_error(tmp_path: Path) -> None:
         ("archive", "file", "exists and is not an archive or an empty directory"),
         ("archive", "full", "exists and is not an archive or an empty directory"),
         ("archive", "force", "--force replaces a Parquet file; an archive is never replaced"),
+        ("parquet", "parent_is_a_file", "(not a directory, or not writable); choose another"),
+        ("archive", "parent_is_missing", "(not a directory, or not writable); choose another"),
     ],
 )
 def test_an_out_it_cannot_write_is_refused_before_simulating(
@@ -92,6 +94,11 @@ def test_an_out_it_cannot_write_is_refused_before_simulating(
     elif prepare == "full":
         out.mkdir()
         (out / "notes.txt").write_text("precious")
+    elif prepare == "parent_is_a_file":
+        (tmp_path / "file").write_text("precious")
+        out = tmp_path / "file" / "h.parquet"
+    elif prepare == "parent_is_missing":
+        out = tmp_path / "missing" / "archive"
     else:
         extra = ["--force"]
     result = CliRunner().invoke(
@@ -100,3 +107,12 @@ def test_an_out_it_cannot_write_is_refused_before_simulating(
     assert result.exit_code in (1, 2)
     assert message in result.output
     assert "simulating days" not in result.output  # refused first, not after the work
+
+
+def test_force_is_refused_with_an_archive_even_an_existing_one(tmp_path: Path) -> None:
+    out = tmp_path / "archive"
+    code, _ = _run("--days", "2", "--format", "archive", "--out", str(out))
+    assert code == 0
+    code, output = _run("--days", "2", "--format", "archive", "--out", str(out), "--force")
+    assert code == 2
+    assert "an archive is never replaced" in output
