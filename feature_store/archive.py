@@ -39,6 +39,7 @@ from feature_store.errors import (
     InvalidEvent,
 )
 from feature_store.labels import LabelCodec, LabelEvent
+from feature_store.offline import DEFAULT_LABEL_DELAY_S
 from feature_store.schema import Transaction, TransactionCodec, redact_pans
 
 __all__ = [
@@ -191,13 +192,16 @@ def _write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
     return files
 
 
-def seed_archive(history: pd.DataFrame, out: Path) -> tuple[int, int]:
+def seed_archive(
+    history: pd.DataFrame, out: Path, *, label_delay_s: int = DEFAULT_LABEL_DELAY_S
+) -> tuple[int, int]:
     """Start an archive with a labelled history, so retraining on the archive reaches back
     past what the stream has seen; returns (transactions, labels) written.
 
     The transactions keep the fields the stream's events have; each fraud becomes a label
-    at its ``label_time`` (else its event time). The archive is written beside ``out`` and
-    renamed into place, so a seed that fails leaves no half archive. Raises
+    at its ``label_time`` (else ``label_delay_s`` after its payment). The archive is
+    written beside ``out`` and renamed into place, so a seed that fails leaves no half
+    archive. Raises
     :class:`HistoryColumnsError` when the history has no ``is_fraud``, and
     ``FileExistsError`` when ``out`` exists and is not empty: a second seed would
     duplicate days.
@@ -213,8 +217,10 @@ def seed_archive(history: pd.DataFrame, out: Path) -> tuple[int, int]:
     for absent in set(fields) - set(history.columns):
         transactions[absent] = None  # nulls, as the archiver writes a field events lack
     frauds = history[history["is_fraud"].astype(bool)]
-    label_time = frauds["event_time"]
-    if "label_time" in frauds:  # a fraud without one is known when it happened
+    # a fraud without a label time is known the label delay after it, as the features and
+    # the split take it in the history the archive is seeded from
+    label_time = frauds["event_time"] + pd.Timedelta(seconds=label_delay_s)
+    if "label_time" in frauds:
         label_time = pd.to_datetime(frauds["label_time"], utc=True).fillna(label_time)
     labels = pd.DataFrame(
         {

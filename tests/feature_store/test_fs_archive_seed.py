@@ -62,6 +62,15 @@ def test_a_fraud_without_a_label_time_is_kept_and_an_archive_is_seeded_once(
     seed_archive(unlabelled, tmp_path / "archive")
     archived = read_archive(tmp_path / "archive")
     assert archived["is_fraud"].sum() == history["is_fraud"].sum()  # none dropped
+    # known the label delay after it, as the history it was seeded from has it: the
+    # features of the archive are the file's
+    fraud = archived["is_fraud"] == 1
+    later = archived.loc[fraud, "event_time"] + pd.Timedelta(days=7)
+    assert (archived.loc[fraud, "label_time"] == later).all()
+    np.testing.assert_array_equal(
+        offline_feature_matrix(CORE_FEATURE_SET, archived),
+        offline_feature_matrix(CORE_FEATURE_SET, unlabelled),
+    )
     with pytest.raises(FileExistsError, match="is not empty"):
         seed_archive(history, tmp_path / "archive")
     # nothing is left beside it: the seed was renamed into place
