@@ -48,11 +48,10 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-# windows in days: beyond ten years, date arithmetic overflows (lower bounds are the
-# options' own checks, which name the flag)
-_DAYS = click.IntRange(max=3650)
-# Labels cannot be known before the payment; the library's own check quotes seconds.
-_LABEL_DELAY_DAYS = click.IntRange(0, 3650)
+# windows in days: beyond ten years, date arithmetic overflows; bounds as usage errors,
+# like every other bad option (the library's own checks quote its names, and seconds)
+_WINDOW_DAYS = click.IntRange(1, 3650)
+_GAP_DAYS = click.IntRange(0, 3650)
 
 
 @click.command()
@@ -89,21 +88,25 @@ _LABEL_DELAY_DAYS = click.IntRange(0, 3650)
     "(see --label-delay-days).",
 )
 @click.option(
-    "--train-days", type=_DAYS, default=7, show_default=True, help="Days of the training window."
+    "--train-days",
+    type=_WINDOW_DAYS,
+    default=7,
+    show_default=True,
+    help="Days of the training window.",
 )
 @click.option(
     "--delay-days",
-    type=_DAYS,
+    type=_GAP_DAYS,
     default=7,
     show_default=True,
     help="Days between training and test windows: the labels' feedback delay.",
 )
 @click.option(
-    "--test-days", type=_DAYS, default=7, show_default=True, help="Days of the test window."
+    "--test-days", type=_WINDOW_DAYS, default=7, show_default=True, help="Days of the test window."
 )
 @click.option(
     "--folds",
-    type=click.IntRange(max=520),
+    type=click.IntRange(1, 520),
     default=1,
     show_default=True,
     help="Prequential folds, each shifted back one test window.",
@@ -111,7 +114,7 @@ _LABEL_DELAY_DAYS = click.IntRange(0, 3650)
 @click.option("--tune", is_flag=True, help="Search a small hyper-parameter grid (scored by AP).")
 @click.option(
     "--label-delay-days",
-    type=_LABEL_DELAY_DAYS,
+    type=_GAP_DAYS,
     default=7,
     show_default=True,
     help="Days until a fraud label is known: when features see it, if the history has "
