@@ -210,9 +210,7 @@ def train(every: str | None, **options: Any) -> None:
             try:
                 _train_once(history, registry_dir, pipeline, read, options["as_json"], stop)
             except RunCancelled:  # a CronJob's pod stopped, or ^C
-                raise click.ClickException(
-                    "training run cancelled by a stop request; nothing was registered or promoted"
-                ) from None
+                raise click.ClickException(f"training run cancelled by {_CANCELLED}") from None
         return
     interval_s = parse_duration(every)
     if options["train_start"] is not None:
@@ -281,6 +279,10 @@ class _HistoryRead:
     max_rows: int
 
 
+# how a cancelled run is reported: the Error line, the JSON line and the run log alike
+_CANCELLED = "a stop request; nothing was registered or promoted"
+
+
 @contextlib.contextmanager
 def _failure_as_json_line(enabled: bool) -> Iterator[None]:
     """With --json, a run that fails or is cancelled ends with a JSON line too, so a caller
@@ -299,7 +301,7 @@ def _failure_as_json_line(enabled: bool) -> Iterator[None]:
                 "model_version": None,
                 "promoted": False,
                 "error": type(exc).__name__,
-                "reason": redact_pans(str(exc)),
+                "reason": _CANCELLED if isinstance(exc, RunCancelled) else redact_pans(str(exc)),
                 "seconds": round(time.perf_counter() - clock, 1),
             }
             with contextlib.suppress(OSError):  # a closed pipe: the run's error matters more
@@ -345,7 +347,7 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
     try:
         yield completed
     except RunCancelled:
-        record(outcome="cancelled", reason="a stop request; nothing was registered or promoted")
+        record(outcome="cancelled", reason=_CANCELLED)
         raise
     except Exception as exc:
         if not recorded:

@@ -238,4 +238,8 @@ def test_a_cancelled_run_is_logged_as_cancelled(
         "RunCancelled",
         False,
     )
+    # worded as the run log and the Error line word it
+    assert (
+        line["reason"] == cancelled.reason == "a stop request; nothing was registered or promoted"
+    )
     assert not (tmp_path / "versions").exists()
