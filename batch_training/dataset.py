@@ -3,9 +3,10 @@
 The protocol of the fraud-detection handbook: train on ``train_days`` from
 ``train_start``; skip ``delay_days`` (labels of the latest training days are not known
 yet when the model goes live); test on the next ``test_days``. Cards already known to be
-compromised are taken out of the test set: those with a fraud in the training window, and,
-for each test day, those with a fraud on the matching day of the delay period (the last
-day whose labels are known by then), as the handbook does.
+compromised are taken out of the test set: on each test day, those with a fraud (from the
+training window on) whose label had come by then, by the history's ``label_time``; without
+one, as the handbook does, those with a fraud in the training window or on the matching
+day of the delay period (the last day whose labels are known by then).
 """
 
 from __future__ import annotations
@@ -234,22 +235,26 @@ def _fraud_known_from(
     """Each row's first day (a day number) on which its fraud is known, and whether that
     came from its label time.
 
-    The day its label came (``label_time``, rounded up to a midnight), where the history
-    has one: when the bank knew. Else the handbook's rule: ``delay_days`` + 1 days after
-    the payment's day (by test day d, the labels of days up to d - delay - 1), which
-    gives the published 58,264-row test set.
+    The day after the day its label came (``label_time``), where the history has one:
+    when the bank knew, taking a time at midnight (a date-only chargeback date, say) as
+    any time that day. Else the handbook's rule: ``delay_days`` + 1 days after the
+    payment's day (by test day d, the labels of days up to d - delay - 1), which gives
+    the published 58,264-row test set.
     """
     known_from = days + delay_days + 1
     if "label_time" not in history.columns:
         return known_from, np.zeros(len(days), dtype=bool)
-    label = pd.to_datetime(history["label_time"], utc=True)
-    labelled = fraud & label.notna().to_numpy()
-    if not labelled.any():
+    frauds = np.flatnonzero(fraud)  # a few per thousand: convert only theirs
+    label = pd.to_datetime(history["label_time"].take(frauds), utc=True)
+    has = label.notna().to_numpy()
+    labelled = np.zeros(len(days), dtype=bool)
+    labelled[frauds[has]] = True
+    if not has.any():
         return known_from, labelled
-    ms = label.to_numpy(dtype="datetime64[ms]")[labelled].astype(np.int64)
-    # at the earliest the day after the payment's: a label stamped before its payment is
-    # a clock's fault, not knowledge before the fact
-    known_from[labelled] = np.maximum(-(-ms // 86_400_000), days[labelled] + 1)
+    # a label stamped before its payment (a clock's fault) counts from the day after the
+    # payment's all the same: split_history counts a fraud only on later days
+    ms = label.to_numpy(dtype="datetime64[ms]")[has].astype(np.int64)
+    known_from[labelled] = ms // 86_400_000 + 1
     return known_from, labelled
 
 

@@ -122,7 +122,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 {_scenarios_section(by_scenario)}
 <h2>Metrics on the test window</h2>
 {_metrics_section(metadata.metrics, champion, metadata.extra.get("alert_rate"))}
-{_metrics_notes(metadata.metrics, champion, promoted)}
+{_metrics_notes(metadata.metrics, champion, gate.promote)}
 <h2>How the model was trained</h2>
 {_training_section(metadata.extra)}
 <h2>Prequential folds</h2>
@@ -148,7 +148,7 @@ def _data_section(metadata: ModelMetadata, features: int, test_rows: int, frauds
     return f"""<p>Feature set {name} v{metadata.feature_set_version}
 ({features} features, fingerprint {metadata.feature_set_fingerprint[:12]}).</p>
 <p>Trained on {html.escape(window.get("split_train", ""))}{rows}; then
-{html.escape(window.get("split_delay_days", "?"))} days left for labels to arrive; tested on
+{html.escape(window.get("split_delay_days", "?"))} days between, as the labels' delay; tested on
 {html.escape(window.get("split_test", ""))}: {test_rows:,} payments, {frauds:,} frauds.
 {_left_out(metadata.extra.get("known_compromised_left_out"), test_rows, frauds)}</p>
 {_validation(metadata.extra.get("validation_slice"))}
@@ -289,8 +289,8 @@ chosen on the validation slice to minimise the cost below{limit}.</p>
 <table><tr><th>action</th><th>payments</th><th>per test day</th><th>frauds</th>
 <th>share of the frauds</th><th>share of the fraud amount</th></tr>{rows}</table>
 <p><b>Cost</b> in the history's amount units (a missed fraud costs its amount; a
-declined or reviewed fraud is taken as stopped, costing only the action's fee; a review
-costs {fees.review_fee:g}, declining a legitimate payment {fees.decline_fee:g}):
+declined or reviewed fraud is taken as stopped; each review costs {fees.review_fee:g},
+declining a legitimate payment {fees.decline_fee:g}, declining a fraud nothing):
 {_money(outcome.cost)} with these thresholds, {_money(outcome.cost / max(days, 1))} a day
 (missed fraud {_money(outcome.missed_fraud_amount)}, {outcome.reviewed:,} reviews,
 {outcome.legitimate_declined:,} legitimate payment(s) declined), against
@@ -378,7 +378,7 @@ def _metric_name(key: str) -> str:
 
 
 def _metrics_notes(
-    metrics: dict[str, float], champion: dict[str, float] | None, promoted: bool
+    metrics: dict[str, float], champion: dict[str, float] | None, passed_gate: bool
 ) -> str:
     """What the table alone does not say: a fall from validation to test, and a gate
     verdict the cost of the decisions disagrees with (the gate ranks, it does not price)."""
@@ -393,17 +393,17 @@ def _metrics_notes(
         )
     theirs = (champion or {}).get("test_cost")
     mine = metrics.get("test_cost")
-    if theirs is not None and mine is not None and not promoted and mine < theirs:
+    if theirs is not None and mine is not None and not passed_gate and mine < theirs:
         notes.append(
-            f"Kept as a challenger, yet its decisions cost {_money(theirs - mine)} less than "
-            "the champion's on this window: the gate compares ranking (average precision, "
-            "card precision@100), not cost. `fraud models promote` it with --force if cost "
-            "is what matters here."
+            f"It did not pass the gate, yet its decisions cost {_money(theirs - mine)} less "
+            "than the champion's on this window: the gate compares ranking (average "
+            "precision, card precision@100), not cost. `fraud models promote` it with "
+            "--force if cost is what matters here."
         )
-    elif theirs is not None and mine is not None and promoted and mine > theirs:
+    elif theirs is not None and mine is not None and passed_gate and mine > theirs:
         notes.append(
-            f"Promoted, though its decisions cost {_money(mine - theirs)} more than the "
-            "champion's on this window: the gate compares ranking, not cost."
+            f"It passed the gate, though its decisions cost {_money(mine - theirs)} more than "
+            "the champion's on this window: the gate compares ranking, not cost."
         )
     return "".join(f"<p>{note}</p>" for note in notes)
 

@@ -67,18 +67,28 @@ def read_history(
     return frame
 
 
+_NO_TIME = ("", "NaT", "nat", "None", "nan", "NaN", "null", "NULL")
+
+
 def _parse_times(values: pd.Series, column: str, path: Path) -> pd.Series:
     """UTC timestamps; text (a CSV's) as ISO 8601 in any of its spellings, mixed too
-    (pandas otherwise takes the first value's spelling for all of them)."""
+    (pandas otherwise takes the first value's spelling for all of them), else as pandas
+    reads a single value."""
     if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
         return pd.to_datetime(values, utc=True)
     parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
-    bad = parsed.isna() & values.notna()
+    # what writers put for "no time" (str() of NaT or None, an empty cell)
+    missing = values.isna() | values.astype("string").str.strip().isin(_NO_TIME).fillna(True)
+    retry = parsed.isna() & ~missing
+    if retry.any():  # other spellings pandas reads value by value ("... UTC", "03/01/2026")
+        again = pd.to_datetime(values[retry], utc=True, format="mixed", errors="coerce")
+        parsed = parsed.where(~retry, again.reindex(parsed.index))
+    bad = parsed.isna() & ~missing
     if bad.any():
         raise HistoryColumnsError(
             f"history {str(path)!r}: {int(bad.sum())} {column} value(s) are not ISO 8601 "
             f"times (e.g. {values[bad].head(3).tolist()}, rows "
-            f"{bad.to_numpy().nonzero()[0][:3].tolist()}); write them like "
+            f"{bad.to_numpy().nonzero()[0][:3].tolist()}, counted from 0); write them like "
             "2026-03-01T12:00:00Z"
         )
     return parsed

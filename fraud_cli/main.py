@@ -165,8 +165,12 @@ def _today() -> datetime:
 
 
 def _refuse_to_overwrite(out: Path, layout: str, force: bool) -> None:
+    if out.is_symlink():  # the write renames over the link, not into what it names
+        raise click.ClickException(f"{out} is a symbolic link; give the path it points to")
+    # both are written beside --out, then renamed into place; missing parents are made
     parent = out.absolute().parent
-    # both are written beside --out first, then renamed into place
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise click.ClickException(
             f"cannot write in {parent} (not a directory, or not writable); choose another --out"

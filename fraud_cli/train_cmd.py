@@ -99,7 +99,8 @@ _GAP_DAYS = click.IntRange(0, 3650)
     type=_GAP_DAYS,
     default=7,
     show_default=True,
-    help="Days between training and test windows: the labels' feedback delay.",
+    help="Days between training and test windows: the labels' feedback delay (without "
+    "label times, it also says when a fraud's card counts as known).",
 )
 @click.option(
     "--test-days", type=_WINDOW_DAYS, default=7, show_default=True, help="Days of the test window."

@@ -175,14 +175,14 @@ def test_plots_are_drawn_for_bins_that_are_all_fraud_or_fraud_free(tmp_path: Pat
 
 def test_the_metrics_notes_flag_a_fall_to_test_and_a_gate_that_cost_disagrees_with() -> None:
     mine = {"average_precision": 0.75, "validation_average_precision": 0.85, "test_cost": 900.0}
-    kept = _metrics_notes(mine, {"test_cost": 1000.0}, promoted=False)
+    kept = _metrics_notes(mine, {"test_cost": 1000.0}, passed_gate=False)
     assert "fell from 0.8500 on the validation slice to 0.7500" in kept
     assert "its decisions cost 100 less than the champion's" in kept
-    promoted = _metrics_notes(mine, {"test_cost": 800.0}, promoted=True)
-    assert "Promoted, though its decisions cost 100 more" in promoted
+    passed = _metrics_notes(mine, {"test_cost": 800.0}, passed_gate=True)
+    assert "It passed the gate, though its decisions cost 100 more" in passed
     quiet = {"average_precision": 0.75, "validation_average_precision": 0.78, "test_cost": 900.0}
-    assert _metrics_notes(quiet, {"test_cost": 1000.0}, promoted=True) == ""
-    assert _metrics_notes(quiet, None, promoted=True) == ""
+    assert _metrics_notes(quiet, {"test_cost": 1000.0}, passed_gate=True) == ""
+    assert _metrics_notes(quiet, None, passed_gate=True) == ""
 
 
 def test_fold_aggregates_are_named_in_words() -> None:

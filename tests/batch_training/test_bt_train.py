@@ -85,15 +85,21 @@ def test_with_label_times_a_card_is_known_from_the_day_its_label_came() -> None:
         ("e0", 1, "E", 1, None),  # E: no label time -> the delay rule, known by day 4
         ("d1", 2, "C", 1, _day(2, hour=20)),  # C: labelled that evening -> known by day 3
         ("d2", 3, "D", 1, _day(4, hour=9)),  # D: labelled on test day 4 -> known by day 5
+        # F: labelled at midnight starting day 5, a date-only time: any time that day
+        ("f0", 3, "F", 1, _day(5, hour=0)),
+        # G: labelled before its own payment (a clock's fault): known from the day after
+        ("g0", 2, "G", 1, _day(0)),
         ("x0", 4, "A", 0, None),
         ("x1", 4, "B", 0, None),
         ("x2", 4, "C", 0, None),
         ("x3", 4, "D", 0, None),
         ("x4", 4, "E", 0, None),
+        ("x5", 4, "G", 0, None),
         ("y0", 5, "A", 1, _day(5, hour=13)),
         ("y1", 5, "B", 0, None),
         ("y2", 5, "C", 0, None),
         ("y3", 5, "D", 0, None),
+        ("y4", 5, "F", 0, None),
     ]
     history = pd.DataFrame(
         {
@@ -108,12 +114,12 @@ def test_with_label_times_a_card_is_known_from_the_day_its_label_came() -> None:
     data = split_history(history, split)
     ids = history["transaction_id"].to_numpy()
     assert (data.known_by, data.frauds_without_label_time) == ("label_time", 1)  # E's
-    assert list(ids[data.test]) == ["x0", "x1", "x3", "y0", "y1"]
-    assert list(ids[data.known_compromised]) == ["x2", "x4", "y2", "y3"]
+    assert list(ids[data.test]) == ["x0", "x1", "x3", "y0", "y1", "y4"]
+    assert list(ids[data.known_compromised]) == ["x2", "x4", "x5", "y2", "y3"]
     # without label times, the handbook's rule: B is known from training on, D is not yet
     by_delay = split_history(history.drop(columns="label_time"), split)
     assert by_delay.known_by == "delay_days"
-    assert list(ids[by_delay.test]) == ["x0", "x2", "x3", "y0", "y3"]
+    assert list(ids[by_delay.test]) == ["x0", "x2", "x3", "x5", "y0", "y3", "y4"]
 
 
 def test_a_split_outside_the_history_is_refused() -> None:

@@ -62,7 +62,8 @@ def test_a_csv_with_times_in_mixed_iso_spellings_is_read_and_a_bad_one_refused(
             "card_id": ["x", "y", "z"],
             "amount": [1.0, 2.0, 3.0],
             "is_fraud": [1, 0, 1],
-            "label_time": ["2026-03-03T00:00:00Z", None, "2026-03-04 01:00:00+01:00"],
+            # "NaT" is how str() writes a missing time; "... UTC" how some exports do
+            "label_time": ["2026-03-03 00:00:00 UTC", "NaT", "2026-03-04 01:00:00+01:00"],
         }
     )
     rows.to_csv(tmp_path / "mixed.csv", index=False)
@@ -74,8 +75,9 @@ def test_a_csv_with_times_in_mixed_iso_spellings_is_read_and_a_bad_one_refused(
     ]
     assert frame["label_time"].isna().tolist() == [False, True, False]
     assert frame["label_time"].iloc[2] == pd.Timestamp("2026-03-04T00:00:00Z")
+    assert frame["label_time"].iloc[0] == pd.Timestamp("2026-03-03T00:00:00Z")
     rows.loc[2, "label_time"] = "soon"
     rows.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(HistoryColumnsError, match=r"1 label_time value\(s\) are not ISO 8601 "
-                       r"times \(e.g. \['soon'\], rows \[2\]\)"):  # fmt: skip
+                       r"times \(e.g. \['soon'\], rows \[2\], counted from 0\)"):  # fmt: skip
         read_history(tmp_path / "bad.csv")

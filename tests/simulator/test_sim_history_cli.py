@@ -79,7 +79,7 @@ def test_more_than_ten_years_of_days_is_a_usage_error(tmp_path: Path) -> None:
         ("archive", "full", "exists and is not an archive or an empty directory"),
         ("archive", "force", "--force replaces a Parquet file; an archive is never replaced"),
         ("parquet", "parent_is_a_file", "(not a directory, or not writable); choose another"),
-        ("archive", "parent_is_missing", "(not a directory, or not writable); choose another"),
+        ("archive", "symlink", "is a symbolic link; give the path it points to"),
     ],
 )
 def test_an_out_it_cannot_write_is_refused_before_simulating(
@@ -97,8 +97,9 @@ def test_an_out_it_cannot_write_is_refused_before_simulating(
     elif prepare == "parent_is_a_file":
         (tmp_path / "file").write_text("precious")
         out = tmp_path / "file" / "h.parquet"
-    elif prepare == "parent_is_missing":
-        out = tmp_path / "missing" / "archive"
+    elif prepare == "symlink":
+        (tmp_path / "empty").mkdir()
+        out.symlink_to(tmp_path / "empty")
     else:
         extra = ["--force"]
     result = CliRunner().invoke(
@@ -116,3 +117,10 @@ def test_force_is_refused_with_an_archive_even_an_existing_one(tmp_path: Path) -
     code, output = _run("--days", "2", "--format", "archive", "--out", str(out), "--force")
     assert code == 2
     assert "an archive is never replaced" in output
+
+
+def test_missing_parent_directories_are_made(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "history.parquet"
+    code, output = _run("--days", "2", "--start", "2024-03-01", "--out", str(out))
+    assert code == 0, output
+    assert len(pd.read_parquet(out)) > 0
