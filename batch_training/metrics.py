@@ -122,10 +122,10 @@ class DecisionOutcome:
     frauds_reviewed: int
     declined: int
     frauds_declined: int
+    declined_fraud_amount: float
+    reviewed_fraud_amount: float
     missed_fraud_amount: float
     fees: CostModel
-    declined_fraud_amount: float = 0.0
-    reviewed_fraud_amount: float = 0.0
 
     @property
     def legitimate_declined(self) -> int:

@@ -472,7 +472,8 @@ def _train_once(
             "model_version": meta.version,
             "promoted": run.promoted,
             "gate": run.gate.reason,
-            "champion_version": meta.extra["gate"]["champion"],  # judged against; None: none
+            # the champion when the run began (None: none); the gate says if it was scored
+            "champion_version": meta.extra["gate"]["champion"],
             "metrics": {k: round(meta.metrics[k], 4) for k in keys},
             "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
             "train_rows": run.train_rows,

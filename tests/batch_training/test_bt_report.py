@@ -92,6 +92,8 @@ def test_the_decisions_text_flags_too_many_reviews_and_a_costly_policy() -> None
         frauds_reviewed=1,
         declined=5,
         frauds_declined=1,
+        declined_fraud_amount=20.0,
+        reviewed_fraud_amount=20.0,
         missed_fraud_amount=0.0,
         fees=CostModel(review_fee=5.0, decline_fee=25.0),
     )
@@ -137,6 +139,8 @@ def test_a_review_threshold_equal_to_the_decline_one_reads_never_review() -> Non
         frauds_reviewed=0,
         declined=1,
         frauds_declined=1,
+        declined_fraud_amount=10.0,
+        reviewed_fraud_amount=0.0,
         missed_fraud_amount=0.0,
         fees=CostModel(),
     )
