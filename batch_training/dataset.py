@@ -211,9 +211,10 @@ def split_history(
     by_label = int(labelled[counted].sum())
     fraud_days, fraud_known, fraud_cards = days[counted], known_from[counted], cards[counted]
     test_positions, removed = [], []
+    card_count = int(cards.max(initial=-1)) + 1
     for offset in range(split.test_days):
         test_day = start + split.train_days + split.delay_days + offset
-        known = np.zeros(int(cards.max(initial=-1)) + 1, dtype=bool)
+        known = np.zeros(card_count, dtype=bool)
         known[fraud_cards[(fraud_days < test_day) & (fraud_known <= test_day)]] = True
         on_day = np.flatnonzero(days == test_day)
         already = known[cards[on_day]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,10 @@ class CardPrecisionDay:
     precision: float
     ceiling: float
 
+    @property
+    def calendar_day(self) -> date:
+        return date(1970, 1, 1) + timedelta(days=self.day)
+
 
 def card_precision_by_day(
     days: np.ndarray, cards: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int = 100
@@ -82,8 +87,12 @@ def card_precision_at_k(
     days: np.ndarray, cards: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int = 100
 ) -> tuple[float, list[float]]:
     """Mean over days of :func:`card_precision_by_day`, and each day's."""
-    per_day = [d.precision for d in card_precision_by_day(days, cards, scores, labels, k)]
-    return (float(np.mean(per_day)) if per_day else 0.0), per_day
+    per_day = card_precision_by_day(days, cards, scores, labels, k)
+    return _mean_precision(per_day), [d.precision for d in per_day]
+
+
+def _mean_precision(per_day: list[CardPrecisionDay]) -> float:
+    return float(np.mean([d.precision for d in per_day])) if per_day else 0.0
 
 
 def cards_ranked_by_day(
@@ -126,6 +135,10 @@ class DecisionOutcome:
     reviewed_fraud_amount: float
     missed_fraud_amount: float
     fees: CostModel
+
+    @property
+    def frauds_passed(self) -> int:
+        return self.frauds - self.frauds_declined - self.frauds_reviewed
 
     @property
     def legitimate_declined(self) -> int:
@@ -288,7 +301,7 @@ def summary_metrics(
     """The headline metrics, and card precision@100 per test day (for the report)."""
     both = 0 < labels.sum() < len(labels)
     per_day = card_precision_by_day(days, cards, scores, labels, k=100)
-    cp = float(np.mean([d.precision for d in per_day])) if per_day else 0.0
+    cp = _mean_precision(per_day)
     metrics = {
         "roc_auc": float(roc_auc_score(labels, scores)) if both else float("nan"),
         "average_precision": float(average_precision_score(labels, scores))

@@ -19,8 +19,6 @@ from batch_training.report_plots import EvaluatedWindow, write_plots
 
 __all__ = ["write_report"]
 
-_EPOCH = date(1970, 1, 1)
-
 _METRIC_NAMES = {
     "roc_auc": "ROC AUC",
     "average_precision": "average precision",
@@ -88,7 +86,7 @@ def write_report(
         "costs": {**vars(cost), "currency": "the history's amount units"},
         "alert_rate": metadata.extra.get("alert_rate"),
         "card_precision_at_100_by_day": [
-            {"day": str(_EPOCH + timedelta(days=d.day)), "value": d.precision, "most": d.ceiling}
+            {"day": str(d.calendar_day), "value": d.precision, "most": d.ceiling}
             for d in evaluation.cp_per_day
         ],
         "champion_version": metadata.extra.get("gate", {}).get("champion"),
@@ -227,7 +225,7 @@ def _scenario_summary(frauds: DecisionOutcome) -> dict[str, float]:
         "frauds": frauds.frauds,
         "declined": frauds.frauds_declined,
         "reviewed": frauds.frauds_reviewed,
-        "passed": frauds.frauds - frauds.frauds_declined - frauds.frauds_reviewed,
+        "passed": frauds.frauds_passed,
         "fraud_amount": frauds.fraud_amount,
         "missed_fraud_amount": frauds.missed_fraud_amount,
     }
@@ -253,7 +251,6 @@ def _decisions_section(
     outcome: DecisionOutcome, thresholds: tuple[float, float], days: int, capacity: int | None
 ) -> str:
     passed = outcome.payments - outcome.declined - outcome.reviewed
-    frauds_passed = outcome.frauds - outcome.frauds_declined - outcome.frauds_reviewed
     rows = "".join(
         f"<tr><td>{action}</td><td class=n>{n:,}</td>"
         f"<td class=n>{n / max(days, 1):,.0f}</td><td class=n>{frauds:,}</td>"
@@ -262,7 +259,7 @@ def _decisions_section(
         for action, n, frauds, amount in (
             ("decline", outcome.declined, outcome.frauds_declined, outcome.declined_fraud_amount),
             ("review", outcome.reviewed, outcome.frauds_reviewed, outcome.reviewed_fraud_amount),
-            ("pass", passed, frauds_passed, outcome.missed_fraud_amount),
+            ("pass", passed, outcome.frauds_passed, outcome.missed_fraud_amount),
         )
     )
     fees = outcome.fees
@@ -333,7 +330,7 @@ def _scenarios_section(by_scenario: dict[str, DecisionOutcome]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(scenario)}</td><td class=n>{o.frauds:,}</td>"
         f"<td class=n>{o.frauds_declined:,}</td><td class=n>{o.frauds_reviewed:,}</td>"
-        f"<td class=n>{o.frauds - o.frauds_declined - o.frauds_reviewed:,}</td>"
+        f"<td class=n>{o.frauds_passed:,}</td>"
         f"<td class=n>{_share(o.frauds_declined + o.frauds_reviewed, o.frauds)}</td>"
         f"<td class=n>{_money(o.missed_fraud_amount)}</td></tr>"
         for scenario, o in by_scenario.items()

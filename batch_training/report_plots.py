@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,6 @@ _SHAP_ROWS = 2000
 _SHAP_FEATURES = 20
 # score edges of the calibration bins: log-spaced below 0.1, where nearly all payments lie
 _CALIBRATION_EDGES = np.array([0.0, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.6, 0.9, 1.0])
-_EPOCH = date(1970, 1, 1)
 
 
 def _figure() -> Any:
@@ -166,9 +164,7 @@ def _cp_by_day(ax: Any, w: EvaluatedWindow, *_unused: object) -> None:
     per_day = w.evaluation.cp_per_day
     # month-day, unless the window is long enough for one to repeat
     long = bool(per_day) and per_day[-1].day - per_day[0].day > 360
-    names = [
-        (_EPOCH + timedelta(days=d.day)).strftime("%Y-%m-%d" if long else "%m-%d") for d in per_day
-    ]
+    names = [d.calendar_day.strftime("%Y-%m-%d" if long else "%m-%d") for d in per_day]
     ax.bar(names, [d.precision for d in per_day], label="this model")
     ax.plot(
         names,
@@ -264,8 +260,8 @@ def _wilson(hits: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarra
 
 def _shap_sample(labels: np.ndarray) -> np.ndarray:
     """Every fraud (up to half the sample, unless legitimate payments are fewer) and
-    legitimate payments spread over the whole
-    window: an even sample of a window with 0.7 % frauds holds a dozen of them."""
+    legitimate payments spread over the whole window: an even sample of a window with
+    0.7 % frauds holds a dozen of them."""
     frauds, legit = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
     keep = min(len(frauds), max(_SHAP_ROWS // 2, _SHAP_ROWS - len(legit)))
     frauds = frauds[np.linspace(0, len(frauds) - 1, keep).astype(np.int64)]

@@ -297,12 +297,13 @@ def _failure_as_json_line(enabled: bool) -> Iterator[None]:
         yield
     except Exception as exc:
         if enabled:
+            cancelled = isinstance(exc, RunCancelled)
             line = {
-                "outcome": "cancelled" if isinstance(exc, RunCancelled) else "failed",
+                "outcome": "cancelled" if cancelled else "failed",
                 "model_version": None,
                 "promoted": False,
                 "error": type(exc).__name__,
-                "reason": _CANCELLED if isinstance(exc, RunCancelled) else redact_pans(str(exc)),
+                "reason": _CANCELLED if cancelled else redact_pans(str(exc)),
                 "seconds": round(time.perf_counter() - clock, 1),
             }
             with contextlib.suppress(OSError):  # a closed pipe: the run's error matters more
