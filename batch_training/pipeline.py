@@ -250,11 +250,41 @@ def run_training(
             f"{gate.reason}; not promoted: this run only registers (--no-promote); "
             "`fraud models promote` the version it registers to make it the champion",
         )
+    test_window = EvaluatedWindow(
+        evaluation,
+        labels,
+        amounts,
+        features.take(data.test),
+        features.names,
+        history["fraud_scenario"].to_numpy()[data.test] if "fraud_scenario" in history else None,
+    )
+    promoted = gate.promote and options.promote
+
+    def report(meta: ModelMetadata, out: Path, gate: GateDecision, promoted: bool) -> Path:
+        return write_report(
+            out,
+            metadata=meta,
+            window=test_window,
+            booster=fitted.booster,
+            cost=options.training.cost,
+            gate=gate,
+            promoted=promoted,
+            champion=champion,
+        )
+
+    def before_publish(meta: ModelMetadata, version_dir: Path) -> None:
+        # the predictions and the report are written before the version appears: a run
+        # that fails or is killed here leaves no version the gate would let through
+        if options.predictions_out is not None:
+            _write_predictions(options.predictions_out, history, evaluation)
+        report(meta, options.report_dir or version_dir / "report", gate, promoted)
+
     # the last stage report, so a stop requested here leaves no version behind
     progress("writing the report")
     with clock.stage("report"):
         meta = registry.register(
             fitted.booster,
+            before_publish=before_publish,
             created_at=datetime.now(UTC).isoformat(),
             feature_set_name=feature_set.name,
             feature_set_version=feature_set.version,
@@ -299,44 +329,20 @@ def run_training(
                 "label_delay_s": options.label_delay_s,
             },
         )
-        if options.predictions_out is not None:
-            _write_predictions(options.predictions_out, history, evaluation)
-
-        test_window = EvaluatedWindow(
-            evaluation,
-            labels,
-            amounts,
-            features.take(data.test),
-            features.names,
-            history["fraud_scenario"].to_numpy()[data.test]
-            if "fraud_scenario" in history
-            else None,
-        )
-
-        def report(gate: GateDecision, promoted: bool) -> Path:
-            return write_report(
-                options.report_dir or registry.version_dir(meta.version) / "report",
-                metadata=meta,
-                window=test_window,
-                booster=fitted.booster,
-                cost=options.training.cost,
-                gate=gate,
-                promoted=promoted,
-                champion=champion,
-            )
-
+        report_dir = options.report_dir or registry.version_dir(meta.version) / "report"
+        report_path = report_dir / "index.html"
         # promotion comes last, so a failed step above never leaves a champion behind it
-        promoted = gate.promote and options.promote
-        report_path = report(gate, promoted)
         if promoted:
             try:
                 registry.promote(meta.version, expected=champion_version)
             except ChampionMovedError as exc:  # an operator promoted or rolled back meanwhile
                 promoted, gate = False, GateDecision(False, str(exc))
-                report_path = report(gate, promoted)
+                report_path = report(meta, report_dir, gate, promoted)
             except Exception as exc:  # the report must not say "promoted"
                 try:
-                    report(GateDecision(False, f"the promotion failed: {exc}"), False)
+                    report(
+                        meta, report_dir, GateDecision(False, f"the promotion failed: {exc}"), False
+                    )
                 except Exception:  # e.g. the same full disk: the promotion's error is the news
                     log.exception("the report of version %d could not be rewritten", meta.version)
                 raise

@@ -4,11 +4,13 @@ Layout::
 
     <root>/versions/<N>/model.ubj       XGBoost's own UBJSON (never pickle)
     <root>/versions/<N>/metadata.json   features in order, feature-set hash, thresholds, ...
+    <root>/versions/<N>/SHA256SUMS      both files' sha256 (``sha256sum -c`` format)
+    <root>/versions/<N>/report/         the run's report, written before the version appears
     <root>/champion.json                {"version": N}, replaced with os.replace (atomic)
     <root>/.champion.lock               flock held while the pointer is read and replaced
 
 A version directory is written under a temporary name and renamed into place, so a reader
-sees a whole model or none. Loading checks the sha256 of the model file first.
+sees a whole model or none. Loading checks the sha256 of both files first.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import math
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -47,6 +50,10 @@ _ANY: Final = object()
 MODEL_FILE: Final = "model.ubj"
 METADATA_FILE: Final = "metadata.json"
 CHAMPION_FILE: Final = "champion.json"
+CHECKSUMS_FILE: Final = "SHA256SUMS"
+_STAGING: Final = ".staging-"
+# a version is written in seconds to minutes (its report included); a day is abandoned
+_ABANDONED_AFTER_S: Final = 86_400.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -102,6 +109,28 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _checksums(model_bytes: bytes, meta_bytes: bytes) -> bytes:
+    """``sha256sum``'s format, so ``sha256sum -c SHA256SUMS`` checks a version by hand."""
+    lines = [f"{_sha256(model_bytes)}  {MODEL_FILE}", f"{_sha256(meta_bytes)}  {METADATA_FILE}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _recorded_checksums(path: Path) -> dict[str, str]:
+    """File name → sha256, from a version's SHA256SUMS; empty for a version registered
+    before there was one (its metadata is read unchecked, as it was then)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelIntegrityError(f"{path} is unreadable ({exc}); restore it") from exc
+    recorded = {}
+    for line in text.splitlines():
+        digest, _, name = line.partition("  ")
+        recorded[name] = digest
+    return recorded
+
+
 class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -118,11 +147,22 @@ class ModelRegistry:
             return []
         return [p for p in self._versions.iterdir() if p.name.isascii() and p.name.isdigit()]
 
-    def register(self, booster: xgb.Booster, **metadata: Any) -> ModelMetadata:
-        """Store a new version (the next number) and return its metadata."""
+    def register(
+        self,
+        booster: xgb.Booster,
+        *,
+        before_publish: Callable[[ModelMetadata, Path], None] | None = None,
+        **metadata: Any,
+    ) -> ModelMetadata:
+        """Store a new version (the next number) and return its metadata.
+
+        ``before_publish(meta, directory)`` runs on the complete version before it
+        appears (again, with the next number, if another writer took this one): what it
+        writes there is published with the model, and if it raises, nothing is."""
         self._versions.mkdir(parents=True, exist_ok=True)
+        self._remove_abandoned_staging()
         model_bytes = bytes(booster.save_raw(raw_format="ubj"))
-        staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self._versions))
+        staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self._versions))
         try:
             _write(staging / MODEL_FILE, model_bytes)
             # mkdtemp makes it private (0700): readable like any other directory instead,
@@ -132,7 +172,11 @@ class ModelRegistry:
             while True:
                 version = self._next_version()
                 meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
-                _write(staging / METADATA_FILE, meta.to_json().encode())
+                meta_bytes = meta.to_json().encode()
+                _write(staging / METADATA_FILE, meta_bytes)
+                _write(staging / CHECKSUMS_FILE, _checksums(model_bytes, meta_bytes))
+                if before_publish is not None:
+                    before_publish(meta, staging)
                 fsync_path(staging)
                 target = self._versions / str(version)
                 try:
@@ -150,6 +194,15 @@ class ModelRegistry:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # a half-written version: never seen
             raise
+
+    def _remove_abandoned_staging(self) -> None:
+        """A run killed while it wrote a version leaves its staging directory; one older
+        than any run takes to write its version is abandoned."""
+        cutoff = time.time() - _ABANDONED_AFTER_S
+        for path in self._versions.glob(f"{_STAGING}*"):
+            with contextlib.suppress(OSError):  # another writer's, removed meanwhile
+                if path.is_dir() and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path)
 
     def _next_version(self) -> int:
         """One past every version stored or named by the champion pointer: a version
@@ -172,8 +225,17 @@ class ModelRegistry:
                 f"model version {version} does not exist in {self.root}; "
                 f"known versions: {self.versions()}"
             )
+        meta_bytes = path.read_bytes()
+        recorded = _recorded_checksums(path.parent / CHECKSUMS_FILE).get(METADATA_FILE)
+        if recorded is not None and recorded != _sha256(meta_bytes):
+            raise ModelIntegrityError(
+                f"model version {version}: {path} changed since it was registered (its "
+                f"sha256 is {_sha256(meta_bytes)}, {CHECKSUMS_FILE} recorded {recorded}); "
+                "its thresholds or gate record may not be the ones trained: restore the "
+                "file, or train a new version or promote another one"
+            )
         try:
-            return ModelMetadata.from_json(path.read_text())
+            return ModelMetadata.from_json(meta_bytes.decode())
         # JSONDecodeError is a ValueError; RegistryError: thresholds out of order
         except (ValueError, KeyError, TypeError, RegistryError) as exc:
             raise ModelIntegrityError(

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import threading
@@ -26,6 +25,7 @@ from feature_store.schema import redact_pans
 from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.logs import configure_logging
 from fraud_cli.models_cmd import models
+from fraud_cli.paths import refuse_unwritable_parent
 from fraud_cli.review_cmd import archive, review
 from fraud_cli.settings import LiveSettings
 from fraud_cli.train_cmd import train
@@ -168,13 +168,7 @@ def _refuse_to_overwrite(out: Path, layout: str, force: bool) -> None:
     if out.is_symlink():  # the write renames over the link, not into what it names
         raise click.ClickException(f"{out} is a symbolic link; give the path it points to")
     # both are written beside --out, then renamed into place; missing parents are made
-    parent = out.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise click.ClickException(
-            f"cannot write in {parent} (not a directory, or not writable); choose another --out"
-        )
+    refuse_unwritable_parent(out, "--out")
     if layout == "archive":
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise click.ClickException(

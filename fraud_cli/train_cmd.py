@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from fraud_cli.paths import refuse_unusable_directory, refuse_unwritable_parent
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
@@ -190,6 +191,17 @@ def train(every: str | None, **options: Any) -> None:
     if history is None:
         raise click.UsageError("give --history PATH (or set FRAUD_HISTORY)")
     registry_dir = options["registry"] or settings.registry_dir
+    # before training, not after it (a run registers its version only once all is written)
+    refuse_unusable_directory(registry_dir, "--registry")
+    if options["report_dir"] is not None:
+        refuse_unusable_directory(options["report_dir"], "--report-dir")
+    if options["predictions_out"] is not None:
+        if options["predictions_out"].is_dir():
+            raise click.UsageError(
+                f"--predictions-out {options['predictions_out']} is a directory; give a "
+                "Parquet file's path"
+            )
+        refuse_unwritable_parent(options["predictions_out"], "--predictions-out")
     read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
     from batch_training.schedule import (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import os
 import shutil
@@ -24,6 +25,9 @@ from batch_training.train import TrainingConfig
 from embedded import EmbeddedBroker, free_port
 from feature_store import CORE_FEATURE_SET
 from simulator import SimulationConfig, TrafficGenerator
+from tests.socket_origins import trace_socket_origins
+
+trace_socket_origins()
 
 
 @pytest.fixture(scope="session")
@@ -209,6 +213,18 @@ class RegistryEdits:
         staged = pointer_file.with_name(".champion-by-hand")
         staged.write_text(json.dumps(json.loads(pointer_file.read_text()) | {"version": version}))
         os.replace(staged, pointer_file)
+
+
+def rewrite_metadata(version_dir: Path, text: str) -> None:
+    """Replace a version's metadata.json and record its new sha256, as if it had been
+    registered so (by another release, or with features defined differently then); an
+    edit that does not record it is refused as an altered file."""
+    metadata = version_dir / "metadata.json"
+    metadata.write_text(text)
+    sums = version_dir / "SHA256SUMS"
+    digest = hashlib.sha256(metadata.read_bytes()).hexdigest()
+    lines = [line for line in sums.read_text().splitlines() if not line.endswith("metadata.json")]
+    sums.write_text("\n".join([*lines, f"{digest}  metadata.json"]) + "\n")
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from batch_training.schedule import exclusive, run_every
 from batch_training.train import TrainingConfig
 from feature_store import CORE_FEATURE_SET
 from fraud_cli.main import cli
-from tests.conftest import WaitUntil
+from tests.conftest import WaitUntil, rewrite_metadata
 
 
 def _metrics(ap: float, cp: float) -> dict[str, float]:
@@ -346,7 +346,7 @@ def test_models_list_shows_a_damaged_version_and_lists_the_others(
     registry = ModelRegistry(tmp_path / "registry")
     for _ in range(2):
         run_training(small_history, registry=registry, options=_small_options(promote=False))
-    (registry.version_dir(1) / "metadata.json").write_text('{"broken')
+    rewrite_metadata(registry.version_dir(1), '{"broken')
     models = ["models", "--registry", str(registry.root)]
     listed = CliRunner().invoke(cli, [*models, "list"])
     assert listed.exit_code == 0, listed.output
@@ -497,9 +497,8 @@ def _small_options(**overrides: Any) -> PipelineOptions:
 
 
 def _other_fingerprint(version_dir: Path) -> None:
-    metadata = version_dir / "metadata.json"
-    fields = json.loads(metadata.read_text())
-    metadata.write_text(json.dumps({**fields, "feature_set_fingerprint": "0" * 64}))
+    fields = json.loads((version_dir / "metadata.json").read_text())
+    rewrite_metadata(version_dir, json.dumps({**fields, "feature_set_fingerprint": "0" * 64}))
 
 
 def _altered_model_file(version_dir: Path) -> None:
@@ -508,10 +507,9 @@ def _altered_model_file(version_dir: Path) -> None:
 
 
 def _damaged_metadata(version_dir: Path) -> None:
-    metadata = version_dir / "metadata.json"
-    fields = json.loads(metadata.read_text())
+    fields = json.loads((version_dir / "metadata.json").read_text())
     del fields["feature_names"]
-    metadata.write_text(json.dumps(fields))
+    rewrite_metadata(version_dir, json.dumps(fields))
 
 
 def _deleted_version(version_dir: Path) -> None:
@@ -718,3 +716,55 @@ def test_a_candidate_is_not_promoted_over_a_champion_that_moved_during_its_run(
     assert registry.champion_version() == 2
     report = (registry.root / "versions" / "3" / "report" / "index.html").read_text()
     assert "the champion moved from v1 to v2" in report
+
+
+def test_a_run_whose_report_fails_registers_no_version(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A version appears with its report: one whose report failed (or whose run was killed
+    while writing it) would pass the gate's check in `models promote` unseen."""
+    registry = ModelRegistry(tmp_path / "registry")
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    with pytest.raises(OSError, match="a-file"):
+        run_training(
+            small_history, registry=registry, options=_small_options(report_dir=not_a_directory)
+        )
+    assert registry.versions() == []
+    assert [p.name for p in (registry.root / "versions").iterdir()] == []
+    run = run_training(small_history, registry=registry, options=_small_options())
+    assert run.report == registry.version_dir(1) / "report" / "index.html"
+    assert run.report.is_file()
+
+
+@pytest.mark.parametrize(
+    ("option", "what", "message"),
+    [
+        ("--registry", "file", "--registry {path} is a file, not a directory"),
+        ("--report-dir", "file", "--report-dir {path} is a file, not a directory"),
+        ("--predictions-out", "directory", "--predictions-out {path} is a directory"),
+        ("--predictions-out", "under a file", "(not a directory, or not writable)"),
+    ],
+)
+@pytest.mark.parametrize("every", [[], ["--every", "30s"]], ids=["once", "scheduled"])
+def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
+    small_history: pd.DataFrame,
+    tmp_path: Path,
+    option: str,
+    what: str,
+    message: str,
+    every: list[str],
+) -> None:
+    """Not a traceback after a whole run, nor one at every tick of a schedule."""
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    path = {"file": a_file, "directory": tmp_path, "under a file": a_file / "p.parquet"}[what]
+    where = {"--history": str(history), "--registry": str(tmp_path / "registry"), option: str(path)}
+    args = [part for pair in where.items() for part in pair]
+    result = CliRunner().invoke(cli, ["train", *args, *every])
+    assert result.exit_code == 2, result.output
+    assert message.format(path=path) in result.output
+    assert isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "registry" / "versions").exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import os
@@ -23,6 +24,7 @@ from batch_training.errors import (
 )
 from batch_training.registry import NEVER_ACT, ModelRegistry, Thresholds
 from stream.policy import decide_batch
+from tests.conftest import rewrite_metadata
 
 
 def test_champion_loads_with_its_metadata(trained_registry: ModelRegistry) -> None:
@@ -215,12 +217,12 @@ def test_damaged_metadata_is_an_integrity_error_naming_the_file(
     """So training replaces such a champion, and the CLI says it in one line."""
     second = _second_version(registry_copy)
     path = registry_copy.version_dir(second) / "metadata.json"
-    path.write_text('{"broken')
+    rewrite_metadata(path.parent, '{"broken')
     with pytest.raises(
         ModelIntegrityError, match=rf"version {second}: .*metadata\.json is unreadable"
     ):
         registry_copy.metadata(second)
-    path.write_text('{"version": 2}')  # valid JSON, fields missing
+    rewrite_metadata(path.parent, '{"version": 2}')  # valid JSON, fields missing
     with pytest.raises(ModelIntegrityError, match="KeyError"):
         registry_copy.load(second)
     fields = json.loads((registry_copy.version_dir(1) / "metadata.json").read_text())
@@ -228,7 +230,7 @@ def test_damaged_metadata_is_an_integrity_error_naming_the_file(
         ({"thresholds": {"review": 0.9, "decline": 0.5}}, "RegistryError"),
         ({"metrics": []}, "TypeError"),
     ):
-        path.write_text(json.dumps(fields | damage))
+        rewrite_metadata(path.parent, json.dumps(fields | damage))
         with pytest.raises(ModelIntegrityError, match=rf"version {second}: .*\({error}: "):
             registry_copy.metadata(second)
     path.unlink()  # a version directory that lost its metadata
@@ -298,3 +300,90 @@ def test_concurrent_promotions_lose_no_rollback_entry(registry_copy: ModelRegist
     chain = [registry_copy.champion_version(), *registry_copy.previous_champions()]
     assert set(chain) == {1, *versions}
     assert all(a != b for a, b in itertools.pairwise(chain))
+
+
+def test_an_edited_metadata_file_is_refused_like_an_altered_model(
+    registry_copy: ModelRegistry,
+) -> None:
+    """Its thresholds and gate record decide what the stream does: an edit that makes a
+    version never act, and says it passed the gate, is an altered file."""
+    second = _second_version(registry_copy)
+    path = registry_copy.version_dir(second) / "metadata.json"
+    fields = json.loads(path.read_text())
+    fields["thresholds"] = {"review": NEVER_ACT, "decline": NEVER_ACT}
+    path.write_text(json.dumps(fields))
+    with pytest.raises(
+        ModelIntegrityError, match=rf"version {second}: .* changed since it was reg"
+    ):
+        registry_copy.metadata(second)
+    with pytest.raises(ModelIntegrityError, match="changed since it was registered"):
+        registry_copy.promote(second, forced=True)
+    assert registry_copy.champion_version() == 1
+
+
+def test_a_version_records_both_files_sha256_in_sha256sum_format(
+    registry_copy: ModelRegistry,
+) -> None:
+    """So `sha256sum -c SHA256SUMS` checks a version by hand, without this product."""
+    version_dir = registry_copy.version_dir(_second_version(registry_copy))
+    lines = (version_dir / "SHA256SUMS").read_text().splitlines()
+    expected = {
+        f"{hashlib.sha256((version_dir / name).read_bytes()).hexdigest()}  {name}"
+        for name in ("model.ubj", "metadata.json")
+    }
+    assert set(lines) == expected
+
+
+def test_a_version_registered_before_checksums_is_read_as_it_was(
+    registry_copy: ModelRegistry,
+) -> None:
+    """Registries from earlier releases hold no SHA256SUMS: their metadata is read
+    unchecked, their model still against its sha256."""
+    second = _second_version(registry_copy)
+    (registry_copy.version_dir(second) / "SHA256SUMS").unlink()
+    assert registry_copy.load(second).metadata.version == second
+    _tamper(registry_copy, second)
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        registry_copy.load(second)
+
+
+def test_what_runs_before_publishing_is_published_with_the_version_or_nothing_is(
+    registry_copy: ModelRegistry,
+) -> None:
+    loaded = registry_copy.load(1)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    seen: list[int] = []
+
+    def write_report(meta: Any, directory: Path) -> None:
+        seen.append(meta.version)
+        (directory / "report").mkdir()
+        (directory / "report" / "index.html").write_text(f"version {meta.version}")
+
+    meta = registry_copy.register(loaded.booster, before_publish=write_report, **fields)
+    report = registry_copy.version_dir(meta.version) / "report" / "index.html"
+    assert seen == [2]
+    assert report.read_text() == "version 2"
+
+    def fail(meta: Any, directory: Path) -> None:
+        raise OSError(errno.EROFS, "read-only file system")
+
+    with pytest.raises(OSError, match="read-only"):
+        registry_copy.register(loaded.booster, before_publish=fail, **fields)
+    assert sorted(p.name for p in (registry_copy.root / "versions").iterdir()) == ["1", "2"]
+
+
+def test_a_staging_directory_abandoned_by_a_killed_run_is_removed(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    versions = registry_copy.root / "versions"
+    old, fresh = versions / ".staging-killed", versions / ".staging-writing"
+    for path in (old, fresh):
+        path.mkdir()
+        (path / "model.ubj").write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(old, (two_days_ago, two_days_ago))
+    registry_edits.register_copy(registry_copy)
+    assert not old.exists()
+    assert fresh.exists()  # another writer's, perhaps: left alone

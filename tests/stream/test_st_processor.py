@@ -20,6 +20,7 @@ from feature_store.online import (
 )
 from stream import BatchOutput, BatchProcessor, RawEvent
 from stream.scoring import load_serving_model
+from tests.conftest import rewrite_metadata
 
 NOW = datetime(2025, 6, 1, 12, tzinfo=UTC)
 
@@ -111,7 +112,7 @@ def test_the_stream_refuses_a_model_of_other_features(registry_copy: ModelRegist
     meta_file = registry_copy.root / "versions" / "1" / "metadata.json"
     meta = json.loads(meta_file.read_text())
     meta["feature_set_fingerprint"] = "0" * 64
-    meta_file.write_text(json.dumps(meta))
+    rewrite_metadata(meta_file.parent, json.dumps(meta))
     with pytest.raises(ModelIntegrityError, match="retrain with this release's features"):
         load_serving_model(registry_copy)
 
