@@ -37,7 +37,13 @@ def read_history(
     """
     if not path.exists():
         raise FileNotFoundError(
-            f"history {str(path)!r} does not exist; create one with `fraud simulate history`"
+            f"history {str(path)!r} does not exist; `fraud archive` writes one from the "
+            "stream's topic, `fraud simulate history` a simulated one"
+        )
+    if path.is_dir() and not any(path.iterdir()):
+        raise HistoryFormatError(
+            f"history {str(path)!r} is an empty directory: nothing archived yet (is "
+            "`fraud archive` running?); or give a Parquet file, a directory of them, or a CSV"
         )
     try:
         frame = _read_frame(path, since, until, max_rows)

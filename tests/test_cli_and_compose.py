@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import tomllib
 from pathlib import Path
@@ -175,6 +177,28 @@ def test_the_kubernetes_cronjob_is_the_compose_trainer_run_daily() -> None:
     limit = container["resources"]["limits"]["memory"]
     assert limit.endswith("Gi")
     assert int(env["FRAUD_MAX_HISTORY_ROWS"]) * 0.55e-6 <= 0.9 * int(limit[:-2]) * 2**30 / 1e9
+
+
+def test_the_cronjob_runs_as_the_images_user_on_a_volume_made_writable_to_it() -> None:
+    """A new volume is owned by root; the image's user could not write the registry."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    uid = re.search(r"useradd --uid (\d+) --gid (\d+)", dockerfile)
+    assert uid is not None
+    job = yaml.safe_load((ROOT / "deploy/kubernetes/trainer-cronjob.yaml").read_text())
+    security = job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["securityContext"]
+    assert security["runAsUser"] == int(uid.group(1))
+    assert security["runAsGroup"] == security["fsGroup"] == int(uid.group(2))
+    assert f"--gid {uid.group(2)} fraud" in dockerfile  # the group exists with that id
+
+
+def test_the_image_forwards_signals_to_a_process_that_is_not_pid_1() -> None:
+    """As PID 1, `fraud train` would ignore its second SIGTERM (the kernel drops a signal
+    PID 1 has no handler for), which the README says ends it at once."""
+    entrypoint = re.search(r"^ENTRYPOINT (.+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert entrypoint is not None
+    assert json.loads(entrypoint.group(1)) == ["/usr/bin/tini", "--"]
+    services = _our_services()
+    assert all("entrypoint" not in service for service in services.values())
 
 
 @pytest.mark.parametrize("name", sorted(_our_services()))

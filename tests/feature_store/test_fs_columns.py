@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from feature_store import HistoryColumnsError, read_history
+from feature_store import HistoryColumnsError, HistoryFormatError, read_history
 from feature_store.columns import apply_column_preset
 
 
@@ -81,3 +81,13 @@ def test_a_csv_with_times_in_mixed_iso_spellings_is_read_and_a_bad_one_refused(
     with pytest.raises(HistoryColumnsError, match=r"1 label_time value\(s\) are not ISO 8601 "
                        r"times \(e.g. \['soon'\], rows \[2\], counted from 0\)"):  # fmt: skip
         read_history(tmp_path / "bad.csv")
+
+
+def test_a_missing_or_empty_history_says_what_writes_one(tmp_path: Path) -> None:
+    """A new deployment's first scheduled run, before the archiver wrote anything: an empty
+    directory read as a table "with no event_time column; columns: []"."""
+    with pytest.raises(FileNotFoundError, match="`fraud archive` writes one"):
+        read_history(tmp_path / "archive")
+    (tmp_path / "archive").mkdir()
+    with pytest.raises(HistoryFormatError, match="is an empty directory: nothing archived yet"):
+        read_history(tmp_path / "archive")
