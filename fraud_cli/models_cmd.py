@@ -56,36 +56,54 @@ def _pass_registry(command: Callable[..., None]) -> Callable[..., None]:
 @models.command("list")
 @_pass_registry
 def models_list(registry: Any) -> None:
-    """Every version, its test metrics and gate verdict; * marks the champion."""
-    champion = registry.champion_version()
+    """Every version, its test metrics and gate verdict; * marks the champion (*! one
+    forced past the gate). Exits 1 when the champion cannot be served, after the list."""
+    from batch_training.errors import ModelIntegrityError, RegistryError
+
+    try:
+        champion, forced = registry.champion_version(), registry.champion_was_forced()
+        pointer_error = None
+    except RegistryError as exc:  # the versions are what the operator needs to choose from
+        champion, forced, pointer_error = None, False, exc
     click.echo(
         f"{'':2}{'version':>7}  {'created':20}  {'features':12}  {'trained on':24}  "
         f"{'AP':>6}  {'CP@100':>6}  gate"
     )
-    from batch_training.errors import ModelIntegrityError
-
     versions = registry.versions()
+    unservable = None
     for version in versions:
-        mark = "*" if version == champion else ""
+        mark = ("*!" if forced else "*") if version == champion else ""
         try:
             # the model file checked too: an altered champion must not list as healthy
             meta, _ = registry.verify(version)
         except ModelIntegrityError as exc:  # one damaged version: the others still list
             click.echo(f"{mark:2}{version:>7}  damaged: {exc}")
+            if version == champion:
+                unservable = f"the champion v{champion} is damaged"
             continue
         gate = meta.extra.get("gate", {})
         features = f"{meta.feature_set_name} v{meta.feature_set_version}"
+        judged = gate.get("champion")
+        verdict = "pass" if gate.get("promote") else "fail"
         click.echo(
             f"{mark:2}{version:>7}  {meta.created_at[:19]:20}  "
             f"{features:12}  {meta.training_window.get('split_train', '?'):24}  "
             f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
             f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "
-            f"{'pass' if gate.get('promote') else 'fail'}: {gate.get('reason', '')}"
+            f"{verdict}{f' vs v{judged}' if judged is not None else ''}: {gate.get('reason', '')}"
         )
+    if forced:
+        click.echo("*! the champion was promoted past the gate (--force)")
     if champion is not None and champion not in versions:
-        click.echo(
-            f"* champion.json names v{champion}, which is not in the registry: no worker can "
-            "load it; the next training run replaces it, or `fraud models promote V --force`"
+        unservable = f"champion.json names v{champion}, which is not in the registry"
+    if pointer_error is not None:
+        unservable = str(pointer_error)
+    if unservable is not None:
+        raise click.ClickException(
+            f"{unservable}: no worker can load it; the next training run replaces it, or "
+            "`fraud models promote V --force` one listed above"
+            if pointer_error is None
+            else unservable
         )
 
 
@@ -137,8 +155,14 @@ def _check_recent(run_log: RunLog, max_age_s: float, max_age: str) -> None:
 @click.argument("version", type=int)
 @_pass_registry
 def models_show(registry: Any, version: int) -> None:
-    """A version's full metadata (JSON)."""
+    """A version's full metadata (JSON); exits 1 after it if the model file was altered."""
+    from batch_training.errors import ModelIntegrityError
+
     click.echo(registry.metadata(version).to_json())
+    try:
+        registry.verify(version)
+    except ModelIntegrityError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @models.command("promote")
@@ -158,10 +182,11 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
     gate = meta.extra.get("gate", {})
     passed = bool(gate.get("promote")) and gate.get("champion") == champion
     if not passed and not force:
+        against = "there is no champion" if champion is None else f"the champion is v{champion}"
         raise click.ClickException(
-            f"v{version} has not passed the gate against the current champion "
-            f"(v{champion}): {gate.get('reason', 'no gate record')}; "
-            "add --force to promote it anyway"
+            f"v{version} has not passed the gate against the current champion ({against}; "
+            f"its gate: {gate.get('reason', 'no gate record')}); add --force to promote it "
+            "anyway"
         )
     if passed:  # only while the champion is still the one it was judged against
         registry.promote(version, expected=gate["champion"])

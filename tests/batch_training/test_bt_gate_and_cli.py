@@ -365,12 +365,43 @@ def test_models_list_shows_a_damaged_version_and_lists_the_others(
     (registry.root / "versions" / "9").write_text("a copy")
     (registry.root / "champion.json").write_text('{"version": 7}')
     listed = CliRunner().invoke(cli, [*models, "list"])
-    assert listed.exit_code == 0, listed.output
+    assert listed.exit_code == 1, listed.output  # a monitor sees that nothing can serve
     lines = listed.output.splitlines()
     assert [line.split()[:2] for line in lines[1:3]] == [["1", "damaged:"], ["2", "damaged:"]]
     assert "model version 2: sha256 of model.ubj is" in lines[2]
-    assert lines[3].startswith("* champion.json names v7, which is not in the registry")
+    assert lines[3].startswith("Error: champion.json names v7, which is not in the registry")
     assert len(lines) == 4
+    shown = CliRunner().invoke(cli, [*models, "show", "2"])  # the metadata, then the damage
+    assert shown.exit_code == 1
+    assert json.loads(shown.output.split("\nError: ")[0])["version"] == 2
+    assert "Error: model version 2: sha256 of model.ubj is" in shown.output
+    # a pointer damaged by hand: the versions to choose from are still listed
+    (registry.root / "champion.json").write_text("{")
+    listed = CliRunner().invoke(cli, [*models, "list"])
+    assert listed.exit_code == 1
+    assert [line.split()[0] for line in listed.output.splitlines()[1:3]] == ["1", "2"]
+    assert "Error: the champion pointer" in listed.output
+
+
+def test_models_list_marks_a_forced_champion_and_whom_each_gate_judged_against(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    run_training(small_history, registry=registry, options=_small_options())
+    run_training(small_history, registry=registry, options=_small_options())  # the same model
+    models = ["models", "--registry", str(registry.root)]
+    (registry.root / "champion.json").unlink()
+    refused = CliRunner().invoke(cli, [*models, "promote", "2"])
+    assert "(there is no champion; its gate: " in refused.output  # it said "(vNone)"
+    registry.promote(1)
+    registry.promote(2, forced=True)
+    listed = CliRunner().invoke(cli, [*models, "list"])
+    assert listed.exit_code == 0
+    lines = listed.output.splitlines()
+    assert " pass: " in lines[1]  # the first model: judged against no champion
+    assert lines[2].startswith("*!      2")
+    assert " fail vs v1: " in lines[2]
+    assert lines[-1] == "*! the champion was promoted past the gate (--force)"
 
 
 def test_promote_and_rollback_refuse_a_model_no_worker_would_serve_even_forced(
