@@ -320,6 +320,8 @@ class ModelRegistry:
         # start on them
         self.verify(version)
         with self._pointer_lock():
+            if not self.version_dir(version).is_dir():  # pruned since it was verified
+                raise RegistryError(f"model version {version} was removed from {self.root}")
             pointer = self._pointer()  # read once: the lock keeps it current
             current = _still(
                 _version(pointer),
@@ -374,6 +376,28 @@ class ModelRegistry:
                 }
             )
         return previous[0]
+
+    def prune(self, keep: int, *, dry_run: bool = False) -> list[int]:
+        """Remove all but the newest ``keep`` versions, never the champion nor the earlier
+        champions a rollback can reinstate; return the versions removed (or, with
+        ``dry_run``, that would be)."""
+        if keep < 1:
+            raise RegistryError(f"keep {keep!r}: keep at least the newest version (1)")
+        with self._pointer_lock():  # a promotion cannot name a version being removed
+            pointer = self._pointer()
+            versions = self.versions()
+            kept = {*versions[-keep:], *_previous(pointer)} | {_version(pointer)}
+            removed = [v for v in versions if v not in kept]
+            if dry_run:
+                return removed
+            for version in removed:
+                # out of sight at once (a rename), then deleted at leisure
+                doomed = self._versions / f"{_STAGING}pruned-{version}"
+                self.version_dir(version).rename(doomed)
+                shutil.rmtree(doomed)
+            fsync_path(self._versions)
+        self._remove_abandoned_staging()
+        return removed
 
     @contextlib.contextmanager
     def _pointer_lock(self) -> Iterator[None]:

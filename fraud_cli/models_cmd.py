@@ -195,6 +195,25 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
     click.echo(f"v{version} is the champion{' (forced past the gate)' if not passed else ''}")
 
 
+@models.command("prune")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    required=True,
+    help="How many of the newest versions to keep (the champion and its rollback history "
+    "are always kept).",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be removed; remove nothing.")
+@_pass_registry
+def models_prune(registry: Any, keep: int, dry_run: bool) -> None:
+    """Remove old versions a scheduled trainer left: never the champion, nor the earlier
+    champions a rollback can reinstate."""
+    removed = registry.prune(keep, dry_run=dry_run)
+    kept = len(registry.versions()) - (len(removed) if dry_run else 0)
+    names = ", ".join(f"v{v}" for v in removed) or "nothing"
+    click.echo(f"{'would remove' if dry_run else 'removed'} {names}; {kept} versions kept")
+
+
 @models.command("rollback")
 @click.option("--force", is_flag=True, help="Roll back a champion that passed the gate.")
 @_pass_registry

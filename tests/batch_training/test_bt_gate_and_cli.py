@@ -799,3 +799,19 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
     assert message.format(path=path) in result.output
     assert isinstance(result.exception, SystemExit)
     assert not (tmp_path / "registry" / "versions").exists()
+
+
+def test_models_prune_says_what_it_removes_and_a_dry_run_removes_nothing(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    for _ in range(3):
+        registry_edits.register_copy(registry_copy)  # versions 2..4; v1 is the champion
+    models = ["models", "--registry", str(registry_copy.root), "prune"]
+    dry = CliRunner().invoke(cli, [*models, "--keep", "1", "--dry-run"])
+    assert dry.output == "would remove v2, v3; 2 versions kept\n"
+    assert registry_copy.versions() == [1, 2, 3, 4]
+    done = CliRunner().invoke(cli, [*models, "--keep", "1"])
+    assert done.output == "removed v2, v3; 2 versions kept\n"
+    assert registry_copy.versions() == [1, 4]
+    refused = CliRunner().invoke(cli, [*models, "--keep", "0"])
+    assert refused.exit_code == 2

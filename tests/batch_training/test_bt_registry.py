@@ -387,3 +387,22 @@ def test_a_staging_directory_abandoned_by_a_killed_run_is_removed(
     registry_edits.register_copy(registry_copy)
     assert not old.exists()
     assert fresh.exists()  # another writer's, perhaps: left alone
+
+
+def test_prune_keeps_the_newest_the_champion_and_what_a_rollback_can_reinstate(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    for _ in range(6):
+        registry_edits.register_copy(registry_copy)  # versions 2..7
+    registry_copy.promote(3, forced=True)  # history: [1]
+    registry_copy.promote(4, forced=True)  # history: [3, 1]
+    assert registry_copy.prune(2, dry_run=True) == [2, 5]
+    assert registry_copy.versions() == [1, 2, 3, 4, 5, 6, 7]
+    assert registry_copy.prune(2) == [2, 5]
+    assert registry_copy.versions() == [1, 3, 4, 6, 7]
+    assert [p.name for p in (registry_copy.root / "versions").iterdir() if p.name[0] == "."] == []
+    assert registry_copy.rollback() == 3
+    assert registry_copy.rollback() == 1
+    assert registry_edits.register_copy(registry_copy) == 8  # numbers are not reused
+    with pytest.raises(RegistryError, match="keep 0: keep at least the newest version"):
+        registry_copy.prune(0)
