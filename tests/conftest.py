@@ -157,13 +157,19 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
 
 
 @pytest.fixture(autouse=True)
-def _collect_cycles_after_each_test() -> Iterator[None]:
+def _collect_cycles_after_each_test(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Objects in reference cycles are finalised at the test that made them, so a socket
     one leaks in a cycle fails that test (its ResourceWarning is an error at teardown)
-    rather than the whole run at pytest's shutdown, naming no test. That happened in two
-    runs of seven on 2026-12-06; none of the runs since has leaked, so the test is not
-    yet known."""
+    rather than a later one, or the whole run at pytest's shutdown, naming no test.
+
+    The records pytest captured are let go first: a library that logs an exception keeps
+    its traceback's frames, and any socket in them, alive in the record until pytest
+    drops it, after this teardown; its socket then failed the next test to collect
+    (2026-12-07, in CI: a connected socket at test_log_redaction, the test after the demo's).
+    Every socket says where it was made (tests/socket_origins.py)."""
     yield
+    for when in ("setup", "call"):
+        caplog.get_records(when).clear()
     gc.collect()
 
 
