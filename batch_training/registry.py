@@ -22,6 +22,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -52,6 +53,7 @@ METADATA_FILE: Final = "metadata.json"
 CHAMPION_FILE: Final = "champion.json"
 CHECKSUMS_FILE: Final = "SHA256SUMS"
 _STAGING: Final = ".staging-"
+_PRUNED: Final = ".pruned-"
 # a version is written in seconds to minutes (its report included); a day is abandoned
 _ABANDONED_AFTER_S: Final = 86_400.0
 
@@ -124,10 +126,10 @@ def _recorded_checksums(path: Path) -> dict[str, str]:
         return {}
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelIntegrityError(f"{path} is unreadable ({exc}); restore it") from exc
-    recorded = {}
-    for line in text.splitlines():
-        digest, _, name = line.partition("  ")
-        recorded[name] = digest
+    # sha256sum's lines: the digest, then " " (text) or "*" (binary) before the name
+    recorded = {m[2]: m[1] for m in re.finditer(r"^([0-9a-f]{64}) [ *](.+)$", text, re.M)}
+    if METADATA_FILE not in recorded:  # the file is written whole: this one was edited
+        raise ModelIntegrityError(f"{path} records no sha256 of {METADATA_FILE}; restore it")
     return recorded
 
 
@@ -390,12 +392,12 @@ class ModelRegistry:
             removed = [v for v in versions if v not in kept]
             if dry_run:
                 return removed
-            for version in removed:
-                # out of sight at once (a rename), then deleted at leisure
-                doomed = self._versions / f"{_STAGING}pruned-{version}"
-                self.version_dir(version).rename(doomed)
-                shutil.rmtree(doomed)
+            for version in removed:  # out of sight at once: a rename
+                self.version_dir(version).rename(self._versions / f"{_PRUNED}{version}")
             fsync_path(self._versions)
+        # then deleted outside the lock, with any a killed prune left
+        for path in self._versions.glob(f"{_PRUNED}*"):
+            shutil.rmtree(path, ignore_errors=True)
         self._remove_abandoned_staging()
         return removed
 

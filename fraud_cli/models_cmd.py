@@ -58,7 +58,7 @@ def _pass_registry(command: Callable[..., None]) -> Callable[..., None]:
 def models_list(registry: Any) -> None:
     """Every version, its test metrics and gate verdict; * marks the champion (*! one
     forced past the gate). Exits 1 when the champion cannot be served, after the list."""
-    from batch_training.errors import ModelIntegrityError, RegistryError
+    from batch_training.errors import RegistryError
 
     try:
         champion, forced = registry.champion_version(), registry.champion_was_forced()
@@ -76,7 +76,8 @@ def models_list(registry: Any) -> None:
         try:
             # the model file checked too: an altered champion must not list as healthy
             meta, _ = registry.verify(version)
-        except ModelIntegrityError as exc:  # one damaged version: the others still list
+        # one damaged version (or one pruned meanwhile): the others still list
+        except RegistryError as exc:
             click.echo(f"{mark:2}{version:>7}  damaged: {exc}")
             if version == champion:
                 unservable = f"the champion v{champion} is damaged"

@@ -18,7 +18,9 @@ from typing import Any
 
 __all__ = ["trace_socket_origins"]
 
-_STDLIB = sysconfig.get_paths()["stdlib"]
+# libraries first: outside a virtual environment they sit under the standard library's
+_LIBRARIES = tuple({sysconfig.get_paths()[k] + "/" for k in ("purelib", "platlib")})
+_STDLIB = sysconfig.get_paths()["stdlib"] + "/"
 _FRAMES = 6
 
 
@@ -27,8 +29,9 @@ def _origin() -> str:
     frame: FrameType | None = sys._getframe(2)
     while frame is not None and len(frames) < _FRAMES:
         path = frame.f_code.co_filename
-        if not path.startswith(_STDLIB):
-            short = path.rsplit("site-packages/", 1)[-1]
+        library = next((p for p in _LIBRARIES if path.startswith(p)), None)
+        if library is not None or not path.startswith(_STDLIB):
+            short = path.removeprefix(library or "")
             frames.append(f"{short}:{frame.f_lineno} {frame.f_code.co_name}")
         frame = frame.f_back
     return " <- ".join(frames) or "the standard library"

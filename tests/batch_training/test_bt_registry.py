@@ -398,6 +398,7 @@ def test_prune_keeps_the_newest_the_champion_and_what_a_rollback_can_reinstate(
     registry_copy.promote(4, forced=True)  # history: [3, 1]
     assert registry_copy.prune(2, dry_run=True) == [2, 5]
     assert registry_copy.versions() == [1, 2, 3, 4, 5, 6, 7]
+    (registry_copy.root / "versions" / ".pruned-0").mkdir()  # left by a killed prune
     assert registry_copy.prune(2) == [2, 5]
     assert registry_copy.versions() == [1, 3, 4, 6, 7]
     assert [p.name for p in (registry_copy.root / "versions").iterdir() if p.name[0] == "."] == []
@@ -406,3 +407,22 @@ def test_prune_keeps_the_newest_the_champion_and_what_a_rollback_can_reinstate(
     assert registry_edits.register_copy(registry_copy) == 8  # numbers are not reused
     with pytest.raises(RegistryError, match="keep 0: keep at least the newest version"):
         registry_copy.prune(0)
+
+
+def test_sha256sums_in_binary_mode_is_read_and_one_without_the_metadata_is_refused(
+    registry_copy: ModelRegistry,
+) -> None:
+    """`sha256sum -b` writes "digest *name"; a file that lost the metadata's line would
+    otherwise leave the metadata unchecked."""
+    second = _second_version(registry_copy)
+    sums = registry_copy.version_dir(second) / "SHA256SUMS"
+    sums.write_text(sums.read_text().replace("  ", " *"))
+    assert registry_copy.metadata(second).version == second
+    rewrite_metadata(registry_copy.version_dir(second), "{}")  # checked in binary mode too
+    sums.write_text(sums.read_text().replace("  ", " *"))
+    with pytest.raises(ModelIntegrityError, match="KeyError"):
+        registry_copy.metadata(second)
+    model_line = next(line for line in sums.read_text().splitlines() if "model.ubj" in line)
+    sums.write_text(model_line + "\n")
+    with pytest.raises(ModelIntegrityError, match=r"records no sha256 of metadata\.json"):
+        registry_copy.metadata(second)

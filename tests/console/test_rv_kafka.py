@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import json
 import signal
-import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -144,34 +142,12 @@ def test_a_verdict_reaches_fraud_labels(
         assert unsent == 1  # only the escalation, which is never sent
 
 
-@pytest.fixture
-def refused_sockets_closed() -> Iterator[None]:
-    """kafka-python leaves the socket of each refused reconnect open, held by the frames of
-    the tracebacks it logged; released during a later test they would fail it (warnings are
-    errors here). Tests that stop a broker under a client close those afterwards: sockets
-    that never connected and do not listen."""
-    yield
-    for candidate in gc.get_objects():
-        if not isinstance(candidate, socket.socket) or candidate.fileno() == -1:
-            continue
-        try:
-            candidate.getpeername()
-        except OSError:
-            if not candidate.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                candidate.close()
-
-
 def _stops_a_broker_under_a_client(test: Callable[..., None]) -> Callable[..., None]:
-    """On SQLite; the refused reconnects' sockets are closed after the test, and ignored
-    when released within it."""
-    marks = (
-        pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
-        pytest.mark.usefixtures("refused_sockets_closed"),
-        pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    )
-    for mark in marks:
-        test = mark(test)
-    return test
+    """On SQLite (the refused reconnects' sockets are closed by tests/kafka_connects.py)."""
+    on_sqlite: Callable[..., None] = pytest.mark.parametrize(
+        "database_url", ["sqlite"], indirect=True
+    )(test)
+    return on_sqlite
 
 
 def _give_verdict(sessions: sessionmaker[Session], n: int) -> None:
