@@ -398,6 +398,19 @@ def _warn_unmatched_verdicts(
         )
 
 
+def _latest_verdicts(labels: pd.DataFrame) -> pd.DataFrame:
+    """Each payment's latest verdict, timed from the first of the verdicts in a row that
+    agree with it: a fraud confirmed again (a chargeback after the analyst's verdict) was
+    known at the first, which is when its card counts as known; a verdict reversed is
+    known from the reversal."""
+    labels = labels.sort_values(["transaction_id", "label_time"], kind="stable")
+    ids, verdicts = labels["transaction_id"], labels["is_fraud"].astype(bool)
+    changed = (ids != ids.shift()) | (verdicts != verdicts.shift())
+    since = labels["label_time"].where(changed).ffill()
+    latest = labels.assign(label_time=since).drop_duplicates("transaction_id", keep="last")
+    return latest.sort_values("label_time", kind="stable")
+
+
 def read_archive(
     path: Path,
     *,
@@ -406,7 +419,8 @@ def read_archive(
     max_rows: int | None = None,
 ) -> pd.DataFrame:
     """Archived transactions with ``is_fraud`` and ``label_time`` from the latest archived
-    label of each (else 0 and no time: the features then assume the label delay).
+    label of each, timed from when that verdict first held (else 0 and no time: the
+    features then assume the label delay).
 
     With ``since``, only the transactions of that UTC day and later are read, and with
     ``until`` only those before that day (every label still is: a verdict can come long
@@ -431,8 +445,7 @@ def read_archive(
     frame["is_fraud"] = 0
     if labels_dir.is_dir() and any(labels_dir.rglob("*.parquet")):
         labels = _dataset("labels", _parts(_day_dirs(labels_dir))).to_table().to_pandas()
-        labels = labels.sort_values("label_time")
-        latest = labels.drop_duplicates("transaction_id", keep="last")
+        latest = _latest_verdicts(labels)
         rows = ids.get_indexer(latest["transaction_id"])
         read = rows >= 0  # not: a verdict on a payment of a day not read, or on none
         if not read.all():

@@ -435,3 +435,34 @@ def test_a_verdict_on_no_archived_payment_is_counted_and_said(
         read_archive(tmp_path / "archive", since=since)
     (record,) = caplog.records
     assert "1 verdict(s) name no archived payment (e.g. lost-1)" in record.getMessage()
+
+
+def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_itself(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A chargeback confirming an analyst's fraud verdict days later must not make the
+    card known later: the split and the features take a fraud as known from its label."""
+    seed_archive(history, tmp_path / "archive")
+    legit = history[history["is_fraud"] == 0]["transaction_id"]
+    again, reversed_, back = legit.iloc[0], legit.iloc[1], legit.iloc[2]
+    t = [history["event_time"].max() + pd.Timedelta(days=d) for d in (1, 3, 5)]
+    verdicts = pd.DataFrame(
+        {
+            "transaction_id": [again, again, reversed_, reversed_, back, back, back],
+            "is_fraud": [True, True, True, False, True, False, True],
+            "label_time": [t[0], t[1], t[0], t[1], t[0], t[1], t[2]],
+            "analyst": "alice",
+        }
+    )
+    for day, part in verdicts.groupby(verdicts["label_time"].dt.date):
+        directory = tmp_path / "archive" / "labels" / f"day={day:%Y-%m-%d}"
+        directory.mkdir(parents=True, exist_ok=True)
+        part.to_parquet(directory / "part-verdicts.parquet", index=False)
+
+    archived = read_archive(tmp_path / "archive").set_index("transaction_id")
+    assert (archived.loc[again, "is_fraud"], archived.loc[again, "label_time"]) == (1, t[0])
+    assert (archived.loc[reversed_, "is_fraud"], archived.loc[reversed_, "label_time"]) == (
+        0,
+        t[1],
+    )
+    assert (archived.loc[back, "is_fraud"], archived.loc[back, "label_time"]) == (1, t[2])
