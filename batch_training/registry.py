@@ -227,7 +227,10 @@ class ModelRegistry:
                 f"model version {version} does not exist in {self.root}; "
                 f"known versions: {self.versions()}"
             )
-        meta_bytes = path.read_bytes()
+        try:
+            meta_bytes = path.read_bytes()
+        except FileNotFoundError as exc:  # pruned since it was listed
+            raise _missing(version, path) from exc
         recorded = _recorded_checksums(path.parent / CHECKSUMS_FILE).get(METADATA_FILE)
         if recorded is not None and recorded != _sha256(meta_bytes):
             raise ModelIntegrityError(

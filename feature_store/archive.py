@@ -405,8 +405,11 @@ def _latest_verdicts(labels: pd.DataFrame) -> pd.DataFrame:
     known from the reversal."""
     labels = labels.sort_values(["transaction_id", "label_time"], kind="stable")
     ids, verdicts = labels["transaction_id"], labels["is_fraud"].astype(bool)
-    changed = (ids != ids.shift()) | (verdicts != verdicts.shift())
-    since = labels["label_time"].where(changed).ffill()
+    changed = ((ids != ids.shift()) | (verdicts != verdicts.shift())).to_numpy()
+    # each row's run's first row, by position: a run that starts with no time (a
+    # hand-written part) keeps none, rather than taking the row before's
+    first = np.maximum.accumulate(np.where(changed, np.arange(len(labels)), 0))
+    since = labels["label_time"].to_numpy()[first]
     latest = labels.assign(label_time=since).drop_duplicates("transaction_id", keep="last")
     return latest.sort_values("label_time", kind="stable")
 

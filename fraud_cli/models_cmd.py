@@ -78,6 +78,8 @@ def models_list(registry: Any) -> None:
             meta, _ = registry.verify(version)
         # one damaged version (or one pruned meanwhile): the others still list
         except RegistryError as exc:
+            if not registry.version_dir(version).exists():  # pruned while listing
+                continue
             click.echo(f"{mark:2}{version:>7}  damaged: {exc}")
             if version == champion:
                 unservable = f"the champion v{champion} is damaged"

@@ -159,7 +159,9 @@ def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> ModelRegistry:
 
 
 @pytest.fixture(autouse=True)
-def _collect_cycles_after_each_test(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+def _collect_cycles_after_each_test(
+    caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+) -> Iterator[None]:
     """Objects in reference cycles are finalised at the test that made them, so a socket
     one leaks in a cycle fails that test (its ResourceWarning is an error at teardown)
     rather than a later one, or the whole run at pytest's shutdown, naming no test.
@@ -170,8 +172,11 @@ def _collect_cycles_after_each_test(caplog: pytest.LogCaptureFixture) -> Iterato
     (2026-12-07, in CI: a connected socket at test_log_redaction, the test after the demo's).
     Every socket says where it was made (tests/socket_origins.py)."""
     yield
-    for when in ("setup", "call"):
+    for when in ("setup", "call", "teardown"):
         caplog.get_records(when).clear()
+    # the report's own handler holds this phase's records too (its text is kept)
+    logging_plugin = request.config.pluginmanager.get_plugin("logging-plugin")
+    getattr(getattr(logging_plugin, "report_handler", None), "records", []).clear()
     gc.collect()
 
 

@@ -444,17 +444,19 @@ def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_it
     card known later: the split and the features take a fraud as known from its label."""
     seed_archive(history, tmp_path / "archive")
     legit = history[history["is_fraud"] == 0]["transaction_id"]
-    again, reversed_, back = legit.iloc[0], legit.iloc[1], legit.iloc[2]
+    again, reversed_, back, untimed = (legit.iloc[i] for i in range(4))
     t = [history["event_time"].max() + pd.Timedelta(days=d) for d in (1, 3, 5)]
     verdicts = pd.DataFrame(
         {
-            "transaction_id": [again, again, reversed_, reversed_, back, back, back],
-            "is_fraud": [True, True, True, False, True, False, True],
-            "label_time": [t[0], t[1], t[0], t[1], t[0], t[1], t[2]],
+            "transaction_id": [again, again, reversed_, reversed_, back, back, back, untimed],
+            "is_fraud": [True, True, True, False, True, False, True, True],
+            "label_time": [t[0], t[1], t[0], t[1], t[0], t[1], t[2], pd.NaT],
             "analyst": "alice",
         }
     )
-    for day, part in verdicts.groupby(verdicts["label_time"].dt.date):
+    # a hand-written part may hold a verdict without a time: filed with the first day's
+    days = verdicts["label_time"].fillna(t[0]).dt.date
+    for day, part in verdicts.groupby(days):
         directory = tmp_path / "archive" / "labels" / f"day={day:%Y-%m-%d}"
         directory.mkdir(parents=True, exist_ok=True)
         part.to_parquet(directory / "part-verdicts.parquet", index=False)
@@ -466,3 +468,6 @@ def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_it
         t[1],
     )
     assert (archived.loc[back, "is_fraud"], archived.loc[back, "label_time"]) == (1, t[2])
+    # no time of its own: none (the features then assume the label delay), not a neighbour's
+    assert archived.loc[untimed, "is_fraud"] == 1
+    assert pd.isna(archived.loc[untimed, "label_time"])
