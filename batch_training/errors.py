@@ -7,6 +7,7 @@ __all__ = [
     "ChampionMovedError",
     "ModelIntegrityError",
     "NoChampionError",
+    "PromotionFailedError",
     "RegistryError",
     "TrainingConfigError",
     "TrainingDataError",
@@ -27,6 +28,18 @@ class ModelIntegrityError(RegistryError):
 
 class ChampionMovedError(RegistryError):
     """The champion changed between a gate's judgement and the promotion it allowed."""
+
+
+class PromotionFailedError(RegistryError):
+    """A candidate was registered, and making it the champion then failed."""
+
+    def __init__(self, version: int, cause: BaseException) -> None:
+        super().__init__(
+            f"version {version} was registered, but its promotion failed "
+            f"({type(cause).__name__}: {cause}); it stays a challenger: fix the cause, then "
+            f"`fraud models promote {version}`"
+        )
+        self.version = version
 
 
 class NoChampionError(RegistryError):

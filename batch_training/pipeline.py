@@ -20,7 +20,7 @@ import pandas as pd
 
 from batch_training.champion import judge_candidate
 from batch_training.dataset import DataSplit, days_without_payments, fold_splits, split_history
-from batch_training.errors import ChampionMovedError, TrainingDataError
+from batch_training.errors import ChampionMovedError, PromotionFailedError, TrainingDataError
 from batch_training.folds import Evaluation, FoldFeatures, fit_fold
 from batch_training.gate import GateDecision
 from batch_training.metrics import decision_outcome
@@ -345,7 +345,7 @@ def run_training(
                     )
                 except Exception:  # e.g. the same full disk: the promotion's error is the news
                     log.exception("the report of version %d could not be rewritten", meta.version)
-                raise
+                raise PromotionFailedError(meta.version, exc) from exc
     return TrainingRun(
         metadata=meta,
         promoted=promoted,

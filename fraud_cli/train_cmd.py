@@ -312,7 +312,7 @@ def _failure_as_json_line(enabled: bool) -> Iterator[None]:
             cancelled = isinstance(exc, RunCancelled)
             line = {
                 "outcome": "cancelled" if cancelled else "failed",
-                "model_version": None,
+                "model_version": _registered_version(exc),
                 "promoted": False,
                 "error": type(exc).__name__,
                 "reason": _CANCELLED if cancelled else redact_pans(str(exc)),
@@ -365,8 +365,20 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
         raise
     except Exception as exc:
         if not recorded:
-            record(outcome="failed", reason=str(exc), error=type(exc).__name__)
+            record(
+                outcome="failed",
+                reason=str(exc),
+                error=type(exc).__name__,
+                version=_registered_version(exc),
+            )
         raise
+
+
+def _registered_version(exc: Exception) -> int | None:
+    """The version a failed run registered before it failed (its promotion), if any."""
+    from batch_training.errors import PromotionFailedError
+
+    return exc.version if isinstance(exc, PromotionFailedError) else None
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ and what fraud train shows in a terminal."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.gate import promotion_gate
 from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
+from batch_training.run_log import RunLog
 from batch_training.schedule import exclusive, run_every
 from batch_training.train import TrainingConfig
 from feature_store import CORE_FEATURE_SET
@@ -815,3 +817,33 @@ def test_models_prune_says_what_it_removes_and_a_dry_run_removes_nothing(
     assert registry_copy.versions() == [1, 4]
     refused = CliRunner().invoke(cli, [*models, "--keep", "0"])
     assert refused.exit_code == 2
+
+
+def test_a_failed_promotion_names_the_version_it_registered(
+    small_history: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version exists, a challenger: the JSON line and the run log said none did."""
+
+    def disk_full(self: ModelRegistry, version: int, **_: Any) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ModelRegistry, "promote", disk_full)
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    where = ["--history", str(history), "--registry", str(registry), "--json"]
+    window = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+    result = CliRunner().invoke(cli, ["train", *where, *window])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    line = json.loads(next(x for x in lines if x.startswith("{")))
+    assert (line["outcome"], line["model_version"]) == ("failed", 1)
+    assert line["error"] == "PromotionFailedError"
+    assert "No space left on device" in line["reason"]
+    assert "`fraud models promote 1`" in lines[-1]
+    assert ModelRegistry(registry).versions() == [1]
+    assert ModelRegistry(registry).champion_version() is None
+    (record,) = RunLog(registry).records()
+    assert (record.outcome, record.version) == ("failed", 1)
+    report = (registry / "versions" / "1" / "report" / "index.html").read_text()
+    assert "the promotion failed" in report
