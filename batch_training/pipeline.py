@@ -260,9 +260,10 @@ def run_training(
     )
     promoted = gate.promote and options.promote
 
-    def report(meta: ModelMetadata, out: Path, gate: GateDecision, promoted: bool) -> Path:
+    def report(meta: ModelMetadata, version_dir: Path, gate: GateDecision, promoted: bool) -> Path:
+        """The report of ``meta``, in ``version_dir`` unless --report-dir says elsewhere."""
         return write_report(
-            out,
+            options.report_dir or version_dir / "report",
             metadata=meta,
             window=test_window,
             booster=fitted.booster,
@@ -277,7 +278,7 @@ def run_training(
         # that fails or is killed here leaves no version the gate would let through
         if options.predictions_out is not None:
             _write_predictions(options.predictions_out, history, evaluation)
-        report(meta, options.report_dir or version_dir / "report", gate, promoted)
+        report(meta, version_dir, gate, promoted)
 
     # the last stage report, so a stop requested here leaves no version behind
     progress("writing the report")
@@ -329,19 +330,19 @@ def run_training(
                 "label_delay_s": options.label_delay_s,
             },
         )
-        report_dir = options.report_dir or registry.version_dir(meta.version) / "report"
-        report_path = report_dir / "index.html"
+        published = registry.version_dir(meta.version)
+        report_path = (options.report_dir or published / "report") / "index.html"
         # promotion comes last, so a failed step above never leaves a champion behind it
         if promoted:
             try:
                 registry.promote(meta.version, expected=champion_version)
             except ChampionMovedError as exc:  # an operator promoted or rolled back meanwhile
                 promoted, gate = False, GateDecision(False, str(exc))
-                report_path = report(meta, report_dir, gate, promoted)
+                report_path = report(meta, published, gate, promoted)
             except Exception as exc:  # the report must not say "promoted"
                 try:
                     report(
-                        meta, report_dir, GateDecision(False, f"the promotion failed: {exc}"), False
+                        meta, published, GateDecision(False, f"the promotion failed: {exc}"), False
                     )
                 except Exception:  # e.g. the same full disk: the promotion's error is the news
                     log.exception("the report of version %d could not be rewritten", meta.version)

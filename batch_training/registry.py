@@ -117,20 +117,20 @@ def _checksums(model_bytes: bytes, meta_bytes: bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _recorded_checksums(path: Path) -> dict[str, str]:
-    """File name → sha256, from a version's SHA256SUMS; empty for a version registered
-    before there was one (its metadata is read unchecked, as it was then)."""
+def _recorded_metadata_sha256(path: Path) -> str | None:
+    """The metadata's sha256 from a version's SHA256SUMS (the model's is in the metadata);
+    None for a version registered before there was one (read unchecked, as it was then)."""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return {}
+        return None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelIntegrityError(f"{path} is unreadable ({exc}); restore it") from exc
     # sha256sum's lines: the digest, then " " (text) or "*" (binary) before the name
     recorded = {m[2]: m[1] for m in re.finditer(r"^([0-9a-f]{64}) [ *](.+)$", text, re.M)}
     if METADATA_FILE not in recorded:  # the file is written whole: this one was edited
         raise ModelIntegrityError(f"{path} records no sha256 of {METADATA_FILE}; restore it")
-    return recorded
+    return recorded[METADATA_FILE]
 
 
 class ModelRegistry:
@@ -231,11 +231,12 @@ class ModelRegistry:
             meta_bytes = path.read_bytes()
         except FileNotFoundError as exc:  # pruned since it was listed
             raise _missing(version, path) from exc
-        recorded = _recorded_checksums(path.parent / CHECKSUMS_FILE).get(METADATA_FILE)
-        if recorded is not None and recorded != _sha256(meta_bytes):
+        recorded = _recorded_metadata_sha256(path.parent / CHECKSUMS_FILE)
+        actual = _sha256(meta_bytes)
+        if recorded is not None and recorded != actual:
             raise ModelIntegrityError(
                 f"model version {version}: {path} changed since it was registered (its "
-                f"sha256 is {_sha256(meta_bytes)}, {CHECKSUMS_FILE} recorded {recorded}); "
+                f"sha256 is {actual}, {CHECKSUMS_FILE} recorded {recorded}); "
                 "its thresholds or gate record may not be the ones trained: restore the "
                 "file, or train a new version or promote another one"
             )

@@ -97,16 +97,14 @@ def models_list(registry: Any) -> None:
         )
     if forced:
         click.echo("*! the champion was promoted past the gate (--force)")
+    if pointer_error is not None:  # its message says the fix
+        raise click.ClickException(str(pointer_error))
     if champion is not None and champion not in versions:
         unservable = f"champion.json names v{champion}, which is not in the registry"
-    if pointer_error is not None:
-        unservable = str(pointer_error)
     if unservable is not None:
         raise click.ClickException(
             f"{unservable}: no worker can load it; the next training run replaces it, or "
             "`fraud models promote V --force` one listed above"
-            if pointer_error is None
-            else unservable
         )
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["refuse_unusable_directory", "refuse_unwritable_parent"]
+__all__ = ["refuse_unusable_directory", "refuse_unusable_file", "refuse_unwritable_parent"]
 
 
 def refuse_unwritable_parent(path: Path, option: str) -> None:
@@ -34,4 +34,11 @@ def refuse_unusable_directory(path: Path, option: str) -> None:
                 "give it write permission, or choose another"
             )
         return
+    refuse_unwritable_parent(path, option)
+
+
+def refuse_unusable_file(path: Path, option: str) -> None:
+    """``path`` is a file to write (missing parents made)."""
+    if path.is_dir():
+        raise click.UsageError(f"{option} {path} is a directory; give a Parquet file's path")
     refuse_unwritable_parent(path, option)

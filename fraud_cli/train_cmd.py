@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraud_cli.paths import refuse_unusable_directory, refuse_unwritable_parent
+from fraud_cli.paths import refuse_unusable_directory, refuse_unusable_file
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
@@ -196,12 +196,7 @@ def train(every: str | None, **options: Any) -> None:
     if options["report_dir"] is not None:
         refuse_unusable_directory(options["report_dir"], "--report-dir")
     if options["predictions_out"] is not None:
-        if options["predictions_out"].is_dir():
-            raise click.UsageError(
-                f"--predictions-out {options['predictions_out']} is a directory; give a "
-                "Parquet file's path"
-            )
-        refuse_unwritable_parent(options["predictions_out"], "--predictions-out")
+        refuse_unusable_file(options["predictions_out"], "--predictions-out")
     read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
     from batch_training.schedule import (
