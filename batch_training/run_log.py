@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 RUN_LOG_FILE: Final = "runs.jsonl"
 IN_PROGRESS_FILE: Final = ".run-in-progress.json"
 
-Outcome = Literal["promoted", "challenger", "failed", "cancelled"]
-COMPLETED: Final = frozenset({"promoted", "challenger"})
+# unchanged: a scheduled run skipped because its history and champion were as the last
+# run left them (batch_training.unchanged); the trainer did its work, so it completed
+Outcome = Literal["promoted", "challenger", "unchanged", "failed", "cancelled"]
+COMPLETED: Final = frozenset({"promoted", "challenger", "unchanged"})
 
 
 @dataclass(frozen=True)

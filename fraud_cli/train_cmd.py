@@ -21,9 +21,13 @@ from fraud_cli.paths import refuse_unusable_directory, refuse_unusable_file
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
-    from batch_training.pipeline import PipelineOptions
+    import pandas as pd
+
+    from batch_training.pipeline import PipelineOptions, TrainingRun
     from batch_training.reach import HistoryReach
+    from batch_training.registry import ModelRegistry
     from batch_training.train import Progress
+    from batch_training.unchanged import UnchangedRuns
     from feature_store.columns import ColumnPreset
 
 __all__ = ["parse_duration", "train"]
@@ -224,10 +228,14 @@ def train(every: str | None, **options: Any) -> None:
     if options["train_start"] is not None:
         raise click.UsageError("--every trains on the latest window each time: drop --train-start")
     scheduled = _pipeline_options(options, None)  # bad settings fail now, not every tick
-    stop = threading.Event()
+    from batch_training.unchanged import UnchangedRuns
+
+    stop, unchanged = threading.Event(), UnchangedRuns()
     run_every(
         interval_s,
-        lambda: _train_once(history, registry_dir, scheduled, read, options["as_json"], stop),
+        lambda: _train_once(
+            history, registry_dir, scheduled, read, options["as_json"], stop, unchanged
+        ),
         lock_path=lock_path,
         stop=stop,
     )
@@ -319,9 +327,10 @@ def _failure_as_json_line(enabled: bool) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
+def _recorded(registry_dir: Path) -> Iterator[Callable[..., None]]:
     """Record the run in the registry's run log however it ends; the body calls the
-    yielded function with its summary once it completes."""
+    yielded function with the record's fields (outcome, reason, version, metrics) once
+    it completes."""
     from batch_training.run_log import RunLog, RunRecord
     from batch_training.schedule import RunCancelled
 
@@ -343,14 +352,9 @@ def _recorded(registry_dir: Path) -> Iterator[Callable[[dict[str, Any]], None]]:
 
     recorded = False
 
-    def completed(summary: dict[str, Any]) -> None:
+    def completed(**fields: Any) -> None:
         nonlocal recorded
-        record(
-            outcome=summary["outcome"],
-            reason=summary["gate"],
-            version=summary["model_version"],
-            metrics=summary["metrics"],
-        )
+        record(**fields)
         recorded = True  # what follows in the body may still fail: the run is done
 
     try:
@@ -414,6 +418,60 @@ def _stoppable(report: Progress, stop: threading.Event) -> Progress:
     return checked
 
 
+@dataclass(frozen=True)
+class _ReadHistory:
+    frame: pd.DataFrame
+    # the days read from an archive (None: a file, read whole) and its last payment
+    since: date | None
+    until: date | None
+    last_event_ms: int | None
+    seconds: float
+
+
+def _read_latest(
+    history_path: Path, options: PipelineOptions, read: _HistoryRead, registry: ModelRegistry
+) -> _ReadHistory:
+    """The history a run needs: of an archive, only the days its windows reach, from the
+    furthest reach of the features to the test window's end (an archive grows every day)."""
+    from batch_training.errors import TrainingDataError
+    from batch_training.reach import history_reach
+    from feature_store import HistoryTooLargeError, read_history
+    from feature_store.archive import archive_last_event_ms
+
+    last_event_ms = archive_last_event_ms(history_path)  # None unless an archive
+    since = until = reach = None
+    if last_event_ms is not None:
+        last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
+        if last_day > datetime.now(UTC).date() + timedelta(days=1):
+            # the archiver refuses future payments: a day written by other means, which
+            # would put every latest window after the real payments
+            raise TrainingDataError(
+                f"{history_path} holds payments dated {last_day}, in the future; move "
+                f"its transactions/day={last_day} directory out of the archive"
+            )
+        reach = history_reach(options, last_event_ms, registry)
+        # an explicit window past the last payment is refused like a file's, not
+        # tested on the days that exist
+        since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
+    days = f" from {since} until {until}" if since else ""
+    click.echo(f"reading {history_path}{days} ...", err=True)
+    started = time.perf_counter()
+    try:
+        frame = read_history(
+            history_path, columns=read.columns, since=since, until=until, max_rows=read.max_rows
+        )
+    except HistoryTooLargeError as exc:
+        raise exc.with_fix(_fewer_rows(reach)) from None
+    if frame.empty and until is not None:  # the windows lie before the archive
+        raise TrainingDataError(
+            f"{history_path} holds no payments from {since} before {until}, the days "
+            "this run's windows need: the archive is too short for these --train-days, "
+            "--delay-days, --test-days and --label-delay-days, or --train-start lies "
+            "outside it"
+        )
+    return _ReadHistory(frame, since, until, last_event_ms, time.perf_counter() - started)
+
+
 def _train_once(
     history_path: Path,
     registry_dir: Path,
@@ -421,100 +479,109 @@ def _train_once(
     read: _HistoryRead,
     as_json: bool,
     stop: threading.Event,
+    unchanged: UnchangedRuns | None = None,
 ) -> None:
     """One run, recorded in the registry's run log; it ends at its next progress report
-    once ``stop`` is set."""
-    from batch_training.errors import TrainingDataError
+    once ``stop`` is set. With ``unchanged`` (a schedule), a run whose history and
+    champion are as the last one left them is skipped."""
     from batch_training.pipeline import run_training
-    from batch_training.reach import history_reach
     from batch_training.registry import ModelRegistry
-    from feature_store import HistoryTooLargeError, read_history
-    from feature_store.archive import archive_last_event_ms
+    from batch_training.unchanged import read_digest
 
     with _failure_as_json_line(as_json), _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
-        # an archive grows every day: read only the days this run's windows reach, from
-        # the furthest reach of the features to the test window's end
-        last_event_ms = archive_last_event_ms(history_path)  # None unless an archive
-        since = until = reach = None
-        if last_event_ms is not None:
-            last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
-            if last_day > datetime.now(UTC).date() + timedelta(days=1):
-                # the archiver refuses future payments: a day written by other means, which
-                # would put every latest window after the real payments
-                raise TrainingDataError(
-                    f"{history_path} holds payments dated {last_day}, in the future; move "
-                    f"its transactions/day={last_day} directory out of the archive"
+        history = _read_latest(history_path, options, read, registry)
+        digest, repeated = "", None
+        if unchanged is not None:
+            digest = read_digest(history.frame)
+            repeated = unchanged.repeated_version(digest, registry)
+        if repeated is not None:
+            summary, said = _unchanged_outcome(repeated, registry, history)
+            completed(outcome="unchanged", reason=summary["reason"], version=repeated)
+        else:
+            with _progress_reporter(stages=3 + options.folds) as (progress, detail):
+                run = run_training(
+                    history.frame,
+                    registry=registry,
+                    options=options,
+                    progress=_stoppable(progress, stop),
+                    detail=_stoppable(detail, stop),
+                    read_since=history.since,
+                    read_until=history.until,
+                    last_event_ms=history.last_event_ms,
                 )
-            reach = history_reach(options, last_event_ms, registry)
-            # an explicit window past the last payment is refused like a file's, not
-            # tested on the days that exist
-            since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
-        days = f" from {since} until {until}" if since else ""
-        click.echo(f"reading {history_path}{days} ...", err=True)
-        read_started = time.perf_counter()
-        try:
-            frame = read_history(
-                history_path,
-                columns=read.columns,
-                since=since,
-                until=until,
-                max_rows=read.max_rows,
+            summary, said = _run_outcome(run, history, options)
+            completed(
+                outcome=summary["outcome"],
+                reason=run.gate.reason,
+                version=run.metadata.version,
+                metrics=summary["metrics"],
             )
-        except HistoryTooLargeError as exc:
-            raise exc.with_fix(_fewer_rows(reach)) from None
-        if frame.empty and until is not None:  # the windows lie before the archive
-            raise TrainingDataError(
-                f"{history_path} holds no payments from {since} before {until}, the days "
-                "this run's windows need: the archive is too short for these --train-days, "
-                "--delay-days, --test-days and --label-delay-days, or --train-start lies "
-                "outside it"
-            )
-        read_seconds = time.perf_counter() - read_started
-        with _progress_reporter(stages=3 + options.folds) as (progress, detail):
-            run = run_training(
-                frame,
-                registry=registry,
-                options=options,
-                progress=_stoppable(progress, stop),
-                detail=_stoppable(detail, stop),
-                read_since=since,
-                read_until=until,
-                last_event_ms=last_event_ms,
-            )
-        meta = run.metadata
-        stage_seconds = {
-            k: round(v, 1) for k, v in {"read": read_seconds, **run.stage_seconds}.items()
-        }
-        keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
-        summary = {
-            "outcome": "promoted" if run.promoted else "challenger",
-            "model_version": meta.version,
-            "promoted": run.promoted,
-            "gate": run.gate.reason,
-            # the champion when the run began (None: none); the gate says if it was scored
-            "champion_version": meta.extra["gate"]["champion"],
-            "metrics": {k: round(meta.metrics[k], 4) for k in keys},
-            "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
-            "train_rows": run.train_rows,
-            "test_rows": run.test_rows,
-            "test_frauds": int(frame["is_fraud"].to_numpy()[run.evaluation.rows].sum()),
-            "seconds": round(run.seconds, 1),
-            "stage_seconds": stage_seconds,
-            "report": str(run.report),
-        }
-        completed(summary)
-        m = {k: meta.metrics[k] for k in keys}
-        where_time_went = ", ".join(f"{k} {v:.1f}s" for k, v in stage_seconds.items())
-        said = (
-            f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
-            f"CP@100 {m['card_precision_at_100']:.3f}, "
-            f"recall@{100 * options.training.alert_rate:g}% {m['recall_at_alert_rate']:.3f} "
-            f"on {run.test_rows:,} test rows\n"
-            f"{run.seconds + read_seconds:.1f}s ({where_time_went})\n"
-            f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\n"
-            f"report: {run.report}"
-        )
+            if unchanged is not None:
+                unchanged.remember(digest, registry, run.metadata.version)
     # the run is done and recorded: printing its outcome (to a closed pipe, say) can fail,
     # but not turn it into a failed run
     click.echo(json.dumps(summary) if as_json else said)
+
+
+def _unchanged_outcome(
+    repeated: int, registry: ModelRegistry, history: _ReadHistory
+) -> tuple[dict[str, Any], str]:
+    """The JSON line and the text of a skipped run."""
+    champion = registry.champion_version()
+    last = history.frame["event_time"].max() if not history.frame.empty else None
+    reason = (
+        f"the history read (last payment {last:%Y-%m-%d %H:%M}) and champion "
+        f"{'v' + str(champion) if champion is not None else '(none)'} are as the run that "
+        f"registered v{repeated} left them: training again would repeat it; the next tick "
+        "trains once new payments or labels are archived"
+    )
+    summary = {
+        "outcome": "unchanged",
+        "model_version": None,
+        "promoted": False,
+        "reason": reason,
+        "champion_version": champion,
+        "repeated_version": repeated,
+        "seconds": round(history.seconds, 1),
+    }
+    return summary, f"no new model: {reason}"
+
+
+def _run_outcome(
+    run: TrainingRun, history: _ReadHistory, options: PipelineOptions
+) -> tuple[dict[str, Any], str]:
+    """The JSON line and the text of a run that registered a version."""
+    meta = run.metadata
+    stage_seconds = {
+        k: round(v, 1) for k, v in {"read": history.seconds, **run.stage_seconds}.items()
+    }
+    keys = ("roc_auc", "average_precision", "card_precision_at_100", "recall_at_alert_rate")
+    summary = {
+        "outcome": "promoted" if run.promoted else "challenger",
+        "model_version": meta.version,
+        "promoted": run.promoted,
+        "gate": run.gate.reason,
+        # the champion when the run began (None: none); the gate says if it was scored
+        "champion_version": meta.extra["gate"]["champion"],
+        "metrics": {k: round(meta.metrics[k], 4) for k in keys},
+        "thresholds": {"review": meta.thresholds.review, "decline": meta.thresholds.decline},
+        "train_rows": run.train_rows,
+        "test_rows": run.test_rows,
+        "test_frauds": int(history.frame["is_fraud"].to_numpy()[run.evaluation.rows].sum()),
+        "seconds": round(run.seconds, 1),
+        "stage_seconds": stage_seconds,
+        "report": str(run.report),
+    }
+    m = {k: meta.metrics[k] for k in keys}
+    where_time_went = ", ".join(f"{k} {v:.1f}s" for k, v in stage_seconds.items())
+    said = (
+        f"model v{meta.version}: AUC {m['roc_auc']:.3f}, AP {m['average_precision']:.3f}, "
+        f"CP@100 {m['card_precision_at_100']:.3f}, "
+        f"recall@{100 * options.training.alert_rate:g}% {m['recall_at_alert_rate']:.3f} "
+        f"on {run.test_rows:,} test rows\n"
+        f"{run.seconds + history.seconds:.1f}s ({where_time_went})\n"
+        f"{'promoted' if run.promoted else 'not promoted'}: {run.gate.reason}\n"
+        f"report: {run.report}"
+    )
+    return summary, said

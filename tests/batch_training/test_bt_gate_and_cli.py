@@ -698,6 +698,71 @@ def test_sigterm_stops_the_schedule(
         assert champion is None
 
 
+def test_a_schedule_skips_a_tick_with_nothing_new_and_trains_when_something_changed(
+    small_history: pd.DataFrame, tmp_path: Path, wait_until: WaitUntil
+) -> None:
+    """An archive that stopped growing must not fill the registry with the same model;
+    new data, and a champion that can no longer be served, train again."""
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    where = ["--history", str(history), "--registry", str(registry)]
+    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+
+    def lines() -> list[dict[str, Any]]:
+        return [json.loads(x) for x in stdout.read_text().splitlines() if x.startswith("{")]
+
+    def wait_for(outcomes: set[str], version: int, what: str) -> None:
+        key = "repeated_version" if outcomes == {"unchanged"} else "model_version"
+        wait_until(
+            lambda: any(x["outcome"] in outcomes and x.get(key) == version for x in lines()),
+            timeout_s=120,
+            what=what,
+        )
+
+    with stdout.open("w") as out, stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fraud_cli", "train", *where, *split, "--every", "1s", "--json"],
+            stdout=out,
+            stderr=err,
+        )
+        try:
+            wait_for({"unchanged"}, 1, "a tick after v1 that found nothing new")
+            assert ModelRegistry(registry).versions() == [1]
+            # the same rows written again: the same history, still nothing to train on
+            staged = tmp_path / "staged.parquet"
+            small_history.to_parquet(staged)
+            staged.replace(history)
+            skipped = len(lines())
+            wait_until(lambda: len(lines()) > skipped + 1, timeout_s=60, what="two more ticks")
+            assert ModelRegistry(registry).versions() == [1]
+            # one label more: a new history
+            relabelled = small_history.copy()
+            relabelled.loc[relabelled.index[-1], "is_fraud"] = 1 - relabelled["is_fraud"].iloc[-1]
+            relabelled.to_parquet(staged)
+            staged.replace(history)
+            wait_for({"promoted", "challenger"}, 2, "v2 trained on the changed history")
+            wait_for({"unchanged"}, 2, "a tick after v2 that found nothing new")
+            # the champion altered: it cannot be served, so the next tick trains its successor
+            champion = ModelRegistry(registry).champion_version()
+            model = registry / "versions" / str(champion) / "model.ubj"
+            model.write_bytes(model.read_bytes() + b" ")
+            wait_for({"promoted"}, 3, "v3 replacing the altered champion")
+            wait_for({"unchanged"}, 3, "a tick after v3 that found nothing new")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0, stderr.read_text()
+        finally:
+            process.kill()
+    assert ModelRegistry(registry).versions() == [1, 2, 3]
+    skip = next(x for x in lines() if x["outcome"] == "unchanged")
+    assert (skip["model_version"], skip["promoted"], skip["champion_version"]) == (None, False, 1)
+    assert "are as the run that registered v1 left them" in skip["reason"]
+    records = RunLog(registry).records()
+    assert [r.version for r in records if r.outcome != "unchanged"] == [1, 2, 3]
+    assert RunLog(registry).last_completed() == records[-1]
+
+
 def test_sigterm_stops_a_single_run_at_its_next_report(
     small_history: pd.DataFrame, tmp_path: Path, wait_until: WaitUntil
 ) -> None:

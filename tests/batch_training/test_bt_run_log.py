@@ -202,11 +202,10 @@ def test_an_undefined_metric_is_written_as_null(tmp_path: Path) -> None:
 
 def test_a_run_that_completed_is_not_also_recorded_as_failed(tmp_path: Path) -> None:
     """Printing the summary can fail after the run is done (a closed pipe)."""
-    summary = {"outcome": "promoted", "gate": "first", "model_version": 1, "metrics": {}}
 
     def run_then_print() -> None:
         with _recorded(tmp_path) as completed:
-            completed(summary)
+            completed(outcome="promoted", reason="first", version=1, metrics={})
             raise BrokenPipeError
 
     with pytest.raises(BrokenPipeError):
