@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from feature_store.offline import epoch_ms
 
 __all__ = [
     "DataSplit",
+    "SplitDescription",
     "TimeSplit",
     "complete_test_end",
     "day_index",
@@ -30,6 +32,14 @@ __all__ = [
     "latest_split",
     "split_history",
 ]
+
+
+class SplitDescription(TypedDict):
+    """A split as people read it, and as the metadata records it (``split_*``)."""
+
+    train: str  # "first day .. last day"
+    delay_days: int
+    test: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,11 +82,11 @@ class TimeSplit:
             test_days=self.test_days,
         )
 
-    def describe(self) -> dict[str, str]:
+    def describe(self) -> SplitDescription:
         last_train = self.train_start + timedelta(days=self.train_days - 1)
         return {
             "train": f"{self.train_start} .. {last_train}",
-            "delay_days": str(self.delay_days),
+            "delay_days": self.delay_days,
             "test": f"{self.test_start} .. {self.test_end - timedelta(days=1)}",
         }
 

@@ -83,7 +83,7 @@ class ModelMetadata:
     feature_names: tuple[str, ...]
     thresholds: Thresholds
     metrics: dict[str, float]
-    training_window: dict[str, str]
+    training_window: dict[str, str | int]  # split_delay_days: an int (a str before 2026-12-07)
     model_sha256: str
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -145,9 +145,10 @@ def _data_section(metadata: ModelMetadata, features: int, test_rows: int, frauds
     name = html.escape(metadata.feature_set_name)
     return f"""<p>Feature set {name} v{metadata.feature_set_version}
 ({features} features, fingerprint {metadata.feature_set_fingerprint[:12]}).</p>
-<p>Trained on {html.escape(window.get("split_train", ""))}{rows}; then
-{html.escape(window.get("split_delay_days", "?"))} days between, as the labels' delay; tested on
-{html.escape(window.get("split_test", ""))}: {test_rows:,} payments, {frauds:,} frauds.
+<p>Trained on {html.escape(str(window.get("split_train", "")))}{rows}; then
+{html.escape(str(window.get("split_delay_days", "?")))} days between, as the labels' delay;
+tested on {html.escape(str(window.get("split_test", "")))}: {test_rows:,} payments,
+{frauds:,} frauds.
 {_left_out(metadata.extra.get("known_compromised_left_out"), test_rows, frauds)}</p>
 {_validation(metadata.extra.get("validation_slice"))}
 {_history_read(metadata.extra)}"""

@@ -163,7 +163,7 @@ def test_train_json_then_models_commands(small_history: pd.DataFrame, tmp_path: 
     assert "*" in listing.output.splitlines()[1]  # v1 is the champion
     v1 = ModelRegistry(registry).metadata(1)
     assert f"core v{v1.feature_set_version}" in listing.output.splitlines()[1]
-    assert v1.training_window["split_train"] in listing.output.splitlines()[1]
+    assert str(v1.training_window["split_train"]) in listing.output.splitlines()[1]
     refused = runner.invoke(cli, [*models, "promote", "2"])
     assert refused.exit_code != 0
     assert "--force" in refused.output

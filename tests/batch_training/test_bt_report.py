@@ -122,7 +122,7 @@ def test_the_report_says_what_the_protocol_left_out_and_what_chose_the_threshold
     # the fees a cost is in, and card precision@100 per dated day with its ceiling
     assert summary["costs"]["review_fee"] == 5.0
     days = summary["card_precision_at_100_by_day"]
-    assert days[0]["day"] == meta.training_window["split_test"][:10]
+    assert days[0]["day"] == str(meta.training_window["split_test"])[:10]
     assert all(0 <= d["value"] <= d["most"] <= 1 for d in days)
     assert sum(d["value"] for d in days) / len(days) == pytest.approx(
         meta.metrics["card_precision_at_100"]

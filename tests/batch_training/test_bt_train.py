@@ -142,7 +142,7 @@ def test_the_latest_split_leaves_the_label_delay_after_its_test_window() -> None
     split = latest_split(history, **windows, label_delay_s=week)
     assert split.describe() == {
         "train": "2025-03-06 .. 2025-03-09",
-        "delay_days": "2",
+        "delay_days": 2,
         "test": "2025-03-12 .. 2025-03-14",
     }
     # labels known at once (or complete ground truth): the test window ends on the last day
