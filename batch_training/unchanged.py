@@ -3,24 +3,30 @@
 Under ``fraud train --every`` the options never change, and training is deterministic with
 its seed: a run on the same history, judged against the same champion, registers the same
 model again, as a challenger, at every tick of an archive that stopped growing. So a tick
-whose history (every row and column it read) and champion (version and model checksum) are
-what the last successful run of this process left behind is skipped. A champion that cannot
-be served is never a reason to skip (the next run replaces it), and the first tick of a
-process always trains.
+is skipped when what a run depends on is what the last successful run of this process
+had: its options, the rows it read (every column), where it read them (the days, and
+the archive's last payment, from which the latest window is placed), and the champion it
+is judged against (version and model checksum). A champion that cannot be served is never
+a reason to skip (the next run replaces it), and the first tick of a process always trains.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
+from datetime import date
 
 import pandas as pd
 import pyarrow as pa
 
 from batch_training.errors import RegistryError
-from batch_training.registry import ModelRegistry
+from batch_training.options import PipelineOptions
+from batch_training.registry import ModelMetadata, ModelRegistry
 
-__all__ = ["UnchangedRuns", "read_digest"]
+__all__ = ["ChampionState", "RunInputs", "UnchangedRuns", "read_digest"]
+
+log = logging.getLogger(__name__)
 
 
 def read_digest(frame: pd.DataFrame) -> str:
@@ -28,12 +34,15 @@ def read_digest(frame: pd.DataFrame) -> str:
 
     Not the metadata's data fingerprint, which hashes row by row so that it does not depend
     on how the data was laid out in memory: this one does, but the same files read the same
-    way give the same digest, at a quarter of the cost (about 1 s for 10M rows).
+    way give the same digest, at a quarter of the cost (about 1 s for 10M rows). Raises
+    ``pyarrow.ArrowException`` for a column Arrow cannot hold.
     """
     digest = hashlib.sha256()
     table = pa.Table.from_pandas(frame, preserve_index=False)  # zero-copy where it can
     for name, column in zip(table.column_names, table.columns, strict=True):
         array = column.combine_chunks()  # the rows' bytes, not the buffers of a larger read
+        if pa.types.is_dictionary(array.type):  # its buffers hold codes, not the values
+            array = array.dictionary_decode()
         digest.update(f"{name}\0{array.type}\0{array.offset}\0{len(array)}\0".encode())
         for buffer in array.buffers():
             if buffer is not None:
@@ -42,14 +51,29 @@ def read_digest(frame: pd.DataFrame) -> str:
 
 
 @dataclass(frozen=True)
-class _Inputs:
-    history: str  # read_digest of the history read
-    champion: tuple[int, str] | None  # version and model sha256; None: no champion
+class ChampionState:
+    """The champion a run is judged against, by version and model checksum."""
+
+    version: int | None  # None: no champion
+    model_sha256: str | None = None
+    servable: bool = True  # False: altered, gone, or unreadable
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a scheduled run's outcome depends on."""
+
+    options: PipelineOptions  # a schedule's never change: kept so that no caller relies on it
+    history: str  # read_digest of the rows read
+    since: date | None  # the days read from an archive (None: a file, read whole)
+    until: date | None
+    last_event_ms: int | None  # the archive's last payment: it places the latest window
+    champion: ChampionState
 
 
 @dataclass(frozen=True)
 class _Remembered:
-    inputs: _Inputs
+    inputs: RunInputs
     version: int  # the version that run registered
 
 
@@ -60,35 +84,57 @@ class UnchangedRuns:
     def __init__(self) -> None:
         self._last: _Remembered | None = None
 
-    def repeated_version(self, history_digest: str, registry: ModelRegistry) -> int | None:
-        """The version the last run registered, when this run's inputs are the same and
-        its champion can still be served; None: train."""
-        if self._last is None:
-            return None
+    def inputs(
+        self,
+        options: PipelineOptions,
+        frame: pd.DataFrame,
+        *,
+        since: date | None,
+        until: date | None,
+        last_event_ms: int | None,
+        registry: ModelRegistry,
+    ) -> RunInputs | None:
+        """This run's inputs, taken before it trains; None when its history cannot be
+        digested (every tick then trains)."""
         try:
-            champion = _servable_champion(registry)
-        except RegistryError:
+            history = read_digest(frame)
+        except (pa.ArrowException, TypeError, ValueError) as exc:
+            log.warning("cannot digest the history read (%s); every tick trains", exc)
             return None
-        if _Inputs(history_digest, champion) != self._last.inputs:
-            return None
-        return self._last.version
+        return RunInputs(options, history, since, until, last_event_ms, _champion(registry))
 
-    def remember(self, history_digest: str, registry: ModelRegistry, version: int) -> None:
-        """A run on ``history_digest`` registered ``version`` and left ``registry``'s
-        champion as it is now."""
-        try:
-            champion = _servable_champion(registry)
-        except RegistryError:  # a later tick retrains, as it must
+    def repeated_version(self, inputs: RunInputs) -> int | None:
+        """The version the last run registered, when this run's inputs are the same and
+        its champion can be served; None: train."""
+        last = self._last
+        if last is None or not inputs.champion.servable or inputs != last.inputs:
+            return None
+        return last.version
+
+    def remember(
+        self, inputs: RunInputs, registry: ModelRegistry, registered: ModelMetadata, promoted: bool
+    ) -> None:
+        """A run on ``inputs`` registered ``registered`` (and promoted it or not). It is
+        remembered only if the champion is now the one it was judged against, or itself:
+        a champion moved by an operator meanwhile was never compared with it."""
+        now = _champion(registry)
+        if promoted:
+            expected = ChampionState(registered.version, registered.model_sha256)
+        else:
+            expected = inputs.champion
+        if not now.servable or now != expected:
             self._last = None
             return
-        self._last = _Remembered(_Inputs(history_digest, champion), version)
+        self._last = _Remembered(replace(inputs, champion=now), registered.version)
 
 
-def _servable_champion(registry: ModelRegistry) -> tuple[int, str] | None:
-    """The champion's version and model sha256, its files checked; RegistryError when it
-    cannot be served (altered, gone, or an unreadable pointer)."""
-    version = registry.champion_version()
-    if version is None:
-        return None
-    meta, _ = registry.verify(version)
-    return version, meta.model_sha256
+def _champion(registry: ModelRegistry) -> ChampionState:
+    """The champion's version and model sha256, its files checked."""
+    try:
+        version = registry.champion_version()
+        if version is None:
+            return ChampionState(None)
+        meta, _ = registry.verify(version)
+    except (RegistryError, OSError):  # a file it cannot read is as unservable
+        return ChampionState(None, servable=False)
+    return ChampionState(version, meta.model_sha256)

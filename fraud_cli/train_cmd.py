@@ -486,18 +486,24 @@ def _train_once(
     champion are as the last one left them is skipped."""
     from batch_training.pipeline import run_training
     from batch_training.registry import ModelRegistry
-    from batch_training.unchanged import read_digest
 
     with _failure_as_json_line(as_json), _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
         history = _read_latest(history_path, options, read, registry)
-        digest, repeated = "", None
+        inputs = repeated = trained = None
         if unchanged is not None:
-            digest = read_digest(history.frame)
-            repeated = unchanged.repeated_version(digest, registry)
-        if repeated is not None:
-            summary, said = _unchanged_outcome(repeated, registry, history)
-            completed(outcome="unchanged", reason=summary["reason"], version=repeated)
+            inputs = unchanged.inputs(
+                options,
+                history.frame,
+                since=history.since,
+                until=history.until,
+                last_event_ms=history.last_event_ms,
+                registry=registry,
+            )
+            repeated = unchanged.repeated_version(inputs) if inputs is not None else None
+        if inputs is not None and repeated is not None:
+            summary, said = _unchanged_outcome(repeated, inputs.champion.version, history)
+            completed(outcome="unchanged", reason=summary["reason"])
         else:
             with _progress_reporter(stages=3 + options.folds) as (progress, detail):
                 run = run_training(
@@ -511,30 +517,38 @@ def _train_once(
                     last_event_ms=history.last_event_ms,
                 )
             summary, said = _run_outcome(run, history, options)
+            trained = run
             completed(
                 outcome=summary["outcome"],
                 reason=run.gate.reason,
                 version=run.metadata.version,
                 metrics=summary["metrics"],
             )
-            if unchanged is not None:
-                unchanged.remember(digest, registry, run.metadata.version)
     # the run is done and recorded: printing its outcome (to a closed pipe, say) can fail,
     # but not turn it into a failed run
     click.echo(json.dumps(summary) if as_json else said)
+    if unchanged is not None and inputs is not None and trained is not None:
+        try:
+            unchanged.remember(inputs, registry, trained.metadata, trained.promoted)
+        except Exception:  # only ever costs a retrain: never fails a completed run
+            log.exception("could not note what this run trained on; the next tick trains")
 
 
 def _unchanged_outcome(
-    repeated: int, registry: ModelRegistry, history: _ReadHistory
+    repeated: int, champion: int | None, history: _ReadHistory
 ) -> tuple[dict[str, Any], str]:
     """The JSON line and the text of a skipped run."""
-    champion = registry.champion_version()
-    last = history.frame["event_time"].max() if not history.frame.empty else None
+    import pandas as pd
+
+    if history.last_event_ms is not None:  # the archive's, which the read stops before
+        last = pd.Timestamp(history.last_event_ms, unit="ms", tz="UTC")
+    else:
+        last = history.frame["event_time"].max()
     reason = (
-        f"the history read (last payment {last:%Y-%m-%d %H:%M}) and champion "
-        f"{'v' + str(champion) if champion is not None else '(none)'} are as the run that "
+        f"the history (last payment {last:%Y-%m-%d %H:%M} UTC) and the champion "
+        f"({'v' + str(champion) if champion is not None else 'none'}) are as the run that "
         f"registered v{repeated} left them: training again would repeat it; the next tick "
-        "trains once new payments or labels are archived"
+        "trains once new payments, or labels on the payments it reads, are archived"
     )
     summary = {
         "outcome": "unchanged",

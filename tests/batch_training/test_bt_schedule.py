@@ -1,5 +1,4 @@
-"""The retraining schedule survives a failed run, stops when asked, and notices when a
-tick has nothing new."""
+"""The retraining schedule survives a failed run and stops when asked."""
 
 from __future__ import annotations
 
@@ -8,12 +7,10 @@ import math
 import threading
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from batch_training.errors import TrainingConfigError
 from batch_training.schedule import check_stop, run_every
-from batch_training.unchanged import read_digest
 from feature_store import HistoryTooLargeError
 
 
@@ -114,28 +111,3 @@ def test_a_run_refused_with_a_fix_is_logged_in_one_line(
     assert record.getMessage() == (
         f"scheduled training run failed: {message}; retrying at the next tick"
     )
-
-
-def test_the_read_digest_changes_with_any_value_and_not_with_a_copy() -> None:
-    frame = pd.DataFrame(
-        {
-            "transaction_id": ["t1", "t2", "t3"],
-            "amount": [1.0, 2.0, 3.0],
-            "label_time": _times(None, "2025-03-01", None),
-        }
-    ).astype({"transaction_id": "str"})
-    digest = read_digest(frame)
-    assert read_digest(frame.copy()) == digest
-    assert read_digest(pd.concat([frame.iloc[:1], frame.iloc[1:]])) == digest
-    changed = [
-        frame.assign(amount=[1.0, 2.0, 3.5]),
-        frame.assign(transaction_id=["t1", "t2", "t4"]),
-        frame.assign(label_time=_times(None, "2025-03-01", "2025-03-02")),
-        frame.iloc[:2],
-        frame.rename(columns={"amount": "value"}),
-    ]
-    assert len({read_digest(f) for f in changed} | {digest}) == len(changed) + 1
-
-
-def _times(*days: str | None) -> pd.Series:
-    return pd.Series([pd.Timestamp(d, tz="UTC") if d else pd.NaT for d in days])

@@ -1,0 +1,198 @@
+"""A scheduled tick skips only a run that would repeat the last one: what it reads, where
+its windows fall, and the champion it is judged against must all be as they were."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import batch_training.champion
+import batch_training.pipeline
+from batch_training.pipeline import PipelineOptions
+from batch_training.registry import ModelRegistry
+from batch_training.run_log import RunLog
+from batch_training.train import TrainingConfig
+from batch_training.unchanged import UnchangedRuns, read_digest
+from feature_store import CORE_FEATURE_SET
+from feature_store.archive import seed_archive
+from fraud_cli.train_cmd import _HistoryRead, _train_once
+
+_OPTIONS = PipelineOptions(
+    feature_set=CORE_FEATURE_SET,
+    train_days=4,
+    delay_days=2,
+    test_days=4,
+    training=TrainingConfig(seed=3, max_rounds=40),
+)
+_READ = _HistoryRead("native", 10**8)
+
+
+class _Schedule:
+    """The ticks of one ``fraud train --every --json`` process, run in this one."""
+
+    def __init__(self, history: Path, registry: Path, capsys: pytest.CaptureFixture[str]):
+        self.history, self.registry, self.capsys = history, registry, capsys
+        self.unchanged = UnchangedRuns()
+
+    def tick(self, options: PipelineOptions = _OPTIONS) -> dict[str, Any]:
+        _train_once(
+            self.history, self.registry, options, _READ, True, threading.Event(), self.unchanged
+        )
+        line: dict[str, Any] = json.loads(self.capsys.readouterr().out.strip().splitlines()[-1])
+        return line
+
+
+@pytest.fixture
+def history_file(small_history: pd.DataFrame, tmp_path: Path) -> Path:
+    path = tmp_path / "history.parquet"
+    small_history.to_parquet(path)
+    return path
+
+
+def test_a_tick_with_nothing_new_is_skipped_and_recorded(
+    small_history: pd.DataFrame,
+    history_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    schedule = _Schedule(history_file, tmp_path / "registry", capsys)
+    assert schedule.tick()["model_version"] == 1
+    skipped = schedule.tick()
+    assert skipped["outcome"] == "unchanged"
+    assert (skipped["model_version"], skipped["repeated_version"]) == (None, 1)
+    last = small_history["event_time"].max()
+    assert f"the history (last payment {last:%Y-%m-%d %H:%M} UTC)" in skipped["reason"]
+    records = RunLog(tmp_path / "registry").records()
+    assert [(r.outcome, r.version) for r in records] == [("promoted", 1), ("unchanged", None)]
+    # another process (a restarted scheduler) trains once
+    assert _Schedule(history_file, tmp_path / "registry", capsys).tick()["model_version"] == 2
+
+
+def test_a_window_that_moved_past_a_day_without_payments_trains_again(
+    small_history: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After an archiver outage the rows read can stay the same while the latest window
+    moves a day: the split differs, and so does the model."""
+    archive = tmp_path / "archive"
+    seed_archive(small_history, archive)
+    shutil.rmtree(archive / "transactions" / "day=2025-03-11")  # the outage
+    schedule = _Schedule(archive, tmp_path / "registry", capsys)
+    assert schedule.tick()["model_version"] == 1
+    # a payment on a new day moves the latest window by one day, onto the empty one
+    new_day = small_history[small_history["event_time"].dt.date == date(2025, 3, 18)].head(1)
+    moved = new_day.assign(
+        transaction_id="new-payment", event_time=pd.Timestamp("2025-03-19T01:00:00Z")
+    )
+    seed_archive(moved, tmp_path / "more")
+    shutil.copytree(
+        tmp_path / "more" / "transactions" / "day=2025-03-19",
+        archive / "transactions" / "day=2025-03-19",
+    )
+    retrained = schedule.tick()
+    assert retrained["model_version"] == 2
+    registry = ModelRegistry(tmp_path / "registry")
+    windows = [registry.metadata(v).training_window["split_test"] for v in (1, 2)]
+    assert windows[0] != windows[1]
+    assert schedule.tick()["outcome"] == "unchanged"
+
+
+def test_a_champion_moved_during_the_run_is_compared_at_the_next_tick(
+    history_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    registry_edits: Any,
+) -> None:
+    """The candidate was judged against v1 and stays a challenger; the champion the
+    operator chose meanwhile was never compared with it."""
+    schedule = _Schedule(history_file, tmp_path / "registry", capsys)
+    weak = replace(_OPTIONS, training=TrainingConfig(seed=3, max_rounds=1))
+    assert schedule.tick(weak)["model_version"] == 1
+    judge = batch_training.champion.judge_candidate
+
+    def operator_promotes_a_copy(registry: ModelRegistry, *args: Any, **kwargs: Any) -> Any:
+        verdict = judge(registry, *args, **kwargs)
+        registry.promote(registry_edits.register_copy(registry), forced=True)
+        return verdict
+
+    monkeypatch.setattr(batch_training.pipeline, "judge_candidate", operator_promotes_a_copy)
+    moved = schedule.tick()
+    assert (moved["model_version"], moved["promoted"]) == (3, False)
+    assert "the champion moved from v1 to v2" in moved["gate"]
+    monkeypatch.setattr(batch_training.pipeline, "judge_candidate", judge)
+    again = schedule.tick()
+    assert (again["model_version"], again["champion_version"]) == (4, 2)
+    assert schedule.tick()["outcome"] == "unchanged"
+
+
+def test_a_failure_to_note_the_inputs_does_not_fail_the_run(
+    history_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(UnchangedRuns, "remember", broken)
+    schedule = _Schedule(history_file, tmp_path / "registry", capsys)
+    assert (schedule.tick()["outcome"], schedule.tick()["outcome"]) == ("promoted", "challenger")
+    assert "the next tick trains" in caplog.text
+    assert [r.outcome for r in RunLog(tmp_path / "registry").records()] == [
+        "promoted",
+        "challenger",
+    ]
+
+
+def test_a_history_arrow_cannot_hold_trains_every_tick(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    mixed = pd.DataFrame({"note": [1, "a"]})  # what pyarrow cannot type
+    with caplog.at_level(logging.WARNING):
+        inputs = UnchangedRuns().inputs(
+            _OPTIONS,
+            mixed,
+            since=None,
+            until=None,
+            last_event_ms=None,
+            registry=ModelRegistry(tmp_path / "registry"),
+        )
+    assert inputs is None
+    assert "cannot digest the history read" in caplog.text
+
+
+def test_the_read_digest_changes_with_any_value_and_not_with_a_copy() -> None:
+    frame = pd.DataFrame(
+        {
+            "transaction_id": ["t1", "t2", "t3"],
+            "amount": [1.0, 2.0, 3.0],
+            "label_time": _times(None, "2025-03-01", None),
+            "scenario": pd.Categorical(["a", "b", "a"]),
+        }
+    ).astype({"transaction_id": "str"})
+    digest = read_digest(frame)
+    assert read_digest(frame.copy()) == digest
+    assert read_digest(pd.concat([frame.iloc[:1], frame.iloc[1:]])) == digest
+    changed = [
+        frame.assign(amount=[1.0, 2.0, 3.5]),
+        frame.assign(transaction_id=["t1", "t2", "t4"]),
+        frame.assign(label_time=_times(None, "2025-03-01", "2025-03-02")),
+        frame.assign(scenario=pd.Categorical(["a", "c", "a"])),  # the same codes
+        frame.iloc[:2],
+        frame.rename(columns={"amount": "value"}),
+    ]
+    assert len({read_digest(f) for f in changed} | {digest}) == len(changed) + 1
+
+
+def _times(*days: str | None) -> pd.Series:
+    return pd.Series([pd.Timestamp(d, tz="UTC") if d else pd.NaT for d in days])
