@@ -487,6 +487,7 @@ def _train_once(
     from batch_training.pipeline import run_training
     from batch_training.registry import ModelRegistry
 
+    started = time.perf_counter()
     with _failure_as_json_line(as_json), _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
         history = _read_latest(history_path, options, read, registry)
@@ -502,7 +503,8 @@ def _train_once(
             )
             repeated = unchanged.repeated_version(inputs) if inputs is not None else None
         if inputs is not None and repeated is not None:
-            summary, said = _unchanged_outcome(repeated, inputs.champion.version, history)
+            seconds = time.perf_counter() - started
+            summary, said = _unchanged_outcome(repeated, inputs.champion.version, history, seconds)
             completed(outcome="unchanged", reason=summary["reason"])
         else:
             with _progress_reporter(stages=3 + options.folds) as (progress, detail):
@@ -535,9 +537,9 @@ def _train_once(
 
 
 def _unchanged_outcome(
-    repeated: int, champion: int | None, history: _ReadHistory
+    repeated: int, champion: int | None, history: _ReadHistory, seconds: float
 ) -> tuple[dict[str, Any], str]:
-    """The JSON line and the text of a skipped run."""
+    """The JSON line and the text of a skipped run (``seconds``: reading and comparing)."""
     import pandas as pd
 
     if history.last_event_ms is not None:  # the archive's, which the read stops before
@@ -557,7 +559,7 @@ def _unchanged_outcome(
         "reason": reason,
         "champion_version": champion,
         "repeated_version": repeated,
-        "seconds": round(history.seconds, 1),
+        "seconds": round(seconds, 1),
     }
     return summary, f"no new model: {reason}"
 
