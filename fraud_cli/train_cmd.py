@@ -185,7 +185,10 @@ _GAP_DAYS = click.IntRange(0, 3650)
     "--every",
     type=str,
     default=None,
-    help="Retrain forever at this interval (e.g. 24h) on the latest window; SIGTERM stops.",
+    help=(
+        "Retrain at this interval (e.g. 24h) on the latest window until SIGTERM; a tick "
+        "with nothing new since the last run is skipped."
+    ),
 )
 @click.option("--json", "as_json", is_flag=True, help="End with one JSON line.")
 def train(every: str | None, **options: Any) -> None:
