@@ -7,7 +7,8 @@ is skipped when what a run depends on is what the last successful run of this pr
 had: its options, the rows it read (every column), where it read them (the days, and
 the archive's last payment, from which the latest window is placed), and the champion it
 is judged against (version and model checksum). A champion that cannot be served is never
-a reason to skip (the next run replaces it), and the first tick of a process always trains.
+a reason to skip (the next run replaces it; unless runs never promote), and the first tick
+of a process always trains.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def read_digest(frame: pd.DataFrame) -> str:
     Not the metadata's data fingerprint, which hashes row by row so that it does not depend
     on how the data was laid out in memory: this one does, but the same files read the same
     way give the same digest, at a quarter of the cost (about 1 s for 10M rows). Raises
-    ``pyarrow.ArrowException`` for a column Arrow cannot hold.
+    what pyarrow raises for a column it cannot hold (ArrowException, OverflowError ...).
     """
     digest = hashlib.sha256()
     table = pa.Table.from_pandas(frame, preserve_index=False)  # zero-copy where it can
@@ -98,16 +99,18 @@ class UnchangedRuns:
         digested (every tick then trains)."""
         try:
             history = read_digest(frame)
-        except (pa.ArrowException, TypeError, ValueError) as exc:
-            log.warning("cannot digest the history read (%s); every tick trains", exc)
+        # any error (an integer column beyond 64 bits raises OverflowError): the digest
+        # only saves work, and must never fail a run the schedule could train
+        except Exception as exc:
+            log.warning("cannot digest the history read (%r); every tick trains", exc)
             return None
         return RunInputs(options, history, since, until, last_event_ms, _champion(registry))
 
     def repeated_version(self, inputs: RunInputs) -> int | None:
         """The version the last run registered, when this run's inputs are the same and
-        its champion can be served; None: train."""
+        its champion can be served (or runs never promote); None: train."""
         last = self._last
-        if last is None or not inputs.champion.servable or inputs != last.inputs:
+        if last is None or not _may_skip(inputs, inputs.champion) or inputs != last.inputs:
             return None
         return last.version
 
@@ -115,26 +118,35 @@ class UnchangedRuns:
         self, inputs: RunInputs, registry: ModelRegistry, registered: ModelMetadata, promoted: bool
     ) -> None:
         """A run on ``inputs`` registered ``registered`` (and promoted it or not). It is
-        remembered only if the champion is now the one it was judged against, or itself:
-        a champion moved by an operator meanwhile was never compared with it."""
+        remembered only if its gate judged it against the champion of ``inputs``, and the
+        champion is now that one or itself: a champion an operator moved meanwhile (even
+        away and back) was never compared with it."""
         now = _champion(registry)
         if promoted:
             expected = ChampionState(registered.version, registered.model_sha256)
         else:
             expected = inputs.champion
-        if not now.servable or now != expected:
+        judged = registered.extra.get("gate", {}).get("champion")
+        if not _may_skip(inputs, now) or now != expected or judged != inputs.champion.version:
             self._last = None
             return
         self._last = _Remembered(replace(inputs, champion=now), registered.version)
 
 
+def _may_skip(inputs: RunInputs, champion: ChampionState) -> bool:
+    # a champion that cannot be served is replaced by the next run, unless runs never
+    # promote: then every tick would register the same challenger again
+    return champion.servable or not inputs.options.promote
+
+
 def _champion(registry: ModelRegistry) -> ChampionState:
     """The champion's version and model sha256, its files checked."""
+    version = None
     try:
         version = registry.champion_version()
         if version is None:
             return ChampionState(None)
         meta, _ = registry.verify(version)
     except (RegistryError, OSError):  # a file it cannot read is as unservable
-        return ChampionState(None, servable=False)
+        return ChampionState(version, servable=False)
     return ChampionState(version, meta.model_sha256)

@@ -105,32 +105,46 @@ def test_a_window_that_moved_past_a_day_without_payments_trains_again(
     assert schedule.tick()["outcome"] == "unchanged"
 
 
+@pytest.mark.parametrize(
+    ("rolled_back", "moved", "champion"),
+    [(False, "from v1 to v2", 2), (True, "from v2 to v1", 1)],
+    ids=["promoted meanwhile", "tried and rolled back meanwhile"],
+)
 def test_a_champion_moved_during_the_run_is_compared_at_the_next_tick(
     history_file: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     registry_edits: Any,
+    rolled_back: bool,
+    moved: str,
+    champion: int,
 ) -> None:
-    """The candidate was judged against v1 and stays a challenger; the champion the
-    operator chose meanwhile was never compared with it."""
+    """The candidate stays a challenger; the champion there is now was never compared with
+    it, even when it is the one from before the run (an operator tried a copy, v2, while
+    the candidate was judged against it, and rolled it back)."""
     schedule = _Schedule(history_file, tmp_path / "registry", capsys)
     weak = replace(_OPTIONS, training=TrainingConfig(seed=3, max_rounds=1))
     assert schedule.tick(weak)["model_version"] == 1
     judge = batch_training.champion.judge_candidate
 
-    def operator_promotes_a_copy(registry: ModelRegistry, *args: Any, **kwargs: Any) -> Any:
+    def operator_acts(registry: ModelRegistry, *args: Any, **kwargs: Any) -> Any:
+        if rolled_back:
+            registry.promote(registry_edits.register_copy(registry), forced=True)
         verdict = judge(registry, *args, **kwargs)
-        registry.promote(registry_edits.register_copy(registry), forced=True)
+        if rolled_back:
+            registry.rollback()
+        else:
+            registry.promote(registry_edits.register_copy(registry), forced=True)
         return verdict
 
-    monkeypatch.setattr(batch_training.pipeline, "judge_candidate", operator_promotes_a_copy)
-    moved = schedule.tick()
-    assert (moved["model_version"], moved["promoted"]) == (3, False)
-    assert "the champion moved from v1 to v2" in moved["gate"]
+    monkeypatch.setattr(batch_training.pipeline, "judge_candidate", operator_acts)
+    candidate = schedule.tick()
+    assert (candidate["model_version"], candidate["promoted"]) == (3, False)
+    assert f"the champion moved {moved}" in candidate["gate"]
     monkeypatch.setattr(batch_training.pipeline, "judge_candidate", judge)
     again = schedule.tick()
-    assert (again["model_version"], again["champion_version"]) == (4, 2)
+    assert (again["model_version"], again["champion_version"]) == (4, champion)
     assert schedule.tick()["outcome"] == "unchanged"
 
 
@@ -155,20 +169,37 @@ def test_a_failure_to_note_the_inputs_does_not_fail_the_run(
 
 
 def test_a_history_arrow_cannot_hold_trains_every_tick(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    small_history: pd.DataFrame,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    mixed = pd.DataFrame({"note": [1, "a"]})  # what pyarrow cannot type
+    """A CSV column of integers beyond 64 bits trains; the digest must not fail its ticks."""
+    history = tmp_path / "history.csv"
+    reference = [str(10**24 + i) for i in range(len(small_history))]
+    small_history.assign(reference=reference).to_csv(history, index=False)
+    schedule = _Schedule(history, tmp_path / "registry", capsys)
     with caplog.at_level(logging.WARNING):
-        inputs = UnchangedRuns().inputs(
-            _OPTIONS,
-            mixed,
-            since=None,
-            until=None,
-            last_event_ms=None,
-            registry=ModelRegistry(tmp_path / "registry"),
-        )
-    assert inputs is None
-    assert "cannot digest the history read" in caplog.text
+        assert [schedule.tick()["model_version"] for _ in range(2)] == [1, 2]
+    assert "cannot digest the history read (OverflowError" in caplog.text
+
+
+def test_with_no_promote_an_unservable_champion_does_not_retrain_every_tick(
+    history_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The next run replaces a champion that cannot be served, unless runs never promote:
+    then each tick would register the same challenger."""
+    schedule = _Schedule(history_file, tmp_path / "registry", capsys)
+    assert schedule.tick()["model_version"] == 1
+    model = tmp_path / "registry" / "versions" / "1" / "model.ubj"
+    model.write_bytes(model.read_bytes() + b" ")
+    no_promote = replace(_OPTIONS, promote=False)
+    ticks = [schedule.tick(no_promote) for _ in range(3)]
+    assert [(t["outcome"], t["model_version"]) for t in ticks] == [
+        ("challenger", 2),
+        ("unchanged", None),
+        ("unchanged", None),
+    ]
 
 
 def test_the_read_digest_changes_with_any_value_and_not_with_a_copy() -> None:
