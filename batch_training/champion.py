@@ -21,7 +21,7 @@ from batch_training.registry import ModelRegistry
 from feature_store import FeaturePlan
 from feature_store.offline import offline_feature_matrix
 
-__all__ = ["judge_candidate"]
+__all__ = ["judge_candidate", "unless_rolled_back"]
 
 
 def _champion_evaluation(
@@ -133,3 +133,18 @@ def judge_candidate(
             return version, None, GateDecision(True, reason)
     gate = promotion_gate(candidate.metrics, champion, cp_tolerance=options.cp_tolerance)
     return version, champion, gate
+
+
+def unless_rolled_back(
+    gate: GateDecision, registry: ModelRegistry, candidate_sha256: str
+) -> GateDecision:
+    """``gate``, except that a model an operator rolled back is not promoted again: the
+    same data and seed train it again, and a schedule would undo the rollback."""
+    was = registry.rolled_back_models().get(candidate_sha256)
+    if not gate.promote or was is None:
+        return gate
+    return GateDecision(
+        False,
+        f"{gate.reason}; not promoted: it is the same model as v{was}, which an operator "
+        "rolled back; `fraud models promote` this version with --force to serve it",
+    )

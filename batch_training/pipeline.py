@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from batch_training.champion import judge_candidate
+from batch_training.champion import judge_candidate, unless_rolled_back
 from batch_training.dataset import DataSplit, days_without_payments, fold_splits, split_history
 from batch_training.errors import ChampionMovedError, PromotionFailedError, TrainingDataError
 from batch_training.folds import Evaluation, FoldFeatures, fit_fold
@@ -26,7 +26,7 @@ from batch_training.gate import GateDecision
 from batch_training.metrics import decision_outcome
 from batch_training.options import PipelineOptions
 from batch_training.reach import run_split
-from batch_training.registry import ModelMetadata, ModelRegistry
+from batch_training.registry import ModelMetadata, ModelRegistry, model_sha256
 from batch_training.report import write_report
 from batch_training.report_plots import EvaluatedWindow
 from batch_training.train import FittedModel, Progress, prefixed
@@ -227,6 +227,7 @@ def run_training(
         champion_version, champion, gate = judge_candidate(
             registry, evaluation, data, features, options, read_since
         )
+        gate = unless_rolled_back(gate, registry, model_sha256(fitted.booster))
         labels, amounts = features.labels_and_amounts(data)
         test_cost = decision_outcome(
             evaluation.scores,

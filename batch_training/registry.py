@@ -41,7 +41,14 @@ from batch_training.errors import (
 )
 from feature_store.durability import fsync_path
 
-__all__ = ["NEVER_ACT", "LoadedModel", "ModelMetadata", "ModelRegistry", "Thresholds"]
+__all__ = [
+    "NEVER_ACT",
+    "LoadedModel",
+    "ModelMetadata",
+    "ModelRegistry",
+    "Thresholds",
+    "model_sha256",
+]
 
 # a threshold above every score (scores are at most 1.0): "never review" / "never decline"
 NEVER_ACT: Final = math.nextafter(1.0, 2.0)
@@ -111,6 +118,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _model_bytes(booster: xgb.Booster) -> bytes:
+    return bytes(booster.save_raw(raw_format="ubj"))
+
+
+def model_sha256(booster: xgb.Booster) -> str:
+    """The sha256 a version of ``booster`` records (training is deterministic: the same
+    data, options and seed give the same model, and the same checksum)."""
+    return _sha256(_model_bytes(booster))
+
+
 def _checksums(model_bytes: bytes, meta_bytes: bytes) -> bytes:
     """``sha256sum``'s format, so ``sha256sum -c SHA256SUMS`` checks a version by hand."""
     lines = [f"{_sha256(model_bytes)}  {MODEL_FILE}", f"{_sha256(meta_bytes)}  {METADATA_FILE}"]
@@ -163,7 +180,7 @@ class ModelRegistry:
         writes there is published with the model, and if it raises, nothing is."""
         self._versions.mkdir(parents=True, exist_ok=True)
         self._remove_abandoned_staging()
-        model_bytes = bytes(booster.save_raw(raw_format="ubj"))
+        model_bytes = _model_bytes(booster)
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self._versions))
         try:
             _write(staging / MODEL_FILE, model_bytes)
@@ -308,6 +325,11 @@ class ModelRegistry:
     def previous_champions(self) -> list[int]:
         return _previous(self._pointer())
 
+    def rolled_back_models(self) -> dict[str, int]:
+        """The models an operator rolled back, by sha256, with the version each was: the
+        gate does not promote them again (``promote`` by hand reinstates one)."""
+        return _rolled_back(self._pointer())
+
     def load_champion(self) -> LoadedModel:
         version = self.champion_version()
         if version is None:
@@ -324,7 +346,7 @@ class ModelRegistry:
         """
         # refuse unknown versions, and altered ones even when forced: no worker would
         # start on them
-        self.verify(version)
+        meta, _ = self.verify(version)
         with self._pointer_lock():
             if not self.version_dir(version).is_dir():  # pruned since it was verified
                 raise RegistryError(f"model version {version} was removed from {self.root}")
@@ -341,12 +363,17 @@ class ModelRegistry:
             if current is not None and current != version:
                 previous = [current, *previous][:50]
                 previous_forced = [bool(pointer.get("forced", False)), *previous_forced][:50]
+            # promoted by hand: the operator reinstates a model they had rolled back
+            rolled_back = {
+                sha: v for sha, v in _rolled_back(pointer).items() if sha != meta.model_sha256
+            }
             self._write_pointer(
                 {
                     "version": version,
                     "forced": forced,
                     "previous": previous,
                     "previous_forced": previous_forced,
+                    "rolled_back": rolled_back,
                 }
             )
 
@@ -373,12 +400,20 @@ class ModelRegistry:
             # the reinstated champion is back as it first got there: a rollback past a
             # champion that passed the gate asks for --force again
             previous_forced = _previous_forced(pointer, len(previous))
+            rolled_back = _rolled_back(pointer)
+            # the model rolled back is not promoted again by the gate: a schedule would
+            # otherwise train it again on the same data and undo the rollback at its next
+            # tick (one that cannot be read, rolled back for that, is never served anyway)
+            with contextlib.suppress(RegistryError):
+                if current is not None:
+                    rolled_back[self.metadata(current).model_sha256] = current
             self._write_pointer(
                 {
                     "version": previous[0],
                     "forced": previous_forced[0],
                     "previous": previous[1:],
                     "previous_forced": previous_forced[1:],
+                    "rolled_back": dict(list(rolled_back.items())[-50:]),
                 }
             )
         return previous[0]
@@ -465,12 +500,26 @@ def _listed(pointer: dict[str, Any], key: str, kind: type) -> list[Any]:
     a damaged history of champions must not stop the champion itself from serving."""
     listed = pointer.get(key, [])
     if not (isinstance(listed, list) and all(type(v) is kind for v in listed)):
-        raise RegistryError(
-            f"the champion pointer's {key} {listed!r} is not a list of {kind.__name__}s: "
-            f"it is only ever replaced whole, so it was edited by hand: delete "
-            f"{CHAMPION_FILE} and `fraud models promote V --force` the version that should serve"
-        )
+        raise _edited_by_hand(key, listed, f"a list of {kind.__name__}s")
     return listed
+
+
+def _edited_by_hand(key: str, value: object, expected: str) -> RegistryError:
+    return RegistryError(
+        f"the champion pointer's {key} {value!r} is not {expected}: it is only ever "
+        f"replaced whole, so it was edited by hand: delete {CHAMPION_FILE} and `fraud "
+        "models promote V --force` the version that should serve"
+    )
+
+
+def _rolled_back(pointer: dict[str, Any]) -> dict[str, int]:
+    rolled_back = pointer.get("rolled_back", {})
+    if not (
+        isinstance(rolled_back, dict)
+        and all(isinstance(k, str) and type(v) is int for k, v in rolled_back.items())
+    ):
+        raise _edited_by_hand("rolled_back", rolled_back, "an object of model sha256s and versions")
+    return dict(rolled_back)
 
 
 def _previous(pointer: dict[str, Any]) -> list[int]:

@@ -57,14 +57,16 @@ def _pass_registry(command: Callable[..., None]) -> Callable[..., None]:
 @_pass_registry
 def models_list(registry: Any) -> None:
     """Every version, its test metrics and gate verdict; * marks the champion (*! one
-    forced past the gate). Exits 1 when the champion cannot be served, after the list."""
+    forced past the gate), "(rolled back)" a model the gate will not promote again. Exits
+    1 when the champion cannot be served, after the list."""
     from batch_training.errors import RegistryError
 
     try:
         champion, forced = registry.champion_version(), registry.champion_was_forced()
+        rolled_back = set(registry.rolled_back_models().values())
         pointer_error = None
     except RegistryError as exc:  # the versions are what the operator needs to choose from
-        champion, forced, pointer_error = None, False, exc
+        champion, forced, rolled_back, pointer_error = None, False, set(), exc
     click.echo(
         f"{'':2}{'version':>7}  {'created':20}  {'features':12}  {'trained on':24}  "
         f"{'AP':>6}  {'CP@100':>6}  gate"
@@ -88,12 +90,16 @@ def models_list(registry: Any) -> None:
         features = f"{meta.feature_set_name} v{meta.feature_set_version}"
         judged = gate.get("champion")
         verdict = "pass" if gate.get("promote") else "fail"
+        if judged is not None:
+            verdict += f" vs v{judged}"
+        if version in rolled_back:  # the gate does not promote this model again
+            verdict += " (rolled back)"
         click.echo(
             f"{mark:2}{version:>7}  {meta.created_at[:19]:20}  "
             f"{features:12}  {meta.training_window.get('split_train', '?'):24}  "
             f"{meta.metrics.get('average_precision', float('nan')):6.3f}  "
             f"{meta.metrics.get('card_precision_at_100', float('nan')):6.3f}  "
-            f"{verdict}{f' vs v{judged}' if judged is not None else ''}: {gate.get('reason', '')}"
+            f"{verdict}: {gate.get('reason', '')}"
         )
     if forced:
         click.echo("*! the champion was promoted past the gate (--force)")

@@ -429,6 +429,34 @@ def test_promote_and_rollback_refuse_a_model_no_worker_would_serve_even_forced(
     assert registry.champion_version() == 1
 
 
+def test_a_model_rolled_back_is_not_promoted_again_until_promoted_by_hand(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A schedule trains the same model again on the same data: it would undo the
+    operator's rollback at its next tick."""
+    registry = ModelRegistry(tmp_path / "registry")
+    weak = _small_options(training=TrainingConfig(seed=3, max_rounds=1))
+    run_training(small_history, registry=registry, options=weak)
+    assert run_training(small_history, registry=registry, options=_small_options()).promoted
+    models = ["models", "--registry", str(registry.root)]
+    assert CliRunner().invoke(cli, [*models, "rollback", "--force"]).exit_code == 0
+    v2 = registry.metadata(2).model_sha256
+    assert registry.rolled_back_models() == {v2: 2}
+    again = run_training(small_history, registry=registry, options=_small_options())
+    assert (again.metadata.version, again.metadata.model_sha256) == (3, v2)
+    assert not again.promoted
+    assert "the same model as v2, which an operator rolled back" in again.gate.reason
+    listing = CliRunner().invoke(cli, [*models, "list"]).output.splitlines()
+    assert "pass vs v1 (rolled back)" in listing[2]
+    assert "(rolled back)" not in listing[3]
+    # another model (another seed) is judged as any other
+    other = _small_options(training=TrainingConfig(seed=4, max_rounds=40))
+    assert run_training(small_history, registry=registry, options=other).promoted
+    # promoted by hand, the operator reinstates it
+    assert CliRunner().invoke(cli, [*models, "promote", "2", "--force"]).exit_code == 0
+    assert registry.rolled_back_models() == {}
+
+
 def test_a_history_without_labels_is_refused_with_the_fix(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:

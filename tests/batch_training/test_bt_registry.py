@@ -175,7 +175,12 @@ def test_a_hand_edited_champion_pointer_is_a_clear_error(
 
 @pytest.mark.parametrize(
     "history",
-    ['"previous": "abc"', '"previous": [null]', '"previous": [1], "previous_forced": ["no"]'],
+    [
+        '"previous": "abc"',
+        '"previous": [null]',
+        '"previous": [1], "previous_forced": ["no"]',
+        '"previous": [1], "rolled_back": {"abc": "v2"}',
+    ],
 )
 def test_a_damaged_list_of_earlier_champions_stops_rollback_not_serving(
     registry_copy: ModelRegistry, history: str
