@@ -3,6 +3,7 @@ test set."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 from typing import Any
 
@@ -22,6 +23,8 @@ from feature_store import FeaturePlan
 from feature_store.offline import offline_feature_matrix
 
 __all__ = ["judge_candidate", "unless_rolled_back"]
+
+log = logging.getLogger(__name__)
 
 
 def _champion_evaluation(
@@ -140,11 +143,18 @@ def unless_rolled_back(
 ) -> GateDecision:
     """``gate``, except that a model an operator rolled back is not promoted again: the
     same data and seed train it again, and a schedule would undo the rollback."""
-    was = registry.rolled_back_models().get(candidate_sha256)
-    if not gate.promote or was is None:
+    if not gate.promote:
+        return gate
+    try:
+        was = registry.rolled_back_models().get(candidate_sha256)
+    except RegistryError as exc:  # edited by hand: the promotion refuses it, naming the fix
+        log.warning("%s", exc)
+        return gate
+    if was is None:
         return gate
     return GateDecision(
         False,
         f"{gate.reason}; not promoted: it is the same model as v{was}, which an operator "
         "rolled back; `fraud models promote` this version with --force to serve it",
+        ranked_above=True,
     )

@@ -6,6 +6,7 @@ __all__ = [
     "BatchTrainingError",
     "ChampionMovedError",
     "ModelIntegrityError",
+    "ModelRolledBackError",
     "NoChampionError",
     "PromotionFailedError",
     "RegistryError",
@@ -28,6 +29,10 @@ class ModelIntegrityError(RegistryError):
 
 class ChampionMovedError(RegistryError):
     """The champion changed between a gate's judgement and the promotion it allowed."""
+
+
+class ModelRolledBackError(RegistryError):
+    """A run's candidate is a model an operator rolled back while it was judged."""
 
 
 class PromotionFailedError(RegistryError):

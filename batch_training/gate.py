@@ -12,6 +12,13 @@ __all__ = ["GateDecision", "promotion_gate"]
 class GateDecision:
     promote: bool
     reason: str
+    # the comparison's verdict when a later rule overrode it (a model an operator rolled
+    # back ranks above the champion, and is still not promoted); None: ``promote``
+    ranked_above: bool | None = None
+
+    @property
+    def passed_comparison(self) -> bool:
+        return self.promote if self.ranked_above is None else self.ranked_above
 
 
 # metrics computed two ways (a mean of per-day shares, say) differ in the last bits

@@ -20,7 +20,12 @@ import pandas as pd
 
 from batch_training.champion import judge_candidate, unless_rolled_back
 from batch_training.dataset import DataSplit, days_without_payments, fold_splits, split_history
-from batch_training.errors import ChampionMovedError, PromotionFailedError, TrainingDataError
+from batch_training.errors import (
+    ChampionMovedError,
+    ModelRolledBackError,
+    PromotionFailedError,
+    TrainingDataError,
+)
 from batch_training.folds import Evaluation, FoldFeatures, fit_fold
 from batch_training.gate import GateDecision
 from batch_training.metrics import decision_outcome
@@ -336,9 +341,10 @@ def run_training(
         # promotion comes last, so a failed step above never leaves a champion behind it
         if promoted:
             try:
-                registry.promote(meta.version, expected=champion_version)
-            except ChampionMovedError as exc:  # an operator promoted or rolled back meanwhile
-                promoted, gate = False, GateDecision(False, str(exc))
+                registry.promote(meta.version, expected=champion_version, refuse_rolled_back=True)
+            # an operator promoted or rolled back meanwhile
+            except (ChampionMovedError, ModelRolledBackError) as exc:
+                promoted, gate = False, GateDecision(False, str(exc), ranked_above=True)
                 report_path = report(meta, published, gate, promoted)
             except Exception as exc:  # the report must not say "promoted"
                 try:

@@ -20,6 +20,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import math
 import os
 import re
@@ -36,6 +37,7 @@ import xgboost as xgb
 from batch_training.errors import (
     ChampionMovedError,
     ModelIntegrityError,
+    ModelRolledBackError,
     NoChampionError,
     RegistryError,
 )
@@ -54,6 +56,8 @@ __all__ = [
 NEVER_ACT: Final = math.nextafter(1.0, 2.0)
 
 # promote(expected=...) says "the champion is still the one the gate judged against"
+log = logging.getLogger(__name__)
+
 _ANY: Final = object()
 MODEL_FILE: Final = "model.ubj"
 METADATA_FILE: Final = "metadata.json"
@@ -228,7 +232,11 @@ class ModelRegistry:
         deleted by hand leaves its number to its rollback history, not to a new model."""
         try:
             pointer = self._pointer()
-            named = [v for v in (_version(pointer), *_previous(pointer)) if v is not None]
+            named = [
+                v
+                for v in (_version(pointer), *_previous(pointer), *_rolled_back(pointer).values())
+                if v is not None
+            ]
         except RegistryError:  # a damaged pointer is reported where it is used
             named = []
         # a stray file counts too: the version directory could not be renamed onto it
@@ -338,11 +346,20 @@ class ModelRegistry:
             )
         return self.load(version)
 
-    def promote(self, version: int, *, forced: bool = False, expected: object = _ANY) -> None:
+    def promote(
+        self,
+        version: int,
+        *,
+        forced: bool = False,
+        expected: object = _ANY,
+        refuse_rolled_back: bool = False,
+    ) -> None:
         """Make ``version`` the champion; readers see the old or the new pointer, never half.
 
         With ``expected`` (a version, or None for "no champion") the promotion happens only
-        if the champion is still that one; otherwise :class:`ChampionMovedError`.
+        if the champion is still that one; otherwise :class:`ChampionMovedError`. A model an
+        operator rolled back is reinstated, or with ``refuse_rolled_back`` (a training run's
+        own promotion) refused with :class:`ModelRolledBackError`.
         """
         # refuse unknown versions, and altered ones even when forced: no worker would
         # start on them
@@ -363,10 +380,15 @@ class ModelRegistry:
             if current is not None and current != version:
                 previous = [current, *previous][:50]
                 previous_forced = [bool(pointer.get("forced", False)), *previous_forced][:50]
-            # promoted by hand: the operator reinstates a model they had rolled back
-            rolled_back = {
-                sha: v for sha, v in _rolled_back(pointer).items() if sha != meta.model_sha256
-            }
+            rolled_back = _rolled_back(pointer)
+            if meta.model_sha256 in rolled_back:
+                if refuse_rolled_back:  # rolled back while the run judged it
+                    raise ModelRolledBackError(
+                        f"v{version} is the same model as v{rolled_back[meta.model_sha256]}, "
+                        f"which an operator rolled back while v{version} was judged; it stays "
+                        f"a challenger: `fraud models promote {version} --force` to serve it"
+                    )
+                del rolled_back[meta.model_sha256]  # by hand: the operator reinstates it
             self._write_pointer(
                 {
                     "version": version,
@@ -396,17 +418,18 @@ class ModelRegistry:
                     f"registry {self.root} has no earlier champion to roll back to "
                     f"(champion: {current})"
                 )
-            self.verify(previous[0])  # no worker would start on an altered model
+            reinstated, _ = self.verify(previous[0])  # no worker would start on an altered model
             # the reinstated champion is back as it first got there: a rollback past a
             # champion that passed the gate asks for --force again
             previous_forced = _previous_forced(pointer, len(previous))
             rolled_back = _rolled_back(pointer)
+            rolled_back.pop(reinstated.model_sha256, None)  # serving again: not refused
             # the model rolled back is not promoted again by the gate: a schedule would
             # otherwise train it again on the same data and undo the rollback at its next
-            # tick (one that cannot be read, rolled back for that, is never served anyway)
-            with contextlib.suppress(RegistryError):
-                if current is not None:
-                    rolled_back[self.metadata(current).model_sha256] = current
+            # tick (the newest last, so that trimming keeps it)
+            if current is not None and (sha := self._rolled_back_sha256(current)) is not None:
+                rolled_back.pop(sha, None)
+                rolled_back[sha] = current
             self._write_pointer(
                 {
                     "version": previous[0],
@@ -417,6 +440,24 @@ class ModelRegistry:
                 }
             )
         return previous[0]
+
+    def _rolled_back_sha256(self, version: int) -> str | None:
+        """The sha256 of the model ``version`` was: its metadata's (what training the same
+        model gives again), else its file's; None, logged, when neither can be read."""
+        try:
+            return self.metadata(version).model_sha256
+        except Exception as exc:  # damaged in any way: the rollback itself must happen
+            damage = exc
+        try:
+            return _sha256((self.version_dir(version) / MODEL_FILE).read_bytes())
+        except OSError:
+            log.warning(
+                "v%d is rolled back without its model's sha256 (%s): the gate may promote "
+                "the same model again; `fraud train --no-promote` until it is fixed",
+                version,
+                damage,
+            )
+            return None
 
     def prune(self, keep: int, *, dry_run: bool = False) -> list[int]:
         """Remove all but the newest ``keep`` versions, never the champion nor the earlier

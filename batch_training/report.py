@@ -120,7 +120,7 @@ figure{{display:inline-block;margin:8px}}img{{max-width:520px}}</style></head><b
 {_scenarios_section(by_scenario)}
 <h2>Metrics on the test window</h2>
 {_metrics_section(metadata.metrics, champion, metadata.extra.get("alert_rate"))}
-{_metrics_notes(metadata.metrics, champion, gate.promote)}
+{_metrics_notes(metadata.metrics, champion, gate.passed_comparison)}
 <h2>How the model was trained</h2>
 {_training_section(metadata.extra)}
 <h2>Prequential folds</h2>

@@ -7,8 +7,8 @@ is skipped when what a run depends on is what the last successful run of this pr
 had: its options, the rows it read (every column), where it read them (the days, and
 the archive's last payment, from which the latest window is placed), and the champion it
 is judged against (version and model checksum). A champion that cannot be served is never
-a reason to skip (the next run replaces it; unless runs never promote), and the first tick
-of a process always trains.
+a reason to skip (the next run replaces it), unless runs never promote or the gate declines
+the candidate as a model an operator rolled back; the first tick of a process always trains.
 """
 
 from __future__ import annotations
@@ -107,10 +107,10 @@ class UnchangedRuns:
         return RunInputs(options, history, since, until, last_event_ms, _champion(registry))
 
     def repeated_version(self, inputs: RunInputs) -> int | None:
-        """The version the last run registered, when this run's inputs are the same and
-        its champion can be served (or runs never promote); None: train."""
+        """The version the last run registered, when this run's inputs are the same;
+        None: train."""
         last = self._last
-        if last is None or not _may_skip(inputs, inputs.champion) or inputs != last.inputs:
+        if last is None or inputs != last.inputs:
             return None
         return last.version
 
@@ -127,16 +127,25 @@ class UnchangedRuns:
         else:
             expected = inputs.champion
         judged = registered.extra.get("gate", {}).get("champion")
-        if not _may_skip(inputs, now) or now != expected or judged != inputs.champion.version:
+        if now != expected or judged != inputs.champion.version:
             self._last = None
-            return
-        self._last = _Remembered(replace(inputs, champion=now), registered.version)
+        elif not now.servable and _replaces_unservable(inputs, registry, registered):
+            self._last = None  # the next run replaces the champion: never skip it
+        else:
+            self._last = _Remembered(replace(inputs, champion=now), registered.version)
 
 
-def _may_skip(inputs: RunInputs, champion: ChampionState) -> bool:
-    # a champion that cannot be served is replaced by the next run, unless runs never
-    # promote: then every tick would register the same challenger again
-    return champion.servable or not inputs.options.promote
+def _replaces_unservable(
+    inputs: RunInputs, registry: ModelRegistry, registered: ModelMetadata
+) -> bool:
+    """Whether the next run would replace a champion that cannot be served: not when runs
+    never promote, nor when the gate declines the model as one an operator rolled back
+    (then every tick would register it again)."""
+    try:
+        rolled_back = registered.model_sha256 in registry.rolled_back_models()
+    except RegistryError:  # unreadable: the promotion fails, so it is never replaced
+        rolled_back = True
+    return inputs.options.promote and not rolled_back
 
 
 def _champion(registry: ModelRegistry) -> ChampionState:

@@ -63,10 +63,15 @@ def models_list(registry: Any) -> None:
 
     try:
         champion, forced = registry.champion_version(), registry.champion_was_forced()
-        rolled_back = set(registry.rolled_back_models().values())
         pointer_error = None
     except RegistryError as exc:  # the versions are what the operator needs to choose from
-        champion, forced, rolled_back, pointer_error = None, False, set(), exc
+        champion, forced, pointer_error = None, False, exc
+    try:  # by model: a number can name another model after a hand deletion
+        rolled_back = set(registry.rolled_back_models())
+    except RegistryError as exc:  # stops rollback and promote, not serving: said, not fatal
+        rolled_back = set()
+        if pointer_error is None:
+            click.echo(f"warning: {exc}", err=True)
     click.echo(
         f"{'':2}{'version':>7}  {'created':20}  {'features':12}  {'trained on':24}  "
         f"{'AP':>6}  {'CP@100':>6}  gate"
@@ -92,7 +97,7 @@ def models_list(registry: Any) -> None:
         verdict = "pass" if gate.get("promote") else "fail"
         if judged is not None:
             verdict += f" vs v{judged}"
-        if version in rolled_back:  # the gate does not promote this model again
+        if meta.model_sha256 in rolled_back:  # the gate does not promote this model again
             verdict += " (rolled back)"
         click.echo(
             f"{mark:2}{version:>7}  {meta.created_at[:19]:20}  "

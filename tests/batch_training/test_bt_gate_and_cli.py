@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from batch_training.errors import TrainingConfigError, TrainingDataError
+from batch_training.errors import PromotionFailedError, TrainingConfigError, TrainingDataError
 from batch_training.gate import promotion_gate
 from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
@@ -446,15 +446,34 @@ def test_a_model_rolled_back_is_not_promoted_again_until_promoted_by_hand(
     assert (again.metadata.version, again.metadata.model_sha256) == (3, v2)
     assert not again.promoted
     assert "the same model as v2, which an operator rolled back" in again.gate.reason
+    assert again.gate.passed_comparison  # the report's cost note reads the comparison
     listing = CliRunner().invoke(cli, [*models, "list"]).output.splitlines()
     assert "pass vs v1 (rolled back)" in listing[2]
-    assert "(rolled back)" not in listing[3]
+    assert "fail vs v1 (rolled back)" in listing[3]  # the same model
+    assert "(rolled back)" not in listing[1]
     # another model (another seed) is judged as any other
     other = _small_options(training=TrainingConfig(seed=4, max_rounds=40))
     assert run_training(small_history, registry=registry, options=other).promoted
     # promoted by hand, the operator reinstates it
     assert CliRunner().invoke(cli, [*models, "promote", "2", "--force"]).exit_code == 0
     assert registry.rolled_back_models() == {}
+
+
+def test_a_hand_edited_rolled_back_list_stops_promotion_not_training_or_listing(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    registry = ModelRegistry(tmp_path / "registry")
+    weak = _small_options(training=TrainingConfig(seed=3, max_rounds=1))
+    run_training(small_history, registry=registry, options=weak)
+    pointer = registry.root / "champion.json"
+    pointer.write_text(json.dumps(json.loads(pointer.read_text()) | {"rolled_back": [2]}))
+    with pytest.raises(PromotionFailedError, match="rolled_back \\[2\\] is not an object"):
+        run_training(small_history, registry=registry, options=_small_options())
+    assert registry.versions() == [1, 2]
+    listing = CliRunner().invoke(cli, ["models", "--registry", str(registry.root), "list"])
+    assert listing.exit_code == 0, listing.output
+    assert "warning: the champion pointer's rolled_back [2]" in listing.output
+    assert listing.stdout.splitlines()[1].startswith("*")
 
 
 def test_a_history_without_labels_is_refused_with_the_fix(

@@ -19,6 +19,7 @@ import pytest
 from batch_training.errors import (
     ChampionMovedError,
     ModelIntegrityError,
+    ModelRolledBackError,
     NoChampionError,
     RegistryError,
 )
@@ -431,3 +432,68 @@ def test_sha256sums_in_binary_mode_is_read_and_one_without_the_metadata_is_refus
     sums.write_text(model_line + "\n")
     with pytest.raises(ModelIntegrityError, match=r"records no sha256 of metadata\.json"):
         registry_copy.metadata(second)
+
+
+def _another_model(registry: ModelRegistry, tag: str) -> int:
+    """A new version of v1's model, made different in its bytes (an attribute)."""
+    loaded = registry.load(1)
+    loaded.booster.set_attr(tag=tag)
+    fields = {
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+    }
+    return registry.register(loaded.booster, **fields).version
+
+
+def test_a_rolled_back_model_is_refused_to_a_run_and_reinstated_by_hand(
+    registry_copy: ModelRegistry,
+) -> None:
+    """A run judged a model an operator rolled back meanwhile: its promotion is refused
+    under the pointer's lock, and only a promotion by hand reinstates the model."""
+    second = _another_model(registry_copy, "b")
+    registry_copy.promote(second, forced=True)
+    registry_copy.rollback()
+    sha = registry_copy.metadata(second).model_sha256
+    assert registry_copy.rolled_back_models() == {sha: second}
+    same = _second_version(registry_copy)  # v1's model again: not rolled back
+    twin = _another_model(registry_copy, "b")  # the rolled-back model, trained again
+    with pytest.raises(ModelRolledBackError, match=rf"v{twin} is the same model as v{second}"):
+        registry_copy.promote(twin, expected=1, refuse_rolled_back=True)
+    assert registry_copy.champion_version() == 1
+    registry_copy.promote(same, expected=1, refuse_rolled_back=True)
+    registry_copy.promote(twin, forced=True)
+    assert registry_copy.rolled_back_models() == {}
+
+
+def test_a_rollback_onto_a_rolled_back_model_serves_it_again(
+    registry_copy: ModelRegistry,
+) -> None:
+    second = _another_model(registry_copy, "b")
+    sha1, sha2 = (registry_copy.metadata(v).model_sha256 for v in (1, second))
+    registry_copy.promote(second, forced=True)
+    registry_copy.promote(1, forced=True)  # champions: 1, then 2, then 1 again
+    assert registry_copy.rollback() == second  # 1 rolled back
+    assert registry_copy.rolled_back_models() == {sha1: 1}
+    assert registry_copy.rollback() == 1  # serving again: no longer refused
+    assert registry_copy.rolled_back_models() == {sha2: second}
+
+
+def test_a_rolled_back_version_keeps_its_number_after_a_hand_deletion(
+    registry_copy: ModelRegistry,
+) -> None:
+    second = _another_model(registry_copy, "b")
+    registry_copy.promote(second, forced=True)
+    registry_copy.rollback()
+    shutil.rmtree(registry_copy.version_dir(second))
+    assert _another_model(registry_copy, "c") == second + 1
+
+
+def test_a_rollback_past_damaged_metadata_records_the_model_file(
+    registry_copy: ModelRegistry,
+) -> None:
+    """The rollback happens, and the model (intact) is still refused to the gate."""
+    second = _another_model(registry_copy, "b")
+    registry_copy.promote(second, forced=True)
+    sha = registry_copy.metadata(second).model_sha256
+    (registry_copy.version_dir(second) / "metadata.json").write_text("[]")
+    assert registry_copy.rollback() == 1
+    assert registry_copy.rolled_back_models() == {sha: second}

@@ -148,6 +148,30 @@ def test_a_champion_moved_during_the_run_is_compared_at_the_next_tick(
     assert schedule.tick()["outcome"] == "unchanged"
 
 
+def test_a_rolled_back_candidate_over_an_unservable_champion_is_not_retrained_each_tick(
+    history_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The champion cannot be served, and the gate declines the candidate as the model
+    an operator rolled back: no run replaces the champion, so the skip must not wait
+    for one."""
+    schedule = _Schedule(history_file, tmp_path / "registry", capsys)
+    assert schedule.tick(replace(_OPTIONS, training=TrainingConfig(seed=3, max_rounds=1)))[
+        "promoted"
+    ]
+    assert schedule.tick()["promoted"]  # v2
+    registry = ModelRegistry(tmp_path / "registry")
+    registry.rollback()
+    model = registry.version_dir(1) / "model.ubj"
+    model.write_bytes(model.read_bytes() + b" ")
+    ticks = [schedule.tick() for _ in range(3)]
+    assert [(t["outcome"], t["model_version"]) for t in ticks] == [
+        ("challenger", 3),
+        ("unchanged", None),
+        ("unchanged", None),
+    ]
+    assert "the same model as v2, which an operator rolled back" in ticks[0]["gate"]
+
+
 def test_a_failure_to_note_the_inputs_does_not_fail_the_run(
     history_file: Path,
     tmp_path: Path,
