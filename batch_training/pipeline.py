@@ -348,9 +348,8 @@ def run_training(
                 report_path = report(meta, published, gate, promoted)
             except Exception as exc:  # the report must not say "promoted"
                 try:
-                    report(
-                        meta, published, GateDecision(False, f"the promotion failed: {exc}"), False
-                    )
+                    failed = GateDecision(False, f"the promotion failed: {exc}", ranked_above=True)
+                    report(meta, published, failed, False)
                 except Exception:  # e.g. the same full disk: the promotion's error is the news
                     log.exception("the report of version %d could not be rewritten", meta.version)
                 raise PromotionFailedError(meta.version, exc) from exc

@@ -230,15 +230,14 @@ class ModelRegistry:
     def _next_version(self) -> int:
         """One past every version stored or named by the champion pointer: a version
         deleted by hand leaves its number to its rollback history, not to a new model."""
-        try:
+        named: list[int] = []
+        with contextlib.suppress(RegistryError):  # a damaged pointer is reported where used
             pointer = self._pointer()
-            named = [
-                v
-                for v in (_version(pointer), *_previous(pointer), *_rolled_back(pointer).values())
-                if v is not None
-            ]
-        except RegistryError:  # a damaged pointer is reported where it is used
-            named = []
+            if (champion := _version(pointer)) is not None:
+                named.append(champion)
+            for listed in (_previous, _rolled_back_versions):
+                with contextlib.suppress(RegistryError):  # one damaged list: the other counts
+                    named += listed(pointer)
         # a stray file counts too: the version directory could not be renamed onto it
         return max([0, *(int(p.name) for p in self._numbered()), *named]) + 1
 
@@ -429,7 +428,8 @@ class ModelRegistry:
             # tick (the newest last, so that trimming keeps it)
             if current is not None and (sha := self._rolled_back_sha256(current)) is not None:
                 rolled_back.pop(sha, None)
-                rolled_back[sha] = current
+                if sha != reinstated.model_sha256:  # not when the same model serves again
+                    rolled_back[sha] = current
             self._write_pointer(
                 {
                     "version": previous[0],
@@ -561,6 +561,10 @@ def _rolled_back(pointer: dict[str, Any]) -> dict[str, int]:
     ):
         raise _edited_by_hand("rolled_back", rolled_back, "an object of model sha256s and versions")
     return dict(rolled_back)
+
+
+def _rolled_back_versions(pointer: dict[str, Any]) -> list[int]:
+    return list(_rolled_back(pointer).values())
 
 
 def _previous(pointer: dict[str, Any]) -> list[int]:

@@ -192,7 +192,14 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
         click.echo(f"v{version} is already the champion; nothing changed")
         return
     gate = meta.extra.get("gate", {})
+    # an operator rolled this model back: serving it again bypasses that, as the gate would
+    rolled_back = registry.rolled_back_models().get(meta.model_sha256)
     passed = bool(gate.get("promote")) and gate.get("champion") == champion
+    if rolled_back is not None and not force:
+        raise click.ClickException(
+            f"v{version} is the same model as v{rolled_back}, which an operator rolled back; "
+            "add --force to serve it again"
+        )
     if not passed and not force:
         against = "there is no champion" if champion is None else f"the champion is v{champion}"
         raise click.ClickException(
@@ -200,8 +207,9 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
             f"its gate: {gate.get('reason', 'no gate record')}); add --force to promote it "
             "anyway"
         )
+    passed = passed and rolled_back is None
     if passed:  # only while the champion is still the one it was judged against
-        registry.promote(version, expected=gate["champion"])
+        registry.promote(version, expected=gate["champion"], refuse_rolled_back=True)
     else:
         registry.promote(version, forced=True)
     click.echo(f"v{version} is the champion{' (forced past the gate)' if not passed else ''}")

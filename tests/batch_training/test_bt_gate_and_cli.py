@@ -454,9 +454,15 @@ def test_a_model_rolled_back_is_not_promoted_again_until_promoted_by_hand(
     # another model (another seed) is judged as any other
     other = _small_options(training=TrainingConfig(seed=4, max_rounds=40))
     assert run_training(small_history, registry=registry, options=other).promoted
-    # promoted by hand, the operator reinstates it
+    # promoted by hand, past the rollback as past the gate, the operator reinstates it
+    refused = CliRunner().invoke(cli, [*models, "promote", "3"])
+    assert refused.exit_code == 1
+    assert "v3 is the same model as v2, which an operator rolled back; add --force" in (
+        refused.output
+    )
     assert CliRunner().invoke(cli, [*models, "promote", "2", "--force"]).exit_code == 0
     assert registry.rolled_back_models() == {}
+    assert registry.champion_was_forced()
 
 
 def test_a_hand_edited_rolled_back_list_stops_promotion_not_training_or_listing(

@@ -497,3 +497,27 @@ def test_a_rollback_past_damaged_metadata_records_the_model_file(
     (registry_copy.version_dir(second) / "metadata.json").write_text("[]")
     assert registry_copy.rollback() == 1
     assert registry_copy.rolled_back_models() == {sha: second}
+
+
+def test_a_rollback_between_two_versions_of_one_model_refuses_nothing(
+    registry_copy: ModelRegistry,
+) -> None:
+    """A restarted schedule can register the champion's model again: rolling back from
+    that copy must not mark the model now serving as rolled back."""
+    second = _another_model(registry_copy, "b")
+    registry_copy.promote(second, forced=True)
+    registry_copy.promote(_another_model(registry_copy, "b"), forced=True)
+    assert registry_copy.rollback() == second
+    assert registry_copy.rolled_back_models() == {}
+
+
+def test_a_damaged_list_in_the_pointer_leaves_the_other_lists_numbers_taken(
+    registry_copy: ModelRegistry,
+) -> None:
+    second = _another_model(registry_copy, "b")
+    registry_copy.promote(second, forced=True)
+    registry_copy.rollback()
+    pointer = registry_copy.root / "champion.json"
+    pointer.write_text(json.dumps(json.loads(pointer.read_text()) | {"previous": "abc"}))
+    shutil.rmtree(registry_copy.version_dir(second))
+    assert _another_model(registry_copy, "c") == second + 1
