@@ -545,11 +545,19 @@ def _listed(pointer: dict[str, Any], key: str, kind: type) -> list[Any]:
     return listed
 
 
+# what each list of the pointer records: what removing it forgets
+_RECORDS: Final = {
+    "previous": "the earlier champions a rollback reinstates",
+    "previous_forced": "how the earlier champions got there",
+    "rolled_back": "the models the gate will not promote again",
+}
+
+
 def _edited_by_hand(key: str, value: object, expected: str) -> RegistryError:
     return RegistryError(
         f"the champion pointer's {key} {value!r} is not {expected}: it is only ever "
-        f"replaced whole, so it was edited by hand: delete {CHAMPION_FILE} and `fraud "
-        "models promote V --force` the version that should serve"
+        f'replaced whole, so it was edited by hand: remove "{key}" from {CHAMPION_FILE} '
+        f"(it forgets {_RECORDS.get(key, 'what it recorded')})"
     )
 
 
