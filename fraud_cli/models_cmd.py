@@ -57,7 +57,7 @@ def _pass_registry(command: Callable[..., None]) -> Callable[..., None]:
 @_pass_registry
 def models_list(registry: Any) -> None:
     """Every version, its test metrics and gate verdict; * marks the champion (*! one
-    forced past the gate), "(rolled back)" a model the gate will not promote again. Exits
+    forced past the gate), "rolled back;" a model the gate will not promote again. Exits
     1 when the champion cannot be served, after the list."""
     from batch_training.errors import RegistryError
 
@@ -98,7 +98,7 @@ def models_list(registry: Any) -> None:
         if judged is not None:
             verdict += f" vs v{judged}"
         if meta.model_sha256 in rolled_back:  # the gate does not promote this model again
-            verdict += " (rolled back)"
+            verdict = f"rolled back; {verdict}"
         click.echo(
             f"{mark:2}{version:>7}  {meta.created_at[:19]:20}  "
             f"{features:12}  {meta.training_window.get('split_train', '?'):24}  "
@@ -151,6 +151,14 @@ def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) ->
         _check_recent(run_log, parse_duration(max_age), max_age)
 
 
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f}h"
+
+
 def _check_recent(run_log: RunLog, max_age_s: float, max_age: str) -> None:
     completed = run_log.last_completed()
     if completed is None:
@@ -158,7 +166,7 @@ def _check_recent(run_log: RunLog, max_age_s: float, max_age: str) -> None:
     age_s = (datetime.now(UTC) - completed.started_at).total_seconds() - completed.seconds
     if age_s > max_age_s:
         raise click.ClickException(
-            f"the last completed training run ended {age_s / 3600:.1f}h ago, more than "
+            f"the last completed training run ended {_age(age_s)} ago, more than "
             f"{max_age}; `fraud models runs` shows what the runs since did"
         )
 
@@ -196,9 +204,9 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
     rolled_back = registry.rolled_back_models().get(meta.model_sha256)
     passed = bool(gate.get("promote")) and gate.get("champion") == champion
     if rolled_back is not None and not force:
+        same = "" if rolled_back == version else f"the same model as v{rolled_back}, "
         raise click.ClickException(
-            f"v{version} is the same model as v{rolled_back}, which an operator rolled back; "
-            "add --force to serve it again"
+            f"v{version} is {same}a model an operator rolled back; add --force to serve it again"
         )
     if not passed and not force:
         against = "there is no champion" if champion is None else f"the champion is v{champion}"
@@ -239,6 +247,7 @@ def models_prune(registry: Any, keep: int, dry_run: bool) -> None:
 @_pass_registry
 def models_rollback(registry: Any, force: bool) -> None:
     """Reinstate the previous champion."""
+    from batch_training.errors import ModelIntegrityError
     from batch_training.model_features import feature_set_of
 
     current = registry.champion_version()
@@ -256,4 +265,11 @@ def models_rollback(registry: Any, force: bool) -> None:
             f"the champion v{current} passed the promotion gate; "
             "rolling it back bypasses the gate: add --force"
         )
-    click.echo(f"v{registry.rollback(expected=current)} is the champion again")
+    try:
+        reinstated = registry.rollback(expected=current)
+    except ModelIntegrityError as exc:  # the earlier champion's files: say what was refused
+        raise click.ClickException(
+            f"cannot roll back from v{current} to v{previous[0]}, nothing changed: {exc}; "
+            "or `fraud models promote V --force` another version"
+        ) from None
+    click.echo(f"v{reinstated} is the champion again")

@@ -448,18 +448,20 @@ def test_a_model_rolled_back_is_not_promoted_again_until_promoted_by_hand(
     assert "the same model as v2, which an operator rolled back" in again.gate.reason
     assert again.gate.passed_comparison  # the report's cost note reads the comparison
     listing = CliRunner().invoke(cli, [*models, "list"]).output.splitlines()
-    assert "pass vs v1 (rolled back)" in listing[2]
-    assert "fail vs v1 (rolled back)" in listing[3]  # the same model
-    assert "(rolled back)" not in listing[1]
+    assert "rolled back; pass vs v1: " in listing[2]
+    assert "rolled back; fail vs v1: it is the same model as v2" in listing[3]
+    assert "rolled back" not in listing[1]
     # another model (another seed) is judged as any other
     other = _small_options(training=TrainingConfig(seed=4, max_rounds=40))
     assert run_training(small_history, registry=registry, options=other).promoted
     # promoted by hand, past the rollback as past the gate, the operator reinstates it
     refused = CliRunner().invoke(cli, [*models, "promote", "3"])
     assert refused.exit_code == 1
-    assert "v3 is the same model as v2, which an operator rolled back; add --force" in (
+    assert "v3 is the same model as v2, a model an operator rolled back; add --force" in (
         refused.output
     )
+    refused = CliRunner().invoke(cli, [*models, "promote", "2"])
+    assert "v2 is a model an operator rolled back; add --force" in refused.output
     assert CliRunner().invoke(cli, [*models, "promote", "2", "--force"]).exit_code == 0
     assert registry.rolled_back_models() == {}
     assert registry.champion_was_forced()
@@ -480,6 +482,20 @@ def test_a_hand_edited_rolled_back_list_stops_promotion_not_training_or_listing(
     assert listing.exit_code == 0, listing.output
     assert "warning: the champion pointer's rolled_back [2]" in listing.output
     assert listing.stdout.splitlines()[1].startswith("*")
+
+
+def test_a_rollback_onto_an_altered_model_says_what_it_refused(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    registry_copy.promote(registry_edits.register_copy(registry_copy), forced=True)
+    _altered_model_file(registry_copy.version_dir(1))
+    models = ["models", "--registry", str(registry_copy.root)]
+    refused = CliRunner().invoke(cli, [*models, "rollback", "--force"])
+    assert refused.exit_code == 1
+    assert "cannot roll back from v2 to v1, nothing changed: model version 1: sha256" in (
+        refused.output
+    )
+    assert registry_copy.champion_version() == 2
 
 
 def test_a_history_without_labels_is_refused_with_the_fix(

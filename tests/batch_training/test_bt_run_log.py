@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from batch_training.run_log import RunLog, RunRecord
 from batch_training.schedule import RunCancelled
 from fraud_cli.main import cli
+from fraud_cli.models_cmd import _age
 from fraud_cli.train_cmd import _HistoryRead, _pipeline_options, _recorded, _train_once
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
@@ -242,3 +243,10 @@ def test_a_cancelled_run_is_logged_as_cancelled(
         line["reason"] == cancelled.reason == "a stop request; nothing was registered or promoted"
     )
     assert not (tmp_path / "versions").exists()
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"), [(3.2, "3s"), (119, "119s"), (600, "10 min"), (14_400, "4.0h")]
+)
+def test_the_check_says_an_age_in_a_unit_that_shows_it(seconds: float, said: str) -> None:
+    assert _age(seconds) == said  # "0.0h ago, more than 1s" said nothing
