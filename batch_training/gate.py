@@ -47,10 +47,13 @@ def promotion_gate(
     cp, cp_old = candidate["card_precision_at_100"], champion["card_precision_at_100"]
     aps, cps = _pair(ap, ap_old), _pair(cp, cp_old)
     cp_fell = cp < cp_old - cp_tolerance - _SAME
-    cp_check = (
-        f"card precision@100 {cps[0]} vs the champion's {cps[1]}, "
-        f"{'more than' if cp_fell else 'within'} the {cp_tolerance} it may fall"
-    )
+    if cp_fell:
+        moved = f"more than the {cp_tolerance} it may fall"
+    elif cp < cp_old - _SAME:
+        moved = f"within the {cp_tolerance} it may fall"
+    else:  # "within the 0.01 it may fall" read as a fall
+        moved = "not lower"
+    cp_check = f"card precision@100 {cps[0]} vs the champion's {cps[1]}, {moved}"
     if not ap > ap_old + _SAME:
         return GateDecision(
             False,

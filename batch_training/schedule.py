@@ -138,4 +138,5 @@ def _ticks(
             log.exception("scheduled training run failed; retrying at the next tick")
         next_run = max(next_run + interval_s, time.monotonic())
         if stop.wait(max(0.0, next_run - time.monotonic())):
+            log.warning("training schedule stopped by a stop request between runs")
             return succeeded

@@ -73,7 +73,12 @@ def test_gate_reasons_show_the_digits_that_tell_the_numbers_apart() -> None:
         _metrics(0.7, 0.05999999999999999), _metrics(0.7, 0.060000000000000005), cp_tolerance=0.01
     )
     assert not noise.promote
-    assert "card precision@100 0.0600 vs the champion's 0.0600, within the 0.01" in noise.reason
+    assert "card precision@100 0.0600 vs the champion's 0.0600, not lower" in noise.reason
+    # a rise is not called a fall within the tolerance; a small fall is
+    rose = promotion_gate(_metrics(0.71, 0.31), _metrics(0.7, 0.3), cp_tolerance=0.01)
+    assert "card precision@100 0.3100 vs the champion's 0.3000, not lower" in rose.reason
+    fell = promotion_gate(_metrics(0.71, 0.295), _metrics(0.7, 0.3), cp_tolerance=0.01)
+    assert "0.2950 vs the champion's 0.3000, within the 0.01 it may fall" in fell.reason
     # when AP already fails, the reason still gives the other check's verdict
     both = promotion_gate(_metrics(0.69, 0.28), _metrics(0.7, 0.3), cp_tolerance=0.01)
     assert "0.2800 vs the champion's 0.3000, more than the 0.01 it may fall" in both.reason
@@ -762,6 +767,7 @@ def test_sigterm_stops_the_schedule(
     champion = ModelRegistry(registry).champion_version()
     if when == "between runs":
         assert champion == 1
+        assert "training schedule stopped by a stop request between runs" in stderr.read_text()
     else:
         assert "training run cancelled by a stop request" in stderr.read_text()
         assert champion is None
