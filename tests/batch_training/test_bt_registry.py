@@ -128,11 +128,7 @@ def test_never_act_is_above_a_score_of_one() -> None:
 
 
 def _second_version(registry: ModelRegistry) -> int:
-    loaded = registry.load(1)
-    fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
-    }
-    return registry.register(loaded.booster, **fields).version
+    return _another_model(registry)
 
 
 def test_a_promotion_judged_against_a_champion_that_moved_is_refused(
@@ -434,10 +430,12 @@ def test_sha256sums_in_binary_mode_is_read_and_one_without_the_metadata_is_refus
         registry_copy.metadata(second)
 
 
-def _another_model(registry: ModelRegistry, tag: str) -> int:
-    """A new version of v1's model, made different in its bytes (an attribute)."""
+def _another_model(registry: ModelRegistry, tag: str | None = None) -> int:
+    """A new version of v1's model; with ``tag``, made different in its bytes (an
+    attribute)."""
     loaded = registry.load(1)
-    loaded.booster.set_attr(tag=tag)
+    if tag is not None:
+        loaded.booster.set_attr(tag=tag)
     fields = {
         k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
     }
