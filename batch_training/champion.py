@@ -154,7 +154,8 @@ def unless_rolled_back(
         return gate
     return GateDecision(
         False,
-        f"it is the same model as v{was}, which an operator rolled back; `fraud models "
+        f"it is the same model as {registry.name(was)}, which an operator rolled back; "
+        f"`fraud models "
         f"promote` this version with --force to serve it (it ranks above the champion: "
         f"{gate.reason})",
         ranked_above=True,

@@ -383,7 +383,8 @@ class ModelRegistry:
             if meta.model_sha256 in rolled_back:
                 if refuse_rolled_back:  # rolled back while the run judged it
                     raise ModelRolledBackError(
-                        f"v{version} is the same model as v{rolled_back[meta.model_sha256]}, "
+                        f"v{version} is the same model as "
+                        f"{self.name(rolled_back[meta.model_sha256])}, "
                         f"which an operator rolled back while v{version} was judged; it stays "
                         f"a challenger: `fraud models promote {version} --force` to serve it"
                     )
@@ -510,6 +511,12 @@ class ModelRegistry:
 
     def version_dir(self, version: int) -> Path:
         return self._versions / str(version)
+
+    def name(self, version: int) -> str:
+        """``vN`` for messages, saying so when its directory is gone (pruned): a reason
+        may name a version the operator can no longer ``show``."""
+        gone = "" if self.version_dir(version).is_dir() else " (since removed from the registry)"
+        return f"v{version}{gone}"
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -204,7 +204,7 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
     rolled_back = registry.rolled_back_models().get(meta.model_sha256)
     passed = bool(gate.get("promote")) and gate.get("champion") == champion
     if rolled_back is not None and not force:
-        same = "" if rolled_back == version else f"the same model as v{rolled_back}, "
+        same = "" if rolled_back == version else f"the same model as {registry.name(rolled_back)}, "
         raise click.ClickException(
             f"v{version} is {same}a model an operator rolled back; add --force to serve it again"
         )

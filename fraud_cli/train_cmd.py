@@ -456,7 +456,10 @@ def _read_latest(
         # an explicit window past the last payment is refused like a file's, not
         # tested on the days that exist
         since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
-    days = f" from {since} until {until}" if since else ""
+    days = ""
+    if since is not None and until is not None:  # until is the first day not read
+        last = until - timedelta(days=1)
+        days = f": its days {since} .. {last} (the windows, after their features' look-back)"
     click.echo(f"reading {history_path}{days} ...", err=True)
     started = time.perf_counter()
     try:

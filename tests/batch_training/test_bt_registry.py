@@ -462,6 +462,25 @@ def test_a_rolled_back_model_is_refused_to_a_run_and_reinstated_by_hand(
     assert registry_copy.rolled_back_models() == {}
 
 
+def test_a_pruned_rolled_back_version_is_named_as_removed(
+    registry_copy: ModelRegistry,
+) -> None:
+    """The refusal still names the version rolled back, and says why `models show` of it
+    fails: prune removed it."""
+    second = _another_model(registry_copy, "b")
+    registry_copy.promote(second, forced=True)
+    registry_copy.rollback()
+    twin = _another_model(registry_copy, "b")
+    assert registry_copy.prune(keep=1) == [second]
+    assert registry_copy.name(second) == f"v{second} (since removed from the registry)"
+    assert registry_copy.name(twin) == f"v{twin}"
+    with pytest.raises(
+        ModelRolledBackError,
+        match=rf"v{twin} is the same model as v{second} \(since removed from the registry\)",
+    ):
+        registry_copy.promote(twin, expected=1, refuse_rolled_back=True)
+
+
 def test_a_rollback_onto_a_rolled_back_model_serves_it_again(
     registry_copy: ModelRegistry,
 ) -> None:

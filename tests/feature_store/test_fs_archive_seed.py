@@ -110,7 +110,7 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     # the test window (08-24 .. 08-30) ends 7 label days before 09-07: training starts
     # 08-15; core's features reach back 37 days, and a day's margin; nothing after the test
     # window is read
-    assert "archive from 2026-07-08 until 2026-08-31 ..." in output
+    assert "archive: its days 2026-07-08 .. 2026-08-30 (the windows" in output
     for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
         assert from_archive[key] == from_whole[key], key
     # the version and its report say how much of the history was read
@@ -133,7 +133,7 @@ def test_training_on_an_archive_reads_only_the_days_its_windows_reach(
     )  # fmt: skip
     assert promoted.exit_code == 0, promoted.output
     over_extended, output = _train(archive, tmp_path / "registry")
-    assert "archive from 2026-05-25 until 2026-08-31 ..." in output  # 08-24 - 91
+    assert "archive: its days 2026-05-25 .. 2026-08-30 (the windows" in output  # 08-24 - 91
     assert over_extended["metrics"] == from_whole["metrics"]
     # the champion scores on its own test window as it did when it was trained
     registry = ModelRegistry(tmp_path / "registry")
@@ -150,7 +150,7 @@ def test_an_explicit_window_on_an_archive_reads_to_its_test_end_and_trains_as_on
     from_whole, _ = _train(whole, tmp_path / "registry-whole", *window)
     from_archive, output = _train(archive, tmp_path / "registry", *window)
     # the latest fold tests 07-10 .. 07-16; the earlier one trains from 06-24, less 38 days
-    assert "archive from 2026-05-17 until 2026-07-17 ..." in output
+    assert "archive: its days 2026-05-17 .. 2026-07-16 (the windows" in output
     for key in ("metrics", "thresholds", "train_rows", "test_rows", "test_frauds"):
         assert from_archive[key] == from_whole[key], key
 
@@ -264,7 +264,7 @@ def test_a_last_test_day_without_payments_trains_as_on_the_file(
         result = CliRunner().invoke(cli, ["train", *where, *split, "--json"])
         assert result.exit_code == 0, result.output
         runs[name] = json.loads(result.output.strip().splitlines()[-1])
-    assert "until 2026-10-19" in result.output  # the test window is 10-16 .. 10-18
+    assert ".. 2026-10-18 (the windows" in result.output  # the test window is 10-16 .. 10-18
     for key in ("metrics", "train_rows", "test_rows", "test_frauds"):
         assert runs["archive"][key] == runs["history.parquet"][key], key
     # the gap is said, not only absorbed: in the log, the metadata and the report
