@@ -25,6 +25,9 @@ class HistoryReach:
     first_day: date
     end_day: date
     set_by: str
+    # the first day the candidate's own features need: first_day unless the champion's
+    # reach further back (the days before are read only to re-score the champion)
+    candidate_first_day: date
     by_champion: bool = False
 
 
@@ -38,10 +41,9 @@ def history_reach(
     latest = _split_from(options, last_event_ms)
     earliest = fold_splits(latest, options.folds)[-1]
     candidate = options.feature_set
+    candidate_day = FeaturePlan(candidate).first_day_read(earliest.train_start)
     reach = HistoryReach(
-        FeaturePlan(candidate).first_day_read(earliest.train_start),
-        latest.test_end,
-        f"the candidate's {candidate.name} features",
+        candidate_day, latest.test_end, f"the candidate's {candidate.name} features", candidate_day
     )
     version = registry.champion_version()
     if version is None:
@@ -53,7 +55,7 @@ def history_reach(
     champion_day = FeaturePlan(champion).first_day_read(latest.test_start)
     if champion_day < reach.first_day:
         set_by = f"champion v{version}'s {champion.name} features"
-        return HistoryReach(champion_day, latest.test_end, set_by, by_champion=True)
+        return HistoryReach(champion_day, latest.test_end, set_by, candidate_day, by_champion=True)
     return reach
 
 

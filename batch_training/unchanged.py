@@ -6,9 +6,12 @@ model again, as a challenger, at every tick of an archive that stopped growing. 
 is skipped when what a run depends on is what the last successful run of this process
 had: its options, the rows it read (every column), where it read them (the days, and
 the archive's last payment, from which the latest window is placed), and the champion it
-is judged against (version and model checksum). A champion that cannot be served is never
-a reason to skip (the next run replaces it), unless runs never promote or the gate declines
-the candidate as a model an operator rolled back; the first tick of a process always trains.
+is judged against (version and model checksum). Days read only to re-score a champion
+whose features reach further back count apart: once the run promoted its candidate, they
+are no longer read, and the next tick, judged against that candidate, is skipped. A
+champion that cannot be served is never a reason to skip (the next run replaces it), unless
+runs never promote or the gate declines the candidate as a model an operator rolled back;
+the first tick of a process always trains.
 """
 
 from __future__ import annotations
@@ -65,11 +68,15 @@ class RunInputs:
     """What a scheduled run's outcome depends on."""
 
     options: PipelineOptions  # a schedule's never change: kept so that no caller relies on it
-    history: str  # read_digest of the rows read
-    since: date | None  # the days read from an archive (None: a file, read whole)
+    history: str  # read_digest of the rows read from ``since``
+    # the days of an archive the candidate's features need (None: a file, read whole)
+    since: date | None
     until: date | None
     last_event_ms: int | None  # the archive's last payment: it places the latest window
     champion: ChampionState
+    # read_digest of the rows before ``since``, read only to re-score the champion (None:
+    # none were read)
+    champion_history: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,21 +97,27 @@ class UnchangedRuns:
         options: PipelineOptions,
         frame: pd.DataFrame,
         *,
-        since: date | None,
+        candidate_since: date | None,
         until: date | None,
         last_event_ms: int | None,
         registry: ModelRegistry,
     ) -> RunInputs | None:
-        """This run's inputs, taken before it trains; None when its history cannot be
-        digested (every tick then trains)."""
+        """This run's inputs, taken before it trains (``frame``: the rows read, in time
+        order, those before ``candidate_since`` for the champion only); None when its
+        history cannot be digested (every tick then trains)."""
         try:
-            history = read_digest(frame)
+            first = _first_row_on(frame, candidate_since)
+            history = read_digest(frame.iloc[first:])
+            champion_history = read_digest(frame.iloc[:first]) if first else None
         # any error (an integer column beyond 64 bits raises OverflowError): the digest
         # only saves work, and must never fail a run the schedule could train
         except Exception as exc:
             log.warning("cannot digest the history read (%r); every tick trains", exc)
             return None
-        return RunInputs(options, history, since, until, last_event_ms, _champion(registry))
+        champion = _champion(registry)
+        return RunInputs(
+            options, history, candidate_since, until, last_event_ms, champion, champion_history
+        )
 
     def repeated_version(self, inputs: RunInputs) -> int | None:
         """The version the last run registered, when this run's inputs are the same;
@@ -131,8 +144,23 @@ class UnchangedRuns:
             self._last = None
         elif not now.servable and _replaces_unservable(inputs, registry, registered):
             self._last = None  # the next run replaces the champion: never skip it
+        elif promoted:  # the days read for the champion it replaced are read no more
+            self._last = _Remembered(
+                replace(inputs, champion=now, champion_history=None), registered.version
+            )
         else:
             self._last = _Remembered(replace(inputs, champion=now), registered.version)
+
+
+def _first_row_on(frame: pd.DataFrame, day: date | None) -> int:
+    """The first row of ``frame`` (in time order) on or after ``day``; 0 without a day or
+    when the rows are not in time order (then all count as the candidate's)."""
+    if day is None or frame.empty:
+        return 0
+    times = frame["event_time"]
+    if not times.is_monotonic_increasing:
+        return 0
+    return int(times.searchsorted(pd.Timestamp(day, tz="UTC")))
 
 
 def _replaces_unservable(

@@ -429,6 +429,9 @@ class _ReadHistory:
     until: date | None
     last_event_ms: int | None
     seconds: float
+    # the first day the candidate's features need (None: a file); the days read before it
+    # only re-score the champion
+    candidate_since: date | None = None
 
 
 def _read_latest(
@@ -475,7 +478,9 @@ def _read_latest(
             "--delay-days, --test-days and --label-delay-days, or --train-start lies "
             "outside it"
         )
-    return _ReadHistory(frame, since, until, last_event_ms, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    candidate_since = None if reach is None else reach.candidate_first_day
+    return _ReadHistory(frame, since, until, last_event_ms, seconds, candidate_since)
 
 
 def _train_once(
@@ -502,7 +507,7 @@ def _train_once(
             inputs = unchanged.inputs(
                 options,
                 history.frame,
-                since=history.since,
+                candidate_since=history.candidate_since,
                 until=history.until,
                 last_event_ms=history.last_event_ms,
                 registry=registry,

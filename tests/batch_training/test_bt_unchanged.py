@@ -8,7 +8,7 @@ import logging
 import shutil
 import threading
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +22,11 @@ from batch_training.registry import ModelRegistry
 from batch_training.run_log import RunLog
 from batch_training.train import TrainingConfig
 from batch_training.unchanged import UnchangedRuns, read_digest
-from feature_store import CORE_FEATURE_SET
+from feature_store import CORE_FEATURE_SET, EXTENDED_FEATURE_SET
 from feature_store.archive import seed_archive
 from fraud_cli.train_cmd import _HistoryRead, _train_once
+from simulator.config import SimulationConfig
+from simulator.generator import TrafficGenerator
 
 _OPTIONS = PipelineOptions(
     feature_set=CORE_FEATURE_SET,
@@ -103,6 +105,29 @@ def test_a_window_that_moved_past_a_day_without_payments_trains_again(
     windows = [registry.metadata(v).training_window["split_test"] for v in (1, 2)]
     assert windows[0] != windows[1]
     assert schedule.tick()["outcome"] == "unchanged"
+
+
+def test_a_run_promoted_over_a_champion_reaching_further_back_is_skipped_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A `core` run re-scores an `extended` champion on days its own features do not
+    need; once it replaced that champion they are not read, and nothing else changed."""
+    generator = TrafficGenerator(SimulationConfig(cards=300, merchants=30, seed=5))
+    archive = tmp_path / "archive"
+    seed_archive(generator.history(start=datetime(2026, 5, 1, tzinfo=UTC), days=70), archive)
+    schedule = _Schedule(archive, tmp_path / "registry", capsys)
+    weak = TrainingConfig(seed=3, max_rounds=1)
+    assert schedule.tick(replace(_OPTIONS, feature_set=EXTENDED_FEATURE_SET, training=weak))[
+        "promoted"
+    ]
+    over_extended = schedule.tick()
+    assert over_extended["promoted"], over_extended["gate"]
+    registry = ModelRegistry(tmp_path / "registry")
+    # the champion's 90 days reach the archive's first day; the candidate's start later
+    assert registry.metadata(2).extra["history_first_day_read"] < "2026-05-01"
+    assert schedule.tick()["outcome"] == "unchanged"
+    # a late payment on a day read only for the replaced champion is not read again
+    assert registry.versions() == [1, 2]
 
 
 @pytest.mark.parametrize(
@@ -247,6 +272,38 @@ def test_the_read_digest_changes_with_any_value_and_not_with_a_copy() -> None:
         frame.rename(columns={"amount": "value"}),
     ]
     assert len({read_digest(f) for f in changed} | {digest}) == len(changed) + 1
+
+
+def test_the_rows_read_for_the_champion_only_are_digested_apart(tmp_path: Path) -> None:
+    """Rows before the candidate's first day change only ``champion_history``; rows out of
+    time order all count as the candidate's."""
+    frame = pd.DataFrame(
+        {"event_time": _times("2025-03-01", "2025-03-02", "2025-03-03"), "amount": [1.0, 2, 3]}
+    )
+    registry = ModelRegistry(tmp_path / "registry")
+
+    def inputs(rows: pd.DataFrame, since: date | None = date(2025, 3, 2)) -> Any:
+        runs = UnchangedRuns()
+        return runs.inputs(
+            _OPTIONS, rows, candidate_since=since, until=None, last_event_ms=None,
+            registry=registry,
+        )  # fmt: skip
+
+    split = inputs(frame)
+    assert (split.history, split.champion_history) == (
+        read_digest(frame.iloc[1:]),
+        read_digest(frame.iloc[:1]),
+    )
+    older = inputs(frame.assign(amount=[1.5, 2, 3]))
+    assert (older.history, older.champion_history != split.champion_history) == (
+        split.history,
+        True,
+    )
+    assert inputs(frame, since=date(2025, 3, 1)).champion_history is None
+    assert inputs(frame, since=None).history == read_digest(frame)
+    shuffled = frame.iloc[[1, 0, 2]]
+    assert inputs(shuffled).champion_history is None
+    assert inputs(shuffled).history == read_digest(shuffled)
 
 
 def _times(*days: str | None) -> pd.Series:
