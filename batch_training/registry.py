@@ -287,7 +287,9 @@ class ModelRegistry:
         if actual != meta.model_sha256:
             raise ModelIntegrityError(
                 f"model version {version}: sha256 of {MODEL_FILE} is {actual[:16]}…, metadata "
-                f"says {meta.model_sha256[:16]}…; the file was altered, re-register the model"
+                f"says {meta.model_sha256[:16]}…; the file was altered: restore it from a "
+                "backup, or serve another version (`fraud models rollback`, or `fraud models "
+                "promote V`)"
             )
         return meta, model_bytes
 

@@ -70,21 +70,25 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _is_pan(candidate: str) -> bool:
+    """A Luhn-valid 13-19 digit run; not a decimal number (one dot, no other separator):
+    a card number is grouped in fours, and a logged float (2.8130040000000003) is not one."""
+    if candidate.count(".") == 1 and not any(c in candidate for c in " -"):
+        return False
+    digits = _PAN_SEPARATORS.sub("", candidate)
+    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+
+
 def looks_like_pan(value: str) -> bool:
     """True when ``value`` contains a 13-19 digit run that passes the Luhn check."""
-    for match in _PAN_CANDIDATE.finditer(value):
-        digits = _PAN_SEPARATORS.sub("", match.group())
-        if 13 <= len(digits) <= 19 and _luhn_ok(digits):
-            return True
-    return False
+    return any(_is_pan(match.group()) for match in _PAN_CANDIDATE.finditer(value))
 
 
 def redact_pans(text: str) -> str:
     """Replace every Luhn-valid 13-19 digit run in ``text`` so it can be logged or stored."""
 
     def _sub(match: re.Match[str]) -> str:
-        digits = _PAN_SEPARATORS.sub("", match.group())
-        return "[PAN-REDACTED]" if _luhn_ok(digits) else match.group()
+        return "[PAN-REDACTED]" if _is_pan(match.group()) else match.group()
 
     return _PAN_CANDIDATE.sub(_sub, text)
 

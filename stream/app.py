@@ -312,6 +312,13 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     model = load_serving_model(
         ModelRegistry(settings.registry_dir), compile_options=_compile_options(settings)
     )
+    # lifecycle lines are warnings: the default level shows them, as it shows a swap
+    log.warning(
+        "serving model v%s (feature set %s) of %s",
+        model.version,
+        model.feature_set.name,
+        settings.registry_dir,
+    )
     if settings.warm_history is not None:
         _warm(settings, settings.warm_history, store, model.feature_set)
     _make_data_dir(settings.data_dir)
@@ -338,4 +345,7 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
         return
     app = build_app(settings, bootstrap=bootstrap, store=store, metrics=metrics, model=model)
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    # faust's start-up spinner writes cursor codes even to a file or a pipe, glued to the
+    # next log line; a service's log has no use for it
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -58,13 +58,13 @@ class WorkerPipeline:
 
     async def between_batches(self) -> None:
         """Follow the registry's champion; no event waits on a swap (see stream.reload)."""
-        refused_before = len(self.watcher.refused)
+        refused_before = self.watcher.refusals
         swapped = await self.watcher.poll()
         if swapped is not None:
             self.processor.swap_model(swapped)
             self.metrics.model_swaps.inc()
             self.metrics.model_version.set(swapped.version)
-        self.metrics.models_refused.inc(len(self.watcher.refused) - refused_before)
+        self.metrics.models_refused.inc(self.watcher.refusals - refused_before)
 
     async def process(self, events: Sequence[RawEvent]) -> list[OutRecord]:
         """Decide a batch of transactions; the decisions, alerts and dead letters to send."""

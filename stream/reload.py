@@ -5,15 +5,22 @@ moved (a small file read, at most every ``interval_s``). A new champion is loade
 background thread, checked (sha256, feature set) and, if asked, compiled, while the
 current one keeps serving: batches do not wait for it (compiling a 386-tree model takes
 seconds). A later poll swaps it in once it is ready. A model that fails the checks is
-refused once, logged, and the current one keeps serving.
+refused, logged, and the current one keeps serving; it is tried again once its files or
+the pointer change (repaired, or promoted again) and every ``retry_refused_s`` (a read
+error may pass), so a champion the worker does not serve is logged until it does. The
+served version's own files are watched too: altered in place, they are checked again and
+an error says that a restart would refuse them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import os
 import time
+from dataclasses import dataclass
 
 from batch_training.errors import RegistryError
 from batch_training.registry import ModelRegistry
@@ -24,6 +31,16 @@ __all__ = ["ModelWatcher"]
 
 log = logging.getLogger(__name__)
 
+# (name, inode, size, mtime) of the pointer and of each file of a version: a rename, a
+# rewrite or a repair changes it
+_FilesState = tuple[tuple[str, int, int, int], ...]
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    files: _FilesState  # as they were when the version was refused
+    retry_at: float  # time.monotonic()
+
 
 class ModelWatcher:
     def __init__(
@@ -33,32 +50,47 @@ class ModelWatcher:
         current: ServingModel,
         interval_s: float,
         compile_options: CompileOptions | None = None,
+        retry_refused_s: float = 60.0,
     ) -> None:
         self._registry = registry
         self._compile_options = compile_options
         self.current = current
+        self._current_files = self._files(current.version)
         self._interval_s = interval_s
+        self._retry_refused_s = retry_refused_s
         self._next_check = time.monotonic() + interval_s
-        self.refused: set[int] = set()
+        self.refused: dict[int, _Refusal] = {}
+        self.refusals = 0  # every refusal, a retry's too: the metric counts them
         self.swaps = 0
-        # the version being loaded in the background, and its load
-        self._loading: tuple[int, asyncio.Task[ServingModel]] | None = None
+        # the version being loaded in the background, its files then, and its load
+        self._loading: tuple[int, _FilesState, asyncio.Task[ServingModel]] | None = None
 
     async def poll(self) -> ServingModel | None:
         """The new champion once it is loaded and passed the checks, else None."""
         if self._loading is not None:
-            loading, task = self._loading
+            loaded, loaded_files, task = self._loading
             if not task.done():
                 return None
             self._loading = None
-            return self._loaded(loading, task)
+            return self._loaded(loaded, loaded_files, task)
         now = time.monotonic()
         if now < self._next_check:
             return None
         self._next_check = now + self._interval_s
         version = self._champion()
-        if version is None or version == self.current.version or version in self.refused:
+        if version is None:
             return None
+        files = self._files(version)
+        if version == self.current.version:
+            if files != self._current_files:  # altered in place, or only touched: check
+                self._load(version, files)
+            return None
+        refusal = self.refused.get(version)
+        if refusal is None or files != refusal.files or now >= refusal.retry_at:
+            self._load(version, files)
+        return None
+
+    def _load(self, version: int, files: _FilesState) -> None:
         # the version read, not whatever is champion when the thread gets to it: a refusal
         # must name the model that failed
         load = functools.partial(
@@ -67,8 +99,7 @@ class ModelWatcher:
             version=version,
             compile_options=self._compile_options,
         )
-        self._loading = (version, asyncio.create_task(asyncio.to_thread(load)))
-        return None
+        self._loading = (version, files, asyncio.create_task(asyncio.to_thread(load)))
 
     @property
     def loading(self) -> int | None:
@@ -83,25 +114,63 @@ class ModelWatcher:
             log.warning("cannot read the champion pointer: %s", exc)
             return None
 
+    def _files(self, version: int) -> _FilesState:
+        """The pointer's and ``version``'s files as they are on disk (a few stat calls)."""
+        paths = [self._registry.root / "champion.json"]
+        with contextlib.suppress(OSError):  # gone: the load says so
+            paths += sorted(self._registry.version_dir(version).iterdir())
+        state = []
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            state.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(state)
+
     async def close(self) -> None:
         """Wait for a load in progress (its thread cannot be interrupted)."""
         if self._loading is not None:
-            await asyncio.gather(self._loading[1], return_exceptions=True)
+            await asyncio.gather(self._loading[2], return_exceptions=True)
             self._loading = None
 
-    def _loaded(self, version: int, task: asyncio.Task[ServingModel]) -> ServingModel | None:
+    def _loaded(
+        self, version: int, files: _FilesState, task: asyncio.Task[ServingModel]
+    ) -> ServingModel | None:
         """The finished load of ``version``, if it passed the checks and is still champion."""
+        serving = self.current.version
         try:
             candidate = task.result()  # anything but a refusal below fails the worker, as before
         except (RegistryError, OSError, ValueError) as exc:
-            self.refused.add(version)
+            if version == serving:  # its files changed under the worker
+                self._current_files = files
+                log.error(
+                    "the files of model v%s, which this worker serves, changed and fail the "
+                    "checks: %s; it serves on the copy it loaded, but a restart would refuse "
+                    "it: restore them, or serve another version (`fraud models rollback`)",
+                    version,
+                    exc,
+                )
+                return None
+            self.refused[version] = _Refusal(files, time.monotonic() + self._retry_refused_s)
+            self.refusals += 1
             log.error(
-                "refused model v%s, still serving v%s: %s", version, self.current.version, exc
+                "refused model v%s, still serving v%s: %s; tried again when its files or the "
+                "champion pointer change, and every %.0f s",
+                version,
+                serving,
+                exc,
+                self._retry_refused_s,
             )
             return None
+        if version == serving:  # its files checked again, and sound
+            self._current_files = files
+            return None
+        self.refused.pop(version, None)
         if self._champion() not in (candidate.version, None):  # promoted or rolled back since
             return None  # the next poll loads the champion it is now
-        log.warning("serving model v%s (was v%s)", candidate.version, self.current.version)
+        log.warning("serving model v%s (was v%s)", candidate.version, serving)
         self.current = candidate
+        self._current_files = files
         self.swaps += 1
         return candidate

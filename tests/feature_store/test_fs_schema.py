@@ -75,6 +75,10 @@ def test_pan_detection_needs_a_luhn_valid_run() -> None:
     assert not looks_like_pan("card_4111")
     text = "card 4111-1111-1111-1111 and order 1234567890123"
     assert redact_pans(text) == "card [PAN-REDACTED] and order 1234567890123"
+    # a float in a log line (faust's "runtime=2.81...") is a number, even when its digits
+    # pass Luhn; a card number written with dots is still one
+    assert not looks_like_pan("runtime=4.111111111111111")
+    assert redact_pans("4111.1111.1111.1111") == "[PAN-REDACTED]"
 
 
 def test_encode_round_trips() -> None:

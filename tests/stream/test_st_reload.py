@@ -126,13 +126,6 @@ def test_a_load_refuses_the_version_it_read_not_the_champion_of_the_moment(
 
     monkeypatch.setattr(stream.reload, "load_serving_model", slow_load)
 
-    async def poll_until(watcher: ModelWatcher, done: Any, what: str) -> None:
-        deadline = time.monotonic() + 30
-        while not done():
-            assert time.monotonic() < deadline, what
-            await watcher.poll()
-            await asyncio.sleep(0.01)  # a batch's worth of time
-
     async def batches() -> ModelWatcher:
         watcher = ModelWatcher(registry=registry_copy, current=current, interval_s=0.0)
         assert await watcher.poll() is None
@@ -141,11 +134,103 @@ def test_a_load_refuses_the_version_it_read_not_the_champion_of_the_moment(
         # before the thread reads the registry
         registry_edits.point_champion_at(registry_copy, third)
         release.set()
-        await poll_until(watcher, lambda: third in watcher.refused, "v3 was never refused")
-        assert watcher.refused == {third}
+        await _poll_until(watcher, lambda: third in watcher.refused, "v3 was never refused")
+        assert set(watcher.refused) == {third}
         assert watcher.current is current  # v2 loaded, but no longer champion: not swapped
         registry_edits.point_champion_at(registry_copy, second)  # the operator goes back to v2
-        await poll_until(watcher, lambda: watcher.current.version == second, "v2 never served")
+        await _poll_until(watcher, lambda: watcher.current.version == second, "v2 never served")
         return watcher
 
-    assert asyncio.run(batches()).refused == {third}
+    assert set(asyncio.run(batches()).refused) == {third}
+
+
+async def _poll_until(watcher: ModelWatcher, done: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not done():
+        assert time.monotonic() < deadline, what
+        await watcher.poll()
+        await asyncio.sleep(0.01)  # a batch's worth of time
+
+
+async def _settle(watcher: ModelWatcher, polls: int = 5) -> None:
+    """A few polls, each after the load the one before started (if any) was taken."""
+    for _ in range(polls):
+        await watcher.poll()
+        await _poll_until(watcher, lambda: watcher.loading is None, "a load never ended")
+
+
+def _tamper(registry: ModelRegistry, version: int) -> bytes:
+    model_file = registry.version_dir(version) / "model.ubj"
+    sound = model_file.read_bytes()
+    model_file.write_bytes(sound[:-8] + b"tampered")
+    return sound
+
+
+def test_a_refused_champion_is_served_once_repaired_and_retried_until_then(
+    registry_copy: ModelRegistry, registry_edits: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal used to last for the life of the worker: a repaired (or promoted again)
+    champion was never loaded, and the worker served another model without a word."""
+    current = load_serving_model(registry_copy)
+    second = registry_edits.register_copy(registry_copy)
+    sound = _tamper(registry_copy, second)
+    registry_edits.point_champion_at(registry_copy, second)
+
+    async def batches() -> ModelWatcher:
+        watcher = ModelWatcher(
+            registry=registry_copy, current=current, interval_s=0.0, retry_refused_s=3600
+        )
+        await _poll_until(watcher, lambda: watcher.refusals == 1, "v2 was never refused")
+        await _settle(watcher)
+        assert watcher.refusals == 1  # nothing changed: not loaded again
+        (registry_copy.version_dir(second) / "model.ubj").write_bytes(sound)  # repaired
+        await _poll_until(watcher, lambda: watcher.current.version == second, "v2 never served")
+        assert watcher.refused == {}
+        return watcher
+
+    with caplog.at_level(logging.ERROR, logger="stream.reload"):
+        assert asyncio.run(batches()).refusals == 1
+    assert "tried again when its files or the champion pointer change" in caplog.text
+
+    # with nothing changed, a refusal is tried (and logged) again every retry_refused_s
+    _tamper(registry_copy, second)
+    registry_edits.point_champion_at(registry_copy, 1)
+
+    async def retried() -> int:
+        watcher = ModelWatcher(
+            registry=registry_copy, current=current, interval_s=0.0, retry_refused_s=0.0
+        )
+        registry_edits.point_champion_at(registry_copy, second)
+        await _settle(watcher)
+        return watcher.refusals
+
+    assert asyncio.run(retried()) == 5
+
+
+def test_the_served_model_altered_on_disk_is_reported_and_serves_on(
+    registry_copy: ModelRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The worker serves the copy it loaded; its restart would refuse the files: an
+    operator hears of it now, once, and not when the worker next starts."""
+    current = load_serving_model(registry_copy)
+    champion = current.version
+
+    async def batches() -> ModelWatcher:
+        watcher = ModelWatcher(registry=registry_copy, current=current, interval_s=0.0)
+        await _settle(watcher, polls=2)
+        sound = _tamper(registry_copy, champion)
+        await _settle(watcher)
+        assert watcher.current is current
+        (registry_copy.version_dir(champion) / "model.ubj").write_bytes(sound)
+        await _settle(watcher)
+        assert watcher.current is current
+        return watcher
+
+    with caplog.at_level(logging.WARNING, logger="stream.reload"):
+        watcher = asyncio.run(batches())
+    assert (watcher.refusals, watcher.swaps) == (0, 0)
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith(f"the files of model v{champion}, which this worker serves")
+    assert "a restart would refuse it" in errors[0]
+    assert "serving model" not in caplog.text  # no swap onto itself

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -122,6 +123,9 @@ def _running_worker(
             stopped = (tmp_path / "worker.log").read_text()
             assert "stopped, serving model v" in stopped, stopped[-3000:]
             assert "Task was destroyed" not in stopped
+            # the model it starts with is named; a log file gets no terminal codes
+            assert re.search(r"serving model v\d+ \(feature set \w+\) of ", stopped)
+            assert "\x1b[" not in stopped
 
 
 @pytest.fixture
