@@ -54,10 +54,10 @@ def _champion_evaluation(
     if trained_until is not None and trained_until >= test_start:
         raise _NotComparable(
             f"champion v{version} trained on payments until {trained_until:%Y-%m-%d %H:%M}, "
-            f"inside this test window (from {data.split.test_start}): its metrics there "
-            "would flatter it. The candidate stays a challenger; later runs compare them "
-            "once the test window is past that day, or `fraud models promote` the "
-            "candidate's version with --force to serve it now"
+            f"on or after this test window's first day ({data.split.test_start}): its "
+            "metrics there would flatter it. The candidate stays a challenger; a run whose "
+            "test window starts after that day compares them, or `fraud models promote` "
+            "the candidate's version with --force to serve it now"
         )
     needed = FeaturePlan(champion_set).first_day_read(data.split.test_start)
     if read_since is not None and needed < read_since:

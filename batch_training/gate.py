@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from batch_training.formatting import SAME as _SAME
+from batch_training.formatting import apart
+
 __all__ = ["GateDecision", "promotion_gate"]
 
 
@@ -21,22 +24,6 @@ class GateDecision:
         return self.promote if self.ranked_above is None else self.ranked_above
 
 
-# metrics computed two ways (a mean of per-day shares, say) differ in the last bits
-_SAME = 1e-12
-
-
-def _pair(mine: float, theirs: float) -> tuple[str, str]:
-    """Both numbers to four places, or to as many as it takes to tell them apart: the
-    gate compares exact values, and "0.7511 does not beat 0.7511" hides which is higher."""
-    if abs(mine - theirs) <= _SAME:
-        return f"{mine:.4f}", f"{theirs:.4f}"
-    for places in (4, 6, 8, 10, 12):
-        a, b = f"{mine:.{places}f}", f"{theirs:.{places}f}"
-        if a != b:
-            return a, b
-    return f"{mine:.12f}", f"{theirs:.12f}"
-
-
 def promotion_gate(
     candidate: dict[str, float], champion: dict[str, float] | None, *, cp_tolerance: float
 ) -> GateDecision:
@@ -45,7 +32,7 @@ def promotion_gate(
         return GateDecision(True, "no champion yet: the first model passes")
     ap, ap_old = candidate["average_precision"], champion["average_precision"]
     cp, cp_old = candidate["card_precision_at_100"], champion["card_precision_at_100"]
-    aps, cps = _pair(ap, ap_old), _pair(cp, cp_old)
+    aps, cps = apart(ap, ap_old), apart(cp, cp_old)
     cp_fell = cp < cp_old - cp_tolerance - _SAME
     if cp_fell:
         moved = f"more than the {cp_tolerance} it may fall"

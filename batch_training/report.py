@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import xgboost as xgb
 
+from batch_training.formatting import apart
 from batch_training.gate import GateDecision
 from batch_training.metrics import CostModel, DecisionOutcome, decision_outcome
 from batch_training.registry import ModelMetadata
@@ -455,15 +456,17 @@ def _selection_text(selection: dict[str, Any]) -> str:
         return "The defaults (candidate 1) validated highest."
     if gain is None or se is None:
         return f"Candidate {chosen} validated highest and was taken."
+    gain_text, se_text = apart(gain, se)
     if chosen == highest:
-        ratio = f", {gain / se:.1f} standard errors of that gain" if se > 0 else ""
+        ratio = f", {gain / se:.2f} standard errors of that gain" if se > 0 else ""
         return (
-            f"Candidate {chosen} validated {gain:.4f} above the defaults{ratio}: "
+            f"Candidate {chosen} validated {gain_text} above the defaults{ratio}: "
             "beyond the noise, so it replaced them."
         )
     return (
-        f"Candidate {highest} validated highest, but its gain over the defaults ({gain:.4f}) "
-        f"is within the noise (standard error {se:.4f}), so the defaults were kept."
+        f"Candidate {highest} validated highest, but its gain over the defaults "
+        f"({gain_text}) is within the noise (standard error {se_text}), so the defaults "
+        "were kept."
     )
 
 

@@ -20,6 +20,7 @@ import xgboost as xgb
 from sklearn.metrics import average_precision_score
 
 from batch_training.errors import TrainingConfigError, TrainingDataError
+from batch_training.formatting import apart
 from batch_training.metrics import CostModel, choose_cost_thresholds
 from batch_training.registry import NEVER_ACT, Thresholds
 from batch_training.selection import average_precision_gain_se
@@ -423,9 +424,10 @@ def _choose(
     se = average_precision_gain_se(screened[0], screened[highest], valid_labels, config.seed)
     chosen = highest if gain > config.min_gain_se * se else 0
     if chosen == 0:
+        gain_text, se_text = apart(gain, se)
         progress(
             f"kept candidate 1 (the defaults): candidate {highest + 1}'s validation AP gain "
-            f"{gain:.4f} is within {config.min_gain_se:g} standard error ({se:.4f})"
+            f"{gain_text} is within {config.min_gain_se:g} standard error ({se_text})"
         )
     record = {"highest": highest + 1, "chosen": chosen + 1, "gain": gain, "gain_se": se}
     return chosen, record

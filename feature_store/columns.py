@@ -89,7 +89,10 @@ def apply_column_preset(frame: pd.DataFrame, preset: ColumnPreset) -> pd.DataFra
             f"(present: {sorted(frame.columns)})"
         )
     out = frame[list(_HANDBOOK)].rename(columns=_HANDBOOK)
-    out["event_time"] = pd.to_datetime(out["event_time"], utc=True)
+    times = out["event_time"]
+    # text is parsed by read_history, which names a value that is not a time
+    if not (pd.api.types.is_object_dtype(times) or pd.api.types.is_string_dtype(times)):
+        out["event_time"] = pd.to_datetime(times, utc=True)
     out["tie_break"] = _handbook_tie_break(frame)
     if "TX_FRAUD_SCENARIO" in frame.columns:
         codes = frame["TX_FRAUD_SCENARIO"]

@@ -70,6 +70,8 @@ def read_history(
         if column in frame.columns:
             frame[column] = _parse_times(frame[column], column, path)
     validate_history(frame)
+    if "is_fraud" in frame.columns and not pd.api.types.is_numeric_dtype(frame["is_fraud"]):
+        frame["is_fraud"] = pd.to_numeric(frame["is_fraud"]).astype(np.int64)  # "0" / "1"
     return frame
 
 
@@ -115,6 +117,14 @@ def _read_frame(
     return pd.read_parquet(path)
 
 
+def _bad_labels(labels: pd.Series) -> np.ndarray:
+    """Rows whose label is missing or not 0/1 (true/false), in whatever type it was read."""
+    if pd.api.types.is_bool_dtype(labels):
+        return labels.isna().to_numpy()
+    numeric = pd.to_numeric(labels, errors="coerce")
+    return (~numeric.isin([0, 1])).to_numpy()
+
+
 def validate_history(frame: pd.DataFrame) -> None:
     """Refuse what no feature can be honest about: bad amounts, duplicate ids, no time."""
     problems = []
@@ -134,6 +144,14 @@ def validate_history(frame: pd.DataFrame) -> None:
     missing_time = frame["event_time"].isna()
     if missing_time.any():
         problems.append(f"{int(missing_time.sum())} row(s) without event_time")
+    if "is_fraud" in frame.columns and (bad := _bad_labels(frame["is_fraud"])).any():
+        # a missing label read as True: its card counted as compromised, the test set cut
+        values = frame.loc[bad, "is_fraud"].drop_duplicates().head(3).tolist()
+        ids = frame.loc[bad, "transaction_id"].head(3).tolist() if "transaction_id" in frame else []
+        problems.append(
+            f"{int(bad.sum())} row(s) whose is_fraud is not 0 or 1 (values {values}, e.g. "
+            f"{ids}; a payment not known to be fraud is 0)"
+        )
     if problems:
         raise HistoryColumnsError(
             "the history cannot be used as it is: "

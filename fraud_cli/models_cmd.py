@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from fraud_cli.settings import TrainerSettings
-from fraud_cli.train_cmd import parse_duration
+from fraud_cli.train_cmd import check_duration, parse_duration
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
     from batch_training.run_log import RunLog
@@ -41,8 +41,19 @@ def _pass_registry(command: Callable[..., None]) -> Callable[..., None]:
     nothing and exit 0. Checked here, not in the group, so that ``--help`` works."""
 
     @functools.wraps(command)
+    @click.option(
+        "--registry",
+        "registry_dir",
+        type=click.Path(path_type=Path),
+        default=None,
+        help="Registry directory, here or before the subcommand [env FRAUD_REGISTRY_DIR].",
+    )
     @click.pass_obj
-    def checked(registry: Any, *args: Any, **kwargs: Any) -> None:
+    def checked(registry: Any, /, *args: Any, registry_dir: Path | None, **kwargs: Any) -> None:
+        if registry_dir is not None:  # `fraud models list --registry D`, as `fraud train` takes it
+            from batch_training.registry import ModelRegistry
+
+            registry = ModelRegistry(registry_dir)
         if not registry.root.is_dir():
             raise click.ClickException(
                 f"no registry at {registry.root}: check --registry / FRAUD_REGISTRY_DIR, "
@@ -125,6 +136,7 @@ def models_list(registry: Any) -> None:
     "--check",
     "max_age",
     default=None,
+    callback=check_duration,
     help="Exit 1 unless a run completed within this long (e.g. 26h): a health check.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per run.")
@@ -207,6 +219,15 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
         same = "" if rolled_back == version else f"the same model as {registry.name(rolled_back)}, "
         raise click.ClickException(
             f"v{version} is {same}a model an operator rolled back; add --force to serve it again"
+        )
+    if not passed and not force and gate.get("promote"):  # it passed, against another
+        judged = gate.get("champion")
+        raise click.ClickException(
+            f"v{version} passed the gate against "
+            f"{'no champion' if judged is None else f'v{judged}'}, not against the champion "
+            f"there is now ({'none' if champion is None else f'v{champion}'}): train again "
+            "to compare them, or add --force to "
+            "promote it anyway"
         )
     if not passed and not force:
         against = "there is no champion" if champion is None else f"the champion is v{champion}"

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # the training stack is imported only when a command runs
     from batch_training.unchanged import UnchangedRuns
     from feature_store.columns import ColumnPreset
 
-__all__ = ["parse_duration", "train"]
+__all__ = ["check_duration", "parse_duration", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +40,31 @@ _LONGEST_S = 366 * 86400
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '15m', '24h', '7d' or plain seconds."""
+    """'90s', '15m', '24h', '7d' or plain seconds; ValueError naming what is wrong."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
     try:
         seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
     except (ValueError, IndexError):
         seconds = math.nan
-    if not (math.isfinite(seconds) and 0 < seconds <= _LONGEST_S):
-        raise click.BadParameter(
-            f"{text!r} is not a duration up to 366d; use e.g. 90s, 15m, 24h, 7d"
-        )
+    examples = "use e.g. 90s, 15m, 24h, 7d"
+    if not math.isfinite(seconds) and not math.isinf(seconds):
+        raise ValueError(f"{text!r} is not a duration; {examples}")
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not longer than zero; {examples}")
+    if seconds > _LONGEST_S:
+        raise ValueError(f"{text!r} is longer than 366d; {examples}")
     return seconds
+
+
+def check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: a bad duration is refused, naming its option, before the command
+    does anything (`models runs --check abc` printed the runs first)."""
+    if value is not None:
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
 
 
 # windows in days: beyond ten years, date arithmetic overflows; bounds as usage errors,
@@ -185,6 +199,7 @@ _GAP_DAYS = click.IntRange(0, 3650)
     "--every",
     type=str,
     default=None,
+    callback=check_duration,
     help=(
         "Retrain at this interval (e.g. 24h) on the latest window until SIGTERM; a tick "
         "with nothing new since the last run is skipped."
@@ -202,8 +217,13 @@ def train(every: str | None, **options: Any) -> None:
     refuse_unusable_directory(registry_dir, "--registry")
     if options["report_dir"] is not None:
         refuse_unusable_directory(options["report_dir"], "--report-dir")
-    if options["predictions_out"] is not None:
-        refuse_unusable_file(options["predictions_out"], "--predictions-out")
+    if (predictions := options["predictions_out"]) is not None:
+        refuse_unusable_file(predictions, "--predictions-out")
+        if predictions.suffix.lower() not in {"", ".parquet", ".pq"}:  # p.csv held Parquet
+            raise click.UsageError(
+                f"--predictions-out {predictions}: the predictions are written as Parquet; "
+                f"name the file {predictions.with_suffix('.parquet').name}"
+            )
     read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
     from batch_training.schedule import (
@@ -383,17 +403,19 @@ def _registered_version(exc: Exception) -> int | None:
     return exc.version if isinstance(exc, PromotionFailedError) else None
 
 
+def _progress_line(message: str) -> None:
+    """A line of progress on stderr; in a log (not a terminal) led by its UTC time."""
+    when = "" if sys.stderr.isatty() else f"{datetime.now(UTC).isoformat(timespec='seconds')} "
+    click.echo(f"{when}{message}", err=True)
+
+
 @contextlib.contextmanager
 def _progress_reporter(stages: int) -> Iterator[tuple[Progress, Progress]]:
     """Where a run is: on a terminal a bar (each stage a step, the latest detail beside
     it); in a log (cron, a pod, compose), where a bar draws only its label, a timestamped
     line per stage and per detail."""
     if not sys.stderr.isatty():
-
-        def line(message: str) -> None:
-            click.echo(f"{datetime.now(UTC).isoformat(timespec='seconds')} {message}", err=True)
-
-        yield line, line
+        yield _progress_line, _progress_line
         return
     with click.progressbar(
         length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
@@ -463,7 +485,7 @@ def _read_latest(
     if since is not None and until is not None:  # until is the first day not read
         last = until - timedelta(days=1)
         days = f": its days {since} .. {last} (the windows, after their features' look-back)"
-    click.echo(f"reading {history_path}{days} ...", err=True)
+    _progress_line(f"reading {history_path}{days} ...")
     started = time.perf_counter()
     try:
         frame = read_history(

@@ -254,8 +254,21 @@ def test_no_promote_registers_a_passing_model_and_says_why_it_does_not_serve(
     assert "(--no-promote)" in report
     # it passed the gate against no champion: promoting it needs no --force
     models = ["models", "--registry", str(tmp_path / "registry")]
+    second = _train_small(small_history, tmp_path, "registry", "--no-promote", "--seed", "9")
     assert CliRunner().invoke(cli, [*models, "promote", "1"]).exit_code == 0
     assert registry.champion_version() == 1
+    # --registry after the subcommand too, as `fraud train` takes it
+    listed = CliRunner().invoke(cli, ["models", "list", "--registry", str(registry.root)])
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines()[1].startswith("*       1")
+    # one judged against no champion, with v1 serving now: the refusal says so, and does
+    # not quote its gate's advice to promote it
+    refused = CliRunner().invoke(cli, [*models, "promote", str(second["model_version"])])
+    assert refused.exit_code == 1
+    assert (
+        "v2 passed the gate against no champion, not against the champion there is now (v1): "
+        "train again to compare them, or add --force" in refused.output
+    )
 
 
 def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
@@ -586,6 +599,7 @@ def test_train_in_a_log_writes_a_timestamped_line_per_stage_and_detail(
     assert done.returncode == 0, done.stderr
     stamp = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00 "
     for what in (
+        r"reading \S+ \.\.\.$",  # the first line too
         r"computing \d+ features for [\d,]+ of [\d,]+ rows$",
         r"fold 1/1: train 2025-03-01 \.\. 2025-03-04, test 2025-03-07 \.\. 2025-03-10$",
         r"fold 1/1: candidate 1/2 \(screen \d+\): round 100/\d+, best validation AUCPR ",
@@ -663,7 +677,7 @@ def test_a_champion_that_trained_on_the_test_window_is_not_judged_on_it(
     assert latest.evaluation.split.describe()["test"] == "2025-03-07 .. 2025-03-10"
     assert not latest.promoted
     assert latest.gate.reason.startswith("champion v1 trained on payments until 2025-03-08 ")
-    assert "inside this test window (from 2025-03-07)" in latest.gate.reason
+    assert "on or after this test window's first day (2025-03-07)" in latest.gate.reason
     assert registry.champion_version() == 1
 
 
@@ -688,8 +702,9 @@ def test_pipeline_options_are_checked_when_made(overrides: dict[str, Any], messa
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--every", "nanh"], "'nanh' is not a duration"),
-        (["--every", "1e300h"], "'1e300h' is not a duration up to 366d"),
+        (["--every", "nanh"], "Invalid value for '--every': 'nanh' is not a duration"),
+        (["--every", "1e300h"], "'1e300h' is longer than 366d"),
+        (["--every", "0s"], "'0s' is not longer than zero"),  # read as "too long"
         (["--every", "24h", "--train-start", "2025-03-01"], "drop --train-start"),
     ],
 )
@@ -917,6 +932,7 @@ def test_a_run_whose_report_fails_registers_no_version(
         ("--report-dir", "file", "--report-dir {path} is a file, not a directory"),
         ("--predictions-out", "directory", "--predictions-out {path} is a directory"),
         ("--predictions-out", "under a file", "(not a directory, or not writable)"),
+        ("--predictions-out", "csv", "are written as Parquet; name the file p.parquet"),
     ],
 )
 @pytest.mark.parametrize("every", [[], ["--every", "30s"]], ids=["once", "scheduled"])
@@ -933,7 +949,12 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
     small_history.to_parquet(history)
     a_file = tmp_path / "a-file"
     a_file.write_text("")
-    path = {"file": a_file, "directory": tmp_path, "under a file": a_file / "p.parquet"}[what]
+    path = {
+        "file": a_file,
+        "directory": tmp_path,
+        "under a file": a_file / "p.parquet",
+        "csv": tmp_path / "p.csv",
+    }[what]
     where = {"--history": str(history), "--registry": str(tmp_path / "registry"), option: str(path)}
     args = [part for pair in where.items() for part in pair]
     result = CliRunner().invoke(cli, ["train", *args, *every])

@@ -15,7 +15,7 @@ from batch_training.dataset import TimeSplit
 from batch_training.folds import Evaluation
 from batch_training.metrics import CardPrecisionDay, CostModel, DecisionOutcome, decision_outcome
 from batch_training.registry import ModelRegistry
-from batch_training.report import _decisions_section, _metric_name, _metrics_notes
+from batch_training.report import _decisions_section, _metric_name, _metrics_notes, _selection_text
 from batch_training.report_plots import EvaluatedWindow, write_plots
 
 
@@ -194,3 +194,14 @@ def test_fold_aggregates_are_named_in_words() -> None:
     assert (
         _metric_name("folds_std_card_precision_at_100") == "card precision@100, sd over the folds"
     )
+
+
+def test_the_search_note_tells_a_gain_from_its_standard_error() -> None:
+    """Rounded to four places, a gain of 0.002956 read as "0.0030 within a standard error
+    of 0.0030", and a 1.033 ratio as "1.0 standard errors"."""
+    kept = _selection_text({"highest": 5, "chosen": 1, "gain": 0.002956, "gain_se": 0.003038})
+    assert "gain over the defaults (0.002956) is within the noise (standard error 0.003038)" in (
+        kept
+    )
+    taken = _selection_text({"highest": 2, "chosen": 2, "gain": 0.006046, "gain_se": 0.005853})
+    assert "validated 0.0060 above the defaults, 1.03 standard errors of that gain" in taken

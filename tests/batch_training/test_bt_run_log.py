@@ -72,6 +72,10 @@ def test_completed_and_failed_runs_are_logged_and_checked(history: Path, tmp_pat
     assert f"v{summary['model_version']}" in lines[1]
     code, output = _runs(tmp_path, "--last", "1", "--json")
     assert [json.loads(line)["outcome"] for line in output.splitlines()] == ["promoted"]
+    # a bad --check is refused, naming the option, before any run is printed
+    code, output = _runs(tmp_path, "--check", "abc")
+    assert (code, output.splitlines()[0].endswith("models runs [OPTIONS]")) == (2, True)
+    assert "Invalid value for '--check': 'abc' is not a duration" in output
 
 
 def test_a_card_number_quoted_by_an_error_is_neither_printed_nor_logged(

@@ -83,6 +83,55 @@ def test_a_csv_with_times_in_mixed_iso_spellings_is_read_and_a_bad_one_refused(
         read_history(tmp_path / "bad.csv")
 
 
+def _handbook_csv(tmp_path: Path, **columns: list[object]) -> Path:
+    raw = pd.DataFrame(
+        {
+            "TRANSACTION_ID": range(3),
+            "TX_DATETIME": ["2018-04-01 00:00:00", "2018-04-01T01:00:00Z", "2018-04-01 02:00"],
+            "CUSTOMER_ID": [1, 2, 3],
+            "TERMINAL_ID": [9, 9, 9],
+            "TX_AMOUNT": [10.0, 20.0, 30.0],
+            "TX_FRAUD": [0, 1, 0],
+        }
+        | columns
+    )
+    raw.to_csv(tmp_path / "handbook.csv", index=False)
+    return tmp_path / "handbook.csv"
+
+
+def test_a_handbook_csv_reads_mixed_spellings_and_names_a_bad_time(tmp_path: Path) -> None:
+    """The preset parsed its times with a plain to_datetime: one other spelling, or one
+    value that is not a time, was a pandas traceback."""
+    frame = read_history(_handbook_csv(tmp_path), columns="handbook")
+    assert frame["event_time"].dt.hour.tolist() == [0, 1, 2]
+    bad = _handbook_csv(tmp_path, TX_DATETIME=["2018-04-01 00:00:00", "yesterday", "2018-04-01"])
+    with pytest.raises(HistoryColumnsError, match=r"\['yesterday'\], rows \[1\]"):
+        read_history(bad, columns="handbook")
+
+
+@pytest.mark.parametrize(
+    ("labels", "quoted"),
+    [([0, None, 1], "[nan]"), ([0, "yes", 1], "['yes']"), ([0, 2, 1], "[2]")],
+    ids=["missing", "text", "not 0 or 1"],
+)
+def test_a_label_that_is_not_0_or_1_is_refused_naming_it(
+    tmp_path: Path, labels: list[object], quoted: str
+) -> None:
+    """A missing label read as a fraud (its card then left the test set), text was a
+    traceback, and a 2 an XGBoost error with a native stack dump."""
+    with pytest.raises(HistoryColumnsError) as refused:
+        read_history(_handbook_csv(tmp_path, TX_FRAUD=labels), columns="handbook")
+    assert f"1 row(s) whose is_fraud is not 0 or 1 (values {quoted}, e.g. [1]" in str(refused.value)
+
+
+def test_labels_written_as_text_0_and_1_are_read_as_numbers(tmp_path: Path) -> None:
+    path = _handbook_csv(tmp_path, TX_FRAUD=["0", "1", "0"])
+    frame = pd.read_csv(path, dtype={"TX_FRAUD": str})
+    frame.to_parquet(tmp_path / "text_labels.parquet")
+    history = read_history(tmp_path / "text_labels.parquet", columns="handbook")
+    assert history["is_fraud"].tolist() == [0, 1, 0]
+
+
 def test_a_missing_or_empty_history_says_what_writes_one(tmp_path: Path) -> None:
     """A new deployment's first scheduled run, before the archiver wrote anything: an empty
     directory read as a table "with no event_time column; columns: []"."""
