@@ -26,6 +26,7 @@ from feature_store import (
 from feature_store.online import LabelUpdate, OnlineFeatureEngine
 from stream.explain import ReasonExplainer
 from stream.ledger import DecisionLedger
+from stream.outage import Outage
 from stream.policy import decide_batch
 from stream.records import DeadLetter, Decision, DecisionRecord
 from stream.rules import RulesFile
@@ -80,6 +81,10 @@ class BatchProcessor:
         self._clock = clock
         self._feature_set_version = model.feature_set.label
         self._explainer = _explainer(model)
+        self._degraded = Outage(log, what="degraded decisions", lost="decisions degraded")
+        self._unrecorded = Outage(
+            log, what="decision ledger unavailable", lost="decisions not recorded"
+        )
 
     @property
     def model(self) -> ServingModel:
@@ -126,12 +131,12 @@ class BatchProcessor:
         if self._ledger is None:
             return decided
         try:
-            return await self._ledger.settle(decided)
+            settled = await self._ledger.settle(decided)
         except OnlineStoreUnavailable as exc:
-            log.warning(
-                "decision ledger unavailable, %d decisions not recorded: %s", len(decided), exc
-            )
+            self._unrecorded.failed(len(decided), exc)
             return decided
+        self._unrecorded.succeeded()
+        return settled
 
     def _apply_rules(
         self,
@@ -159,17 +164,16 @@ class BatchProcessor:
         except TimeoutError:
             # a redelivery of these events later sees the same state: the store is idempotent
             degraded_reason = "latency_budget_exceeded"
-            log.warning(
-                "degraded batch of %d: the store missed the %.0f ms budget",
-                len(transactions),
-                self._deadline_s * 1000,
-            )
+            budget = f"the store missed the {self._deadline_s * 1000:.0f} ms budget"
+            self._degraded.failed(len(transactions), budget)
         except OnlineStoreUnavailable as exc:
             degraded_reason = "online_store_unavailable"
-            log.warning("degraded batch of %d: %s", len(transactions), exc)
+            self._degraded.failed(len(transactions), exc)
         except Exception:  # the model itself failed: still decide, never stop consuming
             degraded_reason = "model_failure"
             log.exception("degraded batch of %d: the model failed", len(transactions))
+        else:
+            self._degraded.succeeded()
         if scores is None:
             verdicts: list[tuple[Decision, list[str]]] = [
                 (self._fallback, [f"degraded:{degraded_reason}"])
