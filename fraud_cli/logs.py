@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import logging
+import time
 import traceback
+from collections.abc import Callable
 from typing import Any
 
 from feature_store.schema import redact_pans
 
-__all__ = ["configure_logging"]
+__all__ = ["RepeatFilter", "configure_logging"]
+
+
+# aiokafka's loggers: during a broker outage they log each failed connection, metadata
+# update and fetch, about 80 lines a second (a filter on a logger sees only its own records)
+_KAFKA_CLIENT_LOGGERS = (
+    "aiokafka",
+    "aiokafka.cluster",
+    "aiokafka.conn",
+    "aiokafka.consumer.consumer",
+    "aiokafka.consumer.fetcher",
+    "aiokafka.consumer.group_coordinator",
+    "aiokafka.producer.producer",
+    "aiokafka.producer.sender",
+)
 
 
 def configure_logging(level: int) -> None:
@@ -16,6 +32,35 @@ def configure_logging(level: int) -> None:
     # kafka-python warns whenever one poll takes >100 ms, which a busy 2-core machine does
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     _redact_every_record()
+    repeats = RepeatFilter()
+    for name in _KAFKA_CLIENT_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+            logger.addFilter(repeats)
+
+
+class RepeatFilter(logging.Filter):
+    """One record per message (its format string) every ``window_s``; the next one says
+    how many like it were left out."""
+
+    def __init__(self, window_s: float = 10.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self._window_s, self._clock = window_s, clock
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}  # -> (shown at, left out)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key, now = (record.name, str(record.msg)), self._clock()
+        seen = self._seen.get(key)
+        if seen is not None and now - seen[0] < self._window_s:
+            self._seen[key] = (seen[0], seen[1] + 1)
+            return False
+        if len(self._seen) >= 1000:  # messages already formatted (redacted) are each new
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if seen is not None and seen[1]:
+            note = f" [{seen[1]} more like it in the last {now - seen[0]:.0f} s not shown]"
+            record.msg = f"{record.msg}{note}"  # no '%' in it: safe before the arguments
+        return True
 
 
 def _redact_every_record() -> None:

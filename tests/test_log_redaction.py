@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 
-from fraud_cli.logs import configure_logging
+from fraud_cli.logs import RepeatFilter, configure_logging
 
 PAN = "4111111111111111"
 
@@ -74,4 +74,38 @@ def test_faust_formatter_shows_a_redacted_record_as_written() -> None:
     assert out.getvalue().splitlines() == [
         "100% of card [PAN-REDACTED], then 7",
         "waiting for tasks [1, 2]",
+    ]
+
+
+def test_a_kafka_client_repeating_itself_is_logged_once_every_ten_seconds() -> None:
+    """A 12 s broker outage wrote about 1,000 lines of aiokafka's connection errors."""
+    configure_logging(logging.WARNING)
+    configure_logging(logging.WARNING)  # once per logger, however often it is called
+    client = logging.getLogger("aiokafka")
+    assert sum(isinstance(f, RepeatFilter) for f in client.filters) == 1
+    now = [0.0]
+    logger = logging.getLogger("test.repeats")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    logger.addHandler(handler)
+    logger.addFilter(repeats := RepeatFilter(window_s=10.0, clock=lambda: now[0]))
+    try:
+        for second in range(25):  # two nodes down, each retried every half second
+            for half in (0.0, 0.5):
+                now[0] = second + half
+                for node in (1, 2):
+                    logger.error("Unable connect to node with id %s: %s", node, "refused")
+        logger.error("Failed fetch messages from %s", 1)
+    finally:
+        logger.removeHandler(handler)
+        logger.removeFilter(repeats)
+    lines = out.getvalue().splitlines()
+    # one line of that message (its format string) every 10 s, each after the first
+    # saying how many it stands for; another message is not held back by it
+    shown = "Unable connect to node with id 1: refused"
+    assert lines == [
+        shown,
+        f"{shown} [39 more like it in the last 10 s not shown]",
+        f"{shown} [39 more like it in the last 10 s not shown]",
+        "Failed fetch messages from 1",
     ]
