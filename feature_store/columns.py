@@ -77,7 +77,8 @@ def _quicksort_ranks(times: np.ndarray, positions: np.ndarray, tie_break: np.nda
 
 
 def apply_column_preset(frame: pd.DataFrame, preset: ColumnPreset) -> pd.DataFrame:
-    """The frame in our column names; ``native`` returns it unchanged."""
+    """The frame in our column names; ``native`` returns it unchanged. Times read as
+    text (a CSV's) stay text: :func:`read_history` parses them, naming a bad value."""
     if preset == "native":
         return frame
     if preset != "handbook":

@@ -71,10 +71,11 @@ def _luhn_ok(digits: str) -> bool:
 
 
 def _is_pan(candidate: str) -> bool:
-    """A Luhn-valid 13-19 digit run; not a decimal number (one dot, no other separator):
-    a card number is grouped in fours, and a logged float (2.8130040000000003) is not one."""
+    """A Luhn-valid 13-19 digit run. A decimal number (one dot, no other separator) is
+    judged by its whole part: a logged float (2.8130040000000003) is not a card number,
+    a card number stored as a float (4111111111111111.0) is."""
     if candidate.count(".") == 1 and not any(c in candidate for c in " -"):
-        return False
+        candidate = candidate.partition(".")[0]
     digits = _PAN_SEPARATORS.sub("", candidate)
     return 13 <= len(digits) <= 19 and _luhn_ok(digits)
 

@@ -225,9 +225,8 @@ def models_promote(registry: Any, version: int, force: bool) -> None:
         raise click.ClickException(
             f"v{version} passed the gate against "
             f"{'no champion' if judged is None else f'v{judged}'}, not against the champion "
-            f"there is now ({'none' if champion is None else f'v{champion}'}): train again "
-            "to compare them, or add --force to "
-            "promote it anyway"
+            f"there is now ({'none' if champion is None else f'v{champion}'}): add --force "
+            "to promote it anyway, or train again to judge a new version against it"
         )
     if not passed and not force:
         against = "there is no champion" if champion is None else f"the champion is v{champion}"

@@ -67,6 +67,12 @@ def check_duration(ctx: click.Context, param: click.Parameter, value: str | None
     return value
 
 
+# names that promise another format than the Parquet --predictions-out writes
+_OTHER_FORMATS = frozenset(
+    {".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".feather",
+     ".arrow", ".orc", ".avro"}
+)  # fmt: skip
+
 # windows in days: beyond ten years, date arithmetic overflows; bounds as usage errors,
 # like every other bad option (the library's own checks quote its names, and seconds)
 _WINDOW_DAYS = click.IntRange(1, 3650)
@@ -219,7 +225,7 @@ def train(every: str | None, **options: Any) -> None:
         refuse_unusable_directory(options["report_dir"], "--report-dir")
     if (predictions := options["predictions_out"]) is not None:
         refuse_unusable_file(predictions, "--predictions-out")
-        if predictions.suffix.lower() not in {"", ".parquet", ".pq"}:  # p.csv held Parquet
+        if predictions.suffix.lower() in _OTHER_FORMATS:  # p.csv held Parquet
             raise click.UsageError(
                 f"--predictions-out {predictions}: the predictions are written as Parquet; "
                 f"name the file {predictions.with_suffix('.parquet').name}"

@@ -191,7 +191,7 @@ class BatchedWorker:
                     if got:
                         await self._handle(got)
             finally:
-                await self._consumer.stop()
+                await _stop_consumer(self._consumer)
         finally:
             await self._producer.stop()  # flushes whatever a failed batch had queued
             await self._pipeline.close()
@@ -275,3 +275,16 @@ async def run_batched(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
     await worker.run()
+
+
+async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """Leave the group and close; aiokafka's stop() raises CancelledError when a fetch was
+    backing off from a broker that went away (aio-libs/aiokafka#647), with the consumer
+    closed all the same: a stop during a broker outage ended in a traceback."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():  # this task is being cancelled: go on
+            raise
+        log.warning("Kafka consumer closed with a fetch cancelled (the broker is unreachable)")

@@ -2,8 +2,9 @@
 
 A dependency that is down fails every micro-batch: a Redis outage of 10 s wrote two
 warnings per batch (109 lines), and nothing said when it was over. An :class:`Outage`
-logs the first failure at once, then a sum at most every ``every_s``, and one line when
-a batch succeeds again.
+logs the first failure at once, then a sum at most every ``every_s``, and one line once
+batches have gone through for ``every_s`` without a failure: sporadic failures (a batch
+missing its latency budget now and then, under load) are one outage, not two lines each.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Outage:
         self._log, self._what, self._lost = log, what, lost  # e.g. "decisions degraded"
         self._every_s, self._clock = every_s, clock
         self._began: float | None = None
-        self._logged_at = 0.0
+        self._logged_at = self._failed_at = 0.0
         self._count = self._batches = 0  # since the outage began
         self._unlogged = 0  # since the last line
 
@@ -38,7 +39,7 @@ class Outage:
 
     def failed(self, count: int, reason: object) -> None:
         """A batch of ``count`` failed because of ``reason``."""
-        now = self._clock()
+        now = self._failed_at = self._clock()
         self._count += count
         self._batches += 1
         if self._began is None:
@@ -57,11 +58,12 @@ class Outage:
             self._logged_at, self._unlogged = now, 0
 
     def succeeded(self) -> None:
-        """A batch went through: an outage in progress is over."""
-        if self._began is None:
+        """A batch went through: an outage ends once none failed for ``every_s``."""
+        if self._began is None or self._clock() - self._failed_at < self._every_s:
             return
+        batches = f"{self._batches} batch{'es' if self._batches != 1 else ''}"
         self._log.warning(
-            "%s: over after %.1f s; %d %s in %d batches",
-            self._what, self._clock() - self._began, self._count, self._lost, self._batches,
+            "%s: over; %d %s in %s from the first failure to the last (%.1f s)",
+            self._what, self._count, self._lost, batches, self._failed_at - self._began,
         )  # fmt: skip
         self._began, self._count, self._batches, self._unlogged = None, 0, 0, 0

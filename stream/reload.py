@@ -31,7 +31,7 @@ __all__ = ["ModelWatcher"]
 
 log = logging.getLogger(__name__)
 
-# (name, inode, size, mtime) of the pointer and of each file of a version: a rename, a
+# (name, inode, size, ctime) of the pointer and of each file of a version: a rename, a
 # rewrite or a repair changes it
 _FilesState = tuple[tuple[str, int, int, int], ...]
 
@@ -55,7 +55,9 @@ class ModelWatcher:
         self._registry = registry
         self._compile_options = compile_options
         self.current = current
-        self._current_files = self._files(current.version)
+        # unknown: the first poll checks the served files once, as they may have changed
+        # since the worker loaded them (a warm-up can take minutes)
+        self._current_files: _FilesState = ()
         self._interval_s = interval_s
         self._retry_refused_s = retry_refused_s
         self._next_check = time.monotonic() + interval_s
@@ -80,14 +82,16 @@ class ModelWatcher:
         version = self._champion()
         if version is None:
             return None
-        files = self._files(version)
-        if version == self.current.version:
-            if files != self._current_files:  # altered in place, or only touched: check
+        if version != self.current.version:
+            files = self._files(version)
+            refusal = self.refused.get(version)
+            if refusal is None or files != refusal.files or now >= refusal.retry_at:
                 self._load(version, files)
-            return None
-        refusal = self.refused.get(version)
-        if refusal is None or files != refusal.files or now >= refusal.retry_at:
-            self._load(version, files)
+                return None
+        # the champion serves, or was refused: the served files are watched either way
+        served = self._files(self.current.version)
+        if served != self._current_files:  # altered in place, or only touched: check
+            self._load(self.current.version, served)
         return None
 
     def _load(self, version: int, files: _FilesState) -> None:
@@ -125,7 +129,8 @@ class ModelWatcher:
                 st = os.stat(path)
             except OSError:
                 continue
-            state.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
+            # ctime: a rewrite, a rename and a chmod (a permission repair) all change it
+            state.append((path.name, st.st_ino, st.st_size, st.st_ctime_ns))
         return tuple(state)
 
     async def close(self) -> None:
@@ -156,7 +161,8 @@ class ModelWatcher:
             self.refusals += 1
             log.error(
                 "refused model v%s, still serving v%s: %s; tried again when its files or the "
-                "champion pointer change, and every %.0f s",
+                "champion pointer change, and every %.0f s (a restarted worker would not "
+                "start: it loads the champion)",
                 version,
                 serving,
                 exc,

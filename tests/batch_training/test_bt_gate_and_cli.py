@@ -267,7 +267,7 @@ def test_no_promote_registers_a_passing_model_and_says_why_it_does_not_serve(
     assert refused.exit_code == 1
     assert (
         "v2 passed the gate against no champion, not against the champion there is now (v1): "
-        "train again to compare them, or add --force" in refused.output
+        "add --force to promote it anyway" in refused.output
     )
 
 

@@ -79,6 +79,9 @@ def test_pan_detection_needs_a_luhn_valid_run() -> None:
     # pass Luhn; a card number written with dots is still one
     assert not looks_like_pan("runtime=4.111111111111111")
     assert redact_pans("4111.1111.1111.1111") == "[PAN-REDACTED]"
+    # ...and a card number stored as a float (a column with a missing value) is one
+    assert redact_pans('{"card_id": 4111111111111111.0}') == '{"card_id": [PAN-REDACTED]}'
+    assert looks_like_pan("5555555555554444.0")
 
 
 def test_encode_round_trips() -> None:

@@ -183,6 +183,12 @@ def test_a_refused_champion_is_served_once_repaired_and_retried_until_then(
         await _poll_until(watcher, lambda: watcher.refusals == 1, "v2 was never refused")
         await _settle(watcher)
         assert watcher.refusals == 1  # nothing changed: not loaded again
+        # the served v1 is watched while the champion is refused: a restart would need it
+        served = _tamper(registry_copy, current.version)
+        await _settle(watcher)
+        assert "the files of model v1, which this worker serves" in caplog.text
+        (registry_copy.version_dir(current.version) / "model.ubj").write_bytes(served)
+        await _settle(watcher)
         (registry_copy.version_dir(second) / "model.ubj").write_bytes(sound)  # repaired
         await _poll_until(watcher, lambda: watcher.current.version == second, "v2 never served")
         assert watcher.refused == {}

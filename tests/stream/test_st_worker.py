@@ -394,6 +394,50 @@ def test_redis_down_degrades_and_the_worker_recovers_by_itself(
 
         wait_until(recovered, timeout_s=30, what="non-degraded decisions after Redis is back")
         reader.consumer.close()
+    # the outage begins once in the log, not a warning per batch
+    told = (tmp_path / "worker.log").read_text()
+    assert told.count("degraded decisions: ") == 1, told[-3000:]
+    assert "decisions degraded (" in told
+
+
+def test_a_worker_stopped_while_the_broker_is_down_exits(
+    redis_url: str,
+    registry_copy: ModelRegistry,
+    unique: str,
+    tmp_path: Path,
+    wait_until: Any,
+    consumer_mode: str,
+) -> None:
+    """aiokafka's stop() raises CancelledError from a fetch backing off from a dead broker
+    (aio-libs/aiokafka#647): the batched worker ended in a traceback, faust's never
+    exited. Now the batched one stops cleanly, faust's exits 1 past its deadline."""
+    with (
+        EmbeddedBroker() as own,
+        _running_worker(
+            broker=own,
+            redis_url=redis_url,
+            registry=registry_copy,
+            unique=unique,
+            tmp_path=tmp_path,
+            wait_until=wait_until,
+            consumer=consumer_mode,
+        ) as running,
+    ):
+        own.stop()
+        log = tmp_path / "worker.log"
+        wait_until(
+            lambda: "Unable connect to node" in log.read_text(), timeout_s=30, what="the outage"
+        )
+        running.process.send_signal(signal.SIGTERM)
+        code = running.process.wait(timeout=60)
+    told = log.read_text()
+    if consumer_mode == "batched":
+        assert code == 0, told[-3000:]
+        assert "stopped, serving model v" in told
+        assert "Traceback" not in told
+    else:
+        assert code == 1, told[-3000:]
+        assert "the worker did not stop within 25 s of the stop request" in told
 
 
 def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
