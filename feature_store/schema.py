@@ -55,8 +55,9 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
 
 REQUIRED_FIELDS: Final = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 
-# 13-19 digits, optionally grouped by spaces, dashes or dots, as card numbers are written.
-_PAN_CANDIDATE = re.compile(r"(?<!\d)(?:\d[ .-]?){12,18}\d(?!\d)")
+# 13-19 digits, optionally grouped by spaces, dashes or dots, as card numbers are written;
+# not the fraction of a decimal too long to be one candidate (drift=0.00123...)
+_PAN_CANDIDATE = re.compile(r"(?<!\d)(?<!\d\.)(?:\d[ .-]?){12,18}\d(?!\d)")
 _PAN_SEPARATORS = re.compile(r"[ .-]")
 
 

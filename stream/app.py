@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from feature_store.materialize import materialize_history
 from feature_store.online import MemoryOnlineStore, OnlineStore, RedisOnlineStore
 from stream.compiled import CompileOptions
 from stream.errors import StreamStartError
+from stream.lifecycle import FaustWorker, log_thread_errors, ready_file_removed
 from stream.metrics import StreamMetrics
 from stream.pipeline import OutRecord, build_pipeline, label_retry_delay_s
 from stream.processor import RawEvent
@@ -303,42 +302,13 @@ def tune_gc() -> None:
     gc.set_threshold(*_GC_THRESHOLDS)
 
 
-# faust stops in about 4 s; with the broker unreachable its consumer thread dies in
-# aiokafka's stop() (aio-libs/aiokafka#647) and the worker never exits
-_STOP_DEADLINE_S = 25.0
-
-
-class _Worker(faust.Worker):
-    """faust's worker, with a deadline on stopping: past it, the process exits 1. What
-    it decided but did not commit is redelivered (at least once; the ledger keeps the
-    decisions the same)."""
-
-    def _on_sigterm(self) -> None:
-        _exit_unless_stopped_within(_STOP_DEADLINE_S)
-        super()._on_sigterm()
-
-    def _on_sigint(self) -> None:
-        _exit_unless_stopped_within(_STOP_DEADLINE_S)
-        super()._on_sigint()
-
-
-def _exit_unless_stopped_within(seconds: float) -> None:
-    def give_up() -> None:
-        log.error(
-            "the worker did not stop within %.0f s of the stop request (is the broker "
-            "unreachable?); exiting: uncommitted events are decided again on restart",
-            seconds,
-        )
-        logging.shutdown()  # flush the handlers: os._exit does not
-        os._exit(1)
-
-    timer = threading.Timer(seconds, give_up)
-    timer.daemon = True  # a worker that stops in time exits without waiting for it
-    timer.start()
-
-
 def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     """Prepare once, then run the worker (faust, or the batched loop) until SIGTERM/SIGINT."""
+    with ready_file_removed(settings.ready_file):
+        _run_worker(settings, bootstrap=bootstrap)
+
+
+def _run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     xgb.set_config(nthread=settings.xgboost_threads)  # this (the event loop's) thread
     ensure_topics(bootstrap, settings.topics.all(), partitions=settings.partitions)
     store = _make_store(settings)
@@ -361,6 +331,7 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     metrics = StreamMetrics()
     if settings.metrics_port:
         _serve_metrics(metrics, settings.metrics_port)
+    log_thread_errors()
     tune_gc()  # last: everything above is start-up state
     if settings.consumer == "batched":
         from stream.batched import run_batched
@@ -382,7 +353,13 @@ def run_worker(settings: StreamSettings, *, bootstrap: str) -> None:
     app = build_app(settings, bootstrap=bootstrap, store=store, metrics=metrics, model=model)
     # redirect_stdouts=False: faust logs every write to stderr as a line of its own, so a
     # traceback became a hundred WARNING lines, one per caret
-    worker = _Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    worker = FaustWorker(
+        app,
+        ready_file=settings.ready_file,
+        loglevel=settings.log_level,
+        quiet=True,
+        redirect_stdouts=False,
+    )
     # faust's start-up spinner writes cursor codes even to a file or a pipe, glued to the
     # next log line; a service's log has no use for it
     worker.spinner = None

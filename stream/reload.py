@@ -58,6 +58,8 @@ class ModelWatcher:
         # unknown: the first poll checks the served files once, as they may have changed
         # since the worker loaded them (a warm-up can take minutes)
         self._current_files: _FilesState = ()
+        # while the served files fail the checks: when to check (and say so) again
+        self._served_recheck_at: float | None = None
         self._interval_s = interval_s
         self._retry_refused_s = retry_refused_s
         self._next_check = time.monotonic() + interval_s
@@ -90,7 +92,8 @@ class ModelWatcher:
                 return None
         # the champion serves, or was refused: the served files are watched either way
         served = self._files(self.current.version)
-        if served != self._current_files:  # altered in place, or only touched: check
+        due = self._served_recheck_at is not None and now >= self._served_recheck_at
+        if served != self._current_files or due:  # altered in place, or only touched: check
             self._load(self.current.version, served)
         return None
 
@@ -149,12 +152,14 @@ class ModelWatcher:
         except (RegistryError, OSError, ValueError) as exc:
             if version == serving:  # its files changed under the worker
                 self._current_files = files
+                self._served_recheck_at = time.monotonic() + self._retry_refused_s
                 log.error(
-                    "the files of model v%s, which this worker serves, changed and fail the "
-                    "checks: %s; it serves on the copy it loaded, but a restart would refuse "
-                    "it: restore them, or serve another version (`fraud models rollback`)",
+                    "the files of model v%s, which this worker serves, fail the checks: %s; "
+                    "it serves on the copy it loaded, but a restart would refuse them "
+                    "(checked again when they change, and every %.0f s)",
                     version,
                     exc,
+                    self._retry_refused_s,
                 )
                 return None
             self.refused[version] = _Refusal(files, time.monotonic() + self._retry_refused_s)
@@ -171,6 +176,9 @@ class ModelWatcher:
             return None
         if version == serving:  # its files checked again, and sound
             self._current_files = files
+            if self._served_recheck_at is not None:
+                self._served_recheck_at = None
+                log.warning("the files of model v%s pass the checks again", version)
             return None
         self.refused.pop(version, None)
         if self._champion() not in (candidate.version, None):  # promoted or rolled back since

@@ -82,6 +82,10 @@ def test_pan_detection_needs_a_luhn_valid_run() -> None:
     # ...and a card number stored as a float (a column with a missing value) is one
     assert redact_pans('{"card_id": 4111111111111111.0}') == '{"card_id": [PAN-REDACTED]}'
     assert looks_like_pan("5555555555554444.0")
+    # nor is the fraction of a decimal with more digits than a card number has
+    luhn_valid_19 = "1234567890123456785"
+    assert looks_like_pan(luhn_valid_19)
+    assert not looks_like_pan(f"drift=0.{luhn_valid_19}")
 
 
 def test_encode_round_trips() -> None:

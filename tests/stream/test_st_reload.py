@@ -238,5 +238,23 @@ def test_the_served_model_altered_on_disk_is_reported_and_serves_on(
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1, errors
     assert errors[0].startswith(f"the files of model v{champion}, which this worker serves")
-    assert "a restart would refuse it" in errors[0]
+    assert "a restart would refuse them" in errors[0]
+    assert f"the files of model v{champion} pass the checks again" in caplog.text  # repaired
     assert "serving model" not in caplog.text  # no swap onto itself
+
+
+def test_damaged_served_files_are_reported_again_until_repaired(
+    registry_copy: ModelRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    current = load_serving_model(registry_copy)
+
+    async def batches() -> None:
+        watcher = ModelWatcher(
+            registry=registry_copy, current=current, interval_s=0.0, retry_refused_s=0.0
+        )
+        _tamper(registry_copy, current.version)
+        await _settle(watcher, polls=3)
+
+    with caplog.at_level(logging.ERROR, logger="stream.reload"):
+        asyncio.run(batches())
+    assert caplog.text.count("which this worker serves, fail the checks") == 3

@@ -82,6 +82,8 @@ def _running_worker(
     topics = TopicNames(unique)
     ensure_topics(broker.bootstrap, topics.all(), partitions=2)
     ready = tmp_path / "ready"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    ready.write_text("left by a worker that was killed\n")  # not taken for this one
     metrics_port = free_port()
     env = {
         **os.environ,
@@ -98,14 +100,20 @@ def _running_worker(
         "FRAUD_GROUP_TIMEOUT_S": "3",
         "FRAUD_CONSUMER": consumer,
     }
-    tmp_path.mkdir(parents=True, exist_ok=True)
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "fraud_cli", "stream"], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     try:
+
+        def is_ready() -> bool:  # this worker's file, not the one left before it started
+            try:
+                return ready.read_text() == "ready\n"
+            except FileNotFoundError:
+                return False
+
         wait_until(
-            lambda: ready.exists() or process.poll() is not None, timeout_s=60, what="worker ready"
+            lambda: is_ready() or process.poll() is not None, timeout_s=60, what="worker ready"
         )
         assert process.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
         yield RunningWorker(
@@ -120,6 +128,7 @@ def _running_worker(
             finally:
                 process.kill()
             # both consumers close the pipeline (ledger, store, a model load) at shutdown
+            assert not ready.exists()  # a restarted container would look healthy
             stopped = (tmp_path / "worker.log").read_text()
             assert "stopped, serving model v" in stopped, stopped[-3000:]
             assert "Task was destroyed" not in stopped
@@ -431,13 +440,15 @@ def test_a_worker_stopped_while_the_broker_is_down_exits(
         running.process.send_signal(signal.SIGTERM)
         code = running.process.wait(timeout=60)
     told = log.read_text()
+    assert "Traceback" not in told, told[-3000:]
+    assert not (tmp_path / "ready").exists()
     if consumer_mode == "batched":
         assert code == 0, told[-3000:]
         assert "stopped, serving model v" in told
-        assert "Traceback" not in told
     else:
         assert code == 1, told[-3000:]
         assert "the worker did not stop within 25 s of the stop request" in told
+        assert "stopped with a Kafka fetch cancelled" in told  # its consumer thread
 
 
 def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
