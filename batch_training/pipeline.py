@@ -253,7 +253,7 @@ def run_training(
     if gate.promote and not options.promote:  # before registering: the metadata says so too
         gate = GateDecision(
             True,
-            f"{gate.reason}; not promoted: this run only registers (--no-promote); "
+            f"{gate.reason}; but this run only registers (--no-promote); "
             "`fraud models promote` the version it registers to make it the champion",
         )
     test_window = EvaluatedWindow(

@@ -71,7 +71,7 @@ def read_history(
             frame[column] = _parse_times(frame[column], column, path)
     validate_history(frame)
     if "is_fraud" in frame.columns and not pd.api.types.is_numeric_dtype(frame["is_fraud"]):
-        frame["is_fraud"] = pd.to_numeric(frame["is_fraud"]).astype(np.int64)  # "0" / "1"
+        frame["is_fraud"] = _label_numbers(frame["is_fraud"]).astype(np.int64)  # "0", "true"
     return frame
 
 
@@ -108,7 +108,7 @@ def _read_frame(
     if is_archive(path):  # written by `fraud archive`: labels joined in
         return read_archive(path, since=since, until=until, max_rows=max_rows)
     if path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path)
+        frame = pd.read_csv(path, low_memory=False)  # one type per column, no DtypeWarning
         if max_rows is not None and len(frame) > max_rows:  # a CSV is counted once read
             raise HistoryTooLargeError(path, len(frame), max_rows, None)
         return frame
@@ -117,12 +117,18 @@ def _read_frame(
     return pd.read_parquet(path)
 
 
+def _label_numbers(labels: pd.Series) -> pd.Series:
+    """Labels as numbers (NaN where not one): 0/1 however written, true/false as text too
+    (a CSV reader reads them as booleans, a Parquet text column keeps the words)."""
+    if pd.api.types.is_bool_dtype(labels) or pd.api.types.is_numeric_dtype(labels):
+        return pd.to_numeric(labels, errors="coerce")
+    words = labels.astype("string").str.strip().str.lower().replace({"true": "1", "false": "0"})
+    return pd.to_numeric(words, errors="coerce")
+
+
 def _bad_labels(labels: pd.Series) -> np.ndarray:
-    """Rows whose label is missing or not 0/1 (true/false), in whatever type it was read."""
-    if pd.api.types.is_bool_dtype(labels):
-        return labels.isna().to_numpy()
-    numeric = pd.to_numeric(labels, errors="coerce")
-    return (~numeric.isin([0, 1])).to_numpy()
+    """Rows whose label is missing or not 0/1, in whatever type it was read."""
+    return (~_label_numbers(labels).isin([0, 1])).to_numpy()
 
 
 def validate_history(frame: pd.DataFrame) -> None:
@@ -146,7 +152,10 @@ def validate_history(frame: pd.DataFrame) -> None:
         problems.append(f"{int(missing_time.sum())} row(s) without event_time")
     if "is_fraud" in frame.columns and (bad := _bad_labels(frame["is_fraud"])).any():
         # a missing label read as True: its card counted as compromised, the test set cut
-        values = frame.loc[bad, "is_fraud"].drop_duplicates().head(3).tolist()
+        distinct = frame.loc[bad, "is_fraud"].drop_duplicates()
+        values = f"{distinct.head(5).tolist()}" + (
+            f" and {len(distinct) - 5} more" if len(distinct) > 5 else ""
+        )
         ids = frame.loc[bad, "transaction_id"].head(3).tolist() if "transaction_id" in frame else []
         problems.append(
             f"{int(bad.sum())} row(s) whose is_fraud is not 0 or 1 (values {values}, e.g. "

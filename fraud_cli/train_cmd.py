@@ -70,7 +70,7 @@ def check_duration(ctx: click.Context, param: click.Parameter, value: str | None
 # names that promise another format than the Parquet --predictions-out writes
 _OTHER_FORMATS = frozenset(
     {".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".feather",
-     ".arrow", ".orc", ".avro"}
+     ".arrow", ".orc", ".avro", ".gz", ".zip", ".bz2", ".xz", ".zst"}
 )  # fmt: skip
 
 # windows in days: beyond ten years, date arithmetic overflows; bounds as usage errors,
@@ -225,10 +225,11 @@ def train(every: str | None, **options: Any) -> None:
         refuse_unusable_directory(options["report_dir"], "--report-dir")
     if (predictions := options["predictions_out"]) is not None:
         refuse_unusable_file(predictions, "--predictions-out")
-        if predictions.suffix.lower() in _OTHER_FORMATS:  # p.csv held Parquet
+        if any(suffix.lower() in _OTHER_FORMATS for suffix in predictions.suffixes):
+            stem = predictions.name.split(".")[0] or "predictions"  # p.csv held Parquet
             raise click.UsageError(
                 f"--predictions-out {predictions}: the predictions are written as Parquet; "
-                f"name the file {predictions.with_suffix('.parquet').name}"
+                f"name the file {stem}.parquet"
             )
     read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"

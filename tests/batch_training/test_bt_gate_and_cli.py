@@ -248,7 +248,7 @@ def test_no_promote_registers_a_passing_model_and_says_why_it_does_not_serve(
     registry = ModelRegistry(tmp_path / "registry")
     assert summary["promoted"] is False
     assert registry.champion_version() is None
-    assert "not promoted: this run only registers (--no-promote)" in summary["gate"]
+    assert "passes; but this run only registers (--no-promote)" in summary["gate"]
     report = Path(summary["report"]).read_text()
     assert "Model v1: registered as a challenger" in report
     assert "(--no-promote)" in report
@@ -374,7 +374,7 @@ def test_models_list_shows_a_damaged_version_and_lists_the_others(
     assert lines[1].split()[:2] == ["1", "damaged:"]
     assert "metadata.json is unreadable (JSONDecodeError" in lines[1]
     assert lines[2].split()[0] == "2"
-    assert "not promoted: this run only registers" in lines[2]
+    assert "but this run only registers" in lines[2]
     shown = CliRunner().invoke(cli, [*models, "show", "1"])
     assert shown.exit_code == 1
     assert shown.output.startswith("Error: model version 1: ")
@@ -933,6 +933,7 @@ def test_a_run_whose_report_fails_registers_no_version(
         ("--predictions-out", "directory", "--predictions-out {path} is a directory"),
         ("--predictions-out", "under a file", "(not a directory, or not writable)"),
         ("--predictions-out", "csv", "are written as Parquet; name the file p.parquet"),
+        ("--predictions-out", "csv.gz", "are written as Parquet; name the file p.parquet"),
     ],
 )
 @pytest.mark.parametrize("every", [[], ["--every", "30s"]], ids=["once", "scheduled"])
@@ -954,6 +955,7 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
         "directory": tmp_path,
         "under a file": a_file / "p.parquet",
         "csv": tmp_path / "p.csv",
+        "csv.gz": tmp_path / "p.csv.gz",
     }[what]
     where = {"--history": str(history), "--registry": str(tmp_path / "registry"), option: str(path)}
     args = [part for pair in where.items() for part in pair]

@@ -124,12 +124,24 @@ def test_a_label_that_is_not_0_or_1_is_refused_naming_it(
     assert f"1 row(s) whose is_fraud is not 0 or 1 (values {quoted}, e.g. [1]" in str(refused.value)
 
 
-def test_labels_written_as_text_0_and_1_are_read_as_numbers(tmp_path: Path) -> None:
-    path = _handbook_csv(tmp_path, TX_FRAUD=["0", "1", "0"])
-    frame = pd.read_csv(path, dtype={"TX_FRAUD": str})
+@pytest.mark.parametrize("text", [["0", "1", "0"], ["false", "True", " FALSE"]])
+def test_labels_written_as_text_are_read_as_numbers(tmp_path: Path, text: list[str]) -> None:
+    """In a Parquet text column (a CSV reader makes true / false booleans itself)."""
+    path = _handbook_csv(tmp_path, TX_FRAUD=text)
+    frame = pd.read_csv(path, dtype={"TX_FRAUD": str}, keep_default_na=False)
     frame.to_parquet(tmp_path / "text_labels.parquet")
     history = read_history(tmp_path / "text_labels.parquet", columns="handbook")
     assert history["is_fraud"].tolist() == [0, 1, 0]
+
+
+def test_many_bad_label_values_are_counted_not_only_the_first(tmp_path: Path) -> None:
+    labels = [str(v) for v in range(2, 9)]
+    raw = pd.read_csv(_handbook_csv(tmp_path))
+    many = pd.concat([raw] * 3, ignore_index=True).head(7)
+    many = many.assign(TRANSACTION_ID=range(7), TX_FRAUD=labels)
+    many.to_csv(tmp_path / "many.csv", index=False)
+    with pytest.raises(HistoryColumnsError, match=r"values \[2, 3, 4, 5, 6\] and 2 more"):
+        read_history(tmp_path / "many.csv", columns="handbook")
 
 
 def test_a_missing_or_empty_history_says_what_writes_one(tmp_path: Path) -> None:
