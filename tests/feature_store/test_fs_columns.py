@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -83,7 +84,7 @@ def test_a_csv_with_times_in_mixed_iso_spellings_is_read_and_a_bad_one_refused(
         read_history(tmp_path / "bad.csv")
 
 
-def _handbook_csv(tmp_path: Path, **columns: list[object]) -> Path:
+def _handbook_csv(tmp_path: Path, **columns: Sequence[object]) -> Path:
     raw = pd.DataFrame(
         {
             "TRANSACTION_ID": range(3),
