@@ -155,8 +155,7 @@ def unless_rolled_back(
     return GateDecision(
         False,
         f"it is the same model as {registry.name(was)}, which an operator rolled back; "
-        f"`fraud models "
-        f"promote` this version with --force to serve it (it ranks above the champion: "
-        f"{gate.reason})",
+        "`fraud models promote` this version with --force to serve it (it ranks above the "
+        f"champion: {gate.reason})",
         ranked_above=True,
     )

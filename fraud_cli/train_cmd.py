@@ -47,7 +47,7 @@ def parse_duration(text: str) -> float:
     except (ValueError, IndexError):
         seconds = math.nan
     examples = "use e.g. 90s, 15m, 24h, 7d"
-    if not math.isfinite(seconds) and not math.isinf(seconds):
+    if math.isnan(seconds):
         raise ValueError(f"{text!r} is not a duration; {examples}")
     if seconds <= 0:
         raise ValueError(f"{text!r} is not longer than zero; {examples}")
