@@ -14,7 +14,7 @@ import pandas as pd
 
 from feature_store.errors import HistoryColumnsError
 
-__all__ = ["COLUMN_PRESETS", "ColumnPreset", "apply_column_preset"]
+__all__ = ["COLUMN_PRESETS", "ColumnPreset", "apply_column_preset", "source_column_names"]
 
 ColumnPreset = Literal["native", "handbook"]
 COLUMN_PRESETS: Final = ("native", "handbook")
@@ -35,6 +35,13 @@ _HANDBOOK_SCENARIOS: Final = {
     2: "compromised_terminal",
     3: "compromised_customer",
 }
+
+
+def source_column_names(preset: ColumnPreset) -> dict[str, str]:
+    """Our column names mapped to the names the source file uses, so an error about a
+    column names the one its user can find (TX_FRAUD, not is_fraud); a name not in the
+    map is the same in both."""
+    return {ours: theirs for theirs, ours in _HANDBOOK.items()} if preset == "handbook" else {}
 
 
 def _handbook_tie_break(frame: pd.DataFrame) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from feature_store.archive import is_archive, read_archive
-from feature_store.columns import ColumnPreset, apply_column_preset
+from feature_store.columns import ColumnPreset, apply_column_preset, source_column_names
 from feature_store.errors import HistoryColumnsError, HistoryFormatError, HistoryTooLargeError
 
 __all__ = ["read_history", "validate_history"]
@@ -61,6 +62,7 @@ def read_history(
             "directory of Parquet files, a .csv file or a `fraud archive` directory"
         ) from exc
     frame = apply_column_preset(frame, columns)
+    names = source_column_names(columns)
     if "event_time" not in frame.columns:
         raise HistoryColumnsError(
             f"history {str(path)!r} has no event_time column; columns: {sorted(frame.columns)}"
@@ -68,8 +70,8 @@ def read_history(
         )
     for column in ("event_time", "label_time"):
         if column in frame.columns:
-            frame[column] = _parse_times(frame[column], column, path)
-    validate_history(frame)
+            frame[column] = _parse_times(frame, column, path, names)
+    validate_history(frame, names=names)
     if "is_fraud" in frame.columns and not pd.api.types.is_numeric_dtype(frame["is_fraud"]):
         frame["is_fraud"] = _label_numbers(frame["is_fraud"]).astype(np.int64)  # "0", "true"
     return frame
@@ -78,10 +80,13 @@ def read_history(
 _NO_TIME = ("", "NaT", "nat", "None", "nan", "NaN", "null", "NULL")
 
 
-def _parse_times(values: pd.Series, column: str, path: Path) -> pd.Series:
-    """UTC timestamps; text (a CSV's) as ISO 8601 in any of its spellings, mixed too
-    (pandas otherwise takes the first value's spelling for all of them), else as pandas
-    reads a single value."""
+def _parse_times(
+    frame: pd.DataFrame, column: str, path: Path, names: Mapping[str, str]
+) -> pd.Series:
+    """``frame[column]`` as UTC timestamps; text (a CSV's) as ISO 8601 in any of its
+    spellings, mixed too (pandas otherwise takes the first value's spelling for all of
+    them), else as pandas reads a single value."""
+    values = frame[column]
     if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
         return pd.to_datetime(values, utc=True)
     parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
@@ -94,10 +99,9 @@ def _parse_times(values: pd.Series, column: str, path: Path) -> pd.Series:
     bad = parsed.isna() & ~missing
     if bad.any():
         raise HistoryColumnsError(
-            f"history {str(path)!r}: {int(bad.sum())} {column} value(s) are not ISO 8601 "
-            f"times (e.g. {values[bad].head(3).tolist()}, rows "
-            f"{bad.to_numpy().nonzero()[0][:3].tolist()}, counted from 0); write them like "
-            "2026-03-01T12:00:00Z"
+            f"history {str(path)!r}: {int(bad.sum())} {names.get(column, column)} value(s) "
+            f"are not ISO 8601 times (e.g. {values[bad].head(3).tolist()}, "
+            f"{_where(frame, bad.to_numpy(), names)}); write them like 2026-03-01T12:00:00Z"
         )
     return parsed
 
@@ -131,35 +135,52 @@ def _bad_labels(labels: pd.Series) -> np.ndarray:
     return (~_label_numbers(labels).isin([0, 1])).to_numpy()
 
 
-def validate_history(frame: pd.DataFrame) -> None:
-    """Refuse what no feature can be honest about: bad amounts, duplicate ids, no time."""
+def _where(frame: pd.DataFrame, rows: np.ndarray, names: Mapping[str, str]) -> str:
+    """The first few of ``rows`` (a mask), by their transaction ids where there are any."""
+    if "transaction_id" in frame.columns:
+        ids = frame.loc[rows, "transaction_id"].head(3).tolist()
+        return f"{names.get('transaction_id', 'transaction_id')} {ids}"
+    return f"rows {rows.nonzero()[0][:3].tolist()}, counted from 0"
+
+
+def validate_history(frame: pd.DataFrame, *, names: Mapping[str, str] | None = None) -> None:
+    """Refuse what no feature can be honest about: bad amounts, duplicate ids, no time.
+    ``names`` maps our columns to the source's, for the message (see
+    :func:`~feature_store.columns.source_column_names`)."""
+    names = names or {}
     problems = []
     if "amount" in frame.columns:
         amount = pd.to_numeric(frame["amount"], errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(amount) | (amount < 0)
         if bad.any():
-            ids = frame.loc[bad, "transaction_id"].head(3).tolist()
             problems.append(
-                f"{int(bad.sum())} row(s) with a missing, negative or NaN amount (e.g. {ids})"
+                f"{int(bad.sum())} row(s) with a missing, negative or NaN "
+                f"{names.get('amount', 'amount')} (e.g. {_where(frame, bad, names)})"
             )
     if "transaction_id" in frame.columns:
         duplicated = frame["transaction_id"].duplicated()
         if duplicated.any():
-            ids = frame.loc[duplicated, "transaction_id"].head(3).tolist()
-            problems.append(f"{int(duplicated.sum())} duplicate transaction_id(s) (e.g. {ids})")
-    missing_time = frame["event_time"].isna()
+            ids = frame.loc[duplicated, "transaction_id"].drop_duplicates().head(3).tolist()
+            problems.append(
+                f"{int(duplicated.sum())} duplicate "
+                f"{names.get('transaction_id', 'transaction_id')}(s) (e.g. {ids})"
+            )
+    missing_time = frame["event_time"].isna().to_numpy()
     if missing_time.any():
-        problems.append(f"{int(missing_time.sum())} row(s) without event_time")
+        problems.append(
+            f"{int(missing_time.sum())} row(s) without {names.get('event_time', 'event_time')} "
+            f"(e.g. {_where(frame, missing_time, names)})"
+        )
     if "is_fraud" in frame.columns and (bad := _bad_labels(frame["is_fraud"])).any():
         # a missing label read as True: its card counted as compromised, the test set cut
         distinct = frame.loc[bad, "is_fraud"].drop_duplicates()
         values = f"{distinct.head(5).tolist()}" + (
             f" and {len(distinct) - 5} more" if len(distinct) > 5 else ""
         )
-        ids = frame.loc[bad, "transaction_id"].head(3).tolist() if "transaction_id" in frame else []
         problems.append(
-            f"{int(bad.sum())} row(s) whose is_fraud is not 0 or 1 (values {values}, e.g. "
-            f"{ids}; a payment not known to be fraud is 0)"
+            f"{int(bad.sum())} row(s) whose {names.get('is_fraud', 'is_fraud')} is not 0 or 1 "
+            f"(values {values}, e.g. {_where(frame, bad, names)}; a payment not known to be "
+            "fraud is 0)"
         )
     if problems:
         raise HistoryColumnsError(

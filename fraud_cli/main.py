@@ -25,7 +25,7 @@ from feature_store.schema import redact_pans
 from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.logs import configure_logging
 from fraud_cli.models_cmd import models
-from fraud_cli.paths import refuse_unwritable_parent
+from fraud_cli.paths import file_path, refuse_unusable_file, refuse_unwritable_parent
 from fraud_cli.review_cmd import archive, review
 from fraud_cli.settings import LiveSettings
 from fraud_cli.train_cmd import train
@@ -296,13 +296,14 @@ def _feature_options(f: Any) -> Any:
 
 @features.command("build")
 @_feature_options
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Parquet file.")
+@click.option("--out", type=click.Path(), required=True, callback=file_path, help="Parquet file.")
 def features_build(
     history: Path, feature_set: str, columns: str, label_delay_days: int, out: Path
 ) -> None:
     """Compute every feature for every row (point in time correct) and write Parquet."""
     from feature_store import compute_offline_features, feature_set_by_name, read_history
 
+    refuse_unusable_file(out, "--out")  # before the work, not after it
     started = time.perf_counter()
     click.echo(f"reading {history} ...", err=True)
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]

@@ -3,9 +3,12 @@ log."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +109,8 @@ def models_list(registry: Any) -> None:
         features = f"{meta.feature_set_name} v{meta.feature_set_version}"
         judged = gate.get("champion")
         verdict = "pass" if gate.get("promote") else "fail"
+        if verdict == "fail" and judged is not None and gate.get("champion_metrics") is None:
+            verdict = "not compared"  # e.g. the champion had trained on this test window
         if judged is not None:
             verdict += f" vs v{judged}"
         if meta.model_sha256 in rolled_back:  # the gate does not promote this model again
@@ -148,19 +153,34 @@ def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) ->
 
     run_log = RunLog(registry.root)
     records = run_log.records()[-last:]
-    for r in records:
-        reason = redact_pans(r.reason)  # lines written before the log redacted its own
-        if as_json:
-            click.echo(json.dumps(vars(r) | {"reason": reason}))
-            continue
-        ap = r.metrics.get("average_precision")
-        click.echo(
-            f"{r.started:25}  {r.seconds:7.1f}s  {r.outcome:10}  "
-            f"{'v' + str(r.version) if r.version is not None else '-':>5}  "
-            f"{'AP ' + format(ap, '.3f') if ap is not None else '':9}  {reason}"
-        )
+    with _reader_may_leave():
+        for r in records:
+            reason = redact_pans(r.reason)  # lines written before the log redacted its own
+            if as_json:
+                click.echo(json.dumps(vars(r) | {"reason": reason}))
+                continue
+            ap = r.metrics.get("average_precision")
+            click.echo(
+                f"{r.started:25}  {r.seconds:7.1f}s  {r.outcome:10}  "
+                f"{'v' + str(r.version) if r.version is not None else '-':>5}  "
+                f"{'AP ' + format(ap, '.3f') if ap is not None else '':9}  {reason}"
+            )
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
     if max_age is not None:
         _check_recent(run_log, parse_duration(max_age), max_age)
+
+
+@contextlib.contextmanager
+def _reader_may_leave() -> Iterator[None]:
+    """A reader that stops reading (`runs --check 26h | head -1`) ends the listing, not
+    the command: the exit code stays the health check's (click's own ending exits 1)."""
+    try:
+        yield
+    except BrokenPipeError:
+        # what is still buffered for the closed pipe goes nowhere, not to an error at exit
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _age(seconds: float) -> str:

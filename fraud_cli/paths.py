@@ -7,7 +7,12 @@ from pathlib import Path
 
 import click
 
-__all__ = ["refuse_unusable_directory", "refuse_unusable_file", "refuse_unwritable_parent"]
+__all__ = [
+    "file_path",
+    "refuse_unusable_directory",
+    "refuse_unusable_file",
+    "refuse_unwritable_parent",
+]
 
 
 def refuse_unwritable_parent(path: Path, option: str) -> None:
@@ -42,3 +47,18 @@ def refuse_unusable_file(path: Path, option: str) -> None:
     if path.is_dir():
         raise click.UsageError(f"{option} {path} is a directory; give a Parquet file's path")
     refuse_unwritable_parent(path, option)
+
+
+def file_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+    """A click callback for a file to write: a value ending in a separator names a
+    directory, which ``Path`` would forget (`dir/` wrote a file named `dir`)."""
+    if value is None:
+        return None
+    if value.endswith(("/", os.sep)):
+        raise click.BadParameter(
+            f"{value} ends in a separator, so it names a directory; give a file's path "
+            f"(e.g. {value}predictions.parquet)",
+            ctx=ctx,
+            param=param,
+        )
+    return Path(value)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraud_cli.paths import refuse_unusable_directory, refuse_unusable_file
+from fraud_cli.paths import file_path, refuse_unusable_directory, refuse_unusable_file
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
@@ -197,8 +197,9 @@ _GAP_DAYS = click.IntRange(0, 3650)
 )
 @click.option(
     "--predictions-out",
-    type=click.Path(path_type=Path),
+    type=click.Path(),
     default=None,
+    callback=file_path,
     help="Write the test window's transaction_id and score to Parquet.",
 )
 @click.option(

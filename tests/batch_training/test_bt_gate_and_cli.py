@@ -679,6 +679,9 @@ def test_a_champion_that_trained_on_the_test_window_is_not_judged_on_it(
     assert latest.gate.reason.startswith("champion v1 trained on payments until 2025-03-08 ")
     assert "on or after this test window's first day (2025-03-07)" in latest.gate.reason
     assert registry.champion_version() == 1
+    # it did not lose a comparison: none was made
+    listing = CliRunner().invoke(cli, ["models", "--registry", str(registry.root), "list"])
+    assert " not compared vs v1: champion v1 trained on payments" in listing.output.splitlines()[2]
 
 
 def test_a_test_window_without_fraud_is_refused_before_training(
@@ -934,6 +937,7 @@ def test_a_run_whose_report_fails_registers_no_version(
         ("--predictions-out", "under a file", "(not a directory, or not writable)"),
         ("--predictions-out", "csv", "are written as Parquet; name the file p.parquet"),
         ("--predictions-out", "csv.gz", "are written as Parquet; name the file p.parquet"),
+        ("--predictions-out", "missing dir/", "ends in a separator, so it names a directory"),
     ],
 )
 @pytest.mark.parametrize("every", [[], ["--every", "30s"]], ids=["once", "scheduled"])
@@ -956,14 +960,17 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
         "under a file": a_file / "p.parquet",
         "csv": tmp_path / "p.csv",
         "csv.gz": tmp_path / "p.csv.gz",
+        "missing dir/": tmp_path / "out",
     }[what]
-    where = {"--history": str(history), "--registry": str(tmp_path / "registry"), option: str(path)}
+    value = f"{path}/" if what.endswith("/") else str(path)
+    where = {"--history": str(history), "--registry": str(tmp_path / "registry"), option: value}
     args = [part for pair in where.items() for part in pair]
     result = CliRunner().invoke(cli, ["train", *args, *every])
     assert result.exit_code == 2, result.output
     assert message.format(path=path) in result.output
     assert isinstance(result.exception, SystemExit)
     assert not (tmp_path / "registry" / "versions").exists()
+    assert not (tmp_path / "out").exists()
 
 
 def test_models_prune_says_what_it_removes_and_a_dry_run_removes_nothing(

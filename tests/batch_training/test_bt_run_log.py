@@ -254,3 +254,26 @@ def test_a_cancelled_run_is_logged_as_cancelled(
 )
 def test_the_check_says_an_age_in_a_unit_that_shows_it(seconds: float, said: str) -> None:
     assert _age(seconds) == said  # "0.0h ago, more than 1s" said nothing
+
+
+@pytest.mark.parametrize(("ran_hours_ago", "exit_code"), [(1, 0), (72, 1)])
+def test_a_reader_that_leaves_early_does_not_change_the_checks_exit_code(
+    tmp_path: Path, ran_hours_ago: int, exit_code: int
+) -> None:
+    """`fraud models runs --check 26h | head -1` exited 1, a failed check, on a closed pipe."""
+    started = datetime.now(UTC) - timedelta(hours=ran_hours_ago)
+    RunLog(tmp_path).append(RunRecord(started.isoformat(), 5.0, "promoted", "better AP", 1))
+    fraud = [sys.executable, "-m", "fraud_cli"]
+    process = subprocess.Popen(
+        [*fraud, "models", "--registry", str(tmp_path), "runs", "--check", "26h"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # the reader is gone before the first line
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=60) == exit_code, stderr
+    assert "Traceback" not in stderr
+    assert "Broken pipe" not in stderr

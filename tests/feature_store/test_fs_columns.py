@@ -80,8 +80,11 @@ def test_a_csv_with_times_in_mixed_iso_spellings_is_read_and_a_bad_one_refused(
     rows.loc[2, "label_time"] = "soon"
     rows.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(HistoryColumnsError, match=r"1 label_time value\(s\) are not ISO 8601 "
-                       r"times \(e.g. \['soon'\], rows \[2\], counted from 0\)"):  # fmt: skip
+                       r"times \(e.g. \['soon'\], transaction_id \['c'\]\)"):  # fmt: skip
         read_history(tmp_path / "bad.csv")
+    rows.drop(columns="transaction_id").to_csv(tmp_path / "no_ids.csv", index=False)
+    with pytest.raises(HistoryColumnsError, match=r"\['soon'\], rows \[2\], counted from 0\)"):
+        read_history(tmp_path / "no_ids.csv")
 
 
 def _handbook_csv(tmp_path: Path, **columns: Sequence[object]) -> Path:
@@ -106,7 +109,11 @@ def test_a_handbook_csv_reads_mixed_spellings_and_names_a_bad_time(tmp_path: Pat
     frame = read_history(_handbook_csv(tmp_path), columns="handbook")
     assert frame["event_time"].dt.hour.tolist() == [0, 1, 2]
     bad = _handbook_csv(tmp_path, TX_DATETIME=["2018-04-01 00:00:00", "yesterday", "2018-04-01"])
-    with pytest.raises(HistoryColumnsError, match=r"\['yesterday'\], rows \[1\]"):
+    # in the file's own names, which its user can find
+    with pytest.raises(
+        HistoryColumnsError,
+        match=r"1 TX_DATETIME value\(s\) .* \['yesterday'\], TRANSACTION_ID \[1\]\)",
+    ):
         read_history(bad, columns="handbook")
 
 
@@ -122,7 +129,10 @@ def test_a_label_that_is_not_0_or_1_is_refused_naming_it(
     traceback, and a 2 an XGBoost error with a native stack dump."""
     with pytest.raises(HistoryColumnsError) as refused:
         read_history(_handbook_csv(tmp_path, TX_FRAUD=labels), columns="handbook")
-    assert f"1 row(s) whose is_fraud is not 0 or 1 (values {quoted}, e.g. [1]" in str(refused.value)
+    assert (
+        f"1 row(s) whose TX_FRAUD is not 0 or 1 (values {quoted}, e.g. TRANSACTION_ID [1];"
+        in str(refused.value)
+    )
 
 
 @pytest.mark.parametrize("text", [["0", "1", "0"], ["false", "True", " FALSE"]])

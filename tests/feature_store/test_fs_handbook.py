@@ -44,3 +44,20 @@ def test_handbook_features_match_on_every_row(tmp_path: Path, handbook_dir: Path
     for column in expected_columns[1:]:
         diff = np.abs(ours[column].to_numpy(np.float64) - reference[column].to_numpy(np.float64))
         assert diff.max() <= 1e-6, f"{column}: max abs diff {diff.max()}"
+
+
+def test_features_build_refuses_an_out_it_cannot_write_before_reading(tmp_path: Path) -> None:
+    """Refused before the (minutes-long) read and compute, not after; `dir/` names a
+    directory, where it wrote a file named `dir`."""
+    history = tmp_path / "history.parquet"
+    pd.DataFrame({"transaction_id": [1]}).to_parquet(history)
+    build = ["features", "build", "--history", str(history), "--out"]
+    for out, message in [
+        (f"{tmp_path}/out/", "ends in a separator, so it names a directory"),
+        (str(tmp_path), "is a directory; give a Parquet file's path"),
+    ]:
+        result = CliRunner().invoke(cli, [*build, out])
+        assert result.exit_code == 2, result.output
+        assert message in result.output
+        assert "reading" not in result.output
+    assert not (tmp_path / "out").exists()
