@@ -8,6 +8,7 @@ checked against the simulator's ground truth. Every process started here is stop
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,39 @@ def _worker(
                     process.wait()
 
 
+def _write_commands(workdir: Path, config: DemoConfig, train_start: date) -> None:
+    """``commands.sh`` in a kept workdir: the demo's steps as commands to run again on
+    it (the embedded broker is gone with the demo)."""
+    w = shlex.quote(str(workdir.absolute()))
+    stream_env = (
+        f"FRAUD_REGISTRY_DIR={w}/registry FRAUD_WARM_HISTORY={w}/history.parquet "
+        f"FRAUD_DATA_DIR={w}/stream"
+    )
+    lines = [
+        f"# What `fraud demo` did in {w}, as commands to run again on it, one by one",
+        f"# (written {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; `fraud broker` and `fraud stream`",
+        "# run until Ctrl-C: give each a terminal). The demo's broker was embedded and is",
+        "# gone; without FRAUD_KAFKA_BOOTSTRAP each command would start a broker of its own.",
+        "export FRAUD_KAFKA_BOOTSTRAP=127.0.0.1:9092",
+        "fraud broker --port 9092",
+        "",
+        "# the registry: model v1, its report under versions/1/report/index.html",
+        f"fraud models --registry {w}/registry list",
+        "# train again on the same history and split (the same seed gives the same model)",
+        f"fraud train --history {w}/history.parquet --registry {w}/registry "
+        f"--feature-set core --train-start {train_start} --train-days "
+        f"{config.history_days - config.delay_days - config.test_days} --delay-days "
+        f"{config.delay_days} --test-days {config.test_days} --seed {config.seed}",
+        "# the worker on the champion, its in-memory store warmed from the history",
+        f"{stream_env} fraud stream",
+        "# live traffic of the same simulated population",
+        f"fraud simulate live --cards {config.cards} --merchants {config.merchants} "
+        f"--seed {config.seed} --rate {config.rate:g} --duration {config.duration_s:g} "
+        f"--invalid-rate {config.invalid_rate:g}",
+    ]
+    (workdir / "commands.sh").write_text("\n".join(lines) + "\n")
+
+
 def _live_start(generator: TrafficGenerator, *, events: int, now: datetime) -> datetime:
     """Where live traffic starts so that its last event is not in the future.
 
@@ -237,6 +271,8 @@ def run_demo(
             ),
         )
         meta = run.metadata
+        if config.workdir is not None:  # kept: say how to go on from it
+            _write_commands(workdir, config, run.evaluation.split.train_start)
         say(
             f"[3/5] trained model v{meta.version} ({run.seconds:.1f}s); on the held-out "
             f"{config.test_days} days: AUC {meta.metrics['roc_auc']:.3f}, "

@@ -10,7 +10,7 @@ from typing import Any
 
 from feature_store.schema import redact_pans
 
-__all__ = ["RepeatFilter", "configure_logging"]
+__all__ = ["RepeatFilter", "configure_logging", "report_repeats_left_out"]
 
 
 # aiokafka's loggers: during a broker outage they log each failed connection, metadata
@@ -32,11 +32,16 @@ def configure_logging(level: int) -> None:
     # kafka-python warns whenever one poll takes >100 ms, which a busy 2-core machine does
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
     _redact_every_record()
-    repeats = RepeatFilter()
     for name in _KAFKA_CLIENT_LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RepeatFilter) for f in logger.filters):
-            logger.addFilter(repeats)
+            logger.addFilter(_KAFKA_REPEATS)
+
+
+def report_repeats_left_out() -> None:
+    """At a worker's stop: how many of the Kafka clients' repeated records were left out
+    since each last showed (the count otherwise waits for the next one like it)."""
+    _KAFKA_REPEATS.flush()
 
 
 class RepeatFilter(logging.Filter):
@@ -47,6 +52,17 @@ class RepeatFilter(logging.Filter):
         super().__init__()
         self._window_s, self._clock = window_s, clock
         self._seen: dict[tuple[str, str], tuple[float, int]] = {}  # -> (shown at, left out)
+
+    def flush(self) -> None:
+        """Log, per message, how many records like it were left out since it last showed,
+        and start afresh."""
+        now, seen, self._seen = self._clock(), self._seen, {}
+        for (name, message), (shown_at, left_out) in seen.items():
+            if left_out:  # pre-formatted: each its own message, none held back by the next
+                logging.getLogger(name).warning(
+                    f"[{left_out} more like {message!r} in the last "
+                    f"{now - shown_at:.0f} s not shown]"
+                )
 
     def filter(self, record: logging.LogRecord) -> bool:
         key, now = (record.name, str(record.msg)), self._clock()
@@ -61,6 +77,9 @@ class RepeatFilter(logging.Filter):
             note = f" [{seen[1]} more like it in the last {now - seen[0]:.0f} s not shown]"
             record.msg = f"{record.msg}{note}"  # no '%' in it: safe before the arguments
         return True
+
+
+_KAFKA_REPEATS = RepeatFilter()
 
 
 def _redact_every_record() -> None:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from feature_store.schema import redact_pans
 from fraud_cli.brokers import kafka_or_embedded as _kafka
-from fraud_cli.logs import configure_logging
+from fraud_cli.logs import configure_logging, report_repeats_left_out
 from fraud_cli.models_cmd import models
 from fraud_cli.paths import file_path, refuse_unusable_file, refuse_unwritable_parent
 from fraud_cli.review_cmd import archive, review
@@ -395,8 +395,11 @@ def stream(registry: Path | None, warm_history: Path | None) -> None:
     if warm_history is not None:
         overrides["warm_history"] = warm_history
     settings = StreamSettings(**overrides)
-    with _kafka(settings.kafka_bootstrap) as bootstrap:
-        run_worker(settings, bootstrap=bootstrap)
+    try:
+        with _kafka(settings.kafka_bootstrap) as bootstrap:
+            run_worker(settings, bootstrap=bootstrap)
+    finally:
+        report_repeats_left_out()
 
 
 # --------------------------------------------------------------------------- demo

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import socket
 from pathlib import Path
 from typing import Any
 
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 from sqlalchemy import func, select
 
+from batch_training.registry import ModelRegistry
 from embedded import EmbeddedBroker
 from fraud_cli.demo import DemoConfig, run_demo
+from fraud_cli.main import cli
 from fraud_cli.review_cmd import demo_console
 from review.schema import Case, User
 from tests.conftest import WaitUntil
@@ -124,6 +128,31 @@ def test_demo_accounts_for_every_event(tmp_path: Path, wait_until: WaitUntil) ->
     port = int(re.search(r"broker on 127\.0\.0\.1:(\d+)", messages[0]).group(1))  # type: ignore[union-attr]
     assert _port_is_free(port)
     assert "worker up" in " ".join(messages)
+    _the_kept_workdir_says_how_to_go_on(tmp_path)
+
+
+def _the_kept_workdir_says_how_to_go_on(workdir: Path) -> None:
+    """Its commands.sh is true: the training command there makes the same model again."""
+    commands = [
+        shlex.split(line)
+        for line in (workdir / "commands.sh").read_text().splitlines()
+        if line.startswith("fraud ")
+    ]
+    assert [c[:2] for c in commands] == [
+        ["fraud", "broker"],
+        ["fraud", "models"],
+        ["fraud", "train"],
+        ["fraud", "simulate"],
+    ]
+    trained = CliRunner().invoke(cli, commands[2][1:])
+    assert trained.exit_code == 0, trained.output
+    registry = ModelRegistry(workdir / "registry")
+    assert registry.versions() == [1, 2]
+    assert registry.metadata(2).model_sha256 == registry.metadata(1).model_sha256
+    listed = CliRunner().invoke(cli, commands[1][1:])
+    assert listed.exit_code == 0, listed.output
+    _header, *versions = listed.output.splitlines()
+    assert [line.split()[0] for line in versions] == ["*", "2"]  # v1 the champion, then v2
 
 
 def test_the_demo_console_starts_again_on_a_kept_workdir(
