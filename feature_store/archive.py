@@ -44,10 +44,12 @@ from feature_store.schema import Transaction, TransactionCodec, redact_pans
 
 __all__ = [
     "ArchiveStats",
+    "Backfill",
     "TopicArchiver",
     "archive_day_rows",
     "archive_last_day",
     "archive_last_event_ms",
+    "backfill_archive",
     "first_day_within",
     "is_archive",
     "read_archive",
@@ -192,45 +194,58 @@ def _write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
     return files
 
 
+def _archive_rows(
+    history: pd.DataFrame, label_delay_s: int, analyst: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A labelled history as the archive's transactions and labels: the fields the
+    stream's events have (ids as text, as events carry them), and each fraud a label at
+    its ``label_time`` (else ``label_delay_s`` after its payment)."""
+    if "is_fraud" not in history.columns:
+        raise HistoryColumnsError(
+            f"a history for the archive needs is_fraud; it has {sorted(history.columns)}"
+        )
+    fields = list(Transaction.__struct_fields__)
+    transactions = history.reindex(columns=fields)
+    for absent in set(fields) - set(history.columns):
+        transactions[absent] = None  # nulls, as the archiver writes a field events lack
+    for name in _SCHEMAS["transactions"].names:
+        column = transactions[name]
+        if _SCHEMAS["transactions"].field(name).type == _TEXT and not (
+            pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+        ):  # the handbook's numbered customers and terminals, as the stream's text ids
+            transactions[name] = column.astype("string")
+    frauds = history[history["is_fraud"].astype(bool)]
+    # a fraud without a label time is known the label delay after it, as the features and
+    # the split take it in the history the archive is written from
+    label_time = frauds["event_time"] + pd.Timedelta(seconds=label_delay_s)
+    if "label_time" in frauds:
+        label_time = pd.to_datetime(frauds["label_time"], utc=True).fillna(label_time)
+    labels = pd.DataFrame(
+        {
+            "transaction_id": transactions.loc[frauds.index, "transaction_id"].to_numpy(),
+            "is_fraud": True,
+            "label_time": label_time.to_numpy(),
+            "analyst": analyst,
+        },
+        columns=list(LabelEvent.__struct_fields__),
+    )
+    return transactions, labels
+
+
 def seed_archive(
     history: pd.DataFrame, out: Path, *, label_delay_s: int = DEFAULT_LABEL_DELAY_S
 ) -> tuple[int, int]:
     """Start an archive with a labelled history, so retraining on the archive reaches back
     past what the stream has seen; returns (transactions, labels) written.
 
-    The transactions keep the fields the stream's events have; each fraud becomes a label
-    at its ``label_time`` (else ``label_delay_s`` after its payment). The archive is
-    written beside ``out`` and renamed into place, so a seed that fails leaves no half
-    archive. Raises
-    :class:`HistoryColumnsError` when the history has no ``is_fraud``, and
-    ``FileExistsError`` when ``out`` exists and is not empty: a second seed would
-    duplicate days.
+    The archive is written beside ``out`` and renamed into place, so a seed that fails
+    leaves no half archive. Raises :class:`HistoryColumnsError` when the history has no
+    ``is_fraud``, and ``FileExistsError`` when ``out`` exists and is not empty: a second
+    seed would duplicate days (:func:`backfill_archive` adds the days an archive lacks).
     """
-    if "is_fraud" not in history.columns:
-        raise HistoryColumnsError(
-            f"a seed history needs is_fraud; it has {sorted(history.columns)}"
-        )
+    transactions, labels = _archive_rows(history, label_delay_s, "seed")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; seed a new archive directory")
-    fields = list(Transaction.__struct_fields__)
-    transactions = history.reindex(columns=fields)
-    for absent in set(fields) - set(history.columns):
-        transactions[absent] = None  # nulls, as the archiver writes a field events lack
-    frauds = history[history["is_fraud"].astype(bool)]
-    # a fraud without a label time is known the label delay after it, as the features and
-    # the split take it in the history the archive is seeded from
-    label_time = frauds["event_time"] + pd.Timedelta(seconds=label_delay_s)
-    if "label_time" in frauds:
-        label_time = pd.to_datetime(frauds["label_time"], utc=True).fillna(label_time)
-    labels = pd.DataFrame(
-        {
-            "transaction_id": frauds["transaction_id"].to_numpy(),
-            "is_fraud": True,
-            "label_time": label_time.to_numpy(),
-            "analyst": "seed",
-        },
-        columns=list(LabelEvent.__struct_fields__),
-    )
     staging = out.with_name(f".{out.name}.seeding-{uuid.uuid4().hex}")
     (staging / "transactions").mkdir(parents=True)
     try:
@@ -242,6 +257,50 @@ def seed_archive(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return len(transactions), len(labels)
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """What :func:`backfill_archive` did: the UTC days it added, the days of the history
+    the archive held already (left as they were), and the rows written."""
+
+    added: list[date]
+    held: list[date]
+    transactions: int
+    labels: int
+
+
+def backfill_archive(
+    history: pd.DataFrame, out: Path, *, label_delay_s: int = DEFAULT_LABEL_DELAY_S
+) -> Backfill:
+    """Add to the archive at ``out`` (started if there is none) the days of a labelled
+    history that it does not hold, e.g. the months before the archiver started.
+
+    A day the archive holds is left as it is: its payments came from the stream or an
+    earlier backfill, and writing them again would mix two sources into one day. Each
+    added day's labels are written before its payments, so a backfill that stops half way
+    (a day's payments not yet written) is finished by running it again; a label written
+    twice is the same verdict, read once.
+    """
+    if not is_archive(out):
+        written, labelled = seed_archive(history, out, label_delay_s=label_delay_s)
+        days = pd.to_datetime(history["event_time"], utc=True).dt.date
+        return Backfill(sorted(set(days)), [], written, labelled)
+    transactions, labels = _archive_rows(history, label_delay_s, "backfill")
+    held_days = {
+        date.fromisoformat(p.name.removeprefix("day="))
+        for p in _day_dirs(out / "transactions")
+        if any(p.glob("*.parquet"))
+    }
+    day = pd.to_datetime(transactions["event_time"], utc=True).dt.date
+    new = ~day.isin(held_days)
+    added = transactions[new]
+    new_labels = labels[labels["transaction_id"].isin(added["transaction_id"])]
+    if len(new_labels):
+        _write_days(out / "labels", new_labels, "label_time")
+    if len(added):
+        _write_days(out / "transactions", added, "event_time")
+    return Backfill(sorted(set(day[new])), sorted(set(day[~new])), len(added), len(new_labels))
 
 
 def is_archive(path: Path) -> bool:

@@ -25,6 +25,7 @@ from feature_store.schema import redact_pans
 from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.logs import configure_logging, report_repeats_left_out
 from fraud_cli.models_cmd import models
+from fraud_cli.options import columns_option
 from fraud_cli.paths import file_path, refuse_unusable_file, refuse_unwritable_parent
 from fraud_cli.review_cmd import archive, review
 from fraud_cli.settings import LiveSettings
@@ -273,13 +274,7 @@ def _feature_options(f: Any) -> Any:
         show_default=True,
         help="Days after which a fraud label is known, when the data has no label_time.",
     )(f)
-    f = click.option(
-        "--columns",
-        type=click.Choice(["native", "handbook"]),
-        default="native",
-        show_default=True,
-        help="Column layout of the history.",
-    )(f)
+    f = columns_option("Column layout of the history.")(f)
     f = click.option(
         "--feature-set",
         type=click.Choice(["core", "extended", "handbook"]),

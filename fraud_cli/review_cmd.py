@@ -10,10 +10,11 @@ import socket
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from fraud_cli.options import columns_option
 from fraud_cli.settings import ReviewSettings
 
 if TYPE_CHECKING:  # the console's web stack is imported only by the commands that use it
@@ -216,12 +217,29 @@ def upgrade_db(database_url: str | None) -> None:
     help="Stop after this many seconds without records (default: run until SIGTERM).",
 )
 @click.option("--flush-interval", type=float, default=60.0, show_default=True, help="Seconds.")
-def archive(out: str | None, idle_exit: float | None, flush_interval: float) -> None:
+@click.option(
+    "--backfill",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Instead: add the days of this labelled history (Parquet, CSV) that the archive "
+    "does not hold, e.g. from before the archiver started, and exit.",
+)
+@columns_option("--backfill's column layout (handbook: the handbook's raw columns).")
+def archive(
+    out: str | None,
+    idle_exit: float | None,
+    flush_interval: float,
+    backfill: Path | None,
+    columns: str,
+) -> None:
     """Archive transactions and fraud.labels as day-partitioned Parquet for retraining."""
     from feature_store.archive import TopicArchiver
     from stream.settings import TopicNames
 
     settings = ReviewSettings()
+    if backfill is not None:
+        _backfill(backfill, columns, Path(out) if out else settings.archive_dir)
+        return
     topics = TopicNames(settings.topic_prefix)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -246,4 +264,22 @@ def archive(out: str | None, idle_exit: float | None, flush_interval: float) -> 
                 "files": stats.files,
             }
         )
+    )
+
+
+def _backfill(history: Path, columns: str, out: Path) -> None:
+    from feature_store import read_history
+    from feature_store.archive import backfill_archive
+
+    click.echo(f"reading {history} ...", err=True)
+    frame = read_history(history, columns=columns)  # type: ignore[arg-type]
+    done = backfill_archive(frame, out)
+
+    def days(listed: list[Any]) -> str:
+        return f"{len(listed)} days ({listed[0]} .. {listed[-1]})" if listed else "no days"
+
+    click.echo(
+        f"added {days(done.added)} to {out}: {done.transactions:,} transactions, "
+        f"{done.labels:,} fraud labels"
+        + (f"; {days(done.held)} it holds already were left as they are" if done.held else "")
     )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from fraud_cli.options import columns_option
 from fraud_cli.paths import file_path, refuse_unusable_directory, refuse_unusable_file
 from fraud_cli.settings import TrainerSettings
 
@@ -92,13 +93,7 @@ _GAP_DAYS = click.IntRange(0, 3650)
     default=None,
     help="Registry directory [env FRAUD_REGISTRY_DIR, default var/registry].",
 )
-@click.option(
-    "--columns",
-    type=click.Choice(["native", "handbook"]),
-    default="native",
-    show_default=True,
-    help="The history's column names: this product's, or the fraud handbook's raw ones.",
-)
+@columns_option("The history's column names: this product's, or the fraud handbook's raw ones.")
 @click.option(
     "--feature-set",
     type=click.Choice(["core", "extended", "handbook"]),

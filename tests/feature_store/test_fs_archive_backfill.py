@@ -1,0 +1,132 @@
+"""Backfilling an archive: the days of a labelled history it does not hold are added, the
+days it holds are left as they are, and a backfill that stopped half way is finished by
+running it again."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+import feature_store.archive as archive_module
+from feature_store import CORE_FEATURE_SET
+from feature_store.archive import backfill_archive, read_archive, seed_archive
+from feature_store.offline import offline_feature_matrix
+from fraud_cli.main import cli
+from simulator.config import SimulationConfig
+from simulator.generator import TrafficGenerator
+
+
+@pytest.fixture(scope="module")
+def history() -> pd.DataFrame:
+    """20 days, 10-01 .. 10-20."""
+    generator = TrafficGenerator(SimulationConfig(cards=200, merchants=20, seed=3))
+    return generator.history(start=datetime(2026, 10, 1, tzinfo=UTC), days=20)
+
+
+def _days(first: int, last: int) -> list[date]:
+    return [date(2026, 10, d) for d in range(first, last + 1)]
+
+
+def _the_whole_history(archive: Path, history: pd.DataFrame) -> None:
+    archived = read_archive(archive)
+    original = history.sort_values("event_time", kind="stable").reset_index(drop=True)
+    assert archived["transaction_id"].tolist() == original["transaction_id"].tolist()
+    np.testing.assert_array_equal(archived["is_fraud"], original["is_fraud"])
+    np.testing.assert_array_equal(
+        offline_feature_matrix(CORE_FEATURE_SET, archived),
+        offline_feature_matrix(CORE_FEATURE_SET, original),
+    )
+
+
+def test_the_days_before_an_archive_began_are_added_and_its_own_left(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    later = history[history["event_time"] >= "2026-10-11"]
+    seed_archive(later, archive)  # as the archiver would have written them
+    done = backfill_archive(history, archive)
+    assert (done.added, done.held) == (_days(1, 10), _days(11, 20))
+    earlier = history[history["event_time"] < "2026-10-11"]
+    assert (done.transactions, done.labels) == (len(earlier), int(earlier["is_fraud"].sum()))
+    _the_whole_history(archive, history)
+    again = backfill_archive(history, archive)
+    assert (again.added, again.held, again.transactions, again.labels) == ([], _days(1, 20), 0, 0)
+    _the_whole_history(archive, history)
+
+
+def test_no_archive_yet_is_started_with_the_whole_history(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    done = backfill_archive(history, tmp_path / "archive")
+    assert (done.added, done.held, done.transactions) == (_days(1, 20), [], len(history))
+    _the_whole_history(tmp_path / "archive", history)
+
+
+def test_a_backfill_that_stopped_half_way_is_finished_by_running_it_again(
+    history: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its labels were written, its payments not (killed, a full disk)."""
+    archive = tmp_path / "archive"
+    seed_archive(history[history["event_time"] >= "2026-10-11"], archive)
+    write_days = archive_module._write_days
+
+    def labels_only(out: Path, frame: pd.DataFrame, time_column: str) -> int:
+        if out.name == "transactions":
+            raise OSError(28, "No space left on device")
+        return write_days(out, frame, time_column)
+
+    monkeypatch.setattr(archive_module, "_write_days", labels_only)
+    with pytest.raises(OSError, match="No space left"):
+        backfill_archive(history, archive)
+    monkeypatch.setattr(archive_module, "_write_days", write_days)
+    assert backfill_archive(history, archive).added == _days(1, 10)
+    _the_whole_history(archive, history)  # each verdict once, though written twice
+
+
+def test_the_command_backfills_the_handbooks_numbered_ids_as_text(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`fraud archive --backfill PATH --columns handbook`: ids become the text the stream's
+    events carry, so the archive's days read together."""
+    raw = pd.DataFrame(
+        {
+            "TRANSACTION_ID": np.arange(len(history)),
+            "TX_DATETIME": history["event_time"].dt.tz_localize(None),
+            "CUSTOMER_ID": pd.factorize(history["card_id"])[0],
+            "TERMINAL_ID": pd.factorize(history["merchant_id"])[0],
+            "TX_AMOUNT": history["amount"],
+            "TX_FRAUD": history["is_fraud"],
+        }
+    )
+    raw.to_csv(tmp_path / "handbook.csv", index=False)
+    archive = tmp_path / "archive"
+    command = ["archive", "--out", str(archive), "--backfill", str(tmp_path / "handbook.csv")]
+    result = CliRunner().invoke(cli, [*command, "--columns", "handbook"])
+    assert result.exit_code == 0, result.output
+    frauds = int(history["is_fraud"].sum())
+    assert (
+        f"added 20 days (2026-10-01 .. 2026-10-20) to {archive}: {len(history):,} "
+        f"transactions, {frauds:,} fraud labels\n"
+    ) in result.output
+    archived = read_archive(archive)
+    assert archived["transaction_id"].tolist() == [str(i) for i in range(len(history))]
+    assert all(isinstance(card, str) for card in archived["card_id"])
+    assert int(archived["is_fraud"].sum()) == frauds
+    again = CliRunner().invoke(cli, [*command, "--columns", "handbook"])
+    assert again.output.endswith(
+        f"added no days to {archive}: 0 transactions, 0 fraud labels; 20 days "
+        "(2026-10-01 .. 2026-10-20) it holds already were left as they are\n"
+    )
+
+
+def test_a_history_without_labels_is_refused(history: pd.DataFrame, tmp_path: Path) -> None:
+    unlabelled: Any = history.drop(columns=["is_fraud"])
+    with pytest.raises(Exception, match="needs is_fraud"):
+        backfill_archive(unlabelled, tmp_path / "archive")
+    assert not (tmp_path / "archive").exists()
