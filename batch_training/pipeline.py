@@ -35,6 +35,7 @@ from batch_training.registry import ModelMetadata, ModelRegistry, model_sha256
 from batch_training.report import write_report
 from batch_training.report_plots import EvaluatedWindow
 from batch_training.train import FittedModel, Progress, prefixed
+from feature_store import present_columns
 
 # PipelineOptions is run_training's argument: importable from here too
 __all__ = ["PipelineOptions", "TrainingRun", "run_training"]
@@ -185,7 +186,7 @@ def run_training(
     _require_training_columns(history)
     started = time.perf_counter()
     clock = _StageClock()
-    feature_set = options.feature_set.available_for(frozenset(history.columns))
+    feature_set = options.feature_set.available_for(present_columns(history))
     with clock.stage("features"):
         split = run_split(history, options, last_event_ms)
         # a history read until a day holds every day before it, even one without payments

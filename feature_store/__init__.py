@@ -17,7 +17,7 @@ from feature_store.errors import (
     InvalidEvent,
     OnlineStoreUnavailable,
 )
-from feature_store.history import read_history, validate_history
+from feature_store.history import present_columns, read_history, validate_history
 from feature_store.labels import LabelCodec, LabelEvent
 from feature_store.offline import canonical_order, compute_offline_features
 from feature_store.plan import FeaturePlan
@@ -46,6 +46,7 @@ __all__ = [
     "compute_offline_features",
     "feature_set_by_name",
     "looks_like_pan",
+    "present_columns",
     "read_history",
     "redact_pans",
     "validate_history",

@@ -15,7 +15,7 @@ from feature_store.archive import is_archive, read_archive
 from feature_store.columns import ColumnPreset, apply_column_preset, source_column_names
 from feature_store.errors import HistoryColumnsError, HistoryFormatError, HistoryTooLargeError
 
-__all__ = ["read_history", "validate_history"]
+__all__ = ["present_columns", "read_history", "validate_history"]
 
 
 def read_history(
@@ -75,6 +75,12 @@ def read_history(
     if "is_fraud" in frame.columns and not pd.api.types.is_numeric_dtype(frame["is_fraud"]):
         frame["is_fraud"] = _label_numbers(frame["is_fraud"]).astype(np.int64)  # "0", "true"
     return frame
+
+
+def present_columns(frame: pd.DataFrame) -> frozenset[str]:
+    """The columns that hold a value: a field no payment carries (the handbook's channel,
+    which an archive stores as nulls) feeds no feature; otherwise a constant one."""
+    return frozenset(c for c in frame.columns if frame[c].notna().any())
 
 
 _NO_TIME = ("", "NaT", "nat", "None", "nan", "NaN", "null", "NULL")

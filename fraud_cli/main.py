@@ -296,13 +296,18 @@ def features_build(
     history: Path, feature_set: str, columns: str, label_delay_days: int, out: Path
 ) -> None:
     """Compute every feature for every row (point in time correct) and write Parquet."""
-    from feature_store import compute_offline_features, feature_set_by_name, read_history
+    from feature_store import (
+        compute_offline_features,
+        feature_set_by_name,
+        present_columns,
+        read_history,
+    )
 
     refuse_unusable_file(out, "--out")  # before the work, not after it
     started = time.perf_counter()
     click.echo(f"reading {history} ...", err=True)
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]
-    chosen = feature_set_by_name(feature_set).available_for(frozenset(frame.columns))
+    chosen = feature_set_by_name(feature_set).available_for(present_columns(frame))
     click.echo(f"computing {len(chosen.names)} features for {len(frame):,} rows ...", err=True)
     values = compute_offline_features(chosen, frame, label_delay_s=label_delay_days * 86_400)
     id_column = "TRANSACTION_ID" if columns == "handbook" else "transaction_id"
@@ -323,7 +328,7 @@ def features_materialize(
     """Replay a history (and its labels) into Redis, so the stream starts warm."""
     import asyncio
 
-    from feature_store import feature_set_by_name, read_history
+    from feature_store import feature_set_by_name, present_columns, read_history
     from feature_store.materialize import materialize_history
     from feature_store.online import RedisOnlineStore
     from fraud_cli.settings import FeatureStoreSettings
@@ -335,7 +340,7 @@ def features_materialize(
             "(use FRAUD_WARM_HISTORY there instead)"
         )
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]
-    chosen = feature_set_by_name(feature_set).available_for(frozenset(frame.columns))
+    chosen = feature_set_by_name(feature_set).available_for(present_columns(frame))
     # a batch job: a busy server may take seconds per 1,024-event call, not a failure
     store = RedisOnlineStore(url=settings.redis_url, timeout_s=30.0)
 

@@ -684,6 +684,29 @@ def test_a_champion_that_trained_on_the_test_window_is_not_judged_on_it(
     assert " not compared vs v1: champion v1 trained on payments" in listing.output.splitlines()[2]
 
 
+def test_a_field_no_payment_carries_feeds_no_feature(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """An archive stores a field the events lack as nulls (the handbook's channel): it
+    made a constant feature, and a model unlike the one trained on the file."""
+    with_channel = run_training(
+        small_history, registry=ModelRegistry(tmp_path / "a"), options=_small_options()
+    )
+    assert "channel_is_online" in with_channel.metadata.feature_names
+    without = run_training(
+        small_history.assign(channel=None),
+        registry=ModelRegistry(tmp_path / "b"),
+        options=_small_options(),
+    )
+    assert "channel_is_online" not in without.metadata.feature_names
+    dropped = run_training(
+        small_history.drop(columns=["channel"]),
+        registry=ModelRegistry(tmp_path / "c"),
+        options=_small_options(),
+    )
+    assert dropped.metadata.model_sha256 == without.metadata.model_sha256
+
+
 def test_a_test_window_without_fraud_is_refused_before_training(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:
