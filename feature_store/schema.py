@@ -55,10 +55,11 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
 
 REQUIRED_FIELDS: Final = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 
-# 13-19 digits, optionally grouped by spaces, dashes or dots, as card numbers are written;
+# 13-19 digits, optionally grouped as card numbers are written and typed: by up to three
+# of any space (tab, newline, no-break, thin), dash, dot or slash ("4111 - 1111 ...");
 # not the fraction of a decimal too long to be one candidate (drift=0.00123...)
-_PAN_CANDIDATE = re.compile(r"(?<!\d)(?<!\d\.)(?:\d[ .-]?){12,18}\d(?!\d)")
-_PAN_SEPARATORS = re.compile(r"[ .-]")
+_PAN_CANDIDATE = re.compile(r"(?<!\d)(?<!\d\.)(?:\d[\s./-]{0,3}){12,18}\d(?!\d)")
+_PAN_SEPARATORS = re.compile(r"[\s./-]")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -75,7 +76,7 @@ def _is_pan(candidate: str) -> bool:
     """A Luhn-valid 13-19 digit run. A decimal number (one dot, no other separator) is
     judged by its whole part: a logged float (2.8130040000000003) is not a card number,
     a card number stored as a float (4111111111111111.0) is."""
-    if candidate.count(".") == 1 and not any(c in candidate for c in " -"):
+    if candidate.count(".") == 1 and candidate.replace(".", "").isdigit():
         candidate = candidate.partition(".")[0]
     digits = _PAN_SEPARATORS.sub("", candidate)
     return 13 <= len(digits) <= 19 and _luhn_ok(digits)

@@ -69,6 +69,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
             alerts_topic=topics.alerts,
             decisions_topic=topics.decisions if settings.review_card_activity else None,
             labels_topic=topics.labels,
+            group_id=topics.review_group,
             host=host,
             port=port,
             console=ConsoleConfig(
@@ -101,6 +102,7 @@ def demo_console(*, bootstrap: str, workdir: Path, port: int = 8080) -> tuple[Co
             alerts_topic=topics.alerts,
             decisions_topic=topics.decisions,
             labels_topic=topics.labels,
+            group_id=topics.review_group,
             port=port,
         )
     )
@@ -248,6 +250,7 @@ def archive(
         bootstrap=bootstrap,
         transactions_topic=topics.transactions,
         labels_topic=topics.labels,
+        group_id=topics.archive_group,
         out_dir=Path(out) if out else settings.archive_dir,
         flush_interval_s=flush_interval,
     )

@@ -27,6 +27,7 @@ class ServiceConfig:
     alerts_topic: str
     decisions_topic: str | None
     labels_topic: str
+    group_id: str = "fraud-review"  # of the alert consumer
     host: str = "127.0.0.1"
     port: int = 8080
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
@@ -45,6 +46,7 @@ class ConsoleService:
             AlertIngestor(self.sessions),
             bootstrap=config.bootstrap,
             topics=IngestTopics(alerts=config.alerts_topic, decisions=config.decisions_topic),
+            group_id=config.group_id,
             activity_retention=config.activity_retention,
         )
         self.relay = LabelRelay(

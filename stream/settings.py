@@ -68,7 +68,9 @@ RedisUrl = Annotated[str, BeforeValidator(_redis_url)]
 
 
 class TopicNames:
-    """The topics the loop uses; ``prefix`` isolates tenants or test runs on one cluster."""
+    """The topics the loop uses, and the consumer groups of the console and the archiver;
+    ``prefix`` isolates tenants or test runs on one cluster (a shared group made one
+    tenant's console wait for another's departed member before it could join)."""
 
     def __init__(self, prefix: str = "") -> None:
         self.transactions = f"{prefix}transactions"
@@ -76,6 +78,8 @@ class TopicNames:
         self.alerts = f"{prefix}fraud.alerts"
         self.dlq = f"{prefix}transactions.dlq"
         self.labels = f"{prefix}fraud.labels"
+        self.review_group = f"{prefix}fraud-review"
+        self.archive_group = f"{prefix}fraud-archive"
 
     def all(self) -> list[str]:
         return [self.transactions, self.decisions, self.alerts, self.dlq, self.labels]

@@ -25,11 +25,12 @@ from batch_training.train import TrainingConfig
 from embedded import EmbeddedBroker, free_port
 from feature_store import CORE_FEATURE_SET
 from simulator import SimulationConfig, TrafficGenerator
-from tests.kafka_connects import close_sockets_of_failed_connects
+from tests.kafka_connects import close_sockets_of_cancelled_writes, close_sockets_of_failed_connects
 from tests.socket_origins import trace_socket_origins
 
 trace_socket_origins()
 close_sockets_of_failed_connects()
+close_sockets_of_cancelled_writes()
 
 
 @pytest.fixture(scope="session")

@@ -88,6 +88,41 @@ def test_pan_detection_needs_a_luhn_valid_run() -> None:
     assert not looks_like_pan(f"drift=0.{luhn_valid_19}")
 
 
+@pytest.mark.parametrize(
+    "spelled",
+    [
+        "4111  1111  1111  1111",  # two spaces
+        "4111\u00a01111\u00a01111\u00a01111",  # no-break spaces
+        "4111\u20091111\u20091111\u20091111",  # thin spaces
+        "4111\t1111\t1111\t1111",
+        "4111\n1111\n1111\n1111",  # typed on lines of their own
+        "4111/1111/1111/1111",
+        "4111 - 1111 - 1111 - 1111",
+        "4111 1111 1111 1111",
+    ],
+)
+def test_a_card_number_is_found_however_its_groups_are_separated(spelled: str) -> None:
+    """A codec and a redaction that knew one space, dash or dot let these through to the
+    topics, the console's pages and its audit trail."""
+    assert looks_like_pan(spelled)
+    assert redact_pans(f"note: {spelled}.") == "note: [PAN-REDACTED]."
+    with pytest.raises(InvalidEvent) as caught:
+        TransactionCodec().decode(_raw(card_id=spelled), now=NOW)
+    assert caught.value.reason == "pan_in_card_id"
+
+
+def test_numbers_that_are_not_card_numbers_stay() -> None:
+    """Times, addresses and short counts around separators are left as they are."""
+    for text in (
+        "2026-12-07 13:11:43.678287",
+        "127.0.0.1:39092",
+        "rows 1 2 3 of 10",
+        "12/07/2026 13:11",
+        "amount 4999.00 at 2026-12-07T13:11:43Z",
+    ):
+        assert redact_pans(text) == text
+
+
 def test_encode_round_trips() -> None:
     codec = TransactionCodec()
     tx = codec.decode(_raw(), now=NOW)
