@@ -32,12 +32,17 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    InconsistentGroupProtocolError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 
 from feature_store import OnlineStoreUnavailable
 from feature_store.online import OnlineStore
 from stream.compiled import CompileOptions
+from stream.errors import StreamStartError
 from stream.metrics import StreamMetrics
 from stream.pipeline import OutRecord, WorkerPipeline, build_pipeline, label_retry_delay_s
 from stream.processor import RawEvent
@@ -180,8 +185,8 @@ class BatchedWorker:
         )
         await self._producer.start()
         try:
-            await self._consumer.start()
             try:
+                await self._consumer.start()
                 while not self._stop.is_set():
                     await self._pipeline.between_batches()
                     self._resume_labels_when_due()
@@ -190,6 +195,8 @@ class BatchedWorker:
                     )
                     if got:
                         await self._handle(got)
+            except InconsistentGroupProtocolError:
+                raise StreamStartError(_other_kind_in_group(self._settings.app_id)) from None
             finally:
                 await _stop_consumer(self._consumer)
         finally:
@@ -275,6 +282,16 @@ async def run_batched(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, worker.stop)
     await worker.run()
+
+
+def _other_kind_in_group(app_id: str) -> str:
+    return (
+        f"the consumer group {app_id!r} (FRAUD_APP_ID) is held by the other kind of worker: "
+        "faust and FRAUD_CONSUMER=batched assign partitions differently and cannot share a "
+        "group. Stop those workers and start this one once the group is empty (an embedded "
+        "broker keeps the group until it restarts), or give this one another FRAUD_APP_ID "
+        "(a new group starts from the oldest events the topics keep)"
+    )
 
 
 async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:

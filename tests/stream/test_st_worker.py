@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from batch_training.registry import ModelRegistry
 from embedded import EmbeddedBroker, free_port
@@ -67,6 +69,32 @@ class RunningWorker:
     process: subprocess.Popen[bytes]
 
 
+def _worker_env(
+    broker: EmbeddedBroker,
+    redis_url: str,
+    registry: ModelRegistry,
+    unique: str,
+    tmp_path: Path,
+    consumer: str,
+    metrics_port: int,
+) -> dict[str, str]:
+    return {
+        **os.environ,
+        "FRAUD_KAFKA_BOOTSTRAP": broker.bootstrap,
+        "FRAUD_REDIS_URL": redis_url,
+        "FRAUD_REGISTRY_DIR": str(registry.root),
+        "FRAUD_MODEL_POLL_S": "0.2",
+        "FRAUD_METRICS_PORT": str(metrics_port),
+        "FRAUD_TOPIC_PREFIX": unique,
+        "FRAUD_APP_ID": f"{unique}worker",
+        "FRAUD_PARTITIONS": "2",
+        "FRAUD_DATA_DIR": str(tmp_path / "data"),
+        "FRAUD_READY_FILE": str(tmp_path / "ready"),
+        "FRAUD_GROUP_TIMEOUT_S": "3",
+        "FRAUD_CONSUMER": consumer,
+    }
+
+
 @contextmanager
 def _running_worker(
     *,
@@ -85,21 +113,7 @@ def _running_worker(
     tmp_path.mkdir(parents=True, exist_ok=True)
     ready.write_text("left by a worker that was killed\n")  # not taken for this one
     metrics_port = free_port()
-    env = {
-        **os.environ,
-        "FRAUD_KAFKA_BOOTSTRAP": broker.bootstrap,
-        "FRAUD_REDIS_URL": redis_url,
-        "FRAUD_REGISTRY_DIR": str(registry.root),
-        "FRAUD_MODEL_POLL_S": "0.2",
-        "FRAUD_METRICS_PORT": str(metrics_port),
-        "FRAUD_TOPIC_PREFIX": unique,
-        "FRAUD_APP_ID": f"{unique}worker",
-        "FRAUD_PARTITIONS": "2",
-        "FRAUD_DATA_DIR": str(tmp_path / "data"),
-        "FRAUD_READY_FILE": str(ready),
-        "FRAUD_GROUP_TIMEOUT_S": "3",
-        "FRAUD_CONSUMER": consumer,
-    }
+    env = _worker_env(broker, redis_url, registry, unique, tmp_path, consumer, metrics_port)
     log = (tmp_path / "worker.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "fraud_cli", "stream"], env=env, stdout=log, stderr=subprocess.STDOUT
@@ -449,6 +463,46 @@ def test_a_worker_stopped_while_the_broker_is_down_exits(
         assert code == 1, told[-3000:]
         assert "the worker did not stop within 25 s of the stop request" in told
         assert "stopped with a Kafka fetch cancelled" in told  # its consumer thread
+
+
+def test_a_group_held_by_the_other_kind_of_worker_is_one_line_not_a_traceback(
+    broker: EmbeddedBroker, redis_url: str, registry_copy: ModelRegistry, unique: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """faust's group, then FRAUD_CONSUMER=batched on it: a traceback and an unclosed
+    consumer. A consumer whose only assignor aiokafka lacks stands in for faust's."""
+    topics = TopicNames(unique)
+    ensure_topics(broker.bootstrap, topics.all(), partitions=2)
+    holder = KafkaConsumer(
+        topics.transactions,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"{unique}worker",
+        partition_assignment_strategy=[RangePartitionAssignor],
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not holder.assignment() and time.monotonic() < deadline:
+            holder.poll(timeout_ms=200)
+        assert holder.assignment()
+        env = _worker_env(
+            broker, redis_url, registry_copy, unique, tmp_path, "batched", free_port()
+        )
+        with (tmp_path / "worker.log").open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fraud_cli", "stream"],
+                env=env, stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                code = process.wait(timeout=90)
+            finally:
+                process.kill()
+    finally:
+        holder.close()
+    told = (tmp_path / "worker.log").read_text()
+    assert code == 1, told[-3000:]
+    assert f"Error: the consumer group '{unique}worker' (FRAUD_APP_ID) is held by" in told
+    assert "Traceback" not in told, told[-3000:]
+    assert "Unclosed AIOKafkaConsumer" not in told
 
 
 def test_sigkill_mid_stream_loses_nothing_and_never_changes_a_decision(
