@@ -415,15 +415,32 @@ def stream(registry: Path | None, warm_history: Path | None) -> None:
     help="Then serve the review console with the demo's alerts, until Ctrl-C.",
 )
 @click.option(
+    "--review-port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="The console's port on 127.0.0.1, with --review.",
+)
+@click.option(
     "--workdir",
     type=click.Path(path_type=Path),
     default=None,
     help="Keep history, registry and logs here (default: a temporary directory).",
 )
-def demo(duration: float, rate: float, as_json: bool, workdir: Path | None, review: bool) -> None:
+def demo(
+    duration: float,
+    rate: float,
+    as_json: bool,
+    workdir: Path | None,
+    review: bool,
+    review_port: int,
+) -> None:
     """The whole loop, no configuration: broker, history, training, worker, live traffic."""
     from fraud_cli.demo import DemoConfig, run_demo
+    from fraud_cli.review_cmd import refuse_unusable_listen_address
 
+    if review:  # before the demo, not after it (its login line named another's server)
+        refuse_unusable_listen_address("127.0.0.1", review_port, "--review-port")
     started = time.perf_counter()
 
     def report(summary: dict[str, Any]) -> None:
@@ -434,7 +451,7 @@ def demo(duration: float, rate: float, as_json: bool, workdir: Path | None, revi
         from fraud_cli.review_cmd import serve_demo_console
 
         report(summary)
-        serve_demo_console(bootstrap=bootstrap, workdir=directory)
+        serve_demo_console(bootstrap=bootstrap, workdir=directory, port=review_port)
 
     summary = run_demo(
         DemoConfig(duration_s=duration, rate=rate, workdir=workdir),

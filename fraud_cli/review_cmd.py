@@ -20,7 +20,7 @@ from fraud_cli.settings import ReviewSettings
 if TYPE_CHECKING:  # the console's web stack is imported only by the commands that use it
     from sqlalchemy import Engine
 
-    from review import ConsoleService
+    from review import ConsoleService, ServiceConfig
 
 __all__ = ["archive", "demo_console", "review", "serve_demo_console"]
 
@@ -28,6 +28,45 @@ __all__ = ["archive", "demo_console", "review", "serve_demo_console"]
 @click.group()
 def review() -> None:
     """The analyst review console: alerts in, verdicts out as labels."""
+
+
+def refuse_unusable_listen_address(
+    host: str, port: int, option: str = "--port (FRAUD_REVIEW_PORT)"
+) -> None:
+    """Before start-up, not after: uvicorn says only "Name or service not known", or
+    "address already in use" once the console is up (a demo ran in full first)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        raise click.ClickException(
+            f"FRAUD_REVIEW_HOST / --host {host!r}: {exc.strerror}; give an address of this "
+            "machine, e.g. 127.0.0.1 or 0.0.0.0"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {host}:{port} ({exc.strerror}): another server holds the "
+                f"port; stop it, or give another {option}"
+            ) from None
+
+
+def _console_service(bootstrap: str, config: ServiceConfig) -> ConsoleService:
+    """The console, or one line when its Kafka does not answer (kafka-python's bootstrap
+    ended in an 80-line traceback after half a minute)."""
+    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
+    from review import ConsoleService
+
+    try:
+        return ConsoleService(config)
+    except (KafkaConnectionError, KafkaTimeoutError) as exc:
+        raise click.ClickException(
+            f"no Kafka broker answered at {bootstrap} ({type(exc).__name__}); start it, or "
+            "correct FRAUD_KAFKA_BOOTSTRAP"
+        ) from None
 
 
 def _stream_broker(settings: ReviewSettings, command: str) -> str:
@@ -43,11 +82,16 @@ def _stream_broker(settings: ReviewSettings, command: str) -> str:
 
 @review.command("serve")
 @click.option("--host", default=None, help="Bind address [FRAUD_REVIEW_HOST, 127.0.0.1].")
-@click.option("--port", type=int, default=None, help="HTTP port [FRAUD_REVIEW_PORT, 8080].")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="HTTP port [FRAUD_REVIEW_PORT, 8080].",
+)
 @click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
 def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     """Serve the console, consuming fraud.alerts and producing fraud.labels."""
-    from review import ConsoleConfig, ConsoleService, ServiceConfig
+    from review import ConsoleConfig, ServiceConfig
     from review.auth import LoginPolicy
     from stream.settings import TopicNames
 
@@ -55,14 +99,9 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     topics = TopicNames(settings.topic_prefix)
     bootstrap = _stream_broker(settings, "fraud review serve")
     host, port = host or settings.review_host, port or settings.review_port
-    try:  # uvicorn would say only "Name or service not known", after start-up
-        socket.getaddrinfo(host, port)
-    except socket.gaierror as exc:
-        raise click.ClickException(
-            f"FRAUD_REVIEW_HOST / --host {host!r}: {exc.strerror}; give an address of this "
-            "machine, e.g. 127.0.0.1 or 0.0.0.0"
-        ) from None
-    service = ConsoleService(
+    refuse_unusable_listen_address(host, port)
+    service = _console_service(
+        bootstrap,
         ServiceConfig(
             database_url=database_url or settings.review_database_url,
             bootstrap=bootstrap,
@@ -77,7 +116,7 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
                 policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
             ),
             activity_retention=timedelta(days=settings.review_activity_days),
-        )
+        ),
     )
     click.echo(f"review console on http://{service.config.host}:{service.config.port}", err=True)
     service.run()

@@ -410,3 +410,30 @@ def test_a_console_setting_it_cannot_use_is_one_line_without_the_password(
     assert result.output.startswith(f"Error: {message}"), result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["review", "serve", "--port"], ["demo", "--review", "--review-port"]],
+    ids=["console", "demo --review"],
+)
+def test_a_console_port_in_use_is_refused_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """uvicorn said so once the console was up: after a whole demo, whose login line then
+    named another server's address."""
+    monkeypatch.setenv("FRAUD_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # never reached
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(cli, [*command, str(port)])
+    assert result.exit_code == 1, result.output
+    option = "--port (FRAUD_REVIEW_PORT)" if command[0] == "review" else "--review-port"
+    assert result.output == (
+        f"Error: cannot listen on 127.0.0.1:{port} (Address already in use): another server "
+        f"holds the port; stop it, or give another {option}\n"
+    )
+    out_of_range = CliRunner().invoke(cli, [*command, "99999"])
+    assert out_of_range.exit_code == 2
+    assert "99999 is not in the range 1<=x<=65535" in out_of_range.output
