@@ -18,14 +18,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Form, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from feature_store.schema import redact_pans
 from review.audit import recent_audit, record_audit
 from review.auth import (
     LoginFailed,
@@ -92,6 +95,18 @@ class _BadRequest(Exception):
 
 
 # each refusal's status and page title; the exception's message says what and how to fix
+_HTTP_TITLES = {400: "Bad request", 404: "Not found", 405: "Not allowed", 413: "Too large"}
+
+
+def _invalid_value(error: Any) -> str:
+    """One refused value, by its field's name (not a list index) and quoted, shortened
+    and without card numbers."""
+    field = next((str(p) for p in reversed(error["loc"]) if isinstance(p, str)), "value")
+    value = redact_pans(repr(error.get("input", "")))
+    value = value if len(value) <= 40 else f"{value[:37]}..."
+    return f"the request's {field} {value} is not valid"
+
+
 _ERROR_PAGES: dict[type[Exception], tuple[int, str]] = {
     _Forbidden: (403, "Not allowed"),
     NotAllowed: (409, "Not possible"),
@@ -244,9 +259,18 @@ def create_app(
             known = resolve_session(session, request.cookies.get(SESSION_COOKIE), now=clock())
         if known is None:
             return await login_required(request, _LoginRequired())
-        fields = ", ".join(str(error["loc"][-1]) for error in exc.errors())
-        message = f"the request's {fields} is not valid; go back and use the page's links"
+        message = "; ".join(_invalid_value(error) for error in exc.errors())
+        message += "; go back and use the page's links"
         return page(request, "error.html", 400, title="Bad request", message=message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Starlette's own refusals (a form field over its size limit: 400) as the
+        console's error page, not FastAPI's JSON."""
+        if exc.status_code >= 500 or request.url.path == "/healthz":
+            return await http_exception_handler(request, exc)
+        title = _HTTP_TITLES.get(exc.status_code, "Not possible")
+        return page(request, "error.html", exc.status_code, title=title, message=str(exc.detail))
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

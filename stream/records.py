@@ -6,6 +6,8 @@ from typing import Literal
 
 import msgspec
 
+from feature_store.schema import Id
+
 __all__ = ["DeadLetter", "Decision", "DecisionRecord"]
 
 Decision = Literal["approve", "review", "decline"]
@@ -14,11 +16,13 @@ Decision = Literal["approve", "review", "decline"]
 # gc=False: a record holds only scalars and a list of strings, so it can be in no reference
 # cycle; untracked, thousands per batch no longer trigger (and lengthen) GC passes.
 class DecisionRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """Exactly one per valid transaction, on ``fraud.decisions``; flagged ones on alerts too."""
+    """Exactly one per valid transaction, on ``fraud.decisions``; flagged ones on alerts too.
+    The ids keep the transaction contract's 1-64 characters when a record is read (the
+    console took a 5 MB merchant id, and every queue page grew to 5 MB)."""
 
-    transaction_id: str
-    card_id: str
-    merchant_id: str
+    transaction_id: Id
+    card_id: Id
+    merchant_id: Id
     amount: float
     event_time: str
     score: float | None

@@ -65,6 +65,7 @@ def test_alerts_and_decisions_are_ingested_once_and_bad_records_recorded(
         msgspec.json.encode(alert(98, event_time="yesterday")),
         msgspec.json.encode(alert(97, event_time="0001-01-01T00:00:00+01:00")),  # overflows
         msgspec.json.encode(alert(99, decision="4111111111111111")),  # a value quoted back
+        msgspec.json.encode(alert(96, merchant_id="m" * 500_000)),  # each page grew by it
     ]
     _produce(broker, topics.alerts, [*encoded[:20], *bad, *encoded[20:], *encoded[:15]])
     _produce(broker, topics.decisions, encoded)
@@ -78,7 +79,7 @@ def test_alerts_and_decisions_are_ingested_once_and_bad_records_recorded(
     consumer.start()
     try:
         wait_until(
-            lambda: _count(sessions, IngestError) == 4 and _count(sessions, CardActivity) == 40,
+            lambda: _count(sessions, IngestError) == 5 and _count(sessions, CardActivity) == 40,
             timeout_s=60,
             what="alerts, decisions and the bad record stored",
         )
@@ -93,6 +94,8 @@ def test_alerts_and_decisions_are_ingested_once_and_bad_records_recorded(
     assert "'yesterday'" in reasons
     assert "[PAN-REDACTED]" in reasons
     assert "4111111111111111" not in reasons
+    assert "Expected `str` of length <= 64 - at `$.merchant_id`" in reasons
+    assert max(len(error.reason) for error in errors) < 2_000  # not the 5 MB value quoted
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
