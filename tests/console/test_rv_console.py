@@ -244,14 +244,14 @@ def test_bad_form_values_and_edited_links_are_refused_not_server_errors(
     assert bulk.status_code == 400
     assert "the request&#39;s case_ids &#39;abc&#39; is not valid" in bulk.text
     # a field past the form parser's limit: the console's page, not FastAPI's JSON
-    huge = console.client.post(
+    oversized = console.client.post(
         f"/cases/{case_id}/verdict",
         files={"comment": (None, "x" * 1_100_000)},
         data={"csrf_token": console.csrf, "kind": "fraud"},
     )
-    assert huge.status_code == 400
-    assert huge.headers["content-type"].startswith("text/html")
-    assert "exceeded maximum size of 1024KB" in huge.text
+    assert oversized.status_code == 400
+    assert oversized.headers["content-type"].startswith("text/html")
+    assert "exceeded maximum size of 1024KB" in oversized.text
     stranger = make_console(console.sessions).client.get("/cases/abc", follow_redirects=False)
     assert (stranger.status_code, stranger.headers["location"]) == (303, "/login")
 
