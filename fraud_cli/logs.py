@@ -13,9 +13,21 @@ from feature_store.schema import redact_pans
 __all__ = ["RepeatFilter", "configure_logging", "report_repeats_left_out"]
 
 
-# aiokafka's loggers: during a broker outage they log each failed connection, metadata
-# update and fetch, about 80 lines a second (a filter on a logger sees only its own records)
+# the Kafka clients' loggers: during a broker outage they log each failed connection,
+# metadata update and fetch (aiokafka about 80 lines a second; kafka-python, in the
+# console and the archiver, about 100 lines per outage); a filter on a logger sees only
+# its own records, so each is named
 _KAFKA_CLIENT_LOGGERS = (
+    "kafka.cluster",
+    "kafka.coordinator",
+    "kafka.coordinator.consumer",
+    "kafka.consumer.fetcher",
+    "kafka.consumer.group",
+    "kafka.net.compat",
+    "kafka.net.connection",
+    "kafka.net.manager",
+    "kafka.producer.kafka",
+    "kafka.producer.sender",
     "aiokafka",
     "aiokafka.cluster",
     "aiokafka.conn",

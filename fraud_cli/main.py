@@ -83,9 +83,12 @@ def _bad_settings(exc: ValidationError) -> str:
 
 @click.group(cls=_FraudGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO level.")
-def cli(verbose: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: bool) -> None:
     """Real-time fraud detection: simulate traffic, train models, score a stream."""
     configure_logging(logging.INFO if verbose else logging.WARNING)
+    # however the command ends: the Kafka clients' records left out since each last showed
+    ctx.call_on_close(report_repeats_left_out)
 
 
 # --------------------------------------------------------------------------- simulate
@@ -395,11 +398,8 @@ def stream(registry: Path | None, warm_history: Path | None) -> None:
     if warm_history is not None:
         overrides["warm_history"] = warm_history
     settings = StreamSettings(**overrides)
-    try:
-        with _kafka(settings.kafka_bootstrap) as bootstrap:
-            run_worker(settings, bootstrap=bootstrap)
-    finally:
-        report_repeats_left_out()
+    with _kafka(settings.kafka_bootstrap) as bootstrap:
+        run_worker(settings, bootstrap=bootstrap)
 
 
 # --------------------------------------------------------------------------- demo

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
 
 from fraud_cli.logs import RepeatFilter, configure_logging
+from fraud_cli.main import cli
 
 PAN = "4111111111111111"
 
@@ -114,3 +120,21 @@ def test_a_kafka_client_repeating_itself_is_logged_once_every_ten_seconds() -> N
         "[19 more like 'Unable connect to node with id %s: %s' in the last 7 s not shown]",
         "Failed fetch messages from 1",
     ]
+
+
+def test_every_command_ends_by_saying_what_the_kafka_clients_repeated(
+    caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """The console and the archiver (kafka-python) too: about 100 lines per outage."""
+    configure_logging(logging.WARNING)
+    client = logging.getLogger("kafka.cluster")
+    message = f"No node available for metadata refresh ({tmp_path.name})"
+    for _ in range(3):
+        client.warning(message)
+    CliRunner().invoke(cli, ["models", "--registry", str(tmp_path / "none"), "list"])
+    told = [r.getMessage() for r in caplog.records if r.name == "kafka.cluster"]
+    assert told[0] == message
+    assert re.fullmatch(
+        rf"\[2 more like {re.escape(repr(message))} in the last \d s not shown\]", told[1]
+    )
+    assert len(told) == 2
