@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from feature_store.schema import looks_like_pan, redact_pans
 from review.audit import record_audit
 from review.errors import UserError
 from review.schema import LoginAttempt, User, UserSession
@@ -70,7 +71,12 @@ def _token_hash(token: str) -> str:
 def add_user(session: Session, *, username: str, password: str, role: str, now: datetime) -> User:
     if not _USERNAME.match(username):
         raise UserError(
-            f"user name {username!r}: use 2-64 lowercase letters, digits, '.', '_' or '-'"
+            f"user name {redact_pans(repr(username))}: use 2-64 lowercase letters, digits, "
+            "'.', '_' or '-'"
+        )
+    if looks_like_pan(username):  # it goes into every label's analyst field, and the audit
+        raise UserError(
+            f"user name {redact_pans(repr(username))} holds a card number; pick another name"
         )
     if role not in ROLES:
         raise UserError(f"role {role!r}: choose one of {', '.join(ROLES)}")

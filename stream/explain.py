@@ -45,7 +45,9 @@ def describe_feature(feature: Feature, value: float) -> str:
         return f"amount {value:,.2f}"
     if isinstance(feature, AmountToWindowMean):
         window = _window(feature.window_s)
-        return f"amount {value:.1f}x the {feature.entity}'s {window} average"
+        # two significant digits below 1: card testing's small amounts read 0.0x otherwise
+        ratio = f"{value:.1f}" if value >= 1 else f"{value:.2g}"
+        return f"amount {ratio}x the {feature.entity}'s {window} average"
     if isinstance(feature, AmountZScore):
         window = _window(feature.window_s)
         return f"amount {value:+.1f} std from the {feature.entity}'s {window} mean"

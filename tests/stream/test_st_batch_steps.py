@@ -11,6 +11,7 @@ import xgboost as xgb
 
 from batch_training.registry import ModelRegistry, Thresholds
 from feature_store import Transaction
+from feature_store.definitions import AmountToWindowMean
 from stream.compiled import probe_rows
 from stream.explain import ReasonExplainer, describe_feature
 from stream.policy import decide_batch
@@ -108,3 +109,12 @@ def test_rule_hits_are_evaluate_on_every_row() -> None:
         assert len(expected) > len(transactions) // 4
         assert book.hits(transactions, given) == expected
     assert RuleBook(RuleSet(), names).hits(transactions, features) == []
+
+
+def test_a_small_amount_ratio_keeps_its_digits() -> None:
+    """Card testing (0.57 against a 30-day average of 24) read "amount 0.0x the card's 30
+    days average"."""
+    ratio = AmountToWindowMean(entity="card", window_s=2_592_000)
+    assert describe_feature(ratio, 0.0237) == "amount 0.024x the card's 30 days average"
+    assert describe_feature(ratio, 0.5) == "amount 0.5x the card's 30 days average"
+    assert describe_feature(ratio, 7.43) == "amount 7.4x the card's 30 days average"
