@@ -47,6 +47,7 @@ __all__ = [
     "Backfill",
     "TopicArchiver",
     "archive_day_rows",
+    "archive_first_day",
     "archive_last_day",
     "archive_last_event_ms",
     "backfill_archive",
@@ -287,11 +288,7 @@ def backfill_archive(
         days = pd.to_datetime(history["event_time"], utc=True).dt.date
         return Backfill(sorted(set(days)), [], written, labelled)
     transactions, labels = _archive_rows(history, label_delay_s, "backfill")
-    held_days = {
-        date.fromisoformat(p.name.removeprefix("day="))
-        for p in _day_dirs(out / "transactions")
-        if any(p.glob("*.parquet"))
-    }
+    held_days = set(_held_days(out))
     day = pd.to_datetime(transactions["event_time"], utc=True).dt.date
     new = ~day.isin(held_days)
     added = transactions[new]
@@ -310,13 +307,23 @@ def is_archive(path: Path) -> bool:
 def archive_last_day(path: Path) -> date | None:
     """The latest day the archive holds transactions of (None when it holds none, or
     ``path`` is not an archive)."""
+    days = _held_days(path)
+    return days[-1] if days else None
+
+
+def archive_first_day(path: Path) -> date | None:
+    """The earliest day the archive holds transactions of (None as for the last)."""
+    days = _held_days(path)
+    return days[0] if days else None
+
+
+def _held_days(path: Path) -> list[date]:
     # a day counts once a whole part is in it (a crash can leave only a .tmp behind)
-    days = [
-        p.name.removeprefix("day=")
+    return [
+        date.fromisoformat(p.name.removeprefix("day="))
         for p in _day_dirs(path / "transactions")
         if any(p.glob("*.parquet"))
     ]
-    return date.fromisoformat(max(days)) if days else None
 
 
 def _day_dirs(kind_dir: Path) -> list[Path]:

@@ -467,7 +467,7 @@ def _read_latest(
     from batch_training.errors import TrainingDataError
     from batch_training.reach import history_reach
     from feature_store import HistoryTooLargeError, read_history
-    from feature_store.archive import archive_last_event_ms
+    from feature_store.archive import archive_first_day, archive_last_event_ms
 
     last_event_ms = archive_last_event_ms(history_path)  # None unless an archive
     since = until = reach = None
@@ -481,8 +481,17 @@ def _read_latest(
                 f"its transactions/day={last_day} directory out of the archive"
             )
         reach = history_reach(options, last_event_ms, registry)
-        # an explicit window past the last payment is refused like a file's, not
-        # tested on the days that exist
+        if options.train_start is not None and reach.end_day > last_day + timedelta(days=1):
+            # refused as a file's, with the archive's days (the pipeline sees only those
+            # read, from the features' look-back on)
+            split = options.split_starting(options.train_start.date())
+            window = split.describe()
+            raise TrainingDataError(
+                f"the split (train {window['train']}, test {window['test']}) needs days "
+                f"{split.train_start} to {split.test_end - timedelta(days=1)}, but the "
+                f"archive holds {archive_first_day(history_path)} to {last_day}; choose "
+                "another --train-start, or fewer days or --folds"
+            )
         since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
     days = ""
     if since is not None and until is not None:  # until is the first day not read
