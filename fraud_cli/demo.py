@@ -183,6 +183,11 @@ def _write_commands(workdir: Path, config: DemoConfig, train_start: date) -> Non
     """``commands.sh`` in a kept workdir: the demo's steps as commands to run again on
     it (the embedded broker is gone with the demo)."""
     w = shlex.quote(str(workdir.absolute()))
+    split = (
+        f"--feature-set core --train-start {train_start} --train-days "
+        f"{config.history_days - config.delay_days - config.test_days} --delay-days "
+        f"{config.delay_days} --test-days {config.test_days} --seed {config.seed}"
+    )
     stream_env = (
         f"FRAUD_REGISTRY_DIR={w}/registry FRAUD_WARM_HISTORY={w}/history.parquet "
         f"FRAUD_DATA_DIR={w}/stream"
@@ -198,16 +203,20 @@ def _write_commands(workdir: Path, config: DemoConfig, train_start: date) -> Non
         "# the registry: model v1, its report under versions/1/report/index.html",
         f"fraud models --registry {w}/registry list",
         "# train again on the same history and split (the same seed gives the same model)",
-        f"fraud train --history {w}/history.parquet --registry {w}/registry "
-        f"--feature-set core --train-start {train_start} --train-days "
-        f"{config.history_days - config.delay_days - config.test_days} --delay-days "
-        f"{config.delay_days} --test-days {config.test_days} --seed {config.seed}",
+        f"fraud train --history {w}/history.parquet --registry {w}/registry {split}",
         "# the worker on the champion, its in-memory store warmed from the history",
         f"{stream_env} fraud stream",
         "# live traffic of the same simulated population",
         f"fraud simulate live --cards {config.cards} --merchants {config.merchants} "
         f"--seed {config.seed} --rate {config.rate:g} --duration {config.duration_s:g} "
         f"--invalid-rate {config.invalid_rate:g}",
+        "# keep the payments and the analysts' verdicts (fraud.labels) for retraining: the",
+        "# demo's history first, then what the stream sees, until Ctrl-C",
+        f"fraud archive --out {w}/archive --backfill {w}/history.parquet",
+        f"fraud archive --out {w}/archive",
+        "# retrain on the archive (this split: the same model again; without --train-start,",
+        "# the latest window whose labels are complete, --label-delay-days before the end)",
+        f"fraud train --history {w}/archive --registry {w}/registry {split}",
     ]
     (workdir / "commands.sh").write_text("\n".join(lines) + "\n")
 

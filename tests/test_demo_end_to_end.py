@@ -132,7 +132,8 @@ def test_demo_accounts_for_every_event(tmp_path: Path, wait_until: WaitUntil) ->
 
 
 def _the_kept_workdir_says_how_to_go_on(workdir: Path) -> None:
-    """Its commands.sh is true: the training command there makes the same model again."""
+    """Its commands.sh is true: the training commands there make the same model again,
+    from the history and from an archive backfilled with it."""
     commands = [
         shlex.split(line)
         for line in (workdir / "commands.sh").read_text().splitlines()
@@ -143,16 +144,22 @@ def _the_kept_workdir_says_how_to_go_on(workdir: Path) -> None:
         ["fraud", "models"],
         ["fraud", "train"],
         ["fraud", "simulate"],
+        ["fraud", "archive"],
+        ["fraud", "archive"],
+        ["fraud", "train"],
     ]
-    trained = CliRunner().invoke(cli, commands[2][1:])
-    assert trained.exit_code == 0, trained.output
+    for command in (commands[2], commands[4], commands[6]):  # the live archiver runs on
+        done = CliRunner().invoke(cli, command[1:])
+        assert done.exit_code == 0, done.output
     registry = ModelRegistry(workdir / "registry")
-    assert registry.versions() == [1, 2]
-    assert registry.metadata(2).model_sha256 == registry.metadata(1).model_sha256
+    assert registry.versions() == [1, 2, 3]
+    assert {registry.metadata(v).model_sha256 for v in (2, 3)} == {
+        registry.metadata(1).model_sha256
+    }
     listed = CliRunner().invoke(cli, commands[1][1:])
     assert listed.exit_code == 0, listed.output
     _header, *versions = listed.output.splitlines()
-    assert [line.split()[0] for line in versions] == ["*", "2"]  # v1 the champion, then v2
+    assert [line.split()[0] for line in versions] == ["*", "2", "3"]  # v1 the champion
 
 
 def test_the_demo_console_starts_again_on_a_kept_workdir(
