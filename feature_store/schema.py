@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final
 
@@ -55,45 +56,79 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
 
 REQUIRED_FIELDS: Final = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 
-# 13-19 digits, optionally grouped as card numbers are written and typed: by up to three
-# of any space (tab, newline, no-break, thin), dash, dot or slash ("4111 - 1111 ...");
-# not the fraction of a decimal too long to be one candidate (drift=0.00123...)
-_PAN_CANDIDATE = re.compile(r"(?<!\d)(?<!\d\.)(?:\d[\s./-]{0,3}){12,18}\d(?!\d)")
-_PAN_SEPARATORS = re.compile(r"[\s./-]")
+# Digits in groups, as card numbers are written and typed: joined by up to three of any
+# space (tab, newline, no-break, thin, zero-width), dash (en, em), dot, slash, comma or
+# underscore. Inside such a chain a card number is a plain run of 13-19 digits, or groups
+# laid out as cards print them (4-4-4-4, 4-4-4-1..3, 4-4-4-4-1..3, 4-6-5, 4-6-4): any
+# 13 digits across short groups would take dates, amounts and tables (one in ten passes
+# Luhn), and the longest run alone would hide a number next to a CVV or a quantity.
+_SEPARATOR = r"[\s.,/_\u2013\u2014\u200b-]"
+_DIGIT_CHAIN = re.compile(rf"\d+(?:{_SEPARATOR}{{1,3}}\d+)*")
+_DIGIT_GROUP = re.compile(r"\d+")
+_CARD_LAYOUTS: Final = frozenset(
+    {(4, 4, 4, n) for n in (1, 2, 3, 4)}
+    | {(4, 4, 4, 4, n) for n in (1, 2, 3)}
+    | {(4, 6, 5), (4, 6, 4)}
+)
 
 
 def _luhn_ok(digits: str) -> bool:
     total = 0
     for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
+        d = int(ch)  # int(): a full-width or other script's digit too
         if i % 2 == 1:
             d = d * 2 - 9 if d > 4 else d * 2
         total += d
     return total % 10 == 0
 
 
-def _is_pan(candidate: str) -> bool:
-    """A Luhn-valid 13-19 digit run. A decimal number (one dot, no other separator) is
-    judged by its whole part: a logged float (2.8130040000000003) is not a card number,
-    a card number stored as a float (4111111111111111.0) is."""
-    if candidate.count(".") == 1 and candidate.replace(".", "").isdigit():
-        candidate = candidate.partition(".")[0]
-    digits = _PAN_SEPARATORS.sub("", candidate)
-    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+def _pan_spans(text: str) -> Iterator[tuple[int, int]]:
+    """Where ``text`` holds Luhn-valid card numbers, leftmost and longest first."""
+    for chain in _DIGIT_CHAIN.finditer(text):
+        if chain.end() - chain.start() < 13:  # too short for 13 digits: most chains
+            continue
+        groups = list(_DIGIT_GROUP.finditer(text, chain.start(), chain.end()))
+        sizes = [g.end() - g.start() for g in groups]
+        i = 0
+        while i < len(groups):
+            last = None
+            if sizes[i] == 4:  # every layout starts with 4 digits
+                for n in (5, 4, 3):
+                    window = groups[i : i + n]
+                    if (
+                        len(window) == n
+                        and tuple(sizes[i : i + n]) in _CARD_LAYOUTS
+                        and _luhn_ok("".join(g.group() for g in window))
+                    ):
+                        last = i + n - 1
+                        break
+            # a decimal's fraction (2.8130040000000003) is not a card number
+            fraction = i > 0 and text[groups[i - 1].end() : groups[i].start()] == "."
+            if last is None and 13 <= sizes[i] <= 19 and not fraction:
+                last = i if _luhn_ok(groups[i].group()) else None
+            if last is not None:
+                yield groups[i].start(), groups[last].end()
+                i = last
+            i += 1
 
 
 def looks_like_pan(value: str) -> bool:
-    """True when ``value`` contains a 13-19 digit run that passes the Luhn check."""
-    return any(_is_pan(match.group()) for match in _PAN_CANDIDATE.finditer(value))
+    """True when ``value`` holds a card number: a Luhn-valid 13-19 digit run, or groups
+    laid out as cards print them."""
+    return next(_pan_spans(value), None) is not None
 
 
 def redact_pans(text: str) -> str:
-    """Replace every Luhn-valid 13-19 digit run in ``text`` so it can be logged or stored."""
-
-    def _sub(match: re.Match[str]) -> str:
-        return "[PAN-REDACTED]" if _is_pan(match.group()) else match.group()
-
-    return _PAN_CANDIDATE.sub(_sub, text)
+    """Replace every card number in ``text`` (see :func:`looks_like_pan`) so it can be
+    logged or stored."""
+    spans = list(_pan_spans(text))
+    if not spans:
+        return text
+    parts, at = [], 0
+    for start, end in spans:
+        parts += [text[at:start], "[PAN-REDACTED]"]
+        at = end
+    return "".join([*parts, text[at:]])
 
 
 class TransactionCodec:

@@ -71,12 +71,12 @@ def _token_hash(token: str) -> str:
 def add_user(session: Session, *, username: str, password: str, role: str, now: datetime) -> User:
     if not _USERNAME.match(username):
         raise UserError(
-            f"user name {redact_pans(repr(username))}: use 2-64 lowercase letters, digits, "
+            f"user name {redact_pans(username)!r}: use 2-64 lowercase letters, digits, "
             "'.', '_' or '-'"
         )
     if looks_like_pan(username):  # it goes into every label's analyst field, and the audit
         raise UserError(
-            f"user name {redact_pans(repr(username))} holds a card number; pick another name"
+            f"user name {redact_pans(username)!r} holds a card number; pick another name"
         )
     if role not in ROLES:
         raise UserError(f"role {role!r}: choose one of {', '.join(ROLES)}")

@@ -102,7 +102,9 @@ def _invalid_value(error: Any) -> str:
     """One refused value, by its field's name (not a list index) and quoted, shortened
     and without card numbers."""
     field = next((str(p) for p in reversed(error["loc"]) if isinstance(p, str)), "value")
-    value = redact_pans(repr(error.get("input", "")))
+    raw = error.get("input", "")
+    # redacted before repr(), whose escapes (\t, \xa0) would split a card number's digits
+    value = redact_pans(repr(redact_pans(raw) if isinstance(raw, str) else raw))
     value = value if len(value) <= 40 else f"{value[:37]}..."
     return f"the request's {field} {value} is not valid"
 
