@@ -214,8 +214,11 @@ def _archive_rows(
         if _SCHEMAS["transactions"].field(name).type == _TEXT and not (
             pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
         ):  # the handbook's numbered customers and terminals, as the stream's text ids
+            if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+                column = column.astype("Int64")  # 5411, not 5411.0 (a column with blanks)
             transactions[name] = column.astype("string")
-    frauds = history[history["is_fraud"].astype(bool)]
+    fraud = history["is_fraud"].astype(bool).to_numpy()
+    frauds = history[fraud]
     # a fraud without a label time is known the label delay after it, as the features and
     # the split take it in the history the archive is written from
     label_time = frauds["event_time"] + pd.Timedelta(seconds=label_delay_s)
@@ -223,7 +226,7 @@ def _archive_rows(
         label_time = pd.to_datetime(frauds["label_time"], utc=True).fillna(label_time)
     labels = pd.DataFrame(
         {
-            "transaction_id": transactions.loc[frauds.index, "transaction_id"].to_numpy(),
+            "transaction_id": transactions["transaction_id"].to_numpy()[fraud],
             "is_fraud": True,
             "label_time": label_time.to_numpy(),
             "analyst": analyst,
@@ -262,13 +265,15 @@ def seed_archive(
 
 @dataclass(frozen=True)
 class Backfill:
-    """What :func:`backfill_archive` did: the UTC days it added, the days of the history
-    the archive held already (left as they were), and the rows written."""
+    """What :func:`backfill_archive` did: the UTC days it added, the days the archive held
+    in part that it completed (their payments before the first archived one), the days of
+    the history the archive held already (left as they were), and the rows written."""
 
     added: list[date]
     held: list[date]
     transactions: int
     labels: int
+    completed: list[date] = field(default_factory=list)
 
 
 def backfill_archive(
@@ -277,27 +282,42 @@ def backfill_archive(
     """Add to the archive at ``out`` (started if there is none) the days of a labelled
     history that it does not hold, e.g. the months before the archiver started.
 
-    A day the archive holds is left as it is: its payments came from the stream or an
-    earlier backfill, and writing them again would mix two sources into one day. Each
-    added day's labels are written before its payments, so a backfill that stops half way
-    (a day's payments not yet written) is finished by running it again; a label written
-    twice is the same verdict, read once.
+    A day the archive holds gets only the history's payments before its first archived
+    one, which it lacks (the archiver started that day): writing the rest again would
+    mix two sources into one day. The labels of what is added are written before the
+    payments, so a backfill that stops half way (a day's payments not yet written) is
+    finished by running it again; a label written twice is the same verdict, read once.
     """
-    if not is_archive(out):
+    if not (is_archive(out) or (out / "labels").is_dir()):  # labels only: an archiver's
         written, labelled = seed_archive(history, out, label_delay_s=label_delay_s)
         days = pd.to_datetime(history["event_time"], utc=True).dt.date
         return Backfill(sorted(set(days)), [], written, labelled)
     transactions, labels = _archive_rows(history, label_delay_s, "backfill")
+    times = pd.to_datetime(transactions["event_time"], utc=True)
+    day = times.dt.date
     held_days = set(_held_days(out))
-    day = pd.to_datetime(transactions["event_time"], utc=True).dt.date
-    new = ~day.isin(held_days)
+    new = ~day.isin(held_days).to_numpy()
+    completed = []
+    for held_day in sorted(held_days & set(day)):
+        held = _dataset("transactions", _parts([out / "transactions" / f"day={held_day}"]))
+        have = held.to_table(columns=["transaction_id", "event_time"]).to_pandas()
+        earlier = (
+            (day == held_day).to_numpy()
+            & (times < have["event_time"].min()).to_numpy()
+            & ~transactions["transaction_id"].isin(have["transaction_id"]).to_numpy()
+        )
+        if earlier.any():
+            new |= earlier
+            completed.append(held_day)
     added = transactions[new]
     new_labels = labels[labels["transaction_id"].isin(added["transaction_id"])]
     if len(new_labels):
         _write_days(out / "labels", new_labels, "label_time")
     if len(added):
         _write_days(out / "transactions", added, "event_time")
-    return Backfill(sorted(set(day[new])), sorted(set(day[~new])), len(added), len(new_labels))
+    added_days = sorted(set(day[new]) - set(completed))
+    held = sorted(set(day[~new]) - set(completed))
+    return Backfill(added_days, held, len(added), len(new_labels), completed)
 
 
 def is_archive(path: Path) -> bool:

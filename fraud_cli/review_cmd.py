@@ -320,8 +320,14 @@ def _backfill(history: Path, columns: str, out: Path) -> None:
     def days(listed: list[Any]) -> str:
         return f"{len(listed)} days ({listed[0]} .. {listed[-1]})" if listed else "no days"
 
+    completed = (
+        f"; completed {days(done.completed)} it held in part (their payments before the "
+        "first archived one)"
+        if done.completed
+        else ""
+    )
     click.echo(
         f"added {days(done.added)} to {out}: {done.transactions:,} transactions, "
-        f"{done.labels:,} fraud labels"
+        f"{done.labels:,} fraud labels{completed}"
         + (f"; {days(done.held)} it holds already were left as they are" if done.held else "")
     )

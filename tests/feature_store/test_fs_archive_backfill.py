@@ -68,25 +68,71 @@ def test_no_archive_yet_is_started_with_the_whole_history(
     _the_whole_history(tmp_path / "archive", history)
 
 
+def test_the_rest_of_the_day_the_archiver_started_on_is_added(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The archiver's first day is partial: holding it skipped its morning."""
+    archive = tmp_path / "archive"
+    started = pd.Timestamp("2026-10-11T12:00:00Z")
+    seed_archive(history[history["event_time"] >= started], archive)
+    done = backfill_archive(history, archive)
+    assert (done.added, done.completed, done.held) == (_days(1, 10), _days(11, 11), _days(12, 20))
+    earlier = history[history["event_time"] < started]
+    assert (done.transactions, done.labels) == (len(earlier), int(earlier["is_fraud"].sum()))
+    _the_whole_history(archive, history)
+    again = backfill_archive(history, archive)
+    assert (again.added, again.completed, again.transactions) == ([], [], 0)
+
+
 def test_a_backfill_that_stopped_half_way_is_finished_by_running_it_again(
     history: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Its labels were written, its payments not (killed, a full disk)."""
+    """Killed, or a full disk, after the labels and some days' payments: the re-run
+    adds the other days, and every verdict is there (payments written before their
+    labels would have left those days held, and their frauds unlabelled)."""
     archive = tmp_path / "archive"
     seed_archive(history[history["event_time"] >= "2026-10-11"], archive)
     write_days = archive_module._write_days
 
-    def labels_only(out: Path, frame: pd.DataFrame, time_column: str) -> int:
+    def two_days_then_full(out: Path, frame: pd.DataFrame, time_column: str) -> int:
         if out.name == "transactions":
+            day = pd.to_datetime(frame[time_column], utc=True).dt.strftime("%Y-%m-%d")
+            write_days(out, frame[day.isin(["2026-10-01", "2026-10-02"])], time_column)
             raise OSError(28, "No space left on device")
         return write_days(out, frame, time_column)
 
-    monkeypatch.setattr(archive_module, "_write_days", labels_only)
+    monkeypatch.setattr(archive_module, "_write_days", two_days_then_full)
     with pytest.raises(OSError, match="No space left"):
         backfill_archive(history, archive)
     monkeypatch.setattr(archive_module, "_write_days", write_days)
-    assert backfill_archive(history, archive).added == _days(1, 10)
+    assert backfill_archive(history, archive).added == _days(3, 10)
     _the_whole_history(archive, history)  # each verdict once, though written twice
+
+
+def test_an_index_with_repeats_and_ids_read_as_floats_are_archived_as_the_stream_has_them(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A frame concatenated from parts repeats its index (the labels failed), and a
+    numbered column with a blank is read as floats (5411 was written "5411.0")."""
+    repeated = pd.concat([history.iloc[:100], history.iloc[100:]]).copy()
+    repeated.index = [i % 100 for i in range(len(repeated))]
+    repeated["mcc"] = [5411.0, None] * (len(repeated) // 2) + [5411.0] * (len(repeated) % 2)
+    done = backfill_archive(repeated, tmp_path / "archive")
+    assert done.labels == int(history["is_fraud"].sum())
+    archived = read_archive(tmp_path / "archive")
+    assert set(archived["mcc"].dropna()) == {"5411"}
+    assert int(archived["is_fraud"].sum()) == int(history["is_fraud"].sum())
+
+
+def test_an_archive_holding_only_labels_yet_is_backfilled(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """An archiver whose first flush saw only labels: taken for a full directory."""
+    archive = tmp_path / "archive"
+    (archive / "labels" / "day=2026-10-20").mkdir(parents=True)
+    done = backfill_archive(history, archive)
+    assert done.added == _days(1, 20)
+    _the_whole_history(archive, history)
 
 
 def test_the_command_backfills_the_handbooks_numbered_ids_as_text(
