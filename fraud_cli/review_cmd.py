@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import secrets
 import signal
@@ -36,21 +37,25 @@ def refuse_unusable_listen_address(
     """Before start-up, not after: uvicorn says only "Name or service not known", or
     "address already in use" once the console is up (a demo ran in full first)."""
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise click.ClickException(
             f"FRAUD_REVIEW_HOST / --host {host!r}: {exc.strerror}; give an address of this "
             "machine, e.g. 127.0.0.1 or 0.0.0.0"
         ) from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot listen on {host}:{port} ({exc.strerror}): another server holds the "
-                f"port; stop it, or give another {option}"
-            ) from None
+    for family, kind, proto, _, address in addresses:  # uvicorn binds every one
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    why = f"another server holds the port; stop it, or give another {option}"
+                else:  # not this machine's address, or a port below 1024 without privilege
+                    why = "give an address of this machine and a port this user may open"
+                raise click.ClickException(
+                    f"cannot listen on {address[0]}:{port} ({exc.strerror}): {why}"
+                ) from None
 
 
 def _console_service(bootstrap: str, config: ServiceConfig) -> ConsoleService:

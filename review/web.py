@@ -272,7 +272,11 @@ def create_app(
         if exc.status_code >= 500 or request.url.path == "/healthz":
             return await http_exception_handler(request, exc)
         title = _HTTP_TITLES.get(exc.status_code, "Not possible")
-        return page(request, "error.html", exc.status_code, title=title, message=str(exc.detail))
+        response = page(
+            request, "error.html", exc.status_code, title=title, message=str(exc.detail)
+        )
+        response.headers.update(exc.headers or {})  # a 405's Allow
+        return response
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

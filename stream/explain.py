@@ -46,7 +46,12 @@ def describe_feature(feature: Feature, value: float) -> str:
     if isinstance(feature, AmountToWindowMean):
         window = _window(feature.window_s)
         # two significant digits below 1: card testing's small amounts read 0.0x otherwise
-        ratio = f"{value:.1f}" if value >= 1 else f"{value:.2g}"
+        if value >= 0.995:
+            ratio = f"{value:.1f}"
+        elif value >= 0.001:
+            ratio = f"{value:.2g}"
+        else:
+            ratio = "<0.001"
         return f"amount {ratio}x the {feature.entity}'s {window} average"
     if isinstance(feature, AmountZScore):
         window = _window(feature.window_s)

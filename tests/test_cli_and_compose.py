@@ -437,3 +437,16 @@ def test_a_console_port_in_use_is_refused_before_anything_starts(
     out_of_range = CliRunner().invoke(cli, [*command, "99999"])
     assert out_of_range.exit_code == 2
     assert "99999 is not in the range 1<=x<=65535" in out_of_range.output
+
+
+def test_an_address_not_of_this_machine_is_refused_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """It said another server held the port."""
+    monkeypatch.setenv("FRAUD_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # never reached
+    result = CliRunner().invoke(cli, ["review", "serve", "--host", "192.0.2.1", "--port", "8080"])
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        "Error: cannot listen on 192.0.2.1:8080 (Cannot assign requested address): give an "
+        "address of this machine and a port this user may open\n"
+    )

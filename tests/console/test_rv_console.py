@@ -252,6 +252,8 @@ def test_bad_form_values_and_edited_links_are_refused_not_server_errors(
     assert oversized.status_code == 400
     assert oversized.headers["content-type"].startswith("text/html")
     assert "exceeded maximum size of 1024KB" in oversized.text
+    wrong_method = console.client.delete("/queue")  # the console's page, with its Allow
+    assert (wrong_method.status_code, wrong_method.headers["allow"]) == (405, "GET")
     stranger = make_console(console.sessions).client.get("/cases/abc", follow_redirects=False)
     assert (stranger.status_code, stranger.headers["location"]) == (303, "/login")
 

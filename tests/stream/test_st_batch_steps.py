@@ -118,3 +118,5 @@ def test_a_small_amount_ratio_keeps_its_digits() -> None:
     assert describe_feature(ratio, 0.0237) == "amount 0.024x the card's 30 days average"
     assert describe_feature(ratio, 0.5) == "amount 0.5x the card's 30 days average"
     assert describe_feature(ratio, 7.43) == "amount 7.4x the card's 30 days average"
+    assert describe_feature(ratio, 0.999) == "amount 1.0x the card's 30 days average"
+    assert describe_feature(ratio, 2e-05) == "amount <0.001x the card's 30 days average"
