@@ -186,9 +186,12 @@ def run_training(
     _require_training_columns(history)
     started = time.perf_counter()
     clock = _StageClock()
-    feature_set = options.feature_set.available_for(present_columns(history))
     with clock.stage("features"):
         split = run_split(history, options, last_event_ms)
+        # the fields payments carry before the test window: one only the newer days have
+        # (an archive whose older days lack it) would be a constant in training
+        before_test = (history["event_time"] < pd.Timestamp(split.test_start, tz="UTC")).to_numpy()
+        feature_set = options.feature_set.available_for(present_columns(history, before_test))
         # a history read until a day holds every day before it, even one without payments
         last_day = None if read_until is None else read_until - timedelta(days=1)
         folds = [

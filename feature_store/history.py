@@ -77,10 +77,13 @@ def read_history(
     return frame
 
 
-def present_columns(frame: pd.DataFrame) -> frozenset[str]:
-    """The columns that hold a value: a field no payment carries (the handbook's channel,
-    which an archive stores as nulls) feeds no feature; otherwise a constant one."""
-    return frozenset(c for c in frame.columns if frame[c].notna().any())
+def present_columns(frame: pd.DataFrame, rows: np.ndarray | None = None) -> frozenset[str]:
+    """The columns that hold a value (in ``rows``, a mask, if given): a field no payment
+    carries (the handbook's channel, which an archive stores as nulls) feeds no feature;
+    otherwise a constant one."""
+    if rows is None:
+        return frozenset(c for c in frame.columns if frame[c].notna().any())
+    return frozenset(c for c in frame.columns if frame[c].notna().to_numpy()[rows].any())
 
 
 _NO_TIME = ("", "NaT", "nat", "None", "nan", "NaN", "null", "NULL")

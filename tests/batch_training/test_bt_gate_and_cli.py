@@ -705,6 +705,15 @@ def test_a_field_no_payment_carries_feeds_no_feature(
         options=_small_options(),
     )
     assert dropped.metadata.model_sha256 == without.metadata.model_sha256
+    # nor one that only the test window's days carry (newer payments of an archive)
+    test_start = pd.Timestamp(with_channel.evaluation.split.test_start, tz="UTC")
+    newer_only = small_history.assign(
+        channel=small_history["channel"].where(small_history["event_time"] >= test_start)
+    )
+    late = run_training(
+        newer_only, registry=ModelRegistry(tmp_path / "d"), options=_small_options()
+    )
+    assert "channel_is_online" not in late.metadata.feature_names
 
 
 def test_a_test_window_without_fraud_is_refused_before_training(
