@@ -237,7 +237,11 @@ def _archive_rows(
 
 
 def seed_archive(
-    history: pd.DataFrame, out: Path, *, label_delay_s: int = DEFAULT_LABEL_DELAY_S
+    history: pd.DataFrame,
+    out: Path,
+    *,
+    label_delay_s: int = DEFAULT_LABEL_DELAY_S,
+    analyst: str = "seed",
 ) -> tuple[int, int]:
     """Start an archive with a labelled history, so retraining on the archive reaches back
     past what the stream has seen; returns (transactions, labels) written.
@@ -247,7 +251,7 @@ def seed_archive(
     ``is_fraud``, and ``FileExistsError`` when ``out`` exists and is not empty: a second
     seed would duplicate days (:func:`backfill_archive` adds the days an archive lacks).
     """
-    transactions, labels = _archive_rows(history, label_delay_s, "seed")
+    transactions, labels = _archive_rows(history, label_delay_s, analyst)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; seed a new archive directory")
     staging = out.with_name(f".{out.name}.seeding-{uuid.uuid4().hex}")
@@ -288,8 +292,17 @@ def backfill_archive(
     payments, so a backfill that stops half way (a day's payments not yet written) is
     finished by running it again; a label written twice is the same verdict, read once.
     """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give an archive directory, or a new one")
     if not (is_archive(out) or (out / "labels").is_dir()):  # labels only: an archiver's
-        written, labelled = seed_archive(history, out, label_delay_s=label_delay_s)
+        if out.exists() and any(out.iterdir()):
+            raise FileExistsError(
+                f"{out} holds files but is not an archive (no transactions/ or labels/); "
+                "give an archive directory, or a new one"
+            )
+        written, labelled = seed_archive(
+            history, out, label_delay_s=label_delay_s, analyst="backfill"
+        )
         days = pd.to_datetime(history["event_time"], utc=True).dt.date
         return Backfill(sorted(set(days)), [], written, labelled)
     transactions, labels = _archive_rows(history, label_delay_s, "backfill")

@@ -7,6 +7,7 @@ only a rejected event pays for a second, slower pass that names the reason.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections.abc import Iterator
@@ -56,20 +57,27 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
 
 REQUIRED_FIELDS: Final = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
 
-# Digits in groups, as card numbers are written and typed: joined by up to three of any
-# space (tab, newline, no-break, thin, zero-width), dash (en, em), dot, slash, comma or
-# underscore. Inside such a chain a card number is a plain run of 13-19 digits, or groups
-# laid out as cards print them (4-4-4-4, 4-4-4-1..3, 4-4-4-4-1..3, 4-6-5, 4-6-4): any
-# 13 digits across short groups would take dates, amounts and tables (one in ten passes
-# Luhn), and the longest run alone would hide a number next to a CVV or a quantity.
-_SEPARATOR = r"[\s.,/_\u2013\u2014\u200b-]"
-_DIGIT_CHAIN = re.compile(rf"\d+(?:{_SEPARATOR}{{1,3}}\d+)*")
-_DIGIT_GROUP = re.compile(r"\d+")
-_CARD_LAYOUTS: Final = frozenset(
-    {(4, 4, 4, n) for n in (1, 2, 3, 4)}
-    | {(4, 4, 4, 4, n) for n in (1, 2, 3)}
-    | {(4, 6, 5), (4, 6, 4)}
+# Digits in groups, as card numbers are written and typed: joined by up to four of any
+# space (tab, newline, no-break, thin, zero-width, soft hyphen, word joiner), dash
+# (hyphens, en, em, minus, full-width), dot, slash or underscore, or by those escaped as
+# JSON and repr() write them (a dead letter's payload is the raw JSON). Inside such a chain
+# a card number is a plain run of 13-19 digits, or groups laid out as cards print them,
+# one separator throughout: any 13 digits across short groups would take dates, amounts
+# and tables (one in ten passes Luhn), and the longest run alone would hide a number next
+# to a CVV or a quantity.
+_SEPARATOR = (
+    r"(?:[\s./_\u00ad\u200b-\u200d\u2060\ufeff\u2010-\u2015\u2212\uff0d-]"
+    r"|\\[tnr]|\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2})"
 )
+_DIGIT_CHAIN = re.compile(rf"\d+(?:{_SEPARATOR}{{1,4}}\d+)*")
+# digits, not those inside an escape (\u00a0): an escape is skipped whole
+_DIGIT_GROUP = re.compile(r"\\u[0-9a-fA-F]{4}|\\x[0-9a-fA-F]{2}|(\d+)")
+_CARD_LAYOUTS: Final = frozenset(
+    {(4, 4, 4, n) for n in (1, 2, 3, 4, 7)}
+    | {(4, 4, 4, 4, n) for n in (1, 2, 3)}
+    | {(4, 6, 5), (4, 6, 4), (5, 5, 5), (6, 6, 4), (4, 12), (12, 4), (6, 10), (6, 13)}
+)
+_FIRST_GROUP_SIZES: Final = frozenset(layout[0] for layout in _CARD_LAYOUTS)
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -82,22 +90,29 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _one_separator(text: str, window: list[re.Match[str]]) -> bool:
+    """A card is printed with one separator throughout ("4303.7496 9424.5638" is two
+    amounts)."""
+    return len({text[a.end() : b.start()] for a, b in itertools.pairwise(window)}) == 1
+
+
 def _pan_spans(text: str) -> Iterator[tuple[int, int]]:
     """Where ``text`` holds Luhn-valid card numbers, leftmost and longest first."""
     for chain in _DIGIT_CHAIN.finditer(text):
         if chain.end() - chain.start() < 13:  # too short for 13 digits: most chains
             continue
-        groups = list(_DIGIT_GROUP.finditer(text, chain.start(), chain.end()))
+        groups = [g for g in _DIGIT_GROUP.finditer(text, chain.start(), chain.end()) if g.group(1)]
         sizes = [g.end() - g.start() for g in groups]
         i = 0
         while i < len(groups):
             last = None
-            if sizes[i] == 4:  # every layout starts with 4 digits
-                for n in (5, 4, 3):
+            if sizes[i] in _FIRST_GROUP_SIZES:
+                for n in (5, 4, 3, 2):
                     window = groups[i : i + n]
                     if (
                         len(window) == n
                         and tuple(sizes[i : i + n]) in _CARD_LAYOUTS
+                        and _one_separator(text, window)
                         and _luhn_ok("".join(g.group() for g in window))
                     ):
                         last = i + n - 1

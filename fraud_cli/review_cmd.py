@@ -9,9 +9,9 @@ import secrets
 import signal
 import socket
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -322,8 +322,18 @@ def _backfill(history: Path, columns: str, out: Path) -> None:
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]
     done = backfill_archive(frame, out)
 
-    def days(listed: list[Any]) -> str:
-        return f"{len(listed)} days ({listed[0]} .. {listed[-1]})" if listed else "no days"
+    def days(listed: list[date]) -> str:
+        """``listed`` as runs of consecutive days: 3 days (2026-11-13, 11-18 .. 11-19)."""
+        if not listed:
+            return "no days"
+        runs: list[list[date]] = []
+        for day in listed:
+            if runs and day - runs[-1][-1] == timedelta(days=1):
+                runs[-1].append(day)
+            else:
+                runs.append([day])
+        spans = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]} .. {r[-1]}" for r in runs)
+        return f"{len(listed)} day{'s' if len(listed) > 1 else ''} ({spans})"
 
     completed = (
         f"; completed {days(done.completed)} it held in part (their payments before the "

@@ -169,6 +169,26 @@ def test_the_command_backfills_the_handbooks_numbered_ids_as_text(
         f"added no days to {archive}: 0 transactions, 0 fraud labels; 20 days "
         "(2026-10-01 .. 2026-10-20) it holds already were left as they are\n"
     )
+    # days that are not one run are said as their runs; labels say who wrote them
+    gaps = tmp_path / "gaps"
+    seed_archive(history[history["event_time"].dt.day.isin([5, 6, 9])], gaps)
+    filled = CliRunner().invoke(
+        cli,
+        [
+            "archive",
+            "--out",
+            str(gaps),
+            "--backfill",
+            str(tmp_path / "handbook.csv"),
+            "--columns",
+            "handbook",
+        ],
+    )
+    assert (
+        "added 17 days (2026-10-01 .. 2026-10-04, 2026-10-07 .. 2026-10-08, "
+        "2026-10-10 .. 2026-10-20)"
+    ) in filled.output
+    assert "3 days (2026-10-05 .. 2026-10-06, 2026-10-09) it holds already" in filled.output
 
 
 def test_a_history_without_labels_is_refused(history: pd.DataFrame, tmp_path: Path) -> None:
@@ -176,3 +196,16 @@ def test_a_history_without_labels_is_refused(history: pd.DataFrame, tmp_path: Pa
     with pytest.raises(Exception, match="needs is_fraud"):
         backfill_archive(unlabelled, tmp_path / "archive")
     assert not (tmp_path / "archive").exists()
+
+
+def test_an_out_that_is_no_archive_is_refused_as_such(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """It said "[Errno 20] Not a directory", or to seed a new archive."""
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(FileExistsError, match="a-file is a file; give an archive directory"):
+        backfill_archive(history, tmp_path / "a-file")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("")
+    with pytest.raises(FileExistsError, match="holds files but is not an archive"):
+        backfill_archive(history, tmp_path / "junk")

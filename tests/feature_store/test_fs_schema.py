@@ -126,6 +126,15 @@ def test_a_card_number_is_found_however_its_groups_are_separated(spelled: str) -
         ("ref 7 / 4111111111111111", "ref 7 / [PAN-REDACTED]"),
         ("2026-12-07 4111111111111111", "2026-12-07 [PAN-REDACTED]"),
         ("4111 1111 1111 1111 12/27", "[PAN-REDACTED] 12/27"),
+        # as JSON (a dead letter's raw payload) and repr() escape its separators
+        ('{"card_id": "4111\\t1111\\t1111\\t1111"}', '{"card_id": "[PAN-REDACTED]"}'),
+        ('{"c": "4111\\u00a01111\\u00a01111\\u00a01111"}', '{"c": "[PAN-REDACTED]"}'),
+        ("'4111\\xa01111\\xa01111\\xa01111'", "'[PAN-REDACTED]'"),
+        ("4111\u00ad1111\u00ad1111\u00ad1111", "[PAN-REDACTED]"),  # soft hyphens
+        ("4111\u20111111\u20111111\u20111111", "[PAN-REDACTED]"),  # non-breaking hyphens
+        ("4111 -- 1111 -- 1111 -- 1111", "[PAN-REDACTED]"),
+        ("6759 6498 2643 8453003", "[PAN-REDACTED]"),  # 4-4-4-7
+        ("37828 22463 10005", "[PAN-REDACTED]"),  # 5-5-5
     ],
 )
 def test_a_card_number_next_to_other_numbers_is_found(text: str, redacted: str) -> None:
@@ -144,6 +153,13 @@ def test_numbers_that_are_not_card_numbers_stay() -> None:
         "rows 1 2 3 of 10",
         "amount 4999.00 at 2026-12-07T13:11:43Z",
     ]
+    for _ in range(200):  # four-digit numbers in rows, lists and pairs of amounts
+        four = [str(rng.randrange(1000, 10000)) for _ in range(4)]
+        texts += [
+            ",".join(four),
+            f"[{', '.join(four)}]",
+            f"{four[0]}.{four[1]} {four[2]}.{four[3]}",
+        ]
     for _ in range(500):
         day = date(2027, 1, 1) + timedelta(days=rng.randrange(700))
         later = day + timedelta(days=rng.randrange(1, 90))

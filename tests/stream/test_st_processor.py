@@ -81,6 +81,7 @@ def test_bad_events_go_to_the_dlq_with_reason_and_no_card_number(
         _raw(1),
         _raw(2, amount=-3),
         _raw(3, card_id="4111111111111111"),
+        _raw(5, card_id="4111\t1111\t1111\t1111"),  # JSON writes it "4111\\t1111..."
         RawEvent(value=b"{oops", produced_at=0.0, topic="transactions", partition=1, offset=9),
         RawEvent(value=None, produced_at=0.0, topic="transactions", partition=1, offset=10),
         _raw(4),
@@ -91,11 +92,13 @@ def test_bad_events_go_to_the_dlq_with_reason_and_no_card_number(
     assert reasons == [
         ("invalid_amount", 2),
         ("pan_in_card_id", 3),
+        ("pan_in_card_id", 5),
         ("malformed_json", 9),
         ("malformed_json", 10),
     ]
     assert all("4111111111111111" not in letter.payload for letter in out.dead_letters)
-    assert "[PAN-REDACTED]" in out.dead_letters[1].payload
+    assert all("1111" not in letter.payload for letter in out.dead_letters)
+    assert '"card_id":"[PAN-REDACTED]"' in out.dead_letters[2].payload.replace(" ", "")
 
 
 def test_a_dead_redis_degrades_to_the_fallback_instead_of_failing(
