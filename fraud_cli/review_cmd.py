@@ -53,8 +53,9 @@ def refuse_unusable_listen_address(
                     why = f"another server holds the port; stop it, or give another {option}"
                 else:  # not this machine's address, or a port below 1024 without privilege
                     why = "give an address of this machine and a port this user may open"
+                where = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
                 raise click.ClickException(
-                    f"cannot listen on {address[0]}:{port} ({exc.strerror}): {why}"
+                    f"cannot listen on {where}:{port} ({exc.strerror}): {why}"
                 ) from None
 
 
