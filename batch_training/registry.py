@@ -97,6 +97,8 @@ class ModelMetadata:
     training_window: dict[str, str | int]  # split_delay_days: an int (a str before 2026-12-07)
     model_sha256: str
     extra: dict[str, Any] = field(default_factory=dict)
+    # written with a SHA256SUMS (every version since 2026-12-07): one that lost it was damaged
+    checksummed: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -194,12 +196,18 @@ class ModelRegistry:
                 staging.chmod(0o755)
             while True:
                 version = self._next_version()
-                meta = ModelMetadata(version=version, model_sha256=_sha256(model_bytes), **metadata)
+                meta = ModelMetadata(
+                    version=version,
+                    model_sha256=_sha256(model_bytes),
+                    checksummed=True,
+                    **metadata,
+                )
                 meta_bytes = meta.to_json().encode()
                 _write(staging / METADATA_FILE, meta_bytes)
                 _write(staging / CHECKSUMS_FILE, _checksums(model_bytes, meta_bytes))
                 if before_publish is not None:
                     before_publish(meta, staging)
+                    _sync_tree(staging)  # the report: published whole, as the model is
                 fsync_path(staging)
                 target = self._versions / str(version)
                 try:
@@ -265,7 +273,7 @@ class ModelRegistry:
                 "file, or train a new version or promote another one"
             )
         try:
-            return ModelMetadata.from_json(meta_bytes.decode())
+            meta = ModelMetadata.from_json(meta_bytes.decode())
         # JSONDecodeError is a ValueError; RegistryError: thresholds out of order
         except (ValueError, KeyError, TypeError, RegistryError) as exc:
             raise ModelIntegrityError(
@@ -273,6 +281,19 @@ class ModelRegistry:
                 f"{exc}); it is written once with the model, so it was altered: train a new "
                 "version, or promote another one"
             ) from exc
+        if recorded is None and meta.checksummed:
+            raise ModelIntegrityError(
+                f"model version {version}: {path.parent / CHECKSUMS_FILE} is missing, though "
+                "the version was registered with it: restore it, or train a new version or "
+                "promote another one"
+            )
+        if meta.version != version:  # a version directory copied to another number
+            raise ModelIntegrityError(
+                f"model version {version}: {path} is version {meta.version}'s; a version's "
+                f"directory is not copied or renamed: move it back to versions/{meta.version}, "
+                "or train a new version"
+            )
+        return meta
 
     def verify(self, version: int) -> tuple[ModelMetadata, bytes]:
         """A version's metadata and model bytes, the bytes checked against the sha256 the
@@ -519,6 +540,13 @@ class ModelRegistry:
         may name a version the operator can no longer ``show``."""
         gone = "" if self.version_dir(version).is_dir() else " (since removed from the registry)"
         return f"v{version}{gone}"
+
+
+def _sync_tree(directory: Path) -> None:
+    """Every file and directory under ``directory`` on disk (its own entry is synced by
+    the caller)."""
+    for path in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        fsync_path(path)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -10,10 +10,8 @@ progress (a second SIGINT/SIGTERM ends the process at once).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import math
-import os
 import signal
 import threading
 import time
@@ -22,12 +20,11 @@ from pathlib import Path
 
 from batch_training.errors import BatchTrainingError, TrainingConfigError
 from feature_store.errors import FeatureStoreError
+from feature_store.locking import exclusive, lock_holder
 
 __all__ = [
     "RunCancelled",
     "check_stop",
-    "exclusive",
-    "lock_holder",
     "run_every",
     "stop_on_signals",
 ]
@@ -43,35 +40,6 @@ def check_stop(stop: threading.Event) -> None:
     """Raise :class:`RunCancelled` if ``stop`` is set: call it where a run reports progress."""
     if stop.is_set():
         raise RunCancelled("stop requested")
-
-
-@contextlib.contextmanager
-def exclusive(lock_path: Path) -> Iterator[bool]:
-    """Hold an exclusive, non-blocking lock on ``lock_path``; yield False if it is taken."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")
-            handle.flush()
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def lock_holder(lock_path: Path) -> str:
-    """Who holds ``lock_path``, for a refusal: "another training run (pid N)"."""
-    try:
-        pid = int(lock_path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):  # written a moment later, or by hand
-        return "another training run"
-    return f"another training run (pid {pid})"
 
 
 def run_every(
@@ -126,7 +94,7 @@ def _ticks(
                     job()
                     succeeded += 1
                 elif lock_path is not None:  # only a lock can be taken by another run
-                    holder = lock_holder(lock_path)
+                    holder = lock_holder(lock_path, "another training run")
                     log.warning("%s holds %s; skipping this tick", holder, lock_path)
         except RunCancelled:
             log.warning("training run cancelled by a stop request; nothing was promoted")

@@ -6,6 +6,7 @@ from datetime import date
 from pathlib import Path
 
 __all__ = [
+    "ArchiveBusyError",
     "FeatureStoreError",
     "HistoryColumnsError",
     "HistoryFormatError",
@@ -34,6 +35,10 @@ class HistoryColumnsError(FeatureStoreError):
 
 class HistoryFormatError(FeatureStoreError):
     """A history file is not Parquet or CSV, or is damaged: it cannot be read at all."""
+
+
+class ArchiveBusyError(FeatureStoreError):
+    """Another process is writing the same payments into the archive (a second backfill)."""
 
 
 class HistoryTooLargeError(FeatureStoreError):

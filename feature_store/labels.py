@@ -37,7 +37,9 @@ class LabelCodec:
     def encode(self, label: LabelEvent) -> bytes:
         return self._encoder.encode(label)
 
-    def decode(self, raw: bytes) -> LabelEvent:
+    def decode(self, raw: bytes | None) -> LabelEvent:
+        if raw is None:  # a record without a value: a tombstone, or send(value=None)
+            raise InvalidEvent("invalid_label", "empty message (tombstone)")
         try:
             label = self._decoder.decode(raw)
         except msgspec.DecodeError as exc:

@@ -163,8 +163,10 @@ class TransactionCodec:
     def encode(self, tx: Transaction) -> bytes:
         return self._encoder.encode(tx)
 
-    def decode(self, raw: bytes, *, now: float) -> Transaction:
+    def decode(self, raw: bytes | None, *, now: float) -> Transaction:
         """Return the validated transaction or raise :class:`InvalidEvent` with a reason code."""
+        if raw is None:  # a record without a value: a tombstone, or send(value=None)
+            raise InvalidEvent("malformed_json", "empty message (tombstone)")
         try:
             tx = self._decoder.decode(raw)
         except msgspec.DecodeError:

@@ -3,20 +3,19 @@ log."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from fraud_cli.options import check_duration, parse_duration
+from fraud_cli.output import reader_may_leave
 from fraud_cli.settings import TrainerSettings
-from fraud_cli.train_cmd import check_duration, parse_duration
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
     from batch_training.run_log import RunLog
@@ -153,7 +152,7 @@ def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) ->
 
     run_log = RunLog(registry.root)
     records = run_log.records()[-last:]
-    with _reader_may_leave():
+    with reader_may_leave():
         for r in records:
             reason = redact_pans(r.reason)  # lines written before the log redacted its own
             if as_json:
@@ -168,19 +167,6 @@ def models_runs(registry: Any, last: int, max_age: str | None, as_json: bool) ->
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     if max_age is not None:
         _check_recent(run_log, parse_duration(max_age), max_age)
-
-
-@contextlib.contextmanager
-def _reader_may_leave() -> Iterator[None]:
-    """A reader that stops reading (`runs --check 26h | head -1`) ends the listing, not
-    the command: the exit code stays the health check's (click's own ending exits 1)."""
-    try:
-        yield
-    except BrokenPipeError:
-        # what is still buffered for the closed pipe goes nowhere, not to an error at exit
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
 
 
 def _age(seconds: float) -> str:

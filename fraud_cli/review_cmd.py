@@ -280,7 +280,7 @@ def archive(
     columns: str,
 ) -> None:
     """Archive transactions and fraud.labels as day-partitioned Parquet for retraining."""
-    from feature_store.archive import TopicArchiver
+    from feature_store.archive.archiver import TopicArchiver
     from stream.settings import TopicNames
 
     settings = ReviewSettings()
@@ -323,7 +323,7 @@ def _backfill(history: Path, columns: str, out: Path) -> None:
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]
     done = backfill_archive(frame, out)
 
-    def days(listed: list[date]) -> str:
+    def days(listed: tuple[date, ...]) -> str:
         """``listed`` as runs of consecutive days: 3 days (2026-11-13, 11-18 .. 11-19)."""
         if not listed:
             return "no days"
@@ -336,14 +336,17 @@ def _backfill(history: Path, columns: str, out: Path) -> None:
         spans = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]} .. {r[-1]}" for r in runs)
         return f"{len(listed)} day{'s' if len(listed) > 1 else ''} ({spans})"
 
-    completed = (
-        f"; completed {days(done.completed)} it held in part (their payments before the "
-        "first archived one)"
-        if done.completed
-        else ""
-    )
-    click.echo(
+    said = [
         f"added {days(done.added)} to {out}: {done.transactions:,} transactions, "
-        f"{done.labels:,} fraud labels{completed}"
-        + (f"; {days(done.held)} it holds already were left as they are" if done.held else "")
-    )
+        f"{done.labels:,} fraud labels"
+    ]
+    if done.completed:
+        said.append(f"completed {days(done.completed)} it held in part (the payments it lacked)")
+    if done.held:
+        said.append(f"{days(done.held)} it holds whole already were left as they are")
+    if done.left:
+        said.append(
+            f"{days(done.left)} from today (UTC) on were left out: the archiver may still be "
+            "writing them; backfill again once they have ended"
+        )
+    click.echo("; ".join(said))

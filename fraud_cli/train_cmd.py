@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import sys
 import threading
 import time
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraud_cli.options import columns_option
+from fraud_cli.options import check_duration, columns_option, parse_duration
+from fraud_cli.output import reader_may_leave
 from fraud_cli.paths import file_path, refuse_unusable_directory, refuse_unusable_file
 from fraud_cli.settings import TrainerSettings
 
@@ -31,41 +31,9 @@ if TYPE_CHECKING:  # the training stack is imported only when a command runs
     from batch_training.unchanged import UnchangedRuns
     from feature_store.columns import ColumnPreset
 
-__all__ = ["check_duration", "parse_duration", "train"]
+__all__ = ["train"]
 
 log = logging.getLogger(__name__)
-
-
-# a year and a day: a longer interval or age is a typo
-_LONGEST_S = 366 * 86400
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '15m', '24h', '7d' or plain seconds; ValueError naming what is wrong."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    try:
-        seconds = float(text[:-1]) * units[text[-1]] if text[-1] in units else float(text)
-    except (ValueError, IndexError):
-        seconds = math.nan
-    examples = "use e.g. 90s, 15m, 24h, 7d"
-    if math.isnan(seconds):
-        raise ValueError(f"{text!r} is not a duration; {examples}")
-    if seconds <= 0:
-        raise ValueError(f"{text!r} is not longer than zero; {examples}")
-    if seconds > _LONGEST_S:
-        raise ValueError(f"{text!r} is longer than 366d; {examples}")
-    return seconds
-
-
-def check_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """A click callback: a bad duration is refused, naming its option, before the command
-    does anything (`models runs --check abc` printed the runs first)."""
-    if value is not None:
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-    return value
 
 
 # names that promise another format than the Parquet --predictions-out writes
@@ -229,22 +197,16 @@ def train(every: str | None, **options: Any) -> None:
             )
     read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
-    from batch_training.schedule import (
-        RunCancelled,
-        exclusive,
-        lock_holder,
-        run_every,
-        stop_on_signals,
-    )
+    from batch_training.schedule import RunCancelled, run_every, stop_on_signals
+    from feature_store.locking import exclusive, lock_holder
 
     if every is None:
         pipeline = _pipeline_options(options, options["train_start"])
         stop = threading.Event()
         with exclusive(lock_path) as mine, stop_on_signals(stop):
             if not mine:
-                raise click.ClickException(
-                    f"{lock_holder(lock_path)} holds {lock_path}; wait for it to finish"
-                )
+                holder = lock_holder(lock_path, "another training run")
+                raise click.ClickException(f"{holder} holds {lock_path}; wait for it to finish")
             try:
                 _train_once(history, registry_dir, pipeline, read, options["as_json"], stop)
             except RunCancelled:  # a CronJob's pod stopped, or ^C
@@ -571,14 +533,16 @@ def _train_once(
                 version=run.metadata.version,
                 metrics=summary["metrics"],
             )
-    # the run is done and recorded: printing its outcome (to a closed pipe, say) can fail,
-    # but not turn it into a failed run
-    click.echo(json.dumps(summary) if as_json else said)
+    # noted before the outcome is printed: a reader that left (a closed pipe) must not
+    # make the next tick train and register the same model again
     if unchanged is not None and inputs is not None and trained is not None:
         try:
             unchanged.remember(inputs, registry, trained.metadata, trained.promoted)
         except Exception:  # only ever costs a retrain: never fails a completed run
             log.exception("could not note what this run trained on; the next tick trains")
+    with reader_may_leave():  # the run is done and recorded: printing it cannot fail it
+        click.echo(json.dumps(summary) if as_json else said)
+        sys.stdout.flush()
 
 
 def _unchanged_outcome(

@@ -94,7 +94,7 @@ class WorkerPipeline:
         now = time.time()
         for event in events:
             try:
-                updates.append(self._label_codec.decode(event.value or b"").to_update())
+                updates.append(self._label_codec.decode(event.value).to_update())
             except InvalidEvent as exc:
                 letters.append((self.topics.dlq, None, self._encode(dead_letter(event, exc, now))))
         return updates, letters

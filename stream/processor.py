@@ -115,8 +115,6 @@ class BatchProcessor:
         valid: list[RawEvent] = []
         for event in events:
             try:
-                if event.value is None:
-                    raise InvalidEvent("malformed_json", "empty message (tombstone)")
                 transactions.append(decode(event.value, now=now))
             except InvalidEvent as exc:
                 out.dead_letters.append(dead_letter(event, exc, now))

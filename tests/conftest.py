@@ -125,6 +125,21 @@ def private_redis() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
+def synced_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths ``os.fsync`` is called on from now on, in order (a durability test: what
+    is not synced before it is named is lost in a power cut)."""
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    return synced
+
+
+@pytest.fixture
 def unique() -> str:
     """A fresh prefix per test: topics, groups and entity ids never collide between tests."""
     return f"t{uuid.uuid4().hex[:10]}-"
@@ -215,7 +230,9 @@ class RegistryEdits:
         """A new version holding ``version``'s model and metadata; not promoted."""
         loaded = registry.load(version)
         fields = {
-            k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+            k: v
+            for k, v in vars(loaded.metadata).items()
+            if k not in {"version", "model_sha256", "checksummed"}
         }
         return registry.register(loaded.booster, **fields).version
 

@@ -28,9 +28,10 @@ from batch_training.gate import promotion_gate
 from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
 from batch_training.run_log import RunLog
-from batch_training.schedule import exclusive, run_every
+from batch_training.schedule import run_every
 from batch_training.train import TrainingConfig
 from feature_store import CORE_FEATURE_SET
+from feature_store.locking import exclusive
 from fraud_cli.main import cli
 from tests.conftest import WaitUntil, rewrite_metadata
 
@@ -740,6 +741,9 @@ def test_pipeline_options_are_checked_when_made(overrides: dict[str, Any], messa
         (["--every", "nanh"], "Invalid value for '--every': 'nanh' is not a duration"),
         (["--every", "1e300h"], "'1e300h' is longer than 366d"),
         (["--every", "0s"], "'0s' is not longer than zero"),  # read as "too long"
+        (["--every", "24"], "'24' has no unit; write 24h, 24m or 24s"),  # 24 s, meant a day
+        (["--every", "1e-9s"], "'1e-9s' is shorter than a second"),
+        (["--every", ""], "'' is not a duration"),
         (["--every", "24h", "--train-start", "2025-03-01"], "drop --train-start"),
     ],
 )
@@ -886,6 +890,40 @@ def test_a_schedule_skips_a_tick_with_nothing_new_and_trains_when_something_chan
     records = RunLog(registry).records()
     assert [r.version for r in records if r.outcome != "unchanged"] == [1, 2, 3]
     assert RunLog(registry).last_completed() == records[-1]
+
+
+def test_a_schedule_whose_reader_left_registers_each_model_once(
+    small_history: pd.DataFrame, tmp_path: Path, wait_until: WaitUntil
+) -> None:
+    """`fraud train --every 1h --json | reader` whose reader exited: printing failed after
+    the run, its inputs were not noted, and every tick registered the same model again."""
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    stderr = tmp_path / "stderr"
+    where = ["--history", str(history), "--registry", str(registry)]
+    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+    with stderr.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fraud_cli", "train", *where, *split, "--every", "1s", "--json"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        assert process.stdout is not None
+        process.stdout.close()  # the reader is gone before the first line
+        try:
+            wait_until(
+                lambda: len(RunLog(registry).records()) >= 3, timeout_s=120, what="three ticks"
+            )
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0, stderr.read_text()
+        finally:
+            process.kill()
+    outcomes = [r.outcome for r in RunLog(registry).records()]
+    assert outcomes[:3] == ["promoted", "unchanged", "unchanged"], stderr.read_text()
+    assert ModelRegistry(registry).versions() == [1]
+    assert "Traceback" not in stderr.read_text()
+    assert "failed" not in stderr.read_text()
 
 
 def test_sigterm_stops_a_single_run_at_its_next_report(

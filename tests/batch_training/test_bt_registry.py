@@ -342,19 +342,36 @@ def test_a_version_registered_before_checksums_is_read_as_it_was(
     """Registries from earlier releases hold no SHA256SUMS: their metadata is read
     unchecked, their model still against its sha256."""
     second = _second_version(registry_copy)
-    (registry_copy.version_dir(second) / "SHA256SUMS").unlink()
+    directory = registry_copy.version_dir(second)
+    (directory / "SHA256SUMS").unlink()
+    with pytest.raises(ModelIntegrityError, match="SHA256SUMS is missing, though the version"):
+        registry_copy.load(second)  # one written with it lost it
+    fields = json.loads((directory / "metadata.json").read_text())
+    del fields["checksummed"]  # as an earlier release wrote it
+    (directory / "metadata.json").write_text(json.dumps(fields))
     assert registry_copy.load(second).metadata.version == second
     _tamper(registry_copy, second)
     with pytest.raises(ModelIntegrityError, match="sha256"):
         registry_copy.load(second)
 
 
-def test_what_runs_before_publishing_is_published_with_the_version_or_nothing_is(
+def test_a_version_directory_copied_to_another_number_is_refused(
     registry_copy: ModelRegistry,
+) -> None:
+    """`cp -r versions/1 versions/9` passed every check and served as 9 what is 1."""
+    shutil.copytree(registry_copy.version_dir(1), registry_copy.root / "versions" / "9")
+    with pytest.raises(ModelIntegrityError, match=r"metadata.json is version 1's; .* versions/1"):
+        registry_copy.load(9)
+
+
+def test_what_runs_before_publishing_is_published_with_the_version_or_nothing_is(
+    registry_copy: ModelRegistry, synced_paths: list[str]
 ) -> None:
     loaded = registry_copy.load(1)
     fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+        k: v
+        for k, v in vars(loaded.metadata).items()
+        if k not in {"version", "model_sha256", "checksummed"}
     }
     seen: list[int] = []
 
@@ -367,6 +384,9 @@ def test_what_runs_before_publishing_is_published_with_the_version_or_nothing_is
     report = registry_copy.version_dir(meta.version) / "report" / "index.html"
     assert seen == [2]
     assert report.read_text() == "version 2"
+    # on disk before the version is named, as its model is (the report was not synced)
+    assert any(p.endswith("/report/index.html") for p in synced_paths)
+    assert any(p.endswith("/report") for p in synced_paths)
 
     def fail(meta: Any, directory: Path) -> None:
         raise OSError(errno.EROFS, "read-only file system")
@@ -437,7 +457,9 @@ def _another_model(registry: ModelRegistry, tag: str | None = None) -> int:
     if tag is not None:
         loaded.booster.set_attr(tag=tag)
     fields = {
-        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
+        k: v
+        for k, v in vars(loaded.metadata).items()
+        if k not in {"version", "model_sha256", "checksummed"}
     }
     return registry.register(loaded.booster, **fields).version
 

@@ -6,7 +6,7 @@ import contextlib
 import json
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from embedded import EmbeddedBroker
-from feature_store.archive import TopicArchiver
+from feature_store.archive.archiver import TopicArchiver
 from feature_store.history import read_history
 from fraud_cli.main import cli
 from review.feedback import LabelRelay
@@ -38,10 +38,10 @@ def _topics(broker: EmbeddedBroker, unique: str) -> TopicNames:
     return topics
 
 
-def _produce(broker: EmbeddedBroker, topic: str, values: list[bytes]) -> None:
+def _produce(broker: EmbeddedBroker, topic: str, values: Sequence[bytes | None]) -> None:
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all")
-    for value in values:
-        producer.send(topic, value)
+    for value in values:  # a None value is a tombstone, which needs a key
+        producer.send(topic, value, key=None if value is not None else b"tombstone")
     producer.flush()
     producer.close()
 
@@ -252,13 +252,14 @@ def test_archive_writes_day_partitions_that_training_reads(
         for n in range(6)
     ]
     raw = [json.dumps(t).encode() for t in transactions]
-    _produce(broker, topics.transactions, [*raw, raw[0], b'{"transaction_id": "x"}'])
+    # a record without a value (a tombstone) stopped the archiver at every restart
+    _produce(broker, topics.transactions, [*raw, raw[0], b'{"transaction_id": "x"}', None])
     labels = [
         {"transaction_id": "a1", "is_fraud": True, "label_time": "2026-11-21T12:00:00Z"},
         {"transaction_id": "a2", "is_fraud": True, "label_time": "2026-11-21T12:00:00Z"},
         {"transaction_id": "a2", "is_fraud": False, "label_time": "2026-11-22T08:00:00Z"},
     ]
-    _produce(broker, topics.labels, [json.dumps(label).encode() for label in labels])
+    _produce(broker, topics.labels, [*(json.dumps(label).encode() for label in labels), None])
     archiver = TopicArchiver(
         bootstrap=broker.bootstrap,
         transactions_topic=topics.transactions,
@@ -269,7 +270,7 @@ def test_archive_writes_day_partitions_that_training_reads(
     stats = archiver.run(stop=threading.Event(), idle_exit_s=3.0)
     assert stats.transactions == 7  # the repeat is written; the reader drops it
     assert stats.labels == 3
-    assert stats.skipped == {"missing_field": 1}
+    assert stats.skipped == {"missing_field": 1, "malformed_json": 1, "invalid_label": 1}
     days = sorted(p.name for p in (tmp_path / "archive" / "transactions").iterdir())
     assert days == ["day=2026-11-20", "day=2026-11-21"]
     history = read_history(tmp_path / "archive")

@@ -1,9 +1,10 @@
-"""Backfilling an archive: the days of a labelled history it does not hold are added, the
-days it holds are left as they are, and a backfill that stopped half way is finished by
-running it again."""
+"""Backfilling an archive: the payments and verdicts of a labelled history it does not hold
+are added (by transaction id), what it holds is left as it is, days that have not ended
+are left out, and a backfill that stopped half way is finished by running it again."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-import feature_store.archive as archive_module
+import feature_store.archive.backfill as backfill_module
 from feature_store import CORE_FEATURE_SET
 from feature_store.archive import backfill_archive, read_archive, seed_archive
+from feature_store.archive.layout import write_days
+from feature_store.errors import ArchiveBusyError, HistoryColumnsError
+from feature_store.locking import exclusive
 from feature_store.offline import offline_feature_matrix
 from fraud_cli.main import cli
 from simulator.config import SimulationConfig
@@ -29,8 +33,8 @@ def history() -> pd.DataFrame:
     return generator.history(start=datetime(2026, 10, 1, tzinfo=UTC), days=20)
 
 
-def _days(first: int, last: int) -> list[date]:
-    return [date(2026, 10, d) for d in range(first, last + 1)]
+def _days(first: int, last: int) -> tuple[date, ...]:
+    return tuple(date(2026, 10, d) for d in range(first, last + 1))
 
 
 def _the_whole_history(archive: Path, history: pd.DataFrame) -> None:
@@ -56,7 +60,7 @@ def test_the_days_before_an_archive_began_are_added_and_its_own_left(
     assert (done.transactions, done.labels) == (len(earlier), int(earlier["is_fraud"].sum()))
     _the_whole_history(archive, history)
     again = backfill_archive(history, archive)
-    assert (again.added, again.held, again.transactions, again.labels) == ([], _days(1, 20), 0, 0)
+    assert (again.added, again.held, again.transactions, again.labels) == ((), _days(1, 20), 0, 0)
     _the_whole_history(archive, history)
 
 
@@ -64,7 +68,7 @@ def test_no_archive_yet_is_started_with_the_whole_history(
     history: pd.DataFrame, tmp_path: Path
 ) -> None:
     done = backfill_archive(history, tmp_path / "archive")
-    assert (done.added, done.held, done.transactions) == (_days(1, 20), [], len(history))
+    assert (done.added, done.held, done.transactions) == (_days(1, 20), (), len(history))
     _the_whole_history(tmp_path / "archive", history)
 
 
@@ -81,18 +85,16 @@ def test_the_rest_of_the_day_the_archiver_started_on_is_added(
     assert (done.transactions, done.labels) == (len(earlier), int(earlier["is_fraud"].sum()))
     _the_whole_history(archive, history)
     again = backfill_archive(history, archive)
-    assert (again.added, again.completed, again.transactions) == ([], [], 0)
+    assert (again.added, again.completed, again.transactions) == ((), (), 0)
 
 
 def test_a_backfill_that_stopped_half_way_is_finished_by_running_it_again(
     history: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Killed, or a full disk, after the labels and some days' payments: the re-run
-    adds the other days, and every verdict is there (payments written before their
-    labels would have left those days held, and their frauds unlabelled)."""
+    adds the other days, and every verdict is there once."""
     archive = tmp_path / "archive"
     seed_archive(history[history["event_time"] >= "2026-10-11"], archive)
-    write_days = archive_module._write_days
 
     def two_days_then_full(out: Path, frame: pd.DataFrame, time_column: str) -> int:
         if out.name == "transactions":
@@ -101,10 +103,10 @@ def test_a_backfill_that_stopped_half_way_is_finished_by_running_it_again(
             raise OSError(28, "No space left on device")
         return write_days(out, frame, time_column)
 
-    monkeypatch.setattr(archive_module, "_write_days", two_days_then_full)
+    monkeypatch.setattr(backfill_module, "write_days", two_days_then_full)
     with pytest.raises(OSError, match="No space left"):
         backfill_archive(history, archive)
-    monkeypatch.setattr(archive_module, "_write_days", write_days)
+    monkeypatch.undo()
     assert backfill_archive(history, archive).added == _days(3, 10)
     _the_whole_history(archive, history)  # each verdict once, though written twice
 
@@ -167,28 +169,31 @@ def test_the_command_backfills_the_handbooks_numbered_ids_as_text(
     again = CliRunner().invoke(cli, [*command, "--columns", "handbook"])
     assert again.output.endswith(
         f"added no days to {archive}: 0 transactions, 0 fraud labels; 20 days "
-        "(2026-10-01 .. 2026-10-20) it holds already were left as they are\n"
+        "(2026-10-01 .. 2026-10-20) it holds whole already were left as they are\n"
     )
-    # days that are not one run are said as their runs; labels say who wrote them
+    # days that are not one run are said as their runs
+    raw[history["event_time"].dt.day.isin([5, 6, 9]).to_numpy()].to_csv(
+        tmp_path / "three-days.csv", index=False
+    )
     gaps = tmp_path / "gaps"
-    seed_archive(history[history["event_time"].dt.day.isin([5, 6, 9])], gaps)
-    filled = CliRunner().invoke(
-        cli,
-        [
-            "archive",
-            "--out",
-            str(gaps),
-            "--backfill",
-            str(tmp_path / "handbook.csv"),
-            "--columns",
-            "handbook",
-        ],
-    )
+    for source in ("three-days.csv", "handbook.csv"):
+        filled = CliRunner().invoke(
+            cli,
+            [
+                "archive",
+                "--out",
+                str(gaps),
+                "--backfill",
+                str(tmp_path / source),
+                "--columns",
+                "handbook",
+            ],
+        )
     assert (
         "added 17 days (2026-10-01 .. 2026-10-04, 2026-10-07 .. 2026-10-08, "
         "2026-10-10 .. 2026-10-20)"
     ) in filled.output
-    assert "3 days (2026-10-05 .. 2026-10-06, 2026-10-09) it holds already" in filled.output
+    assert "3 days (2026-10-05 .. 2026-10-06, 2026-10-09) it holds whole already" in filled.output
 
 
 def test_a_history_without_labels_is_refused(history: pd.DataFrame, tmp_path: Path) -> None:
@@ -209,3 +214,143 @@ def test_an_out_that_is_no_archive_is_refused_as_such(
     (tmp_path / "junk" / "notes.txt").write_text("")
     with pytest.raises(FileExistsError, match="holds files but is not an archive"):
         backfill_archive(history, tmp_path / "junk")
+
+
+def test_a_first_day_whose_partitions_started_at_different_times_is_completed_by_id(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Kafka deletes old data per partition: the archiver's first day started at 03:00 on
+    one partition and 11:00 on the other. Cutting at the earliest archived payment lost
+    the other partition's morning for good."""
+    archive = tmp_path / "archive"
+    times = history["event_time"]
+    odd = pd.Series(pd.factorize(history["card_id"])[0] % 2 == 1, index=history.index)
+    started = times.dt.normalize() + pd.to_timedelta(np.where(odd, 3, 11), unit="h")
+    archived = (times >= "2026-10-12") | ((times >= "2026-10-11") & (times >= started))
+    seed_archive(history[archived], archive)
+    done = backfill_archive(history, archive)
+    assert (done.added, done.completed, done.held) == (_days(1, 10), _days(11, 11), _days(12, 20))
+    assert done.transactions == int((~archived).sum())
+    _the_whole_history(archive, history)
+
+
+def test_an_analysts_verdict_is_kept_and_a_verdict_the_archive_lacks_is_added(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The history's made-up label time (payment + 7 days) overrode an analyst's real,
+    earlier reversal; and a fraud whose payment the archive held got no verdict."""
+    archive = tmp_path / "archive"
+    later = history[history["event_time"] >= "2026-10-11"]
+    frauds = later[later["is_fraud"] == 1]
+    cleared, unlabelled = frauds["transaction_id"].iloc[0], frauds["transaction_id"].iloc[1]
+    seed_archive(later.assign(is_fraud=0), archive)  # payments the archiver wrote
+    reversal = pd.DataFrame(
+        {
+            "transaction_id": [cleared],
+            "is_fraud": [False],
+            "label_time": [frauds["event_time"].iloc[0] + pd.Timedelta(hours=1)],
+            "analyst": ["ana"],
+        }
+    )
+    write_days(archive / "labels", reversal, "label_time")
+    done = backfill_archive(
+        history.assign(label_time=pd.Series(pd.NaT, index=history.index)), archive
+    )
+    verdicts = read_archive(archive).set_index("transaction_id")["is_fraud"]
+    assert verdicts[cleared] == 0
+    assert verdicts[unlabelled] == 1
+    assert done.labels == int(history["is_fraud"].sum()) - 1
+    assert int(verdicts.sum()) == int(history["is_fraud"].sum()) - 1
+
+
+def test_days_that_have_not_ended_are_left_and_made_up_label_times_are_not_in_the_future(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """The archiver may still be writing today: a backfill adding its payments too would
+    write them twice (and count them twice against the row limit)."""
+    now = pd.Timestamp("2026-10-15T12:00:00Z")
+    unlabelled = history.assign(label_time=pd.Series(pd.NaT, index=history.index))
+    done = backfill_archive(unlabelled, tmp_path / "archive", now=now)
+    assert (done.added, done.left) == (_days(1, 14), _days(15, 20))
+    labels = pd.read_parquet(tmp_path / "archive" / "labels")
+    assert labels["label_time"].max() <= now
+    archived = read_archive(tmp_path / "archive")
+    assert archived["event_time"].max() < pd.Timestamp("2026-10-15T00:00:00Z")
+    again = backfill_archive(
+        unlabelled, tmp_path / "archive", now=pd.Timestamp("2026-10-21T00:00:00Z")
+    )
+    assert (again.added, again.held, again.left) == (_days(15, 20), _days(1, 14), ())
+    archived = read_archive(tmp_path / "archive")
+    original = history.sort_values("event_time", kind="stable")
+    assert archived["transaction_id"].tolist() == original["transaction_id"].tolist()
+    assert archived["is_fraud"].tolist() == original["is_fraud"].tolist()
+
+
+def test_a_second_backfill_at_once_is_refused_naming_the_first(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    seed_archive(history[history["event_time"] >= "2026-10-11"], archive)
+    with exclusive(archive / ".backfill.lock") as mine:
+        assert mine
+        with pytest.raises(ArchiveBusyError, match=rf"another backfill \(pid {os.getpid()}\)"):
+            backfill_archive(history, archive)
+    assert backfill_archive(history, archive).added == _days(1, 10)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"is_fraud": "maybe"}, "is_fraud is not 0 or 1"),
+        ({"event_time": pd.NaT}, "without event_time"),
+        ({"amount": -1.0}, "missing, negative or NaN amount"),
+    ],
+)
+def test_rows_the_archiver_would_refuse_are_refused_before_anything_is_written(
+    history: pd.DataFrame, tmp_path: Path, change: dict[str, Any], message: str
+) -> None:
+    bad = history.astype({"is_fraud": object})
+    for column, value in change.items():
+        bad.loc[bad.index[5], column] = value
+    with pytest.raises(HistoryColumnsError, match=message):
+        seed_archive(bad, tmp_path / "archive")
+    assert not (tmp_path / "archive").exists()
+
+
+def test_labels_written_as_text_keep_their_meaning_and_payments_after_now_are_refused(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``astype(bool)`` read the text "0" as a fraud."""
+    texts = history.assign(is_fraud=history["is_fraud"].astype(str))
+    seed_archive(texts, tmp_path / "archive")
+    assert read_archive(tmp_path / "archive")["is_fraud"].sum() == history["is_fraud"].sum()
+    with pytest.raises(HistoryColumnsError, match=r"payment\(s\) are dated after now"):
+        seed_archive(history, tmp_path / "other", now=pd.Timestamp("2026-10-10T00:00:00Z"))
+
+
+def test_a_seed_syncs_every_part_day_and_directory_name_it_writes(
+    history: pd.DataFrame, tmp_path: Path, synced_paths: list[str]
+) -> None:
+    """A part synced into a directory whose own name is not is lost in a power cut."""
+    synced = synced_paths
+    root = tmp_path / "state"
+    seed_archive(history[history["event_time"] < "2026-10-03"], root / "archive")
+    parts = [Path(p) for p in synced if p.endswith(".tmp")]
+    assert len([p for p in parts if p.parent.parent.name == "transactions"]) == 2  # 2 days
+    for part in parts:  # its day's, its kind's and the staging root's names
+        for directory in (part.parent, part.parent.parent, part.parent.parent.parent):
+            assert str(directory) in synced
+    assert str(root) in synced  # created by the seed
+    assert str(tmp_path) in synced  # the rename into place
+
+
+def test_a_history_under_other_ids_than_the_archives_is_refused(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Completing held days by id would write every payment of those days twice."""
+    archive = tmp_path / "archive"
+    seed_archive(history[history["event_time"] >= "2026-10-11"], archive)
+    renamed = history.assign(transaction_id="wh-" + history["transaction_id"])
+    with pytest.raises(HistoryColumnsError, match="on 2026-10-11 the history's payments share no"):
+        backfill_archive(renamed, archive)
+    assert not (archive / "transactions" / "day=2026-10-01").exists()

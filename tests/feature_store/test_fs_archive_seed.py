@@ -475,3 +475,30 @@ def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_it
     # no time of its own: none (the features then assume the label delay), not a neighbour's
     assert archived.loc[untimed, "is_fraud"] == 1
     assert pd.isna(archived.loc[untimed, "label_time"])
+
+
+@pytest.mark.parametrize("order", ["analyst first", "analyst last"])
+def test_which_verdict_wins_does_not_depend_on_the_order_of_the_parts(
+    history: pd.DataFrame, tmp_path: Path, order: str
+) -> None:
+    """Parts are read in the order of their random names: at one time, the analyst's
+    verdict wins over one written from a history; a verdict without a time never wins
+    over a timed one."""
+    archive = tmp_path / "archive"
+    seed_archive(history.assign(is_fraud=0), archive)
+    tied, untimed = history["transaction_id"].iloc[0], history["transaction_id"].iloc[1]
+    at = history["event_time"].max() + pd.Timedelta(days=1)
+    analyst = pd.DataFrame(
+        {"transaction_id": [tied, untimed], "is_fraud": [False, False], "label_time": [at, at]}
+    ).assign(analyst="alice")
+    made_up = pd.DataFrame(
+        {"transaction_id": [tied, untimed], "is_fraud": [True, True], "label_time": [at, pd.NaT]}
+    ).assign(analyst="backfill")
+    parts = [analyst, made_up] if order == "analyst first" else [made_up, analyst]
+    directory = archive / "labels" / f"day={at:%Y-%m-%d}"
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, part in zip(("part-a.parquet", "part-b.parquet"), parts, strict=True):
+        part.to_parquet(directory / name, index=False)
+    archived = read_archive(archive).set_index("transaction_id")
+    assert archived.loc[tied, "is_fraud"] == 0
+    assert (archived.loc[untimed, "is_fraud"], archived.loc[untimed, "label_time"]) == (0, at)

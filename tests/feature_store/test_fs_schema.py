@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from feature_store import InvalidEvent, TransactionCodec, looks_like_pan, redact_pans
+from feature_store.labels import LabelCodec
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC).timestamp()
 VALID = {
@@ -36,6 +37,7 @@ def test_valid_event_decodes_with_optional_and_unknown_fields() -> None:
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
+        (None, "malformed_json"),  # a record without a value: a tombstone
         (b"{not json", "malformed_json"),
         (b"[1, 2]", "malformed_json"),
         (_raw(amount=...), "missing_field"),
@@ -53,12 +55,22 @@ def test_valid_event_decodes_with_optional_and_unknown_fields() -> None:
         (_raw(transaction_id=""), "wrong_type"),
     ],
 )
-def test_bad_events_are_rejected_with_a_reason(raw: bytes, reason: str) -> None:
+def test_bad_events_are_rejected_with_a_reason(raw: bytes | None, reason: str) -> None:
     with pytest.raises(InvalidEvent) as caught:
         TransactionCodec().decode(raw, now=NOW)
     assert caught.value.reason == reason
     assert "4111" not in str(caught.value)
     assert "5500005555555559" not in str(caught.value)
+
+
+def test_a_label_record_without_a_value_is_an_invalid_label() -> None:
+    """A tombstone on fraud.labels stopped the archiver at every restart (a TypeError)."""
+    with pytest.raises(InvalidEvent) as caught:
+        LabelCodec().decode(None)
+    assert (caught.value.reason, caught.value.detail) == (
+        "invalid_label",
+        "empty message (tombstone)",
+    )
 
 
 def test_a_zero_amount_is_valid() -> None:

@@ -1,0 +1,261 @@
+"""A labelled history written into an archive: a new one seeded, or an existing one's
+missing payments and verdicts added (the months before the archiver started, say)."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from feature_store.archive.layout import (
+    SCHEMAS,
+    TEXT,
+    day_dirs,
+    durable_mkdir,
+    held_days,
+    is_archive,
+    part_files,
+    parts_dataset,
+    write_days,
+)
+from feature_store.durability import fsync_path
+from feature_store.errors import ArchiveBusyError, HistoryColumnsError
+from feature_store.labels import LabelEvent
+from feature_store.locking import exclusive, lock_holder
+from feature_store.offline import DEFAULT_LABEL_DELAY_S
+from feature_store.schema import Transaction, redact_pans
+from feature_store.validation import label_numbers, validate_history, where_rows
+
+__all__ = ["Backfill", "backfill_archive", "seed_archive"]
+
+
+def _archive_rows(
+    history: pd.DataFrame, label_delay_s: int, analyst: str, now: pd.Timestamp
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A labelled history as the archive's transactions and labels: the fields the
+    stream's events have (ids as text, as events carry them), and each fraud a label at
+    its ``label_time`` (else ``label_delay_s`` after its payment, and no later than
+    ``now``: the history says it is known)."""
+    missing = {"event_time", "is_fraud"} - set(history.columns)
+    if missing:
+        raise HistoryColumnsError(
+            f"a history for the archive needs {' and '.join(sorted(missing))}; it has "
+            f"{sorted(history.columns)}"
+        )
+    validate_history(history)  # what the archiver would not have written either
+    fields = list(Transaction.__struct_fields__)
+    transactions = history.reindex(columns=fields)
+    for absent in set(fields) - set(history.columns):
+        transactions[absent] = None  # nulls, as the archiver writes a field events lack
+    for name in SCHEMAS["transactions"].names:
+        column = transactions[name]
+        if SCHEMAS["transactions"].field(name).type == TEXT and not (
+            pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+        ):  # the handbook's numbered customers and terminals, as the stream's text ids
+            if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
+                column = column.astype("Int64")  # 5411, not 5411.0 (a column with blanks)
+            transactions[name] = column.astype("string")
+    transactions["event_time"] = pd.to_datetime(transactions["event_time"], utc=True)
+    fraud = (label_numbers(history["is_fraud"]) == 1).to_numpy()  # "0" is not a fraud
+    # a fraud without a label time is known the label delay after it, as the features and
+    # the split take it in the history the archive is written from
+    made_up = transactions["event_time"][fraud] + pd.Timedelta(seconds=label_delay_s)
+    label_time = made_up.where(made_up <= now, now)
+    if "label_time" in history:
+        label_time = pd.to_datetime(history["label_time"][fraud], utc=True).fillna(label_time)
+    labels = pd.DataFrame(
+        {
+            "transaction_id": transactions["transaction_id"].to_numpy()[fraud],
+            "is_fraud": True,
+            "label_time": label_time.to_numpy(),
+            "analyst": analyst,
+        },
+        columns=list(LabelEvent.__struct_fields__),
+    )
+    return transactions, labels
+
+
+def _now(now: pd.Timestamp | None) -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC") if now is None else now.tz_convert("UTC")
+
+
+def seed_archive(
+    history: pd.DataFrame,
+    out: Path,
+    *,
+    label_delay_s: int = DEFAULT_LABEL_DELAY_S,
+    analyst: str = "seed",
+    now: pd.Timestamp | None = None,
+) -> tuple[int, int]:
+    """Start an archive with a labelled history, so retraining on the archive reaches back
+    past what the stream has seen; returns (transactions, labels) written.
+
+    The archive is written beside ``out`` and renamed into place, so a seed that fails
+    leaves no half archive. Raises :class:`HistoryColumnsError` when the history has no
+    ``is_fraud``, rows the archiver would refuse, or payments after ``now`` (every
+    training run would stop on them), and ``FileExistsError`` when ``out`` exists and is
+    not empty: a second seed would duplicate days (:func:`backfill_archive` adds what an
+    archive lacks).
+    """
+    now = _now(now)
+    transactions, labels = _archive_rows(history, label_delay_s, analyst, now)
+    future = (transactions["event_time"] > now).to_numpy()
+    if future.any():
+        raise HistoryColumnsError(
+            f"{int(future.sum())} payment(s) are dated after now ({now:%Y-%m-%dT%H:%M:%SZ}; "
+            f"e.g. {where_rows(transactions, future, {})}); an archive holds payments that "
+            "happened: drop them or fix their times"
+        )
+    _seed(transactions, labels, out)
+    return len(transactions), len(labels)
+
+
+def _seed(transactions: pd.DataFrame, labels: pd.DataFrame, out: Path) -> None:
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; seed a new archive directory")
+    staging = out.with_name(f".{out.name}.seeding-{uuid.uuid4().hex}")
+    durable_mkdir(staging)
+    try:
+        write_days(staging / "transactions", transactions, "event_time")
+        if len(labels):
+            write_days(staging / "labels", labels, "label_time")
+        staging.rename(out)  # onto nothing or an empty directory
+        fsync_path(out.parent)  # the archive's name, once all it holds is on disk
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """What :func:`backfill_archive` did: the UTC days it added whole, the days the
+    archive held in part that it completed, the days the archive held whole already, the
+    days it left because they have not ended (the archiver may still be writing them),
+    and the payments and fraud verdicts written."""
+
+    added: tuple[date, ...]
+    completed: tuple[date, ...]
+    held: tuple[date, ...]
+    left: tuple[date, ...]
+    transactions: int
+    labels: int
+
+
+def _days(values: Iterable[date]) -> tuple[date, ...]:
+    return tuple(sorted(set(values)))
+
+
+def backfill_archive(
+    history: pd.DataFrame,
+    out: Path,
+    *,
+    label_delay_s: int = DEFAULT_LABEL_DELAY_S,
+    now: pd.Timestamp | None = None,
+) -> Backfill:
+    """Add to the archive at ``out`` (started if there is none) what a labelled history
+    holds and it lacks: each payment whose transaction id it does not hold, and each fraud
+    verdict on a payment it holds no verdict on, e.g. the months before the archiver
+    started. Ids are the join: the history must use the stream's.
+
+    A day the archive holds in part (the archiver's first, whose partitions start at
+    different times) is completed by id, whatever the times. Days from ``now``'s (UTC) on
+    are left: the archiver may still be writing them. A verdict the archive holds (an
+    analyst's, from the stream) is never overridden by the history's. A backfill that stops
+    half way is finished by running it again (what is still missing is added); two at once
+    on one archive are refused (:class:`ArchiveBusyError`).
+    """
+    now = _now(now)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give an archive directory, or a new one")
+    transactions, labels = _archive_rows(history, label_delay_s, "backfill", now)
+    day = transactions["event_time"].dt.date
+    ended = (day < now.date()).to_numpy()
+    left = _days(day[~ended])
+    if not (is_archive(out) or (out / "labels").is_dir()):  # labels only: an archiver's
+        if out.exists() and any(out.iterdir()):
+            raise FileExistsError(
+                f"{out} holds files but is not an archive (no transactions/ or labels/); "
+                "give an archive directory, or a new one"
+            )
+        seeded = labels[labels["transaction_id"].isin(transactions["transaction_id"][ended])]
+        _seed(transactions[ended], seeded, out)
+        return Backfill(_days(day[ended]), (), (), left, int(ended.sum()), len(seeded))
+    lock = out / ".backfill.lock"
+    with exclusive(lock) as mine:
+        if not mine:
+            raise ArchiveBusyError(
+                f"{lock_holder(lock, 'another backfill')} is writing into {out}; wait for "
+                "it to finish, then run this one again (it adds only what is still missing)"
+            )
+        held = set(held_days(out))
+        archived = _archived(out, "transactions", held & set(day[ended]))
+        _refuse_other_ids(transactions[ended], archived, out)
+        new = ended & ~transactions["transaction_id"].isin(archived["transaction_id"]).to_numpy()
+        ids = set(transactions["transaction_id"][ended])
+        judged = _archived(out, "labels", None)["transaction_id"]
+        new_labels = labels[
+            labels["transaction_id"].isin(ids) & ~labels["transaction_id"].isin(judged)
+        ]
+        if len(new_labels):
+            write_days(out / "labels", new_labels, "label_time")
+        if new.any():
+            write_days(out / "transactions", transactions[new], "event_time")
+    touched = set(day[new])
+    return Backfill(
+        added=_days(touched - held),
+        completed=_days(touched & held),
+        held=_days(set(day[ended]) & held - touched),
+        left=left,
+        transactions=int(new.sum()),
+        labels=len(new_labels),
+    )
+
+
+def _archived(out: Path, kind: str, days: set[date] | None) -> pd.DataFrame:
+    """The transaction ids (and for payments, times) the archive's ``kind`` holds, on
+    ``days`` (None: on every day)."""
+    wanted = day_dirs(out / kind)
+    if days is not None:
+        wanted = [d for d in wanted if date.fromisoformat(d.name.removeprefix("day=")) in days]
+    columns = ["transaction_id", "event_time"] if kind == "transactions" else ["transaction_id"]
+    files = part_files(wanted)
+    if not files:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    frame: pd.DataFrame = parts_dataset(kind, files).to_table(columns=columns).to_pandas()
+    return frame
+
+
+def _refuse_other_ids(history: pd.DataFrame, archived: pd.DataFrame, out: Path) -> None:
+    """Ids are the join, so a history under other ids (a warehouse's numbers beside the
+    stream's) would add every payment of a held day again. Said where both hold the same
+    stretch of a day and share no id in it; a history that ends as the archiver started
+    shares no stretch."""
+    if archived.empty:
+        return
+    archived_day = archived["event_time"].dt.date
+    span = archived.groupby(archived_day)["event_time"].agg(["min", "max"])
+    day = history["event_time"].dt.date
+    first = day.map(span["min"])
+    inside = history[
+        (history["event_time"] >= first) & (history["event_time"] <= day.map(span["max"]))
+    ]
+    if inside.empty:
+        return
+    matched = inside["transaction_id"].isin(archived["transaction_id"])
+    inside_day = inside["event_time"].dt.date
+    shared = matched.groupby(inside_day).any()
+    if not shared.all():
+        other = shared.index[~shared.to_numpy()][0]
+        ours = redact_pans(str(inside.loc[inside_day == other, "transaction_id"].iloc[0]))
+        theirs = redact_pans(str(archived.loc[archived_day == other, "transaction_id"].iloc[0]))
+        raise HistoryColumnsError(
+            f"on {other} the history's payments share no transaction_id with the archive's "
+            f"over the same hours (e.g. {ours!r} against {theirs!r}): backfill adds what "
+            "the archive lacks by id, and would write those payments twice; give the "
+            "history the stream's transaction ids"
+        )
