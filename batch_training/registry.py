@@ -489,7 +489,8 @@ class ModelRegistry:
         ``dry_run``, that would be)."""
         if keep < 1:
             raise RegistryError(f"keep {keep!r}: keep at least the newest version (1)")
-        with self._pointer_lock():  # a promotion cannot name a version being removed
+        # a promotion cannot name a version being removed (a dry run changes nothing)
+        with contextlib.nullcontext() if dry_run else self._pointer_lock():
             pointer = self._pointer()
             versions = self.versions()
             kept = {*versions[-keep:], *_previous(pointer)} | {_version(pointer)}
@@ -509,7 +510,16 @@ class ModelRegistry:
     def _pointer_lock(self) -> Iterator[None]:
         """Pointer changes one at a time: each reads the pointer it replaces."""
         self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".champion.lock", "a") as handle:
+        lock = self.root / ".champion.lock"
+        try:
+            handle = open(lock, "a")  # noqa: SIM115 (closed below, after the unlock)
+        except OSError as exc:  # a read-only registry, or another user's
+            raise RegistryError(
+                f"cannot change {self.root}: {lock} cannot be opened for writing "
+                f"({exc.strerror}); run this as a user who may write the registry, or make "
+                "it writable"
+            ) from exc
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)  # held for milliseconds: wait for it
             try:
                 yield

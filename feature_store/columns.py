@@ -92,9 +92,11 @@ def apply_column_preset(frame: pd.DataFrame, preset: ColumnPreset) -> pd.DataFra
         raise HistoryColumnsError(f"unknown column preset {preset!r}; known: {COLUMN_PRESETS}")
     missing = sorted(set(_HANDBOOK) - set(frame.columns))
     if missing:
+        ours = {"event_time", "card_id", "merchant_id", "amount"} <= set(frame.columns)
         raise HistoryColumnsError(
             f"--columns handbook needs the handbook's raw columns; missing {missing} "
             f"(present: {sorted(frame.columns)})"
+            + ("; this history has this product's own columns: drop --columns" if ours else "")
         )
     out = frame[list(_HANDBOOK)].rename(columns=_HANDBOOK)
     times = out["event_time"]

@@ -26,7 +26,11 @@ from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.logs import configure_logging, report_repeats_left_out
 from fraud_cli.models_cmd import models
 from fraud_cli.options import columns_option
-from fraud_cli.paths import file_path, refuse_unusable_file, refuse_unwritable_parent
+from fraud_cli.paths import (
+    parquet_file_path,
+    refuse_unusable_parquet_file,
+    refuse_unwritable_parent,
+)
 from fraud_cli.review_cmd import archive, review
 from fraud_cli.settings import LiveSettings
 from fraud_cli.train_cmd import train
@@ -294,7 +298,13 @@ def _feature_options(f: Any) -> Any:
 
 @features.command("build")
 @_feature_options
-@click.option("--out", type=click.Path(), required=True, callback=file_path, help="Parquet file.")
+@click.option(
+    "--out",
+    type=click.Path(),
+    required=True,
+    callback=parquet_file_path("features"),
+    help="Parquet file.",
+)
 def features_build(
     history: Path, feature_set: str, columns: str, label_delay_days: int, out: Path
 ) -> None:
@@ -306,7 +316,7 @@ def features_build(
         read_history,
     )
 
-    refuse_unusable_file(out, "--out")  # before the work, not after it
+    refuse_unusable_parquet_file(out, "--out", example="features", reads=history)  # before the work
     started = time.perf_counter()
     click.echo(f"reading {history} ...", err=True)
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import click
 
 from feature_store.columns import COLUMN_PRESETS
 
-__all__ = ["check_duration", "columns_option", "parse_duration"]
+__all__ = ["check_duration", "columns_option", "parse_duration", "positive_seconds"]
 
 
 def columns_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -58,4 +58,16 @@ def check_duration(ctx: click.Context, param: click.Parameter, value: str | None
             parse_duration(value)
         except ValueError as exc:
             raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
+def positive_seconds(
+    ctx: click.Context, param: click.Parameter, value: float | None
+) -> float | None:
+    """A click callback for a number of seconds: finite and above zero (`nan` never
+    elapsed, and `-5` elapsed at once)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(
+            f"{value} is not a number of seconds above zero; give e.g. 30", ctx=ctx, param=param
+        )
     return value

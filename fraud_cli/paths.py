@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 __all__ = [
-    "file_path",
+    "parquet_file_path",
     "refuse_unusable_directory",
-    "refuse_unusable_file",
+    "refuse_unusable_parquet_file",
     "refuse_unwritable_parent",
 ]
 
@@ -42,23 +43,50 @@ def refuse_unusable_directory(path: Path, option: str) -> None:
     refuse_unwritable_parent(path, option)
 
 
-def refuse_unusable_file(path: Path, option: str) -> None:
-    """``path`` is a file to write (missing parents made)."""
+# names that promise another format than the Parquet these commands write
+_OTHER_FORMATS = frozenset(
+    {".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".feather",
+     ".arrow", ".orc", ".avro", ".gz", ".zip", ".bz2", ".xz", ".zst"}
+)  # fmt: skip
+
+
+def refuse_unusable_parquet_file(path: Path, option: str, *, example: str, reads: Path) -> None:
+    """``path`` is a Parquet file to write (missing parents made), from the history at
+    ``reads``: not a directory, not named as another format (`p.csv` held Parquet), and
+    not the history itself or a file in it (the history was replaced by the output)."""
     if path.is_dir():
         raise click.UsageError(f"{option} {path} is a directory; give a Parquet file's path")
     refuse_unwritable_parent(path, option)
-
-
-def file_path(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
-    """A click callback for a file to write: a value ending in a separator names a
-    directory, which ``Path`` would forget (`dir/` wrote a file named `dir`)."""
-    if value is None:
-        return None
-    if value.endswith(("/", os.sep)):
-        raise click.BadParameter(
-            f"{value} ends in a separator, so it names a directory; give a file's path "
-            f"(e.g. {value}predictions.parquet)",
-            ctx=ctx,
-            param=param,
+    if any(suffix.lower() in _OTHER_FORMATS for suffix in path.suffixes):
+        stem = path.name.split(".")[0] or example
+        raise click.UsageError(
+            f"{option} {path}: it is written as Parquet; name the file {stem}.parquet"
         )
-    return Path(value)
+    target, history = path.absolute().resolve(), reads.absolute().resolve()
+    if target == history or history in target.parents:
+        raise click.UsageError(
+            f"{option} {path} is {'the history' if target == history else 'inside the history'}"
+            f" {reads} this command reads: writing it would replace the history; choose "
+            "another path"
+        )
+
+
+def parquet_file_path(
+    example: str,
+) -> Callable[[click.Context, click.Parameter, str | None], Path | None]:
+    """A click callback for a Parquet file to write: a value ending in a separator names a
+    directory, which ``Path`` would forget (`dir/` wrote a file named `dir`)."""
+
+    def checked(ctx: click.Context, param: click.Parameter, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        if value.endswith(("/", os.sep)):
+            raise click.BadParameter(
+                f"{value} ends in a separator, so it names a directory; give a file's path "
+                f"(e.g. {value}{example}.parquet)",
+                ctx=ctx,
+                param=param,
+            )
+        return Path(value)
+
+    return checked

@@ -9,19 +9,21 @@ import secrets
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from fraud_cli.options import columns_option
+from fraud_cli.options import columns_option, positive_seconds
+from fraud_cli.paths import refuse_unusable_directory
 from fraud_cli.settings import ReviewSettings
 
 if TYPE_CHECKING:  # the console's web stack is imported only by the commands that use it
     from sqlalchemy import Engine
 
-    from review import ConsoleService, ServiceConfig
+    from review import ConsoleService
 
 __all__ = ["archive", "demo_console", "review", "serve_demo_console"]
 
@@ -59,15 +61,16 @@ def refuse_unusable_listen_address(
                 ) from None
 
 
-def _console_service(bootstrap: str, config: ServiceConfig) -> ConsoleService:
-    """The console, or one line when its Kafka does not answer (kafka-python's bootstrap
+_T = TypeVar("_T")
+
+
+def _answered(bootstrap: str, connect: Callable[[], _T]) -> _T:
+    """``connect()``, or one line when its Kafka does not answer (kafka-python's bootstrap
     ended in an 80-line traceback after half a minute)."""
     from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
-    from review import ConsoleService
-
     try:
-        return ConsoleService(config)
+        return connect()
     except (KafkaConnectionError, KafkaTimeoutError) as exc:
         raise click.ClickException(
             f"no Kafka broker answered at {bootstrap} ({type(exc).__name__}); start it, or "
@@ -75,13 +78,12 @@ def _console_service(bootstrap: str, config: ServiceConfig) -> ConsoleService:
         ) from None
 
 
-def _stream_broker(settings: ReviewSettings, command: str) -> str:
+def _stream_broker(settings: ReviewSettings, command: str, hint: str) -> str:
     """The Kafka the stream writes to. Unlike the stream, these do not start an embedded
     broker: it would hold no alerts, and the verdicts or archive written to it are lost."""
     if settings.kafka_bootstrap is None:
         raise click.ClickException(
-            f"{command} needs FRAUD_KAFKA_BOOTSTRAP, the Kafka the stream worker writes to; "
-            "`fraud demo --review` runs the console on the demo's own broker"
+            f"{command} needs FRAUD_KAFKA_BOOTSTRAP, the Kafka the stream worker writes to; " + hint
         )
     return settings.kafka_bootstrap
 
@@ -97,33 +99,35 @@ def _stream_broker(settings: ReviewSettings, command: str) -> str:
 @click.option("--database-url", default=None, help="[FRAUD_REVIEW_DATABASE_URL, SQLite file].")
 def serve(host: str | None, port: int | None, database_url: str | None) -> None:
     """Serve the console, consuming fraud.alerts and producing fraud.labels."""
-    from review import ConsoleConfig, ServiceConfig
+    from review import ConsoleConfig, ConsoleService, ServiceConfig
     from review.auth import LoginPolicy
     from stream.settings import TopicNames
 
     settings = ReviewSettings()
     topics = TopicNames(settings.topic_prefix)
-    bootstrap = _stream_broker(settings, "fraud review serve")
+    bootstrap = _stream_broker(
+        settings,
+        "fraud review serve",
+        "`fraud demo --review` runs the console on the demo's own broker",
+    )
     host, port = host or settings.review_host, port or settings.review_port
     refuse_unusable_listen_address(host, port)
-    service = _console_service(
-        bootstrap,
-        ServiceConfig(
-            database_url=database_url or settings.review_database_url,
-            bootstrap=bootstrap,
-            alerts_topic=topics.alerts,
-            decisions_topic=topics.decisions if settings.review_card_activity else None,
-            labels_topic=topics.labels,
-            group_id=topics.review_group,
-            host=host,
-            port=port,
-            console=ConsoleConfig(
-                secure_cookies=settings.review_secure_cookies,
-                policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
-            ),
-            activity_retention=timedelta(days=settings.review_activity_days),
+    config = ServiceConfig(
+        database_url=database_url or settings.review_database_url,
+        bootstrap=bootstrap,
+        alerts_topic=topics.alerts,
+        decisions_topic=topics.decisions if settings.review_card_activity else None,
+        labels_topic=topics.labels,
+        group_id=topics.review_group,
+        host=host,
+        port=port,
+        console=ConsoleConfig(
+            secure_cookies=settings.review_secure_cookies,
+            policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
         ),
+        activity_retention=timedelta(days=settings.review_activity_days),
     )
+    service = _answered(bootstrap, lambda: ConsoleService(config))
     click.echo(f"review console on http://{service.config.host}:{service.config.port}", err=True)
     service.run()
 
@@ -183,8 +187,20 @@ def users() -> None:
     """Analyst and lead accounts."""
 
 
+def _username(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Checked before the password is asked for, twice, in vain."""
+    from review.auth import check_username
+    from review.errors import UserError
+
+    try:
+        check_username(value)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
+
+
 @users.command("add")
-@click.argument("username")
+@click.argument("username", callback=_username)
 @click.option(
     "--role", type=click.Choice(["analyst", "lead"]), default="analyst", show_default=True
 )
@@ -261,9 +277,17 @@ def upgrade_db(database_url: str | None) -> None:
     "--idle-exit",
     type=float,
     default=None,
+    callback=positive_seconds,
     help="Stop after this many seconds without records (default: run until SIGTERM).",
 )
-@click.option("--flush-interval", type=float, default=60.0, show_default=True, help="Seconds.")
+@click.option(
+    "--flush-interval",
+    type=float,
+    default=60.0,
+    show_default=True,
+    callback=positive_seconds,
+    help="Seconds between writes: at most this much is written again after a crash.",
+)
 @click.option(
     "--backfill",
     type=click.Path(path_type=Path, exists=True),
@@ -284,20 +308,27 @@ def archive(
     from stream.settings import TopicNames
 
     settings = ReviewSettings()
+    out_dir = Path(out) if out else settings.archive_dir
     if backfill is not None:
-        _backfill(backfill, columns, Path(out) if out else settings.archive_dir)
+        _backfill(backfill, columns, out_dir)
         return
+    refuse_unusable_directory(out_dir, "--out")  # not at the first write, minutes later
     topics = TopicNames(settings.topic_prefix)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    bootstrap = _stream_broker(settings, "fraud archive")
-    archiver = TopicArchiver(
-        bootstrap=bootstrap,
-        transactions_topic=topics.transactions,
-        labels_topic=topics.labels,
-        group_id=topics.archive_group,
-        out_dir=Path(out) if out else settings.archive_dir,
-        flush_interval_s=flush_interval,
+    bootstrap = _stream_broker(
+        settings, "fraud archive", "set it to that Kafka (or try by hand with `fraud broker`)"
+    )
+    archiver = _answered(
+        bootstrap,
+        lambda: TopicArchiver(
+            bootstrap=bootstrap,
+            transactions_topic=topics.transactions,
+            labels_topic=topics.labels,
+            group_id=topics.archive_group,
+            out_dir=out_dir,
+            flush_interval_s=flush_interval,
+        ),
     )
     try:
         stats = archiver.run(stop=stop, idle_exit_s=idle_exit)
@@ -346,7 +377,7 @@ def _backfill(history: Path, columns: str, out: Path) -> None:
         said.append(f"{days(done.held)} it holds whole already were left as they are")
     if done.left:
         said.append(
-            f"{days(done.left)} from today (UTC) on were left out: the archiver may still be "
-            "writing them; backfill again once they have ended"
+            f"{days(done.left)} the archive holds from today (UTC) on were left out: the "
+            "archiver is writing them; backfill again once they have ended"
         )
     click.echo("; ".join(said))

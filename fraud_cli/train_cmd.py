@@ -18,7 +18,11 @@ import click
 
 from fraud_cli.options import check_duration, columns_option, parse_duration
 from fraud_cli.output import reader_may_leave
-from fraud_cli.paths import file_path, refuse_unusable_directory, refuse_unusable_file
+from fraud_cli.paths import (
+    parquet_file_path,
+    refuse_unusable_directory,
+    refuse_unusable_parquet_file,
+)
 from fraud_cli.settings import TrainerSettings
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
@@ -35,12 +39,6 @@ __all__ = ["train"]
 
 log = logging.getLogger(__name__)
 
-
-# names that promise another format than the Parquet --predictions-out writes
-_OTHER_FORMATS = frozenset(
-    {".csv", ".tsv", ".txt", ".json", ".jsonl", ".ndjson", ".xlsx", ".xls", ".feather",
-     ".arrow", ".orc", ".avro", ".gz", ".zip", ".bz2", ".xz", ".zst"}
-)  # fmt: skip
 
 # windows in days: beyond ten years, date arithmetic overflows; bounds as usage errors,
 # like every other bad option (the library's own checks quote its names, and seconds)
@@ -162,7 +160,7 @@ _GAP_DAYS = click.IntRange(0, 3650)
     "--predictions-out",
     type=click.Path(),
     default=None,
-    callback=file_path,
+    callback=parquet_file_path("predictions"),
     help="Write the test window's transaction_id and score to Parquet.",
 )
 @click.option(
@@ -188,14 +186,10 @@ def train(every: str | None, **options: Any) -> None:
     if options["report_dir"] is not None:
         refuse_unusable_directory(options["report_dir"], "--report-dir")
     if (predictions := options["predictions_out"]) is not None:
-        refuse_unusable_file(predictions, "--predictions-out")
-        if any(suffix.lower() in _OTHER_FORMATS for suffix in predictions.suffixes):
-            stem = predictions.name.split(".")[0] or "predictions"  # p.csv held Parquet
-            raise click.UsageError(
-                f"--predictions-out {predictions}: the predictions are written as Parquet; "
-                f"name the file {stem}.parquet"
-            )
-    read = _HistoryRead(options["columns"], options["max_rows"] or settings.max_history_rows)
+        refuse_unusable_parquet_file(
+            predictions, "--predictions-out", example="predictions", reads=history
+        )
+    read = _ReadSettings(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
     from batch_training.schedule import RunCancelled, run_every, stop_on_signals
     from feature_store.locking import exclusive, lock_holder
@@ -278,7 +272,7 @@ def _fewer_rows(reach: HistoryReach | None) -> str:
 
 
 @dataclass(frozen=True)
-class _HistoryRead:
+class _ReadSettings:
     columns: ColumnPreset
     max_rows: int
 
@@ -409,7 +403,7 @@ def _stoppable(report: Progress, stop: threading.Event) -> Progress:
 
 
 @dataclass(frozen=True)
-class _ReadHistory:
+class _LoadedHistory:
     frame: pd.DataFrame
     # the days read from an archive (None: a file, read whole) and its last payment
     since: date | None
@@ -422,10 +416,11 @@ class _ReadHistory:
 
 
 def _read_latest(
-    history_path: Path, options: PipelineOptions, read: _HistoryRead, registry: ModelRegistry
-) -> _ReadHistory:
+    history_path: Path, options: PipelineOptions, read: _ReadSettings, registry: ModelRegistry
+) -> _LoadedHistory:
     """The history a run needs: of an archive, only the days its windows reach, from the
     furthest reach of the features to the test window's end (an archive grows every day)."""
+    from batch_training.dataset import fold_splits
     from batch_training.errors import TrainingDataError
     from batch_training.reach import history_reach
     from feature_store import HistoryTooLargeError, read_history
@@ -443,17 +438,23 @@ def _read_latest(
                 f"its transactions/day={last_day} directory out of the archive"
             )
         reach = history_reach(options, last_event_ms, registry)
-        if options.train_start is not None and reach.end_day > last_day + timedelta(days=1):
+        if options.train_start is not None:
             # refused as a file's, with the archive's days (the pipeline sees only those
-            # read, from the features' look-back on)
+            # read, from the features' look-back on), before or after them
             split = options.split_starting(options.train_start.date())
-            window = split.describe()
-            raise TrainingDataError(
-                f"the split (train {window['train']}, test {window['test']}) needs days "
-                f"{split.train_start} to {split.test_end - timedelta(days=1)}, but the "
-                f"archive holds {archive_first_day(history_path)} to {last_day}; choose "
-                "another --train-start, or fewer days or --folds"
-            )
+            earliest = fold_splits(split, options.folds)[-1].train_start
+            first_day = archive_first_day(history_path)
+            if reach.end_day > last_day + timedelta(days=1) or (
+                first_day is not None and earliest < first_day
+            ):
+                window = split.describe()
+                raise TrainingDataError(
+                    f"the split (train {window['train']}, test {window['test']}"
+                    f"{f', over {options.folds} folds' if options.folds > 1 else ''}) needs "
+                    f"days {earliest} to {split.test_end - timedelta(days=1)}, but the "
+                    f"archive holds {first_day} to {last_day}; choose another --train-start "
+                    f"than {options.train_start:%Y-%m-%d}, or fewer days or --folds"
+                )
         since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
     days = ""
     if since is not None and until is not None:  # until is the first day not read
@@ -476,14 +477,14 @@ def _read_latest(
         )
     seconds = time.perf_counter() - started
     candidate_since = None if reach is None else reach.candidate_first_day
-    return _ReadHistory(frame, since, until, last_event_ms, seconds, candidate_since)
+    return _LoadedHistory(frame, since, until, last_event_ms, seconds, candidate_since)
 
 
 def _train_once(
     history_path: Path,
     registry_dir: Path,
     options: PipelineOptions,
-    read: _HistoryRead,
+    read: _ReadSettings,
     as_json: bool,
     stop: threading.Event,
     unchanged: UnchangedRuns | None = None,
@@ -546,7 +547,7 @@ def _train_once(
 
 
 def _unchanged_outcome(
-    repeated: int, champion: int | None, history: _ReadHistory, seconds: float
+    repeated: int, champion: int | None, history: _LoadedHistory, seconds: float
 ) -> tuple[dict[str, Any], str]:
     """The JSON line and the text of a skipped run (``seconds``: reading and comparing)."""
     import pandas as pd
@@ -574,7 +575,7 @@ def _unchanged_outcome(
 
 
 def _run_outcome(
-    run: TrainingRun, history: _ReadHistory, options: PipelineOptions
+    run: TrainingRun, history: _LoadedHistory, options: PipelineOptions
 ) -> tuple[dict[str, Any], str]:
     """The JSON line and the text of a run that registered a version."""
     meta = run.metadata

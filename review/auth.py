@@ -29,6 +29,7 @@ __all__ = [
     "LoginThrottled",
     "add_user",
     "authenticate",
+    "check_username",
     "close_session",
     "deactivate_user",
     "open_session",
@@ -68,7 +69,8 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def add_user(session: Session, *, username: str, password: str, role: str, now: datetime) -> User:
+def check_username(username: str) -> None:
+    """Refuse a name no account may have (:class:`UserError` saying why)."""
     if not _USERNAME.match(username):
         raise UserError(
             f"user name {redact_pans(username)!r}: use 2-64 lowercase letters, digits, "
@@ -78,6 +80,10 @@ def add_user(session: Session, *, username: str, password: str, role: str, now: 
         raise UserError(
             f"user name {redact_pans(username)!r} holds a card number; pick another name"
         )
+
+
+def add_user(session: Session, *, username: str, password: str, role: str, now: datetime) -> User:
+    check_username(username)
     if role not in ROLES:
         raise UserError(f"role {role!r}: choose one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD:

@@ -366,7 +366,12 @@ def test_a_worker_setting_it_cannot_use_is_one_line_naming_it(
     ("env", "command", "message"),
     [
         ({}, ["review", "serve"], "fraud review serve needs FRAUD_KAFKA_BOOTSTRAP"),
-        ({}, ["archive"], "fraud archive needs FRAUD_KAFKA_BOOTSTRAP"),
+        (
+            {},
+            ["archive"],
+            "fraud archive needs FRAUD_KAFKA_BOOTSTRAP, the Kafka the stream "
+            "worker writes to; set it to that Kafka (or try by hand with `fraud broker`)",
+        ),
         ({"FRAUD_REVIEW_HOST": ""}, ["review", "serve"], "bad setting: FRAUD_REVIEW_HOST=''"),
         (
             {"FRAUD_REVIEW_HOST": "no-such-host.invalid"},
@@ -410,6 +415,28 @@ def test_a_console_setting_it_cannot_use_is_one_line_without_the_password(
     assert result.output.startswith(f"Error: {message}"), result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "{file}"], "Error: --out {file} is a file, not a directory; choose another"),
+        (["--idle-exit", "nan"], "Invalid value for '--idle-exit': nan is not a number of"),
+        (["--idle-exit", "-5"], "Invalid value for '--idle-exit': -5.0 is not a number of"),
+        (["--flush-interval", "-1"], "Invalid value for '--flush-interval': -1.0 is not a"),
+    ],
+)
+def test_an_archive_it_could_not_write_or_never_stop_is_refused_before_kafka(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """`--out` a file failed at the first write, minutes later; `--idle-exit nan` never
+    stopped, and `-5` stopped at once with exit 0."""
+    monkeypatch.setenv("FRAUD_KAFKA_BOOTSTRAP", "127.0.0.1:1")  # never reached
+    (tmp_path / "a-file").write_text("")
+    file = str(tmp_path / "a-file")
+    result = CliRunner().invoke(cli, ["archive", *(a.format(file=file) for a in args)])
+    assert result.exit_code == 2, result.output
+    assert message.format(file=file) in " ".join(result.output.split()), result.output
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,13 @@ def _archive_rows(
                 column = column.astype("Int64")  # 5411, not 5411.0 (a column with blanks)
             transactions[name] = column.astype("string")
     transactions["event_time"] = pd.to_datetime(transactions["event_time"], utc=True)
+    future = (transactions["event_time"] > now).to_numpy()
+    if future.any():  # every training run on the archive would stop on them
+        raise HistoryColumnsError(
+            f"{int(future.sum())} payment(s) are dated after now ({now:%Y-%m-%dT%H:%M:%SZ}; "
+            f"e.g. {where_rows(transactions, future, {})}); an archive holds payments that "
+            "happened: drop them or fix their times"
+        )
     fraud = (label_numbers(history["is_fraud"]) == 1).to_numpy()  # "0" is not a fraud
     # a fraud without a label time is known the label delay after it, as the features and
     # the split take it in the history the archive is written from
@@ -104,13 +111,6 @@ def seed_archive(
     """
     now = _now(now)
     transactions, labels = _archive_rows(history, label_delay_s, analyst, now)
-    future = (transactions["event_time"] > now).to_numpy()
-    if future.any():
-        raise HistoryColumnsError(
-            f"{int(future.sum())} payment(s) are dated after now ({now:%Y-%m-%dT%H:%M:%SZ}; "
-            f"e.g. {where_rows(transactions, future, {})}); an archive holds payments that "
-            "happened: drop them or fix their times"
-        )
     _seed(transactions, labels, out)
     return len(transactions), len(labels)
 
@@ -135,8 +135,8 @@ def _seed(transactions: pd.DataFrame, labels: pd.DataFrame, out: Path) -> None:
 class Backfill:
     """What :func:`backfill_archive` did: the UTC days it added whole, the days the
     archive held in part that it completed, the days the archive held whole already, the
-    days it left because they have not ended (the archiver may still be writing them),
-    and the payments and fraud verdicts written."""
+    days it left because the archiver is writing them (from today on), and the payments
+    and fraud verdicts written."""
 
     added: tuple[date, ...]
     completed: tuple[date, ...]
@@ -163,28 +163,26 @@ def backfill_archive(
     started. Ids are the join: the history must use the stream's.
 
     A day the archive holds in part (the archiver's first, whose partitions start at
-    different times) is completed by id, whatever the times. Days from ``now``'s (UTC) on
-    are left: the archiver may still be writing them. A verdict the archive holds (an
-    analyst's, from the stream) is never overridden by the history's. A backfill that stops
-    half way is finished by running it again (what is still missing is added); two at once
-    on one archive are refused (:class:`ArchiveBusyError`).
+    different times) is completed by id, whatever the times; one from ``now``'s (UTC) on
+    is left, as the archiver is writing it. Payments after ``now`` are refused. A verdict
+    the archive holds (an analyst's, from the stream) is never overridden by the
+    history's. A backfill that stops half way is finished by running it again (what is
+    still missing is added); two at once on one archive are refused
+    (:class:`ArchiveBusyError`).
     """
     now = _now(now)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out} is a file; give an archive directory, or a new one")
     transactions, labels = _archive_rows(history, label_delay_s, "backfill", now)
     day = transactions["event_time"].dt.date
-    ended = (day < now.date()).to_numpy()
-    left = _days(day[~ended])
     if not (is_archive(out) or (out / "labels").is_dir()):  # labels only: an archiver's
         if out.exists() and any(out.iterdir()):
             raise FileExistsError(
                 f"{out} holds files but is not an archive (no transactions/ or labels/); "
                 "give an archive directory, or a new one"
             )
-        seeded = labels[labels["transaction_id"].isin(transactions["transaction_id"][ended])]
-        _seed(transactions[ended], seeded, out)
-        return Backfill(_days(day[ended]), (), (), left, int(ended.sum()), len(seeded))
+        _seed(transactions, labels, out)
+        return Backfill(_days(day), (), (), (), len(transactions), len(labels))
     lock = out / ".backfill.lock"
     with exclusive(lock) as mine:
         if not mine:
@@ -193,6 +191,10 @@ def backfill_archive(
                 "it to finish, then run this one again (it adds only what is still missing)"
             )
         held = set(held_days(out))
+        # a day from today on that the archive holds is being written by the archiver
+        writing = (day.isin(held) & (day >= now.date())).to_numpy()
+        ended = ~writing
+        left = _days(day[writing])
         archived = _archived(out, "transactions", held & set(day[ended]))
         _refuse_other_ids(transactions[ended], archived, out)
         new = ended & ~transactions["transaction_id"].isin(archived["transaction_id"]).to_numpy()

@@ -37,7 +37,7 @@ __all__ = [
     "is_archive",
     "part_files",
     "parts_dataset",
-    "transaction_days",
+    "transaction_day_dirs",
     "write_days",
 ]
 
@@ -151,7 +151,7 @@ def parts_dataset(kind: str, parts: list[str]) -> ds.Dataset:
     return ds.dataset(parts, schema=SCHEMAS[kind], format="parquet")
 
 
-def transaction_days(path: Path, since: date | None, until: date | None = None) -> list[Path]:
+def transaction_day_dirs(path: Path, since: date | None, until: date | None = None) -> list[Path]:
     days = day_dirs(path / "transactions")
     if since is not None:
         days = [d for d in days if d.name >= f"day={since.isoformat()}"]
@@ -164,7 +164,7 @@ def archive_day_rows(path: Path, *, since: date | None = None) -> dict[date, int
     """Transactions archived per UTC day (repeats included), from ``since`` on, from the
     Parquet footers: cheap on an archive of any size."""
     counts = {}
-    for day in transaction_days(path, since):
+    for day in transaction_day_dirs(path, since):
         parts = part_files([day])
         if parts:  # a day holding only a half-written .tmp part holds nothing yet
             counts[date.fromisoformat(day.name.removeprefix("day="))] = parts_dataset(

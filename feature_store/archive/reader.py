@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from feature_store.archive.layout import day_dirs, part_files, parts_dataset, transaction_days
+from feature_store.archive.layout import day_dirs, part_files, parts_dataset, transaction_day_dirs
 from feature_store.errors import HistoryTooLargeError
 from feature_store.schema import redact_pans
 
@@ -54,7 +54,7 @@ def _warn_unmatched_verdicts(
         unmatched = unmatched[~(given < pd.Timestamp(since, tz="UTC")).to_numpy()]
     ids = unmatched["transaction_id"]
     if len(ids) and (since is not None or until is not None):
-        read = set(transaction_days(path, since, until))
+        read = set(transaction_day_dirs(path, since, until))
         latest = unmatched["label_time"].max()  # NaT only in a hand-written part
         last_day = "day=9999" if pd.isna(latest) else f"day={latest:%Y-%m-%d}"
         others = [
@@ -115,7 +115,7 @@ def read_archive(
     they are loaded (:class:`HistoryTooLargeError`).
     """
     # counted and read alike, as the archiver adds parts
-    parts = part_files(transaction_days(path, since, until))
+    parts = part_files(transaction_day_dirs(path, since, until))
     transactions = parts_dataset("transactions", parts)
     if max_rows is not None and (rows := transactions.count_rows()) > max_rows:
         raise HistoryTooLargeError(path, rows, max_rows, since, until=until)

@@ -1005,9 +1005,11 @@ def test_a_run_whose_report_fails_registers_no_version(
         ("--report-dir", "file", "--report-dir {path} is a file, not a directory"),
         ("--predictions-out", "directory", "--predictions-out {path} is a directory"),
         ("--predictions-out", "under a file", "(not a directory, or not writable)"),
-        ("--predictions-out", "csv", "are written as Parquet; name the file p.parquet"),
-        ("--predictions-out", "csv.gz", "are written as Parquet; name the file p.parquet"),
+        ("--predictions-out", "csv", "it is written as Parquet; name the file p.parquet"),
+        ("--predictions-out", "csv.gz", "it is written as Parquet; name the file p.parquet"),
         ("--predictions-out", "missing dir/", "ends in a separator, so it names a directory"),
+        # it replaced the history with the test window's scores
+        ("--predictions-out", "the history", "is the history {path} this command reads"),
     ],
 )
 @pytest.mark.parametrize("every", [[], ["--every", "30s"]], ids=["once", "scheduled"])
@@ -1031,6 +1033,7 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
         "csv": tmp_path / "p.csv",
         "csv.gz": tmp_path / "p.csv.gz",
         "missing dir/": tmp_path / "out",
+        "the history": history,
     }[what]
     value = f"{path}/" if what.endswith("/") else str(path)
     where = {"--history": str(history), "--registry": str(tmp_path / "registry"), option: value}
@@ -1041,6 +1044,7 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
     assert isinstance(result.exception, SystemExit)
     assert not (tmp_path / "registry" / "versions").exists()
     assert not (tmp_path / "out").exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(history), small_history)
 
 
 def test_models_prune_says_what_it_removes_and_a_dry_run_removes_nothing(
@@ -1057,6 +1061,28 @@ def test_models_prune_says_what_it_removes_and_a_dry_run_removes_nothing(
     assert registry_copy.versions() == [1, 4]
     refused = CliRunner().invoke(cli, [*models, "--keep", "0"])
     assert refused.exit_code == 2
+
+
+def test_a_registry_this_user_cannot_change_is_one_line_and_a_dry_run_still_works(
+    registry_copy: ModelRegistry, registry_edits: Any
+) -> None:
+    """A read-only registry (or another user's) said only `[Errno 30] ... .champion.lock`.
+    The lock file made a directory stands in for one that cannot be opened for writing."""
+    registry_edits.register_copy(registry_copy)
+    lock = registry_copy.root / ".champion.lock"
+    lock.unlink(missing_ok=True)
+    lock.mkdir()
+    models = ["models", "--registry", str(registry_copy.root)]
+    for command in (["promote", "2", "--force"], ["prune", "--keep", "1"]):
+        result = CliRunner().invoke(cli, [*models, *command])
+        assert result.exit_code == 1, result.output
+        assert result.output.startswith(
+            f"Error: cannot change {registry_copy.root}: {lock} cannot be opened for writing "
+            "(Is a directory); run this as a user who may write the registry"
+        ), result.output
+        assert registry_copy.champion_version() == 1
+    dry = CliRunner().invoke(cli, [*models, "prune", "--keep", "1", "--dry-run"])
+    assert dry.output == "would remove nothing; 2 versions kept\n"
 
 
 def test_a_failed_promotion_names_the_version_it_registered(

@@ -350,9 +350,10 @@ def test_users_add_command(database_url: str) -> None:
             ["review", "users", "add", name, "--database-url", database_url],
             input="a long enough password\na long enough password\n",
         )  # it would be in every label's analyst field
-        assert pan.exit_code == 1
+        assert pan.exit_code == 2
         assert "user name '[PAN-REDACTED]'" in pan.output
         assert "1111" not in pan.output
+        assert "Password" not in pan.output  # refused before it is asked for, twice
     listed = runner.invoke(cli, ["review", "users", "list", "--database-url", database_url])
     assert "dana\tlead\tactive" in listed.output
     gone = runner.invoke(

@@ -263,24 +263,26 @@ def test_an_analysts_verdict_is_kept_and_a_verdict_the_archive_lacks_is_added(
     assert int(verdicts.sum()) == int(history["is_fraud"].sum()) - 1
 
 
-def test_days_that_have_not_ended_are_left_and_made_up_label_times_are_not_in_the_future(
+def test_a_day_the_archiver_is_writing_is_left_and_made_up_label_times_are_not_in_the_future(
     history: pd.DataFrame, tmp_path: Path
 ) -> None:
-    """The archiver may still be writing today: a backfill adding its payments too would
-    write them twice (and count them twice against the row limit)."""
+    """The archiver is writing today: a backfill adding today's payments too would write
+    them twice (and count them twice against the row limit)."""
     now = pd.Timestamp("2026-10-15T12:00:00Z")
     unlabelled = history.assign(label_time=pd.Series(pd.NaT, index=history.index))
-    done = backfill_archive(unlabelled, tmp_path / "archive", now=now)
-    assert (done.added, done.left) == (_days(1, 14), _days(15, 20))
-    labels = pd.read_parquet(tmp_path / "archive" / "labels")
-    assert labels["label_time"].max() <= now
-    archived = read_archive(tmp_path / "archive")
-    assert archived["event_time"].max() < pd.Timestamp("2026-10-15T00:00:00Z")
-    again = backfill_archive(
-        unlabelled, tmp_path / "archive", now=pd.Timestamp("2026-10-21T00:00:00Z")
-    )
-    assert (again.added, again.held, again.left) == (_days(15, 20), _days(1, 14), ())
-    archived = read_archive(tmp_path / "archive")
+    so_far = unlabelled[unlabelled["event_time"] <= now]
+    archive = tmp_path / "archive"
+    seed_archive(so_far[so_far["event_time"] >= "2026-10-11"], archive, now=now)
+    done = backfill_archive(so_far, archive, now=now)
+    assert (done.added, done.held, done.left) == (_days(1, 10), _days(11, 14), _days(15, 15))
+    labels = pd.read_parquet(archive / "labels")
+    assert labels["label_time"].max() <= now  # frauds of 10-09 on: known by now, not later
+    with pytest.raises(HistoryColumnsError, match=r"payment\(s\) are dated after now"):
+        backfill_archive(unlabelled, archive, now=now)
+    later = pd.Timestamp("2026-10-21T00:00:00Z")
+    again = backfill_archive(unlabelled, archive, now=later)
+    assert (again.added, again.completed, again.left) == (_days(16, 20), _days(15, 15), ())
+    archived = read_archive(archive)
     original = history.sort_values("event_time", kind="stable")
     assert archived["transaction_id"].tolist() == original["transaction_id"].tolist()
     assert archived["is_fraud"].tolist() == original["is_fraud"].tolist()

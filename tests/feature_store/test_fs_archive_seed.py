@@ -240,12 +240,17 @@ def test_an_archive_too_short_for_the_windows_is_one_clear_line(
 ) -> None:
     seed_archive(history[history["event_time"] < "2026-10-07"], tmp_path / "archive")
     where = ["--history", str(tmp_path / "archive"), "--registry", str(tmp_path / "registry")]
-    for window in ([], ["--train-start", "2026-08-01"]):
-        result = CliRunner().invoke(cli, ["train", *where, *_SPLIT, *window])
-        assert result.exit_code == 1
-        assert isinstance(result.exception, SystemExit), result.exception
-        assert "holds no payments from" in result.output
-        assert "the archive is too short" in result.output
+    result = CliRunner().invoke(cli, ["train", *where, *_SPLIT])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "holds no payments from" in result.output
+    assert "the archive is too short" in result.output
+    explicit = CliRunner().invoke(cli, ["train", *where, *_SPLIT, "--train-start", "2026-08-01"])
+    assert explicit.exit_code == 1
+    assert (
+        "the archive holds 2026-10-01 to 2026-10-06; choose another --train-start than "
+        "2026-08-01" in explicit.output
+    )
 
 
 def test_a_last_test_day_without_payments_trains_as_on_the_file(
@@ -284,16 +289,20 @@ def test_an_explicit_window_past_the_archive_is_refused_as_on_the_file(
     said (it named only the days read, from the features' look-back on)."""
     history.to_parquet(tmp_path / "history.parquet")
     seed_archive(history, tmp_path / "archive")
-    for name in ("history.parquet", "archive"):
-        where = ["--history", str(tmp_path / name), "--registry", str(tmp_path / f"r-{name}")]
-        result = CliRunner().invoke(cli, ["train", *where, *_SPLIT, "--train-start", "2026-10-08"])
-        assert result.exit_code == 1, result.output
-        holds = "archive holds" if name == "archive" else "history covers"
-        assert (
-            f"needs days 2026-10-08 to 2026-10-23, but the {holds} 2026-10-01 to 2026-10-20;"
-            in (result.output)
-        )
-        assert not (tmp_path / f"r-{name}" / "versions").exists()
+    # past its end, and before its start (the archive's said only what was read, or nothing)
+    for start, needs in [
+        ("2026-10-08", "2026-10-08 to 2026-10-23"),
+        ("2026-09-28", "2026-09-28 to 2026-10-13"),
+    ]:
+        for name in ("history.parquet", "archive"):
+            where = ["--history", str(tmp_path / name), "--registry", str(tmp_path / f"r-{name}")]
+            result = CliRunner().invoke(cli, ["train", *where, *_SPLIT, "--train-start", start])
+            assert result.exit_code == 1, result.output
+            holds = "archive holds" if name == "archive" else "history covers"
+            assert f"needs days {needs}, but the {holds} 2026-10-01 to 2026-10-20;" in " ".join(
+                result.output.split()
+            ), result.output
+            assert not (tmp_path / f"r-{name}" / "versions").exists()
 
 
 def test_what_is_not_a_day_of_the_archive_is_not_read_as_one(

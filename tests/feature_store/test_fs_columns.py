@@ -163,3 +163,14 @@ def test_a_missing_or_empty_history_says_what_writes_one(tmp_path: Path) -> None
     (tmp_path / "archive").mkdir()
     with pytest.raises(HistoryFormatError, match="is an empty directory: nothing archived yet"):
         read_history(tmp_path / "archive")
+
+
+def test_the_handbook_preset_on_our_own_columns_says_to_drop_it() -> None:
+    """`fraud train --history ARCHIVE --columns handbook` listed what was missing only."""
+    ours = pd.DataFrame(
+        {"event_time": [], "card_id": [], "merchant_id": [], "amount": [], "transaction_id": []}
+    )
+    with pytest.raises(HistoryColumnsError, match=r"own columns: drop --columns$"):
+        apply_column_preset(ours, "handbook")
+    with pytest.raises(HistoryColumnsError, match=r"\(present: \['x'\]\)$"):
+        apply_column_preset(pd.DataFrame({"x": []}), "handbook")

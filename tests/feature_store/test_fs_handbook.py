@@ -53,8 +53,10 @@ def test_features_build_refuses_an_out_it_cannot_write_before_reading(tmp_path: 
     pd.DataFrame({"transaction_id": [1]}).to_parquet(history)
     build = ["features", "build", "--history", str(history), "--out"]
     for out, message in [
-        (f"{tmp_path}/out/", "ends in a separator, so it names a directory"),
+        (f"{tmp_path}/out/", f"(e.g. {tmp_path}/out/features.parquet)"),
         (str(tmp_path), "is a directory; give a Parquet file's path"),
+        (f"{tmp_path}/f.csv", "it is written as Parquet; name the file f.parquet"),
+        (str(history), "is the history"),  # it replaced the history with the features
     ]:
         result = CliRunner().invoke(cli, [*build, out])
         assert result.exit_code == 2, result.output
