@@ -234,6 +234,10 @@ class ModelRegistry:
             with contextlib.suppress(OSError):  # another writer's, removed meanwhile
                 if path.is_dir() and path.stat().st_mtime < cutoff:
                     shutil.rmtree(path)
+        for path in self.root.glob(".champion-*"):  # a pointer killed before its rename
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
 
     def _next_version(self) -> int:
         """One past every version stored or named by the champion pointer: a version

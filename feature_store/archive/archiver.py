@@ -7,6 +7,7 @@ transaction id. The only part of the archive that needs a Kafka client.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ import msgspec
 import pandas as pd
 from kafka import KafkaConsumer
 
-from feature_store.archive.layout import write_days
+from feature_store.archive.layout import remove_abandoned_parts, write_days
 from feature_store.errors import InvalidEvent
 from feature_store.labels import LabelCodec
 from feature_store.schema import TransactionCodec
 
 __all__ = ["ArchiveStats", "TopicArchiver"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +68,8 @@ class TopicArchiver:
         )
         self._pending: dict[str, list[dict[str, Any]]] = {"transactions": [], "labels": []}
         self.stats = ArchiveStats()
+        if removed := remove_abandoned_parts(out_dir):
+            log.info("removed %d unfinished part(s) a killed archiver left in %s", removed, out_dir)
 
     def run(self, *, stop: threading.Event, idle_exit_s: float | None = None) -> ArchiveStats:
         """Archive until ``stop`` is set, or until nothing arrived for ``idle_exit_s``."""

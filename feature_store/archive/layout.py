@@ -9,7 +9,9 @@ a file and a crash leaves at most a ``.tmp`` that no reader takes for a part.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import date
@@ -37,6 +39,7 @@ __all__ = [
     "is_archive",
     "part_files",
     "parts_dataset",
+    "remove_abandoned_parts",
     "transaction_day_dirs",
     "write_days",
 ]
@@ -93,6 +96,21 @@ def write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
         fsync_path(target)  # and its name before the offsets it holds are committed
         files += 1
     return files
+
+
+def remove_abandoned_parts(archive: Path, *, older_than_s: float = 86_400.0) -> int:
+    """Remove the ``.tmp`` parts a writer killed mid-write left (a part takes seconds to
+    write; readers never take one for a part); returns how many."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for kind in SCHEMAS:
+        for day in day_dirs(archive / kind):
+            for part in day.glob("part-*.tmp"):
+                with contextlib.suppress(OSError):  # another writer's, renamed meanwhile
+                    if part.stat().st_mtime < cutoff:
+                        part.unlink()
+                        removed += 1
+    return removed
 
 
 def is_archive(path: Path) -> bool:

@@ -404,11 +404,18 @@ def test_a_staging_directory_abandoned_by_a_killed_run_is_removed(
     for path in (old, fresh):
         path.mkdir()
         (path / "model.ubj").write_bytes(b"half")
+    # and a champion pointer's temporary file, killed before its rename
+    old_pointer, fresh_pointer = (registry_copy.root / f".champion-{n}" for n in ("a", "b"))
+    for path in (old_pointer, fresh_pointer):
+        path.write_text("{")
     two_days_ago = time.time() - 2 * 86_400
-    os.utime(old, (two_days_ago, two_days_ago))
+    for path in (old, old_pointer):
+        os.utime(path, (two_days_ago, two_days_ago))
     registry_edits.register_copy(registry_copy)
     assert not old.exists()
     assert fresh.exists()  # another writer's, perhaps: left alone
+    assert not old_pointer.exists()
+    assert fresh_pointer.exists()
 
 
 def test_prune_keeps_the_newest_the_champion_and_what_a_rollback_can_reinstate(

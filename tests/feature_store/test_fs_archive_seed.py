@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import shutil
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from feature_store.archive import (
     read_archive,
     seed_archive,
 )
+from feature_store.archive.layout import remove_abandoned_parts
 from feature_store.offline import epoch_ms, offline_feature_matrix
 from fraud_cli.main import cli
 from simulator.config import SimulationConfig
@@ -511,3 +514,21 @@ def test_which_verdict_wins_does_not_depend_on_the_order_of_the_parts(
     archived = read_archive(archive).set_index("transaction_id")
     assert archived.loc[tied, "is_fraud"] == 0
     assert (archived.loc[untimed, "is_fraud"], archived.loc[untimed, "label_time"]) == (0, at)
+
+
+def test_parts_a_killed_writer_left_are_removed_once_a_day_old(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """They were never removed; one still being written (fresh) is left alone."""
+    archive = tmp_path / "archive"
+    seed_archive(history[history["event_time"] < "2026-10-03"], archive)
+    day = archive / "transactions" / "day=2026-10-01"
+    old, fresh = day / "part-old.tmp", day / "part-fresh.tmp"
+    for part in (old, fresh):
+        part.write_bytes(b"half a part")
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(old, (two_days_ago, two_days_ago))
+    assert remove_abandoned_parts(archive) == 1
+    assert not old.exists()
+    assert fresh.exists()
+    assert len(read_archive(archive)) == int((history["event_time"] < "2026-10-03").sum())
