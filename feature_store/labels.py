@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final
 
 import msgspec
 
@@ -10,7 +11,11 @@ from feature_store.errors import InvalidEvent
 from feature_store.online.base import LabelUpdate
 from feature_store.online.engine import epoch_ms
 
-__all__ = ["LabelCodec", "LabelEvent"]
+__all__ = ["HISTORY_ANALYSTS", "LabelCodec", "LabelEvent"]
+
+# the ``analyst`` of verdicts written into an archive from a history, which no analyst gave
+# (no account may take these names)
+HISTORY_ANALYSTS: Final = ("seed", "backfill")
 
 
 class LabelEvent(msgspec.Struct, frozen=True, kw_only=True):

@@ -292,8 +292,8 @@ def upgrade_db(database_url: str | None) -> None:
     "--backfill",
     type=click.Path(path_type=Path, exists=True),
     default=None,
-    help="Instead: add the days of this labelled history (Parquet, CSV) that the archive "
-    "does not hold, e.g. from before the archiver started, and exit.",
+    help="Instead: add what this labelled history (Parquet, CSV) holds and the archive "
+    "lacks, by transaction id (e.g. the months before the archiver started), and exit.",
 )
 @columns_option("--backfill's column layout (handbook: the handbook's raw columns).")
 def archive(
@@ -367,17 +367,19 @@ def _backfill(history: Path, columns: str, out: Path) -> None:
         spans = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]} .. {r[-1]}" for r in runs)
         return f"{len(listed)} day{'s' if len(listed) > 1 else ''} ({spans})"
 
-    said = [
-        f"added {days(done.added)} to {out}: {done.transactions:,} transactions, "
-        f"{done.labels:,} fraud labels"
-    ]
+    said = []
+    if done.added:
+        said.append(f"added {days(done.added)}")
     if done.completed:
-        said.append(f"completed {days(done.completed)} it held in part (the payments it lacked)")
+        said.append(f"completed {days(done.completed)} it held in part")
     if done.held:
-        said.append(f"{days(done.held)} it holds whole already were left as they are")
+        said.append(f"{days(done.held)} it held whole: their payments left as they were")
     if done.left:
         said.append(
             f"{days(done.left)} the archive holds from today (UTC) on were left out: the "
             "archiver is writing them; backfill again once they have ended"
         )
-    click.echo("; ".join(said))
+    click.echo(
+        f"wrote {done.transactions:,} transactions and {done.labels:,} fraud labels to {out}"
+        + (": " + "; ".join(said) if said else "")
+    )

@@ -17,6 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from feature_store.labels import HISTORY_ANALYSTS
 from feature_store.schema import looks_like_pan, redact_pans
 from review.audit import record_audit
 from review.errors import UserError
@@ -76,6 +77,8 @@ def check_username(username: str) -> None:
             f"user name {redact_pans(username)!r}: use 2-64 lowercase letters, digits, "
             "'.', '_' or '-'"
         )
+    if username in HISTORY_ANALYSTS:  # the archive's verdicts written from a history
+        raise UserError(f"user name {username!r} is reserved; pick another name")
     if looks_like_pan(username):  # it goes into every label's analyst field, and the audit
         raise UserError(
             f"user name {redact_pans(username)!r} holds a card number; pick another name"

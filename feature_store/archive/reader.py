@@ -13,13 +13,12 @@ import pyarrow.compute as pc
 
 from feature_store.archive.layout import day_dirs, part_files, parts_dataset, transaction_day_dirs
 from feature_store.errors import HistoryTooLargeError
+from feature_store.labels import HISTORY_ANALYSTS
 from feature_store.schema import redact_pans
 
 __all__ = ["read_archive"]
 
 log = logging.getLogger(__name__)
-
-_FROM_HISTORY = ("seed", "backfill")  # the analyst names of verdicts no analyst gave
 
 
 def _warn_reused_ids(path: Path, frame: pd.DataFrame, ids: pd.Index) -> None:
@@ -84,7 +83,7 @@ def _latest_verdicts(labels: pd.DataFrame) -> pd.DataFrame:
     # in a fixed order whatever order the parts were read in: at one time, a verdict
     # written from a history (seed, backfill) before an analyst's, then a clearing before a
     # fraud; a verdict without a time (a hand-written part) first, not last
-    labels = labels.assign(_real=~labels["analyst"].isin(_FROM_HISTORY)).sort_values(
+    labels = labels.assign(_real=~labels["analyst"].isin(HISTORY_ANALYSTS)).sort_values(
         ["transaction_id", "label_time", "_real", "is_fraud"], kind="stable", na_position="first"
     )
     ids, verdicts = labels["transaction_id"], labels["is_fraud"].astype(bool)

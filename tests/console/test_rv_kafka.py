@@ -354,6 +354,12 @@ def test_users_add_command(database_url: str) -> None:
         assert "user name '[PAN-REDACTED]'" in pan.output
         assert "1111" not in pan.output
         assert "Password" not in pan.output  # refused before it is asked for, twice
+    for name in ("seed", "backfill"):  # the archive's verdicts from a history: they lose ties
+        reserved = runner.invoke(
+            cli, ["review", "users", "add", name, "--database-url", database_url]
+        )
+        assert reserved.exit_code == 2
+        assert f"user name '{name}' is reserved" in reserved.output
     listed = runner.invoke(cli, ["review", "users", "list", "--database-url", database_url])
     assert "dana\tlead\tactive" in listed.output
     gone = runner.invoke(

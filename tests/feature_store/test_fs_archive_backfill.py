@@ -5,6 +5,7 @@ are left out, and a backfill that stopped half way is finished by running it aga
 from __future__ import annotations
 
 import os
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -159,8 +160,8 @@ def test_the_command_backfills_the_handbooks_numbered_ids_as_text(
     assert result.exit_code == 0, result.output
     frauds = int(history["is_fraud"].sum())
     assert (
-        f"added 20 days (2026-10-01 .. 2026-10-20) to {archive}: {len(history):,} "
-        f"transactions, {frauds:,} fraud labels\n"
+        f"wrote {len(history):,} transactions and {frauds:,} fraud labels to {archive}: "
+        "added 20 days (2026-10-01 .. 2026-10-20)\n"
     ) in result.output
     archived = read_archive(archive)
     assert archived["transaction_id"].tolist() == [str(i) for i in range(len(history))]
@@ -168,8 +169,8 @@ def test_the_command_backfills_the_handbooks_numbered_ids_as_text(
     assert int(archived["is_fraud"].sum()) == frauds
     again = CliRunner().invoke(cli, [*command, "--columns", "handbook"])
     assert again.output.endswith(
-        f"added no days to {archive}: 0 transactions, 0 fraud labels; 20 days "
-        "(2026-10-01 .. 2026-10-20) it holds whole already were left as they are\n"
+        f"wrote 0 transactions and 0 fraud labels to {archive}: 20 days "
+        "(2026-10-01 .. 2026-10-20) it held whole: their payments left as they were\n"
     )
     # days that are not one run are said as their runs
     raw[history["event_time"].dt.day.isin([5, 6, 9]).to_numpy()].to_csv(
@@ -193,7 +194,25 @@ def test_the_command_backfills_the_handbooks_numbered_ids_as_text(
         "added 17 days (2026-10-01 .. 2026-10-04, 2026-10-07 .. 2026-10-08, "
         "2026-10-10 .. 2026-10-20)"
     ) in filled.output
-    assert "3 days (2026-10-05 .. 2026-10-06, 2026-10-09) it holds whole already" in filled.output
+    assert "3 days (2026-10-05 .. 2026-10-06, 2026-10-09) it held whole" in filled.output
+
+
+def test_an_empty_history_starts_an_archive_and_another_starting_it_meanwhile_is_said(
+    history: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = backfill_archive(history.iloc[:0], tmp_path / "empty")
+    assert (done.added, done.transactions) == ((), 0)
+    assert (tmp_path / "empty" / "transactions").is_dir()  # an archive, of no payments
+    archive = tmp_path / "archive"
+
+    def another_seeds_meanwhile(out: Path, frame: pd.DataFrame, time_column: str) -> int:
+        (archive / "transactions").mkdir(parents=True, exist_ok=True)  # the other process
+        return write_days(out, frame, time_column)
+
+    monkeypatch.setattr(backfill_module, "write_days", another_seeds_meanwhile)
+    with pytest.raises(ArchiveBusyError, match="was started by another backfill or seed"):
+        backfill_archive(history, archive)
+    assert [p.name for p in tmp_path.iterdir() if "seeding" in p.name] == []
 
 
 def test_a_history_without_labels_is_refused(history: pd.DataFrame, tmp_path: Path) -> None:
@@ -267,16 +286,26 @@ def test_a_day_the_archiver_is_writing_is_left_and_made_up_label_times_are_not_i
     history: pd.DataFrame, tmp_path: Path
 ) -> None:
     """The archiver is writing today: a backfill adding today's payments too would write
-    them twice (and count them twice against the row limit)."""
+    them twice (and count them twice against the row limit). Today not yet archived is
+    added, as any other day."""
     now = pd.Timestamp("2026-10-15T12:00:00Z")
     unlabelled = history.assign(label_time=pd.Series(pd.NaT, index=history.index))
     so_far = unlabelled[unlabelled["event_time"] <= now]
-    archive = tmp_path / "archive"
-    seed_archive(so_far[so_far["event_time"] >= "2026-10-11"], archive, now=now)
+    archive, before_today = tmp_path / "archive", tmp_path / "before-today"
+    archived = so_far[so_far["event_time"] >= "2026-10-11"].assign(is_fraud=0)  # no verdicts
+    seed_archive(archived, archive, now=now)
+    seed_archive(archived[archived["event_time"] < "2026-10-15"], before_today, now=now)
     done = backfill_archive(so_far, archive, now=now)
     assert (done.added, done.held, done.left) == (_days(1, 10), _days(11, 14), _days(15, 15))
     labels = pd.read_parquet(archive / "labels")
     assert labels["label_time"].max() <= now  # frauds of 10-09 on: known by now, not later
+    verdicts = read_archive(archive).set_index("transaction_id")["is_fraud"]
+    today = so_far[so_far["event_time"] >= "2026-10-15"]
+    frauds_today = today.loc[today["is_fraud"] == 1, "transaction_id"]
+    assert len(frauds_today)
+    assert (verdicts[frauds_today] == 0).all()  # a day left out gets no verdicts either
+    assert done.labels == int(so_far["is_fraud"].sum()) - len(frauds_today)
+    assert backfill_archive(so_far, before_today, now=now).added == _days(1, 10) + _days(15, 15)
     with pytest.raises(HistoryColumnsError, match=r"payment\(s\) are dated after now"):
         backfill_archive(unlabelled, archive, now=now)
     later = pd.Timestamp("2026-10-21T00:00:00Z")
@@ -286,6 +315,21 @@ def test_a_day_the_archiver_is_writing_is_left_and_made_up_label_times_are_not_i
     original = history.sort_values("event_time", kind="stable")
     assert archived["transaction_id"].tolist() == original["transaction_id"].tolist()
     assert archived["is_fraud"].tolist() == original["is_fraud"].tolist()
+
+
+def test_a_payment_archived_on_another_day_is_not_written_again(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A history whose clock is an hour off puts a payment on the day before the
+    archive's: only held days were searched, and the read kept the history's copy."""
+    archive = tmp_path / "archive"
+    seed_archive(history[history["event_time"] >= "2026-10-11"], archive)
+    moved = history.copy()
+    first = moved.index[moved["event_time"] >= "2026-10-11"][0]
+    moved.loc[first, "event_time"] = pd.Timestamp("2026-10-10T23:30:00Z")
+    done = backfill_archive(moved, archive)
+    assert done.transactions == int((history["event_time"] < "2026-10-11").sum())
+    _the_whole_history(archive, history)
 
 
 def test_a_second_backfill_at_once_is_refused_naming_the_first(
@@ -306,16 +350,23 @@ def test_a_second_backfill_at_once_is_refused_naming_the_first(
         ({"is_fraud": "maybe"}, "is_fraud is not 0 or 1"),
         ({"event_time": pd.NaT}, "without event_time"),
         ({"amount": -1.0}, "missing, negative or NaN amount"),
+        # what the stream's contract refuses
+        ({"card_id": "4111 1111 1111 1111"}, "1 card_id(s) holding a card number"),
+        ({"transaction_id": ""}, "1 transaction_id(s) missing, empty or over 64"),
+        ({"transaction_id": None}, "1 transaction_id(s) missing, empty or over 64"),
+        ({"merchant_id": "m" * 65}, "1 merchant_id(s) missing, empty or over 64"),
+        ({"amount": 2e9}, "1 amount(s) above 1,000,000"),
     ],
 )
 def test_rows_the_archiver_would_refuse_are_refused_before_anything_is_written(
     history: pd.DataFrame, tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
-    bad = history.astype({"is_fraud": object})
+    bad = history.astype({"is_fraud": object, "transaction_id": object, "card_id": object})
     for column, value in change.items():
         bad.loc[bad.index[5], column] = value
-    with pytest.raises(HistoryColumnsError, match=message):
+    with pytest.raises(HistoryColumnsError, match=re.escape(message)) as refused:
         seed_archive(bad, tmp_path / "archive")
+    assert "1111" not in str(refused.value)
     assert not (tmp_path / "archive").exists()
 
 
@@ -342,8 +393,7 @@ def test_a_seed_syncs_every_part_day_and_directory_name_it_writes(
     for part in parts:  # its day's, its kind's and the staging root's names
         for directory in (part.parent, part.parent.parent, part.parent.parent.parent):
             assert str(directory) in synced
-    assert str(root) in synced  # created by the seed
-    assert str(tmp_path) in synced  # the rename into place
+    assert synced[-1] == str(root)  # the rename into place, last
 
 
 def test_a_history_under_other_ids_than_the_archives_is_refused(

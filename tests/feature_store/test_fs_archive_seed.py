@@ -451,6 +451,18 @@ def test_a_verdict_on_no_archived_payment_is_counted_and_said(
         read_archive(tmp_path / "archive", since=since)
     (record,) = caplog.records
     assert "1 verdict(s) name no archived payment (e.g. lost-1)" in record.getMessage()
+    # one given before the first day read was looked at by the reads that reached it
+    verdicts.iloc[[1]].assign(label_time=first_day).to_parquet(
+        labels / "part-verdicts.parquet", index=False
+    )
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="feature_store.archive"):
+        read_archive(tmp_path / "archive", since=since)
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="feature_store.archive"):
+        read_archive(tmp_path / "archive")  # such a read
+    (record,) = caplog.records
+    assert "1 verdict(s) name no archived payment (e.g. lost-1)" in record.getMessage()
 
 
 def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_itself(
