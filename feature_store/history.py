@@ -88,6 +88,16 @@ def present_columns(frame: pd.DataFrame, rows: np.ndarray | None = None) -> froz
     return frozenset(c for c in frame.columns if frame[c].notna().to_numpy()[rows].any())
 
 
+_TEXT_COLUMNS = (
+    "transaction_id",
+    "card_id",
+    "merchant_id",
+    "currency",
+    "mcc",
+    "channel",
+    "country",
+    "device_id",
+)
 _NO_TIME = ("", "NaT", "nat", "None", "nan", "NaN", "null", "NULL")
 
 
@@ -123,7 +133,9 @@ def _read_frame(
     if is_archive(path):  # written by `fraud archive`: labels joined in
         return read_archive(path, since=since, until=until, max_rows=max_rows)
     if path.suffix.lower() == ".csv":
-        frame = pd.read_csv(path, low_memory=False)  # one type per column, no DtypeWarning
+        # one type per column (no DtypeWarning); ids and codes as text, as events carry
+        # them (00042 is not 42)
+        frame = pd.read_csv(path, low_memory=False, dtype=dict.fromkeys(_TEXT_COLUMNS, str))
         if max_rows is not None and len(frame) > max_rows:  # a CSV is counted once read
             raise HistoryTooLargeError(path, len(frame), max_rows, None)
         return frame

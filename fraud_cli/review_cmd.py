@@ -8,6 +8,7 @@ import json
 import secrets
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
@@ -349,8 +350,13 @@ def archive(
 def _backfill(history: Path, columns: str, out: Path) -> None:
     from feature_store import read_history
     from feature_store.archive import backfill_archive
+    from feature_store.archive.backfill import refuse_unusable_backfill_target
+    from feature_store.schema import redact_pans
 
-    click.echo(f"reading {history} ...", err=True)
+    refuse_unusable_backfill_target(out)  # before the read, not after it
+    # SIGTERM as ^C: a seed then removes its half-written staging directory
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    click.echo(f"reading {redact_pans(str(history))} ...", err=True)
     frame = read_history(history, columns=columns)  # type: ignore[arg-type]
     done = backfill_archive(frame, out)
 
@@ -376,8 +382,10 @@ def _backfill(history: Path, columns: str, out: Path) -> None:
         said.append(f"{days(done.held)} it held whole: their payments left as they were")
     if done.left:
         said.append(
-            f"{days(done.left)} the archive holds from today (UTC) on were left out: the "
-            "archiver is writing them; backfill again once they have ended"
+            f"{days(done.left)} the archive holds from today (UTC) on "
+            f"{'were' if len(done.left) > 1 else 'was'} left out: the archiver is writing "
+            f"{'them' if len(done.left) > 1 else 'it'}; backfill again once "
+            f"{'they have' if len(done.left) > 1 else 'it has'} ended"
         )
     click.echo(
         f"wrote {done.transactions:,} transactions and {done.labels:,} fraud labels to {out}"

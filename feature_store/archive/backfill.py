@@ -3,8 +3,10 @@ missing payments and verdicts added (the months before the archiver started, say
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import shutil
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from feature_store.archive.layout import (
     SCHEMAS,
@@ -26,14 +29,14 @@ from feature_store.archive.layout import (
     write_days,
 )
 from feature_store.durability import fsync_path
-from feature_store.errors import ArchiveBusyError, HistoryColumnsError
+from feature_store.errors import ArchiveBusyError, HistoryColumnsError, HistoryFormatError
 from feature_store.labels import LabelEvent
 from feature_store.locking import exclusive, lock_holder
 from feature_store.offline import DEFAULT_LABEL_DELAY_S
 from feature_store.schema import MAX_AMOUNT, Transaction, looks_like_pan, redact_pans
 from feature_store.validation import label_numbers, validate_history, where_rows
 
-__all__ = ["Backfill", "backfill_archive", "seed_archive"]
+__all__ = ["Backfill", "backfill_archive", "refuse_unusable_backfill_target", "seed_archive"]
 
 
 def _archive_rows(
@@ -64,6 +67,8 @@ def _archive_rows(
                 column = column.astype("Int64")  # 5411, not 5411.0 (a column with blanks)
             transactions[name] = column.astype("string")
     transactions["event_time"] = pd.to_datetime(transactions["event_time"], utc=True)
+    # validated as numbers above, but a Parquet column of text stays text until here
+    transactions["amount"] = pd.to_numeric(transactions["amount"]).astype("float64")
     _refuse_what_the_stream_refuses(transactions)
     future = (transactions["event_time"] > now).to_numpy()
     if future.any():  # every training run on the archive would stop on them
@@ -164,6 +169,10 @@ def seed_archive(
 def _seed(transactions: pd.DataFrame, labels: pd.DataFrame, out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; seed a new archive directory")
+    for stale in out.parent.glob(f".{out.name}.seeding-*"):  # a seed killed an hour ago
+        with contextlib.suppress(OSError):
+            if stale.stat().st_mtime < time.time() - 3600:
+                shutil.rmtree(stale)
     staging = out.with_name(f".{out.name}.seeding-{uuid.uuid4().hex}")
     durable_mkdir(staging / "transactions")  # an archive, even of no payments
     try:
@@ -225,16 +234,10 @@ def backfill_archive(
     (:class:`ArchiveBusyError`).
     """
     now = _now(now)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out} is a file; give an archive directory, or a new one")
+    refuse_unusable_backfill_target(out)
     transactions, labels = _archive_rows(history, label_delay_s, "backfill", now)
     day = transactions["event_time"].dt.date
-    if not (is_archive(out) or (out / "labels").is_dir()):  # labels only: an archiver's
-        if out.exists() and any(out.iterdir()):
-            raise FileExistsError(
-                f"{out} holds files but is not an archive (no transactions/ or labels/); "
-                "give an archive directory, or a new one"
-            )
+    if not _started(out):
         _seed(transactions, labels, out)
         return Backfill(_days(day), (), (), (), len(transactions), len(labels))
     lock = out / ".backfill.lock"
@@ -279,13 +282,36 @@ def _among(values: pd.Series, pool: pd.Series) -> np.ndarray:
     return found.to_numpy(dtype=bool)
 
 
+def _started(out: Path) -> bool:
+    return is_archive(out) or (out / "labels").is_dir()  # labels only: an archiver's
+
+
+def refuse_unusable_backfill_target(out: Path) -> None:
+    """``out`` is an archive, a new directory or an empty one (checked before the history
+    is read: a long read, then the refusal)."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out} is a file; give an archive directory, or a new one")
+    if not _started(out) and out.exists() and any(out.iterdir()):
+        raise FileExistsError(
+            f"{out} holds files but is not an archive (no transactions/ or labels/); give "
+            "an archive directory, or a new one"
+        )
+
+
 def _archived(out: Path, kind: str) -> pd.DataFrame:
     """The transaction ids (and for payments, times) the archive's ``kind`` holds."""
     columns = ["transaction_id", "event_time"] if kind == "transactions" else ["transaction_id"]
     files = part_files(day_dirs(out / kind))
     if not files:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    frame: pd.DataFrame = parts_dataset(kind, files).to_table(columns=columns).to_pandas()
+    try:
+        frame: pd.DataFrame = parts_dataset(kind, files).to_table(columns=columns).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:  # a part truncated by a crash, say
+        raise HistoryFormatError(
+            f"archive {out}: its {kind} cannot be read ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); move the damaged part out of "
+            "its day directory and backfill again"
+        ) from exc
     return frame
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import feature_store.archive.backfill as backfill_module
 from feature_store import CORE_FEATURE_SET
 from feature_store.archive import backfill_archive, read_archive, seed_archive
 from feature_store.archive.layout import write_days
-from feature_store.errors import ArchiveBusyError, HistoryColumnsError
+from feature_store.errors import ArchiveBusyError, HistoryColumnsError, HistoryFormatError
 from feature_store.locking import exclusive
 from feature_store.offline import offline_feature_matrix
 from fraud_cli.main import cli
@@ -406,3 +407,49 @@ def test_a_history_under_other_ids_than_the_archives_is_refused(
     with pytest.raises(HistoryColumnsError, match="on 2026-10-11 the history's payments share no"):
         backfill_archive(renamed, archive)
     assert not (archive / "transactions" / "day=2026-10-01").exists()
+
+
+def test_text_amounts_leading_zeros_in_csv_ids_and_a_damaged_part_are_handled(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A Parquet amount column of text was a traceback (training takes it); a CSV's
+    00000042 became 42; a damaged archived part was a traceback."""
+    texts = history.assign(amount=history["amount"].astype(str))
+    texts.to_parquet(tmp_path / "text-amounts.parquet")
+    padded = history.assign(transaction_id=[f"{i:08d}" for i in range(len(history))])
+    padded.to_csv(tmp_path / "padded.csv", index=False)
+    for source, out in (("text-amounts.parquet", "a"), ("padded.csv", "b")):
+        command = ["archive", "--out", str(tmp_path / out), "--backfill", str(tmp_path / source)]
+        result = CliRunner().invoke(cli, command)
+        assert result.exit_code == 0, result.output
+    assert read_archive(tmp_path / "b")["transaction_id"].iloc[0] == "00000000"
+    part = next((tmp_path / "a" / "transactions" / "day=2026-10-05").glob("*.parquet"))
+    part.write_bytes(part.read_bytes()[:500])
+    with pytest.raises(HistoryFormatError, match="its transactions cannot be read"):
+        backfill_archive(history, tmp_path / "a")
+
+
+def test_an_out_that_is_no_archive_is_refused_before_the_history_is_read(
+    tmp_path: Path,
+) -> None:
+    """It read the whole history (4 s, 0.8 GB for the handbook) before refusing."""
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "history.parquet").write_text("not Parquet: never read")
+    out = tmp_path / "a-file"
+    command = ["archive", "--out", str(out), "--backfill", str(tmp_path / "history.parquet")]
+    result = CliRunner().invoke(cli, command)
+    assert result.exit_code == 1, result.output
+    assert result.output == f"Error: {out} is a file; give an archive directory, or a new one\n"
+
+
+def test_a_staging_directory_a_killed_seed_left_is_removed_an_hour_later(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    old, fresh = tmp_path / ".archive.seeding-old", tmp_path / ".archive.seeding-fresh"
+    for staging in (old, fresh):
+        (staging / "transactions").mkdir(parents=True)
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    backfill_archive(history, tmp_path / "archive")
+    assert not old.exists()
+    assert fresh.exists()  # another seed's, perhaps still writing
