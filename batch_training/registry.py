@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from batch_training.errors import (
     NoChampionError,
     RegistryError,
 )
-from feature_store.durability import fsync_path
+from feature_store.durability import fsync_path, remove_abandoned
 
 __all__ = [
     "NEVER_ACT",
@@ -229,15 +228,12 @@ class ModelRegistry:
     def _remove_abandoned_staging(self) -> None:
         """A run killed while it wrote a version leaves its staging directory; one older
         than any run takes to write its version is abandoned."""
-        cutoff = time.time() - _ABANDONED_AFTER_S
-        for path in self._versions.glob(f"{_STAGING}*"):
-            with contextlib.suppress(OSError):  # another writer's, removed meanwhile
-                if path.is_dir() and path.stat().st_mtime < cutoff:
-                    shutil.rmtree(path)
-        for path in self.root.glob(".champion-*"):  # a pointer killed before its rename
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
-                    path.unlink()
+        remove_abandoned(
+            [p for p in self._versions.glob(f"{_STAGING}*") if p.is_dir()],
+            older_than_s=_ABANDONED_AFTER_S,
+        )
+        # and a pointer's temporary file, killed before its rename
+        remove_abandoned(self.root.glob(".champion-*"), older_than_s=_ABANDONED_AFTER_S)
 
     def _next_version(self) -> int:
         """One past every version stored or named by the champion pointer: a version

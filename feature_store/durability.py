@@ -1,12 +1,16 @@
-"""Flushing what was written to disk before it is relied on (a pointer, an offset commit)."""
+"""Flushing what was written to disk before it is relied on (a pointer, an offset commit),
+and removing what a writer killed mid-write left behind."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["fsync_path"]
+__all__ = ["fsync_path", "remove_abandoned"]
 
 
 def fsync_path(path: Path) -> None:
@@ -22,3 +26,21 @@ def fsync_path(path: Path) -> None:
             os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_abandoned(paths: Iterable[Path], *, older_than_s: float) -> int:
+    """Remove the files and directories among ``paths`` untouched for ``older_than_s``: a
+    writer's leftovers once no live writer can still own them (another's, renamed or
+    removed meanwhile, is skipped); returns how many."""
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime >= cutoff:
+                continue
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed += 1
+    return removed

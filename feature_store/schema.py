@@ -21,6 +21,7 @@ from feature_store.errors import InvalidEvent
 __all__ = [
     "MAX_AMOUNT",
     "MAX_FUTURE_SKEW_S",
+    "MAX_ID_LENGTH",
     "REQUIRED_FIELDS",
     "Transaction",
     "TransactionCodec",
@@ -31,7 +32,8 @@ __all__ = [
 MAX_AMOUNT: Final = 1_000_000.0
 MAX_FUTURE_SKEW_S: Final = 300.0
 
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MAX_ID_LENGTH: Final = 64
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 OptionalCode = Annotated[str, msgspec.Meta(max_length=32)] | None
 
 

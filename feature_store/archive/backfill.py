@@ -3,10 +3,8 @@ missing payments and verdicts added (the months before the archiver started, say
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import shutil
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from feature_store.archive.layout import (
     SCHEMAS,
@@ -25,18 +22,28 @@ from feature_store.archive.layout import (
     held_days,
     is_archive,
     part_files,
-    parts_dataset,
+    read_parts,
     write_days,
 )
-from feature_store.durability import fsync_path
-from feature_store.errors import ArchiveBusyError, HistoryColumnsError, HistoryFormatError
-from feature_store.labels import LabelEvent
+from feature_store.durability import fsync_path, remove_abandoned
+from feature_store.errors import ArchiveBusyError, HistoryColumnsError
+from feature_store.labels import HISTORY_ANALYSTS, LabelEvent
 from feature_store.locking import exclusive, lock_holder
 from feature_store.offline import DEFAULT_LABEL_DELAY_S
-from feature_store.schema import MAX_AMOUNT, Transaction, looks_like_pan, redact_pans
+from feature_store.schema import (
+    MAX_AMOUNT,
+    MAX_ID_LENGTH,
+    Transaction,
+    looks_like_pan,
+    redact_pans,
+)
 from feature_store.validation import label_numbers, validate_history, where_rows
 
 __all__ = ["Backfill", "backfill_archive", "refuse_unusable_backfill_target", "seed_archive"]
+
+
+# the analyst of the verdicts a seed and a backfill write, which no account may take
+SEEDED, BACKFILLED = HISTORY_ANALYSTS
 
 
 def _archive_rows(
@@ -103,7 +110,7 @@ def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
     problems = []
     for column in ("transaction_id", "card_id", "merchant_id"):
         length = transactions[column].str.len()
-        bad = (length.isna() | (length < 1) | (length > 64)).to_numpy()
+        bad = (length.isna() | (length < 1) | (length > MAX_ID_LENGTH)).to_numpy()
         if bad.any():  # rows by number where the id itself is what is wrong
             where = (
                 f"rows {bad.nonzero()[0][:3].tolist()}, counted from 0"
@@ -111,7 +118,8 @@ def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
                 else where_rows(transactions, bad, {})
             )
             problems.append(
-                f"{int(bad.sum())} {column}(s) missing, empty or over 64 characters (e.g. {where})"
+                f"{int(bad.sum())} {column}(s) missing, empty or over {MAX_ID_LENGTH} characters "
+                f"(e.g. {where})"
             )
     cards = transactions["card_id"].dropna().unique()
     pans = {card for card in cards if looks_like_pan(card)}
@@ -161,7 +169,7 @@ def seed_archive(
     archive lacks).
     """
     now = _now(now)
-    transactions, labels = _archive_rows(history, label_delay_s, "seed", now)
+    transactions, labels = _archive_rows(history, label_delay_s, SEEDED, now)
     _seed(transactions, labels, out)
     return len(transactions), len(labels)
 
@@ -169,10 +177,8 @@ def seed_archive(
 def _seed(transactions: pd.DataFrame, labels: pd.DataFrame, out: Path) -> None:
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} is not empty; seed a new archive directory")
-    for stale in out.parent.glob(f".{out.name}.seeding-*"):  # a seed killed an hour ago
-        with contextlib.suppress(OSError):
-            if stale.stat().st_mtime < time.time() - 3600:
-                shutil.rmtree(stale)
+    # a seed killed an hour ago
+    remove_abandoned(out.parent.glob(f".{out.name}.seeding-*"), older_than_s=3600)
     staging = out.with_name(f".{out.name}.seeding-{uuid.uuid4().hex}")
     durable_mkdir(staging / "transactions")  # an archive, even of no payments
     try:
@@ -235,7 +241,7 @@ def backfill_archive(
     """
     now = _now(now)
     refuse_unusable_backfill_target(out)
-    transactions, labels = _archive_rows(history, label_delay_s, "backfill", now)
+    transactions, labels = _archive_rows(history, label_delay_s, BACKFILLED, now)
     day = transactions["event_time"].dt.date
     if not _started(out):
         _seed(transactions, labels, out)
@@ -304,14 +310,14 @@ def _archived(out: Path, kind: str) -> pd.DataFrame:
     files = part_files(day_dirs(out / kind))
     if not files:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    try:
-        frame: pd.DataFrame = parts_dataset(kind, files).to_table(columns=columns).to_pandas()
-    except (pa.ArrowInvalid, OSError) as exc:  # a part truncated by a crash, say
-        raise HistoryFormatError(
-            f"archive {out}: its {kind} cannot be read ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); move the damaged part out of "
-            "its day directory and backfill again"
-        ) from exc
+    table = read_parts(
+        kind,
+        files,
+        columns,
+        what=f"archive {out}: its {kind}",
+        fix="move the damaged part out of its day directory and backfill again",
+    )
+    frame: pd.DataFrame = table.to_pandas()
     return frame
 
 

@@ -9,9 +9,7 @@ a file and a crash leaves at most a ``.tmp`` that no reader takes for a part.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 import uuid
 from collections.abc import Mapping
 from datetime import date
@@ -22,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from feature_store.durability import fsync_path
+from feature_store.durability import fsync_path, remove_abandoned
 from feature_store.errors import HistoryFormatError
 
 __all__ = [
@@ -39,6 +37,7 @@ __all__ = [
     "is_archive",
     "part_files",
     "parts_dataset",
+    "read_parts",
     "remove_abandoned_parts",
     "transaction_day_dirs",
     "write_days",
@@ -101,16 +100,13 @@ def write_days(out: Path, frame: pd.DataFrame, time_column: str) -> int:
 def remove_abandoned_parts(archive: Path, *, older_than_s: float = 86_400.0) -> int:
     """Remove the ``.tmp`` parts a writer killed mid-write left (a part takes seconds to
     write; readers never take one for a part); returns how many."""
-    cutoff = time.time() - older_than_s
-    removed = 0
-    for kind in SCHEMAS:
-        for day in day_dirs(archive / kind):
-            for part in day.glob("part-*.tmp"):
-                with contextlib.suppress(OSError):  # another writer's, renamed meanwhile
-                    if part.stat().st_mtime < cutoff:
-                        part.unlink()
-                        removed += 1
-    return removed
+    parts = (
+        part
+        for kind in SCHEMAS
+        for day in day_dirs(archive / kind)
+        for part in day.glob("part-*.tmp")
+    )
+    return remove_abandoned(parts, older_than_s=older_than_s)
 
 
 def is_archive(path: Path) -> bool:
@@ -169,6 +165,18 @@ def parts_dataset(kind: str, parts: list[str]) -> ds.Dataset:
     return ds.dataset(parts, schema=SCHEMAS[kind], format="parquet")
 
 
+def read_parts(kind: str, parts: list[str], columns: list[str], *, what: str, fix: str) -> pa.Table:
+    """``columns`` of ``parts``; a part that cannot be read (truncated by a crash, say) is
+    :class:`HistoryFormatError` saying ``what`` it was and the ``fix``."""
+    try:
+        return parts_dataset(kind, parts).to_table(columns=columns)
+    except (pa.ArrowInvalid, OSError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        raise HistoryFormatError(
+            f"{what} cannot be read ({type(exc).__name__}: {first_line}); {fix}"
+        ) from exc
+
+
 def transaction_day_dirs(path: Path, since: date | None, until: date | None = None) -> list[Path]:
     days = day_dirs(path / "transactions")
     if since is not None:
@@ -214,14 +222,13 @@ def archive_last_event_ms(path: Path) -> int | None:
         parts = part_files([day])
         if not parts:
             continue
-        try:
-            times = parts_dataset("transactions", parts).to_table(columns=["event_time"])
-        except (pa.ArrowInvalid, OSError) as exc:  # a part truncated by a crash, say
-            raise HistoryFormatError(
-                f"archive {path}: {day.name} cannot be read ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''}); move the damaged part "
-                f"out of {day} and train again"
-            ) from exc
+        times = read_parts(
+            "transactions",
+            parts,
+            ["event_time"],
+            what=f"archive {path}: {day.name}",
+            fix=f"move the damaged part out of {day} and train again",
+        )
         last_ns = pc.max(times["event_time"].cast(pa.int64())).as_py()  # _TIME: ns
         if last_ns is not None:
             return int(last_ns) // 1_000_000

@@ -775,29 +775,28 @@ def test_a_single_run_waits_for_no_one_while_another_holds_the_lock(
     assert not (registry / "versions").exists()
 
 
+def _train_in_a_process(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> tuple[list[str], Path, Path]:
+    """`fraud train` as its own process on the small history, split 4 / 2 / 4: the
+    command, the history file and the registry."""
+    history = tmp_path / "history.parquet"
+    small_history.to_parquet(history)
+    registry = tmp_path / "registry"
+    where = ["--history", str(history), "--registry", str(registry)]
+    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
+    return [sys.executable, "-m", "fraud_cli", "train", *where, *split], history, registry
+
+
 @pytest.mark.parametrize("when", ["during the first run", "between runs"])
 def test_sigterm_stops_the_schedule(
     small_history: pd.DataFrame, tmp_path: Path, wait_until: WaitUntil, when: str
 ) -> None:
-    history = tmp_path / "history.parquet"
-    small_history.to_parquet(history)
-    registry = tmp_path / "registry"
+    train, _, registry = _train_in_a_process(small_history, tmp_path)
     stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
-    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
-    where = ["--history", str(history), "--registry", str(registry)]
     with stdout.open("w") as out, stderr.open("w") as err:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "fraud_cli",
-                "train",
-                *where,
-                *split,
-                "--every",
-                "24h",
-                "--json",
-            ],
+            [*train, "--every", "24h", "--json"],
             stdout=out,
             stderr=err,
         )
@@ -832,12 +831,8 @@ def test_a_schedule_skips_a_tick_with_nothing_new_and_trains_when_something_chan
 ) -> None:
     """An archive that stopped growing must not fill the registry with the same model;
     new data, and a champion that can no longer be served, train again."""
-    history = tmp_path / "history.parquet"
-    small_history.to_parquet(history)
-    registry = tmp_path / "registry"
+    train, history, registry = _train_in_a_process(small_history, tmp_path)
     stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
-    where = ["--history", str(history), "--registry", str(registry)]
-    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
 
     def lines() -> list[dict[str, Any]]:
         return [json.loads(x) for x in stdout.read_text().splitlines() if x.startswith("{")]
@@ -852,7 +847,7 @@ def test_a_schedule_skips_a_tick_with_nothing_new_and_trains_when_something_chan
 
     with stdout.open("w") as out, stderr.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "fraud_cli", "train", *where, *split, "--every", "1s", "--json"],
+            [*train, "--every", "1s", "--json"],
             stdout=out,
             stderr=err,
         )
@@ -897,15 +892,11 @@ def test_a_schedule_whose_reader_left_registers_each_model_once(
 ) -> None:
     """`fraud train --every 1h --json | reader` whose reader exited: printing failed after
     the run, its inputs were not noted, and every tick registered the same model again."""
-    history = tmp_path / "history.parquet"
-    small_history.to_parquet(history)
-    registry = tmp_path / "registry"
+    train, _, registry = _train_in_a_process(small_history, tmp_path)
     stderr = tmp_path / "stderr"
-    where = ["--history", str(history), "--registry", str(registry)]
-    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
     with stderr.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "fraud_cli", "train", *where, *split, "--every", "1s", "--json"],
+            [*train, "--every", "1s", "--json"],
             stdout=subprocess.PIPE,
             stderr=err,
         )
@@ -931,15 +922,11 @@ def test_sigterm_stops_a_single_run_at_its_next_report(
 ) -> None:
     """As a CronJob's pod is stopped: the run ends at its next progress report, with one
     line and a failure status, and leaves no version behind."""
-    history = tmp_path / "history.parquet"
-    small_history.to_parquet(history)
-    registry = tmp_path / "registry"
+    train, _, registry = _train_in_a_process(small_history, tmp_path)
     stderr = tmp_path / "stderr"
-    where = ["--history", str(history), "--registry", str(registry)]
-    split = ["--train-days", "4", "--delay-days", "2", "--test-days", "4"]
     with stderr.open("w") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "fraud_cli", "train", *where, *split],
+            train,
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
