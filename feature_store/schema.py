@@ -19,7 +19,9 @@ import msgspec
 from feature_store.errors import InvalidEvent
 
 __all__ = [
+    "CODE_FIELDS",
     "MAX_AMOUNT",
+    "MAX_CODE_LENGTH",
     "MAX_FUTURE_SKEW_S",
     "MAX_ID_LENGTH",
     "REQUIRED_FIELDS",
@@ -34,7 +36,9 @@ MAX_FUTURE_SKEW_S: Final = 300.0
 
 MAX_ID_LENGTH: Final = 64
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
-OptionalCode = Annotated[str, msgspec.Meta(max_length=32)] | None
+MAX_CODE_LENGTH: Final = 32
+OptionalCode = Annotated[str, msgspec.Meta(max_length=MAX_CODE_LENGTH)] | None
+CODE_FIELDS: Final = ("currency", "mcc", "channel", "country", "device_id")
 
 
 class Transaction(msgspec.Struct, frozen=True, kw_only=True):

@@ -22,6 +22,7 @@ import click
 from pydantic import ValidationError
 
 from feature_store.schema import redact_pans
+from fraud_cli.archive_cmd import archive
 from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.logs import configure_logging, report_repeats_left_out
 from fraud_cli.models_cmd import models
@@ -31,7 +32,7 @@ from fraud_cli.paths import (
     refuse_unusable_parquet_file,
     refuse_unwritable_parent,
 )
-from fraud_cli.review_cmd import archive, review
+from fraud_cli.review_cmd import review
 from fraud_cli.settings import LiveSettings
 from fraud_cli.train_cmd import train
 

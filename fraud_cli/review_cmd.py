@@ -1,24 +1,18 @@
-"""``fraud review`` (the analyst console) and ``fraud archive`` (the offline store's intake)."""
+"""``fraud review``: the analyst console and its accounts."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import secrets
-import signal
 import socket
-import sys
-import threading
-from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 import click
 
-from fraud_cli.options import columns_option, positive_seconds
-from fraud_cli.paths import refuse_unusable_directory
+from fraud_cli.brokers import answered, stream_broker
 from fraud_cli.settings import ReviewSettings
 
 if TYPE_CHECKING:  # the console's web stack is imported only by the commands that use it
@@ -26,7 +20,7 @@ if TYPE_CHECKING:  # the console's web stack is imported only by the commands th
 
     from review import ConsoleService
 
-__all__ = ["archive", "demo_console", "review", "serve_demo_console"]
+__all__ = ["demo_console", "review", "serve_demo_console"]
 
 
 @click.group()
@@ -62,33 +56,6 @@ def refuse_unusable_listen_address(
                 ) from None
 
 
-_T = TypeVar("_T")
-
-
-def _answered(bootstrap: str, connect: Callable[[], _T]) -> _T:
-    """``connect()``, or one line when its Kafka does not answer (kafka-python's bootstrap
-    ended in an 80-line traceback after half a minute)."""
-    from kafka.errors import KafkaConnectionError, KafkaTimeoutError
-
-    try:
-        return connect()
-    except (KafkaConnectionError, KafkaTimeoutError) as exc:
-        raise click.ClickException(
-            f"no Kafka broker answered at {bootstrap} ({type(exc).__name__}); start it, or "
-            "correct FRAUD_KAFKA_BOOTSTRAP"
-        ) from None
-
-
-def _stream_broker(settings: ReviewSettings, command: str, hint: str) -> str:
-    """The Kafka the stream writes to. Unlike the stream, these do not start an embedded
-    broker: it would hold no alerts, and the verdicts or archive written to it are lost."""
-    if settings.kafka_bootstrap is None:
-        raise click.ClickException(
-            f"{command} needs FRAUD_KAFKA_BOOTSTRAP, the Kafka the stream worker writes to; " + hint
-        )
-    return settings.kafka_bootstrap
-
-
 @review.command("serve")
 @click.option("--host", default=None, help="Bind address [FRAUD_REVIEW_HOST, 127.0.0.1].")
 @click.option(
@@ -106,8 +73,8 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
 
     settings = ReviewSettings()
     topics = TopicNames(settings.topic_prefix)
-    bootstrap = _stream_broker(
-        settings,
+    bootstrap = stream_broker(
+        settings.kafka_bootstrap,
         "fraud review serve",
         "`fraud demo --review` runs the console on the demo's own broker",
     )
@@ -127,8 +94,9 @@ def serve(host: str | None, port: int | None, database_url: str | None) -> None:
             policy=LoginPolicy(session_ttl=timedelta(hours=settings.review_session_hours)),
         ),
         activity_retention=timedelta(days=settings.review_activity_days),
+        connect_timeout_s=settings.kafka_connect_timeout_s,
     )
-    service = _answered(bootstrap, lambda: ConsoleService(config))
+    service = answered(bootstrap, settings.kafka_connect_timeout_s, lambda: ConsoleService(config))
     click.echo(f"review console on http://{service.config.host}:{service.config.port}", err=True)
     service.run()
 
@@ -270,124 +238,3 @@ def upgrade_db(database_url: str | None) -> None:
     """Apply the schema migrations (serve does this too)."""
     _migrated_engine(database_url)
     click.echo("schema is current")
-
-
-@click.command()
-@click.option("--out", type=click.Path(), default=None, help="[FRAUD_ARCHIVE_DIR, var/archive].")
-@click.option(
-    "--idle-exit",
-    type=float,
-    default=None,
-    callback=positive_seconds,
-    help="Stop after this many seconds without records (default: run until SIGTERM).",
-)
-@click.option(
-    "--flush-interval",
-    type=float,
-    default=60.0,
-    show_default=True,
-    callback=positive_seconds,
-    help="Seconds between writes: at most this much is written again after a crash.",
-)
-@click.option(
-    "--backfill",
-    type=click.Path(path_type=Path, exists=True),
-    default=None,
-    help="Instead: add what this labelled history (Parquet, CSV) holds and the archive "
-    "lacks, by transaction id (e.g. the months before the archiver started), and exit.",
-)
-@columns_option("--backfill's column layout (handbook: the handbook's raw columns).")
-def archive(
-    out: str | None,
-    idle_exit: float | None,
-    flush_interval: float,
-    backfill: Path | None,
-    columns: str,
-) -> None:
-    """Archive transactions and fraud.labels as day-partitioned Parquet for retraining."""
-    from feature_store.archive.archiver import TopicArchiver
-    from stream.settings import TopicNames
-
-    settings = ReviewSettings()
-    out_dir = Path(out) if out else settings.archive_dir
-    if backfill is not None:
-        _backfill(backfill, columns, out_dir)
-        return
-    refuse_unusable_directory(out_dir, "--out")  # not at the first write, minutes later
-    topics = TopicNames(settings.topic_prefix)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    bootstrap = _stream_broker(
-        settings, "fraud archive", "set it to that Kafka (or try by hand with `fraud broker`)"
-    )
-    archiver = _answered(
-        bootstrap,
-        lambda: TopicArchiver(
-            bootstrap=bootstrap,
-            transactions_topic=topics.transactions,
-            labels_topic=topics.labels,
-            group_id=topics.archive_group,
-            out_dir=out_dir,
-            flush_interval_s=flush_interval,
-        ),
-    )
-    try:
-        stats = archiver.run(stop=stop, idle_exit_s=idle_exit)
-    except KeyboardInterrupt:
-        stats = archiver.stats
-    click.echo(
-        json.dumps(
-            {
-                "transactions": stats.transactions,
-                "labels": stats.labels,
-                "skipped": stats.skipped,
-                "files": stats.files,
-            }
-        )
-    )
-
-
-def _backfill(history: Path, columns: str, out: Path) -> None:
-    from feature_store import read_history
-    from feature_store.archive import backfill_archive
-    from feature_store.archive.backfill import refuse_unusable_backfill_target
-    from feature_store.schema import redact_pans
-
-    refuse_unusable_backfill_target(out)  # before the read, not after it
-    # SIGTERM as ^C: a seed then removes its half-written staging directory
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    click.echo(f"reading {redact_pans(str(history))} ...", err=True)
-    frame = read_history(history, columns=columns)  # type: ignore[arg-type]
-    done = backfill_archive(frame, out)
-
-    def days(listed: tuple[date, ...]) -> str:
-        """``listed`` as runs of consecutive days: 3 days (2026-11-13, 11-18 .. 11-19)."""
-        if not listed:
-            return "no days"
-        runs: list[list[date]] = []
-        for day in listed:
-            if runs and day - runs[-1][-1] == timedelta(days=1):
-                runs[-1].append(day)
-            else:
-                runs.append([day])
-        spans = ", ".join(f"{r[0]}" if len(r) == 1 else f"{r[0]} .. {r[-1]}" for r in runs)
-        return f"{len(listed)} day{'s' if len(listed) > 1 else ''} ({spans})"
-
-    said = []
-    if done.added:
-        said.append(f"added {days(done.added)}")
-    if done.completed:
-        said.append(f"completed {days(done.completed)} it held in part")
-    if done.held:
-        said.append(f"{days(done.held)} it held whole: their payments left as they were")
-    if done.left:
-        said.append(
-            f"{days(done.left)} the archive holds from today (UTC) on "
-            f"{'were' if len(done.left) > 1 else 'was'} left out: the archiver is writing "
-            f"{'them' if len(done.left) > 1 else 'it'}; backfill again once "
-            f"{'they have' if len(done.left) > 1 else 'it has'} ended"
-        )
-    click.echo(
-        f"wrote {done.transactions:,} transactions and {done.labels:,} fraud labels to {out}"
-        + (": " + "; ".join(said) if said else "")
-    )

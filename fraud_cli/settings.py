@@ -15,6 +15,7 @@ from stream.settings import KafkaBootstrap, RedisUrl, SettingPath, StreamSetting
 
 __all__ = [
     "ALL_SETTINGS",
+    "ArchiveSettings",
     "FeatureStoreSettings",
     "LiveSettings",
     "ReviewSettings",
@@ -57,8 +58,8 @@ class FeatureStoreSettings(BaseSettings):
     redis_url: RedisUrl | None = Field(default=None, description="redis://host:port/db")
 
 
-class ReviewSettings(BaseSettings):
-    """The analyst review console and the archiver."""
+class _StreamTopicsSettings(BaseSettings):
+    """The Kafka the stream writes to, for the components that read its topics."""
 
     model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
 
@@ -68,6 +69,18 @@ class ReviewSettings(BaseSettings):
         "refuse to start without it",
     )
     topic_prefix: TopicPrefix = Field(default="", description="prefix for every topic name")
+    # a stack's Kafka may start after them: long enough by default, shorter to fail fast
+    kafka_connect_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="seconds the console and the archiver wait for Kafka at start-up",
+    )
+
+
+class ReviewSettings(_StreamTopicsSettings):
+    """The analyst review console."""
+
     review_database_url: str = Field(
         default="sqlite:///var/review/review.db",
         description="sqlite:///path.db or postgresql://user@host/db",
@@ -89,6 +102,11 @@ class ReviewSettings(BaseSettings):
     review_activity_days: int = Field(
         default=30, ge=1, description="card activity older than this is dropped (cases stay)"
     )
+
+
+class ArchiveSettings(_StreamTopicsSettings):
+    """The archiver and its backfill (the console's settings are none of their business)."""
+
     archive_dir: SettingPath = Field(
         default=Path("var/archive"), description="where `fraud archive` writes Parquet"
     )
@@ -100,6 +118,7 @@ ALL_SETTINGS: tuple[type[BaseSettings], ...] = (
     TrainerSettings,
     FeatureStoreSettings,
     ReviewSettings,
+    ArchiveSettings,
 )
 
 

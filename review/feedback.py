@@ -43,9 +43,11 @@ class LabelRelay:
         bootstrap: str,
         topic: str,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        connect_timeout_s: float = 30.0,
     ) -> None:
         self._sessions = sessions
         self._bootstrap = bootstrap
+        self._connect_timeout_ms = int(connect_timeout_s * 1000)
         self._topic = topic
         self._clock = clock
         self._codec = LabelCodec()
@@ -68,6 +70,7 @@ class LabelRelay:
             acks="all",
             enable_idempotence=False,
             client_id="fraud-review-labels",
+            bootstrap_timeout_ms=self._connect_timeout_ms,
             max_block_ms=5_000,
             request_timeout_ms=10_000,
             delivery_timeout_ms=30_000,

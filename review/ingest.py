@@ -139,6 +139,7 @@ class IngestConsumer:
         group_id: str = "fraud-review",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         activity_retention: timedelta = timedelta(days=30),
+        connect_timeout_s: float = 30.0,
     ) -> None:
         self._ingestor = ingestor
         self._retention = activity_retention
@@ -154,6 +155,7 @@ class IngestConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id="fraud-review",
+            bootstrap_timeout_ms=int(connect_timeout_s * 1000),
             # short group timeouts: brokers wait about the poll interval before a join completes
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,

@@ -32,6 +32,7 @@ class ServiceConfig:
     port: int = 8080
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     activity_retention: timedelta = timedelta(days=30)
+    connect_timeout_s: float = 30.0  # for Kafka to answer at start-up
 
 
 class ConsoleService:
@@ -48,9 +49,13 @@ class ConsoleService:
             topics=IngestTopics(alerts=config.alerts_topic, decisions=config.decisions_topic),
             group_id=config.group_id,
             activity_retention=config.activity_retention,
+            connect_timeout_s=config.connect_timeout_s,
         )
         self.relay = LabelRelay(
-            self.sessions, bootstrap=config.bootstrap, topic=config.labels_topic
+            self.sessions,
+            bootstrap=config.bootstrap,
+            topic=config.labels_topic,
+            connect_timeout_s=config.connect_timeout_s,
         )
         self.app = create_app(self.sessions, config=config.console, relay=self.relay)
 

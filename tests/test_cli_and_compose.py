@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -437,6 +441,75 @@ def test_an_archive_it_could_not_write_or_never_stop_is_refused_before_kafka(
     result = CliRunner().invoke(cli, ["archive", *(a.format(file=file) for a in args)])
     assert result.exit_code == 2, result.output
     assert message.format(file=file) in " ".join(result.output.split()), result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["archive", "--out", "{tmp}/archive"], ["review", "serve", "--port", "{port}"]],
+    ids=["archive", "console"],
+)
+def test_a_kafka_that_does_not_answer_is_one_line_once_the_connect_timeout_is_up(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """kafka-python's bootstrap ended in an 80-line traceback after 30 s; the wait is
+    FRAUD_KAFKA_CONNECT_TIMEOUT_S. A real process against a port nobody listens on."""
+    with socket.socket() as closed:  # bound, never listening: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        bootstrap = f"127.0.0.1:{closed.getsockname()[1]}"
+        env = {
+            **os.environ,
+            "FRAUD_KAFKA_BOOTSTRAP": bootstrap,
+            "FRAUD_KAFKA_CONNECT_TIMEOUT_S": "1.5",
+            "FRAUD_REVIEW_DATABASE_URL": f"sqlite:///{tmp_path}/review.db",
+        }
+        args = [a.format(tmp=tmp_path, port=_free_port()) for a in command]
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "-m", "fraud_cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        took = time.monotonic() - started
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: no Kafka broker answered at {bootstrap} within 1.5 s (KafkaTimeoutError); "
+        "start it, or correct FRAUD_KAFKA_BOOTSTRAP (FRAUD_KAFKA_CONNECT_TIMEOUT_S waits longer)"
+    )
+    assert "Traceback" not in done.stderr
+    assert took < 20, took  # the default would have waited 30 s
+
+
+def test_a_backfill_reads_only_the_archives_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A console setting it cannot use stopped a backfill, which never serves anything."""
+    monkeypatch.setenv("FRAUD_REVIEW_PORT", "abc")
+    monkeypatch.setenv("FRAUD_ARCHIVE_DIR", str(tmp_path / "archive"))
+    pd.DataFrame(
+        {
+            "transaction_id": ["t1", "t2"],
+            "event_time": pd.to_datetime(["2026-10-01T10:00:00Z", "2026-10-02T10:00:00Z"]),
+            "card_id": ["c1", "c2"],
+            "merchant_id": ["m1", "m1"],
+            "amount": [12.5, 40.0],
+            "is_fraud": [0, 1],
+        }
+    ).to_parquet(tmp_path / "history.parquet")
+    result = CliRunner().invoke(cli, ["archive", "--backfill", str(tmp_path / "history.parquet")])
+    assert result.exit_code == 0, result.output
+    assert f"wrote 2 transactions and 1 fraud label to {tmp_path / 'archive'}" in result.output
+    serve = CliRunner().invoke(cli, ["review", "serve"])
+    assert serve.exit_code == 1
+    assert "FRAUD_REVIEW_PORT" in serve.output  # the console's own setting still is checked
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ class TopicArchiver:
         group_id: str = "fraud-archive",
         flush_rows: int = 100_000,
         flush_interval_s: float = 60.0,
+        connect_timeout_s: float = 30.0,
     ) -> None:
         self._topics = (transactions_topic, labels_topic)
         self._out = out_dir
@@ -61,6 +62,7 @@ class TopicArchiver:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id="fraud-archive",
+            bootstrap_timeout_ms=int(connect_timeout_s * 1000),
             # short group timeouts: brokers wait about the poll interval before a join completes
             session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,

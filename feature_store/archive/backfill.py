@@ -31,7 +31,9 @@ from feature_store.labels import HISTORY_ANALYSTS, LabelEvent
 from feature_store.locking import exclusive, lock_holder
 from feature_store.offline import DEFAULT_LABEL_DELAY_S
 from feature_store.schema import (
+    CODE_FIELDS,
     MAX_AMOUNT,
+    MAX_CODE_LENGTH,
     MAX_ID_LENGTH,
     Transaction,
     looks_like_pan,
@@ -51,8 +53,8 @@ def _archive_rows(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A labelled history as the archive's transactions and labels: the fields the
     stream's events have (ids as text, as events carry them), and each fraud a label at
-    its ``label_time`` (else ``label_delay_s`` after its payment, and no later than
-    ``now``: the history says it is known)."""
+    its ``label_time`` (else ``label_delay_s`` after its payment), and no later than
+    ``now``: the history says it is known."""
     missing = {"transaction_id", "event_time", "card_id", "merchant_id", "amount", "is_fraud"}
     missing -= set(history.columns)
     if missing:
@@ -87,10 +89,12 @@ def _archive_rows(
     fraud = (label_numbers(history["is_fraud"]) == 1).to_numpy()  # "0" is not a fraud
     # a fraud without a label time is known the label delay after it, as the features and
     # the split take it in the history the archive is written from
-    made_up = transactions["event_time"][fraud] + pd.Timedelta(seconds=label_delay_s)
-    label_time = made_up.where(made_up <= now, now)
+    label_time = transactions["event_time"][fraud] + pd.Timedelta(seconds=label_delay_s)
     if "label_time" in history:
         label_time = pd.to_datetime(history["label_time"][fraud], utc=True).fillna(label_time)
+    # known by now, not later (a simulated history's lie ahead): an analyst's clearing
+    # after this backfill is then the latest verdict
+    label_time = label_time.where(label_time <= now, now)
     labels = pd.DataFrame(
         {
             "transaction_id": transactions["transaction_id"].to_numpy()[fraud],
@@ -120,6 +124,13 @@ def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
             problems.append(
                 f"{int(bad.sum())} {column}(s) missing, empty or over {MAX_ID_LENGTH} characters "
                 f"(e.g. {where})"
+            )
+    for column in CODE_FIELDS:  # optional: missing is fine, over-long is not
+        bad = (transactions[column].str.len() > MAX_CODE_LENGTH).fillna(False).to_numpy(bool)
+        if bad.any():
+            problems.append(
+                f"{int(bad.sum())} {column}(s) over {MAX_CODE_LENGTH} characters "
+                f"(e.g. {where_rows(transactions, bad, {})})"
             )
     cards = transactions["card_id"].dropna().unique()
     pans = {card for card in cards if looks_like_pan(card)}

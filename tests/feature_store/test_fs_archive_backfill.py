@@ -283,6 +283,31 @@ def test_an_analysts_verdict_is_kept_and_a_verdict_the_archive_lacks_is_added(
     assert int(verdicts.sum()) == int(history["is_fraud"].sum()) - 1
 
 
+def test_a_verdict_dated_ahead_is_known_by_now_so_a_later_clearing_wins(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A simulated history's label times can lie ahead of the backfill; such a verdict
+    read as the latest over an analyst's clearing given after the backfill."""
+    now = pd.Timestamp("2026-10-21T00:00:00Z")
+    fraud = history.loc[history["is_fraud"] == 1, "transaction_id"].iloc[-1]
+    ahead = history["label_time"].where(
+        history["transaction_id"] != fraud, now + pd.Timedelta(days=5)
+    )
+    archive = tmp_path / "archive"
+    backfill_archive(history.assign(label_time=ahead), archive, now=now)
+    assert pd.read_parquet(archive / "labels")["label_time"].max() == now
+    clearing = pd.DataFrame(
+        {
+            "transaction_id": [fraud],
+            "is_fraud": [False],
+            "label_time": [now + pd.Timedelta(hours=1)],
+            "analyst": ["ana"],
+        }
+    )
+    write_days(archive / "labels", clearing, "label_time")
+    assert read_archive(archive).set_index("transaction_id").loc[fraud, "is_fraud"] == 0
+
+
 def test_a_day_the_archiver_is_writing_is_left_and_made_up_label_times_are_not_in_the_future(
     history: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -356,6 +381,7 @@ def test_a_second_backfill_at_once_is_refused_naming_the_first(
         ({"transaction_id": ""}, "1 transaction_id(s) missing, empty or over 64"),
         ({"transaction_id": None}, "1 transaction_id(s) missing, empty or over 64"),
         ({"merchant_id": "m" * 65}, "1 merchant_id(s) missing, empty or over 64"),
+        ({"mcc": "5" * 33}, "1 mcc(s) over 32 characters"),
         ({"amount": 2e9}, "1 amount(s) above 1,000,000"),
     ],
 )
