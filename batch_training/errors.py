@@ -8,6 +8,7 @@ __all__ = [
     "ModelIntegrityError",
     "ModelRolledBackError",
     "NoChampionError",
+    "OutputWriteError",
     "PromotionFailedError",
     "RegistryError",
     "TrainingConfigError",
@@ -57,3 +58,14 @@ class TrainingDataError(BatchTrainingError):
 
 class TrainingConfigError(BatchTrainingError, ValueError):
     """A training setting (split, schedule, trainer parameter) is out of range."""
+
+
+class OutputWriteError(BatchTrainingError):
+    """A run's report or predictions could not be written (a full disk, say); nothing was
+    registered."""
+
+    def __init__(self, what: str, path: object, cause: OSError) -> None:
+        super().__init__(
+            f"cannot write {what} in {path}: {cause.strerror or cause}; free space on that "
+            "file system or make it writable, then train again (nothing was registered)"
+        )

@@ -23,6 +23,7 @@ from batch_training.dataset import DataSplit, days_without_payments, fold_splits
 from batch_training.errors import (
     ChampionMovedError,
     ModelRolledBackError,
+    OutputWriteError,
     PromotionFailedError,
     TrainingDataError,
 )
@@ -272,23 +273,33 @@ def run_training(
 
     def report(meta: ModelMetadata, version_dir: Path, gate: GateDecision, promoted: bool) -> Path:
         """The report of ``meta``, in ``version_dir`` unless --report-dir says elsewhere."""
-        return write_report(
-            options.report_dir or version_dir / "report",
-            metadata=meta,
-            window=test_window,
-            booster=fitted.booster,
-            cost=options.training.cost,
-            gate=gate,
-            promoted=promoted,
-            champion=champion,
-        )
+        out = options.report_dir or version_dir / "report"
+        try:
+            return write_report(
+                out,
+                metadata=meta,
+                window=test_window,
+                booster=fitted.booster,
+                cost=options.training.cost,
+                gate=gate,
+                promoted=promoted,
+                champion=champion,
+            )
+        except OSError as exc:  # a full disk's names no file
+            raise OutputWriteError("the report", out, exc) from exc
 
     def before_publish(meta: ModelMetadata, version_dir: Path) -> None:
         # the predictions and the report are written before the version appears: a run
         # that fails or is killed here leaves no version the gate would let through
         if options.predictions_out is not None:
-            _write_predictions(options.predictions_out, history, evaluation)
+            try:
+                _write_predictions(options.predictions_out, history, evaluation)
+            except OSError as exc:
+                raise OutputWriteError("the predictions", options.predictions_out, exc) from exc
         report(meta, version_dir, gate, promoted)
+        # a stop requested while the report was written (seconds of plots) ends the run
+        # here, before the version appears; after it, the run completes
+        detail("registering the version")
 
     # the last stage report, so a stop requested here leaves no version behind
     progress("writing the report")

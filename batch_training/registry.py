@@ -96,8 +96,6 @@ class ModelMetadata:
     training_window: dict[str, str | int]  # split_delay_days: an int (a str before 2026-12-07)
     model_sha256: str
     extra: dict[str, Any] = field(default_factory=dict)
-    # written with a SHA256SUMS (every version since 2026-12-07): one that lost it was damaged
-    checksummed: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -110,6 +108,9 @@ class ModelMetadata:
                 raise TypeError(f"{key} is {raw[key]!r}, not an object")
         raw["thresholds"] = Thresholds(**raw["thresholds"])
         raw["feature_names"] = tuple(raw["feature_names"])
+        # a flag versions of 2026-12-07 carried, trusted then to say SHA256SUMS was
+        # written: deleting both passed for an older version; every version has one now
+        raw.pop("checksummed", None)
         return cls(**raw)
 
 
@@ -139,13 +140,17 @@ def _checksums(model_bytes: bytes, meta_bytes: bytes) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _recorded_metadata_sha256(path: Path) -> str | None:
-    """The metadata's sha256 from a version's SHA256SUMS (the model's is in the metadata);
-    None for a version registered before there was one (read unchecked, as it was then)."""
+def _recorded_metadata_sha256(version: int, path: Path) -> str:
+    """The metadata's sha256 from a version's SHA256SUMS (the model's is in the metadata).
+    Every version is registered with one: a version without it was damaged or edited."""
     try:
         text = path.read_text()
     except FileNotFoundError:
-        return None
+        raise ModelIntegrityError(
+            f"model version {version}: {path} is missing, and with it the check of its "
+            "metadata (thresholds, gate record): restore it, or train a new version or "
+            "promote another one"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelIntegrityError(f"{path} is unreadable ({exc}); restore it") from exc
     # sha256sum's lines: the digest, then " " (text) or "*" (binary) before the name
@@ -198,7 +203,6 @@ class ModelRegistry:
                 meta = ModelMetadata(
                     version=version,
                     model_sha256=_sha256(model_bytes),
-                    checksummed=True,
                     **metadata,
                 )
                 meta_bytes = meta.to_json().encode()
@@ -263,9 +267,9 @@ class ModelRegistry:
             meta_bytes = path.read_bytes()
         except FileNotFoundError as exc:  # pruned since it was listed
             raise _missing(version, path) from exc
-        recorded = _recorded_metadata_sha256(path.parent / CHECKSUMS_FILE)
+        recorded = _recorded_metadata_sha256(version, path.parent / CHECKSUMS_FILE)
         actual = _sha256(meta_bytes)
-        if recorded is not None and recorded != actual:
+        if recorded != actual:
             raise ModelIntegrityError(
                 f"model version {version}: {path} changed since it was registered (its "
                 f"sha256 is {actual}, {CHECKSUMS_FILE} recorded {recorded}); "
@@ -281,12 +285,6 @@ class ModelRegistry:
                 f"{exc}); it is written once with the model, so it was altered: train a new "
                 "version, or promote another one"
             ) from exc
-        if recorded is None and meta.checksummed:
-            raise ModelIntegrityError(
-                f"model version {version}: {path.parent / CHECKSUMS_FILE} is missing, though "
-                "the version was registered with it: restore it, or train a new version or "
-                "promote another one"
-            )
         if meta.version != version:  # a version directory copied to another number
             raise ModelIntegrityError(
                 f"model version {version}: {path} is version {meta.version}'s; a version's "
@@ -528,18 +526,25 @@ class ModelRegistry:
 
     def _write_pointer(self, pointer: dict[str, Any]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=self.root)
         try:
-            with os.fdopen(fd, "w") as out:
-                with contextlib.suppress(OSError):  # a file system without modes
-                    os.fchmod(out.fileno(), 0o644)  # mkstemp's 0600 hides it from readers
-                json.dump(pointer, out)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, self.root / CHAMPION_FILE)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            fd, tmp = tempfile.mkstemp(prefix=".champion-", dir=self.root)
+            try:
+                with os.fdopen(fd, "w") as out:
+                    with contextlib.suppress(OSError):  # a file system without modes
+                        os.fchmod(out.fileno(), 0o644)  # mkstemp's 0600 hides it from readers
+                    json.dump(pointer, out)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, self.root / CHAMPION_FILE)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:  # a full disk's names no file
+            raise RegistryError(
+                f"cannot write {self.root / CHAMPION_FILE}: {exc.strerror or exc}; the "
+                "champion is unchanged: free space on that file system or make it writable, "
+                "then try again"
+            ) from exc
         fsync_path(self.root)  # the rename itself is durable only once the directory is
 
     def version_dir(self, version: int) -> Path:

@@ -415,6 +415,28 @@ class _LoadedHistory:
     candidate_since: date | None = None
 
 
+def _refuse_future_payments(history_path: Path, frame: pd.DataFrame) -> None:
+    """As an archive's future day: a payment dated after tomorrow (UTC) in a file would
+    put every latest window after the real payments, and its test window be empty."""
+    import pandas as pd
+
+    from batch_training.errors import TrainingDataError
+    from feature_store.schema import redact_pans
+    from feature_store.validation import where_rows
+
+    tomorrow = pd.Timestamp(datetime.now(UTC).date() + timedelta(days=2), tz="UTC")
+    future = (frame["event_time"] >= tomorrow).to_numpy()
+    if future.any():
+        raise TrainingDataError(
+            redact_pans(
+                f"{history_path} holds {int(future.sum()):,} payment(s) dated in the future, "
+                f"the latest at {frame['event_time'].max():%Y-%m-%d %H:%M} UTC (e.g. "
+                f"{where_rows(frame, future, {})}); drop them or fix their times: every "
+                "latest window would lie after the real payments"
+            )
+        )
+
+
 def _read_latest(
     history_path: Path, options: PipelineOptions, read: _ReadSettings, registry: ModelRegistry
 ) -> _LoadedHistory:
@@ -475,6 +497,8 @@ def _read_latest(
             "--delay-days, --test-days and --label-delay-days, or --train-start lies "
             "outside it"
         )
+    if last_event_ms is None:
+        _refuse_future_payments(history_path, frame)
     seconds = time.perf_counter() - started
     candidate_since = None if reach is None else reach.candidate_first_day
     return _LoadedHistory(frame, since, until, last_event_ms, seconds, candidate_since)

@@ -230,9 +230,7 @@ class RegistryEdits:
         """A new version holding ``version``'s model and metadata; not promoted."""
         loaded = registry.load(version)
         fields = {
-            k: v
-            for k, v in vars(loaded.metadata).items()
-            if k not in {"version", "model_sha256", "checksummed"}
+            k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
         }
         return registry.register(loaded.booster, **fields).version
 

@@ -23,12 +23,17 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from batch_training.errors import PromotionFailedError, TrainingConfigError, TrainingDataError
+from batch_training.errors import (
+    OutputWriteError,
+    PromotionFailedError,
+    TrainingConfigError,
+    TrainingDataError,
+)
 from batch_training.gate import promotion_gate
 from batch_training.pipeline import PipelineOptions, run_training
 from batch_training.registry import ModelRegistry
 from batch_training.run_log import RunLog
-from batch_training.schedule import run_every
+from batch_training.schedule import RunCancelled, check_stop, run_every
 from batch_training.train import TrainingConfig
 from feature_store import CORE_FEATURE_SET
 from feature_store.locking import exclusive
@@ -344,6 +349,29 @@ def test_numbers_beyond_what_dates_and_xgboost_hold_are_usage_errors(
     assert result.exit_code == 2
     assert f"Invalid value for '{args[0]}'" in result.output
     assert isinstance(result.exception, SystemExit), result.exception
+
+
+def test_a_file_history_with_a_payment_dated_in_the_future_is_refused_naming_it(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Every scheduled run failed on an empty test window, whose advice (--train-start)
+    the schedule refuses: the future payment was never named. An archive's is."""
+    history = small_history.copy()
+    last = history.index[-1]
+    when = (pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=400)).floor("D")
+    history.loc[last, "event_time"] = when
+    history.to_parquet(tmp_path / "h.parquet")
+    where = ["--history", str(tmp_path / "h.parquet"), "--registry", str(tmp_path / "r")]
+    result = CliRunner().invoke(cli, ["train", *where])
+    assert result.exit_code == 1, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        f"Error: {tmp_path / 'h.parquet'} holds 1 payment(s) dated in the future, the latest "
+        f"at {when:%Y-%m-%d} 00:00 UTC (e.g. transaction_id {[history.loc[last, 'transaction_id']]}"
+        "); drop them or fix their times: every latest window would lie after the real payments"
+    )
+    assert (
+        not (tmp_path / "r" / "versions").exists() or ModelRegistry(tmp_path / "r").versions() == []
+    )
 
 
 def test_a_history_that_is_not_parquet_or_csv_is_refused_with_the_fix(tmp_path: Path) -> None:
@@ -966,6 +994,32 @@ def test_a_candidate_is_not_promoted_over_a_champion_that_moved_during_its_run(
     assert "the champion moved from v1 to v2" in report
 
 
+def test_a_stop_requested_while_the_report_is_written_registers_nothing(
+    small_history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """A SIGTERM during the report's seconds of plots registered and promoted the model,
+    and the run exited 0, though the README says a stopped run leaves nothing."""
+    registry = ModelRegistry(tmp_path / "registry")
+    stop = threading.Event()
+
+    def progress(stage: str) -> None:
+        check_stop(stop)
+        if stage == "writing the report":
+            stop.set()  # as SIGTERM would, while the report is being written
+
+    with pytest.raises(RunCancelled):
+        run_training(
+            small_history,
+            registry=registry,
+            options=_small_options(),
+            progress=progress,
+            detail=lambda _: check_stop(stop),
+        )
+    assert registry.versions() == []
+    assert registry.champion_version() is None
+    assert [p.name for p in (registry.root / "versions").iterdir()] == []
+
+
 def test_a_run_whose_report_fails_registers_no_version(
     small_history: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -974,7 +1028,7 @@ def test_a_run_whose_report_fails_registers_no_version(
     registry = ModelRegistry(tmp_path / "registry")
     not_a_directory = tmp_path / "a-file"
     not_a_directory.write_text("")
-    with pytest.raises(OSError, match="a-file"):
+    with pytest.raises(OutputWriteError, match=r"cannot write the report in \S*a-file: .*"):
         run_training(
             small_history, registry=registry, options=_small_options(report_dir=not_a_directory)
         )

@@ -336,23 +336,30 @@ def test_a_version_records_both_files_sha256_in_sha256sum_format(
     assert set(lines) == expected
 
 
-def test_a_version_registered_before_checksums_is_read_as_it_was(
+def test_a_version_without_its_checksums_is_refused_whatever_its_metadata_says(
     registry_copy: ModelRegistry,
 ) -> None:
-    """Registries from earlier releases hold no SHA256SUMS: their metadata is read
-    unchecked, their model still against its sha256."""
+    """Metadata said whether SHA256SUMS had been written: deleting that key and the file
+    served an edited champion (thresholds that never decline) as healthy."""
     second = _second_version(registry_copy)
     directory = registry_copy.version_dir(second)
     (directory / "SHA256SUMS").unlink()
-    with pytest.raises(ModelIntegrityError, match="SHA256SUMS is missing, though the version"):
-        registry_copy.load(second)  # one written with it lost it
     fields = json.loads((directory / "metadata.json").read_text())
-    del fields["checksummed"]  # as an earlier release wrote it
+    fields.pop("checksummed", None)  # the flag versions of 2026-12-07 carried
+    fields["thresholds"] = {"review": 1.0, "decline": 1.0}
     (directory / "metadata.json").write_text(json.dumps(fields))
-    assert registry_copy.load(second).metadata.version == second
-    _tamper(registry_copy, second)
-    with pytest.raises(ModelIntegrityError, match="sha256"):
+    with pytest.raises(ModelIntegrityError, match=r"SHA256SUMS is missing, and with it the check"):
         registry_copy.load(second)
+
+
+def test_a_version_written_with_the_checksummed_flag_still_loads(
+    registry_copy: ModelRegistry,
+) -> None:
+    """Versions registered on 2026-12-07 carry ``"checksummed": true`` in their metadata."""
+    directory = registry_copy.version_dir(1)
+    fields = json.loads((directory / "metadata.json").read_text()) | {"checksummed": True}
+    rewrite_metadata(directory, json.dumps(fields))
+    assert registry_copy.load(1).metadata.version == 1
 
 
 def test_a_version_directory_copied_to_another_number_is_refused(
@@ -369,9 +376,7 @@ def test_what_runs_before_publishing_is_published_with_the_version_or_nothing_is
 ) -> None:
     loaded = registry_copy.load(1)
     fields = {
-        k: v
-        for k, v in vars(loaded.metadata).items()
-        if k not in {"version", "model_sha256", "checksummed"}
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
     }
     seen: list[int] = []
 
@@ -464,9 +469,7 @@ def _another_model(registry: ModelRegistry, tag: str | None = None) -> int:
     if tag is not None:
         loaded.booster.set_attr(tag=tag)
     fields = {
-        k: v
-        for k, v in vars(loaded.metadata).items()
-        if k not in {"version", "model_sha256", "checksummed"}
+        k: v for k, v in vars(loaded.metadata).items() if k not in {"version", "model_sha256"}
     }
     return registry.register(loaded.booster, **fields).version
 
@@ -567,3 +570,26 @@ def test_a_damaged_list_in_the_pointer_leaves_the_other_lists_numbers_taken(
     pointer.write_text(json.dumps(json.loads(pointer.read_text()) | {"previous": "abc"}))
     shutil.rmtree(registry_copy.version_dir(second))
     assert _another_model(registry_copy, "c") == second + 1
+
+
+def test_a_pointer_that_cannot_be_written_says_which_file_and_leaves_the_champion(
+    registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk during `models promote` was a bare `[Errno 28] No space left on
+    device`, naming no file."""
+    second = _second_version(registry_copy)
+
+    def full_disk(*_: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("batch_training.registry.os.replace", full_disk)
+    with pytest.raises(RegistryError) as refused:
+        registry_copy.promote(second, forced=True)
+    assert str(refused.value) == (
+        f"cannot write {registry_copy.root / 'champion.json'}: No space left on device; the "
+        "champion is unchanged: free space on that file system or make it writable, then "
+        "try again"
+    )
+    monkeypatch.undo()
+    assert registry_copy.champion_version() == 1
+    assert list(registry_copy.root.glob(".champion-*")) == []
