@@ -96,10 +96,15 @@ def _fingerprint(history: pd.DataFrame) -> str:
 def _require_training_columns(history: pd.DataFrame) -> None:
     missing = [c for c in _TRAINING_COLUMNS if c not in history.columns]
     if missing:
-        raise TrainingDataError(
-            f"the history has no {missing} column(s) (it has {sorted(history.columns)}); "
+        fix = (
             "training needs each payment's label in is_fraud: train on a `fraud archive` "
             "directory (payments with the analysts' fraud.labels), or add the column"
+            if missing == ["is_fraud"]
+            else f"training needs each payment's {', '.join(_TRAINING_COLUMNS)}: add or "
+            "rename the column(s) (the handbook's raw file: --columns handbook)"
+        )
+        raise TrainingDataError(
+            f"the history has no {missing} column(s) (it has {sorted(history.columns)}); {fix}"
         )
 
 

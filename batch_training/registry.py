@@ -6,6 +6,7 @@ Layout::
     <root>/versions/<N>/metadata.json   features in order, feature-set hash, thresholds, ...
     <root>/versions/<N>/SHA256SUMS      both files' sha256 (``sha256sum -c`` format)
     <root>/versions/<N>/report/         the run's report, written before the version appears
+    <root>/.last-version                the highest number ever given (never given again)
     <root>/champion.json                {"version": N}, replaced with os.replace (atomic)
     <root>/.champion.lock               flock held while the pointer is read and replaced
 
@@ -64,6 +65,7 @@ CHAMPION_FILE: Final = "champion.json"
 CHECKSUMS_FILE: Final = "SHA256SUMS"
 _STAGING: Final = ".staging-"
 _PRUNED: Final = ".pruned-"
+_LAST_NUMBER: Final = ".last-version"
 # a version is written in seconds to minutes (its report included); a day is abandoned
 _ABANDONED_AFTER_S: Final = 86_400.0
 
@@ -224,6 +226,7 @@ class ModelRegistry:
                         "file system"
                     ) from exc
                 fsync_path(self._versions)  # before a pointer can name it
+                self._note_last_number(version)
                 return meta
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)  # a half-written version: never seen
@@ -251,7 +254,30 @@ class ModelRegistry:
                 with contextlib.suppress(RegistryError):  # one damaged list: the other counts
                     named += listed(pointer)
         # a stray file counts too: the version directory could not be renamed onto it
-        return max([0, *(int(p.name) for p in self._numbered()), *named]) + 1
+        numbered = [int(p.name) for p in self._numbered()]
+        return max([0, *numbered, *named, self._last_number()]) + 1
+
+    def _last_number(self) -> int:
+        """The highest number given so far (0: none noted, or the note is unreadable)."""
+        try:
+            text = (self.root / _LAST_NUMBER).read_text().strip()
+        except (OSError, UnicodeDecodeError):
+            return 0
+        return int(text) if text.isascii() and text.isdigit() else 0
+
+    def _note_last_number(self, version: int) -> None:
+        """Noted so that a version deleted by hand never lends its number to another model
+        (the run log and reports would name two models "v3")."""
+        if version <= self._last_number():
+            return
+        note = self.root / _LAST_NUMBER
+        staged = note.with_name(f"{_LAST_NUMBER}-{os.getpid()}")
+        try:
+            staged.write_text(f"{version}\n")
+            os.replace(staged, note)
+        except OSError as exc:  # the version is registered: a lost note costs only this
+            staged.unlink(missing_ok=True)
+            log.warning("could not note v%d as the last number in %s: %s", version, note, exc)
 
     def metadata(self, version: int) -> ModelMetadata:
         """A version's metadata; :class:`ModelIntegrityError` when the file was damaged."""
@@ -433,17 +459,18 @@ class ModelRegistry:
                 expected,
                 "before the rollback; check `fraud models list` and roll back again",
             )
-            previous = _previous(pointer)
+            previous, rolled_back = _previous(pointer), _rolled_back(pointer)
+            # the reinstated champion is back as it first got there: a rollback past a
+            # champion that passed the gate asks for --force again
+            previous_forced = _previous_forced(pointer, len(previous))
+            while previous and previous[0] == current:  # a hand-edited list's repeat
+                previous, previous_forced = previous[1:], previous_forced[1:]
             if not previous:
                 raise RegistryError(
                     f"registry {self.root} has no earlier champion to roll back to "
                     f"(champion: {current})"
                 )
             reinstated, _ = self.verify(previous[0])  # no worker would start on an altered model
-            # the reinstated champion is back as it first got there: a rollback past a
-            # champion that passed the gate asks for --force again
-            previous_forced = _previous_forced(pointer, len(previous))
-            rolled_back = _rolled_back(pointer)
             rolled_back.pop(reinstated.model_sha256, None)  # serving again: not refused
             # the model rolled back is not promoted again by the gate: a schedule would
             # otherwise train it again on the same data and undo the rollback at its next
@@ -500,7 +527,16 @@ class ModelRegistry:
             fsync_path(self._versions)
         # then deleted outside the lock, with any a killed prune left
         for path in self._versions.glob(f"{_PRUNED}*"):
-            shutil.rmtree(path, ignore_errors=True)
+            try:
+                shutil.rmtree(path)
+            except OSError as exc:  # out of the registry already; its files still take space
+                log.warning(
+                    "%s could not be deleted (%s: %s); it is no longer a version, but its "
+                    "files take space until the next prune or a removal by hand",
+                    path,
+                    type(exc).__name__,
+                    exc,
+                )
         self._remove_abandoned_staging()
         return removed
 

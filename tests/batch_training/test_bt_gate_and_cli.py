@@ -556,6 +556,15 @@ def test_a_history_without_labels_is_refused_with_the_fix(
     assert "Error: the history has no ['is_fraud'] column(s)" in result.output
     assert "fraud archive" in result.output
     assert not (tmp_path / "registry" / "versions").exists()
+    small_history.drop(columns=["amount"]).to_parquet(history)
+    no_amount = CliRunner().invoke(cli, ["train", *where])
+    assert no_amount.exit_code == 1
+    last = no_amount.output.strip().splitlines()[-1]
+    assert last.startswith("Error: the history has no ['amount'] column(s)"), last
+    assert last.endswith(  # it gave the advice about labels, which were there
+        "training needs each payment's transaction_id, event_time, card_id, amount, "
+        "is_fraud: add or rename the column(s) (the handbook's raw file: --columns handbook)"
+    )
 
 
 def _terminal_output(process: subprocess.Popen[bytes], controller: int, seconds: float) -> str:

@@ -6,6 +6,7 @@ import errno
 import hashlib
 import itertools
 import json
+import logging
 import os
 import shutil
 import threading
@@ -593,3 +594,52 @@ def test_a_pointer_that_cannot_be_written_says_which_file_and_leaves_the_champio
     monkeypatch.undo()
     assert registry_copy.champion_version() == 1
     assert list(registry_copy.root.glob(".champion-*")) == []
+
+
+def test_a_version_deleted_by_hand_never_lends_its_number(registry_copy: ModelRegistry) -> None:
+    """`rm -rf versions/3` gave the next model the number 3: the run log then named two
+    different models "v3"."""
+    second = _second_version(registry_copy)
+    shutil.rmtree(registry_copy.version_dir(second))
+    assert _another_model(registry_copy) == second + 1
+    (registry_copy.root / ".last-version").write_text("garbage")  # hand damage
+    assert _another_model(registry_copy) == second + 2  # the versions stored still count
+
+
+def test_a_pruned_version_whose_files_cannot_be_deleted_is_said(
+    registry_copy: ModelRegistry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`prune` said "removed v2" with all of v2's files still on disk (an immutable file)."""
+    second = _second_version(registry_copy)
+    _another_model(registry_copy)
+
+    def undeletable(path: Path, *_: object, **__: object) -> None:
+        raise PermissionError(errno.EPERM, "Operation not permitted", str(path))
+
+    monkeypatch.setattr("batch_training.registry.shutil.rmtree", undeletable)
+    with caplog.at_level(logging.WARNING, logger="batch_training.registry"):
+        assert registry_copy.prune(1) == [second]
+    assert second not in registry_copy.versions()
+    left = registry_copy.root / "versions" / f".pruned-{second}"
+    assert left.is_dir()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{left} could not be deleted (PermissionError: [Errno 1] Operation not permitted: "
+        f"'{left}'); it is no longer a version, but its files take space until the next "
+        "prune or a removal by hand"
+    ]
+
+
+def test_a_rollback_skips_a_hand_edited_repeat_of_the_champion(
+    registry_copy: ModelRegistry,
+) -> None:
+    """With `"previous": [2, 2, 9]` the second rollback said "v2 is the champion again"
+    while v2 already was, using up an entry."""
+    second = _second_version(registry_copy)
+    third = _another_model(registry_copy)
+    (registry_copy.root / "champion.json").write_text(
+        json.dumps({"version": third, "previous": [second, second, 1]})
+    )
+    assert registry_copy.rollback() == second
+    assert registry_copy.rollback() == 1
+    with pytest.raises(RegistryError, match="no earlier champion to roll back to"):
+        registry_copy.rollback()
