@@ -60,15 +60,19 @@ def read_history(
     ) as exc:
         raise HistoryFormatError(
             f"history {str(path)!r} cannot be read ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); give a Parquet file, a "
-            "directory of Parquet files, a .csv file or a `fraud archive` directory"
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); {_fix_for_unreadable(path, exc)}"
         ) from exc
     frame = apply_column_preset(frame, columns)
     names = source_column_names(columns)
     if "event_time" not in frame.columns:
+        one = len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|")
         raise HistoryColumnsError(
             f"history {str(path)!r} has no event_time column; columns: {sorted(frame.columns)}"
-            " (for the handbook's raw file use --columns handbook)"
+            + (
+                " (it reads as one column: write it separated by commas)"
+                if one
+                else " (for the handbook's raw file use --columns handbook)"
+            )
         )
     for column in ("event_time", "label_time"):
         if column in frame.columns:
@@ -77,6 +81,20 @@ def read_history(
     if "is_fraud" in frame.columns and not pd.api.types.is_numeric_dtype(frame["is_fraud"]):
         frame["is_fraud"] = label_numbers(frame["is_fraud"]).astype(np.int64)  # "0", "true"
     return frame
+
+
+def _fix_for_unreadable(path: Path, exc: Exception) -> str:
+    if is_archive(path):  # the Arrow error names the part
+        return (
+            "a part of this `fraud archive` directory is damaged: move it out of the "
+            "archive (or restore it from a backup)"
+        )
+    if isinstance(exc, UnicodeDecodeError):
+        return "save the file as UTF-8 text (e.g. CSV UTF-8)"
+    return (
+        "give a Parquet file, a directory of Parquet files, a .csv file or a `fraud archive` "
+        "directory"
+    )
 
 
 def present_columns(frame: pd.DataFrame, rows: np.ndarray | None = None) -> frozenset[str]:

@@ -360,6 +360,25 @@ def test_a_part_damaged_by_a_crash_is_one_line_naming_its_day(
     assert "move the damaged part out of" in result.output
 
 
+def test_a_damaged_part_of_an_earlier_day_is_named_with_the_archives_fix(
+    history: pd.DataFrame, tmp_path: Path
+) -> None:
+    """It was told to give "a `fraud archive` directory", which it was."""
+    archive = tmp_path / "archive"
+    seed_archive(history, archive)
+    part = next((archive / "transactions" / "day=2026-10-12").glob("part-*.parquet"))
+    part.write_bytes(part.read_bytes()[:200])
+    where = ["--history", str(archive), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, ["train", *where, *_SPLIT])
+    assert result.exit_code == 1
+    last = result.output.strip().splitlines()[-1]
+    assert str(part) in last
+    assert last.endswith(
+        "a part of this `fraud archive` directory is damaged: move it out of the archive "
+        "(or restore it from a backup)"
+    )
+
+
 def test_the_last_event_is_cut_to_the_millisecond_as_the_offline_clock_is(
     history: pd.DataFrame, tmp_path: Path
 ) -> None:

@@ -174,3 +174,24 @@ def test_the_handbook_preset_on_our_own_columns_says_to_drop_it() -> None:
         apply_column_preset(ours, "handbook")
     with pytest.raises(HistoryColumnsError, match=r"\(present: \['x'\]\)$"):
         apply_column_preset(pd.DataFrame({"x": []}), "handbook")
+
+
+def test_a_csv_in_another_encoding_or_separator_is_refused_with_its_own_fix(
+    tmp_path: Path,
+) -> None:
+    """Both were told to give "a .csv file", which they were."""
+    rows = pd.DataFrame(
+        {
+            "transaction_id": ["a", "b"],
+            "event_time": ["2026-03-01T12:00:00Z", "2026-03-01T13:00:00Z"],
+            "card_id": ["x", "y"],
+            "amount": [1.0, 2.0],
+            "is_fraud": [1, 0],
+        }
+    )
+    rows.to_csv(tmp_path / "utf16.csv", index=False, encoding="utf-16")
+    with pytest.raises(HistoryFormatError, match=r"UnicodeDecodeError: .*; save the file as UTF-8"):
+        read_history(tmp_path / "utf16.csv")
+    rows.to_csv(tmp_path / "semicolons.csv", index=False, sep=";")
+    with pytest.raises(HistoryColumnsError, match=r"one column: write it separated by commas\)$"):
+        read_history(tmp_path / "semicolons.csv")
