@@ -54,7 +54,9 @@ class FoldFeatures:
     ) -> FoldFeatures:
         # features only for the rows the folds train and test on; their windows still see
         # every earlier row of the history
-        rows = np.unique(np.concatenate([part for d in folds for part in (d.train, d.test)]))
+        rows = np.sort(np.concatenate([part for d in folds for part in (d.train, d.test)]))
+        if len(rows):  # np.unique's result: its hash-based path took 1.7 s on 2.4M rows
+            rows = rows[np.concatenate(([True], rows[1:] != rows[:-1]))]
         progress(
             f"computing {len(feature_set.features)} features for {len(rows):,} "
             f"of {len(history):,} rows"
