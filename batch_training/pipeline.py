@@ -365,7 +365,10 @@ def run_training(
             # an operator promoted or rolled back meanwhile
             except (ChampionMovedError, ModelRolledBackError) as exc:
                 promoted, gate = False, GateDecision(False, str(exc), ranked_above=True)
-                report_path = report(meta, published, gate, promoted)
+                try:
+                    report_path = report(meta, published, gate, promoted)
+                except OutputWriteError:  # registered: the run's outcome stands, said here
+                    log.exception("the report of version %d could not be rewritten", meta.version)
             except Exception as exc:  # the report must not say "promoted"
                 try:
                     failed = GateDecision(False, f"the promotion failed: {exc}", ranked_above=True)

@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -150,8 +151,10 @@ def _recorded_metadata_sha256(version: int, path: Path) -> str:
     except FileNotFoundError:
         raise ModelIntegrityError(
             f"model version {version}: {path} is missing, and with it the check of its "
-            "metadata (thresholds, gate record): restore it, or train a new version or "
-            "promote another one"
+            "metadata (thresholds, gate record): restore it (a version registered before "
+            "2026-12-07 04:00 UTC never had one: check its metadata.json by eye, then "
+            f"`cd {path.parent} && sha256sum {MODEL_FILE} {METADATA_FILE} > {CHECKSUMS_FILE}`),"
+            " or train a new version or promote another one"
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelIntegrityError(f"{path} is unreadable ({exc}); restore it") from exc
@@ -239,8 +242,9 @@ class ModelRegistry:
             [p for p in self._versions.glob(f"{_STAGING}*") if p.is_dir()],
             older_than_s=_ABANDONED_AFTER_S,
         )
-        # and a pointer's temporary file, killed before its rename
-        remove_abandoned(self.root.glob(".champion-*"), older_than_s=_ABANDONED_AFTER_S)
+        # and a pointer's or a number's temporary file, killed before its rename
+        for leftovers in (".champion-*", f"{_LAST_NUMBER}-*"):
+            remove_abandoned(self.root.glob(leftovers), older_than_s=_ABANDONED_AFTER_S)
 
     def _next_version(self) -> int:
         """One past every version stored or named by the champion pointer: a version
@@ -271,11 +275,12 @@ class ModelRegistry:
         if version <= self._last_number():
             return
         note = self.root / _LAST_NUMBER
-        staged = note.with_name(f"{_LAST_NUMBER}-{os.getpid()}")
+        staged = note.with_name(f"{_LAST_NUMBER}-{uuid.uuid4().hex}")
         try:
-            staged.write_text(f"{version}\n")
+            _write(staged, f"{version}\n".encode())
             os.replace(staged, note)
-        except OSError as exc:  # the version is registered: a lost note costs only this
+            fsync_path(self.root)
+        except (OSError, RegistryError) as exc:  # registered: a lost note costs only this
             staged.unlink(missing_ok=True)
             log.warning("could not note v%d as the last number in %s: %s", version, note, exc)
 
@@ -530,6 +535,8 @@ class ModelRegistry:
             try:
                 shutil.rmtree(path)
             except OSError as exc:  # out of the registry already; its files still take space
+                if not path.exists():  # another prune deleted it meanwhile
+                    continue
                 log.warning(
                     "%s could not be deleted (%s: %s); it is no longer a version, but its "
                     "files take space until the next prune or a removal by hand",

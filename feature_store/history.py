@@ -62,17 +62,17 @@ def read_history(
             f"history {str(path)!r} cannot be read ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); {_fix_for_unreadable(path, exc)}"
         ) from exc
+    if len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|"):
+        raise HistoryColumnsError(
+            f"history {str(path)!r} reads as one column ({str(frame.columns[0])[:80]!r}): "
+            "write it separated by commas"
+        )
     frame = apply_column_preset(frame, columns)
     names = source_column_names(columns)
     if "event_time" not in frame.columns:
-        one = len(frame.columns) == 1 and any(sep in str(frame.columns[0]) for sep in ";\t|")
         raise HistoryColumnsError(
             f"history {str(path)!r} has no event_time column; columns: {sorted(frame.columns)}"
-            + (
-                " (it reads as one column: write it separated by commas)"
-                if one
-                else " (for the handbook's raw file use --columns handbook)"
-            )
+            " (for the handbook's raw file use --columns handbook)"
         )
     for column in ("event_time", "label_time"):
         if column in frame.columns:
@@ -91,6 +91,8 @@ def _fix_for_unreadable(path: Path, exc: Exception) -> str:
         )
     if isinstance(exc, UnicodeDecodeError):
         return "save the file as UTF-8 text (e.g. CSV UTF-8)"
+    if isinstance(exc, pa.ArrowInvalid) and (path.is_dir() or path.suffix.lower() == ".parquet"):
+        return "the Parquet file named is damaged: move it out (or restore it from a backup)"
     return (
         "give a Parquet file, a directory of Parquet files, a .csv file or a `fraud archive` "
         "directory"

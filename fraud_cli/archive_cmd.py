@@ -14,7 +14,7 @@ import click
 from fraud_cli.brokers import answered, stream_broker
 from fraud_cli.options import columns_option, positive_seconds
 from fraud_cli.paths import refuse_unusable_directory
-from fraud_cli.settings import ArchiveSettings
+from fraud_cli.settings import ArchiveSettings, StreamTopicsSettings
 
 __all__ = ["archive"]
 
@@ -55,12 +55,12 @@ def archive(
     from feature_store.archive.archiver import TopicArchiver
     from stream.settings import TopicNames
 
-    settings = ArchiveSettings()
-    out_dir = Path(out) if out else settings.archive_dir
+    out_dir = Path(out) if out else ArchiveSettings().archive_dir
     if backfill is not None:
         _backfill(backfill, columns, out_dir)
         return
     refuse_unusable_directory(out_dir, "--out")  # not at the first write, minutes later
+    settings = StreamTopicsSettings()
     topics = TopicNames(settings.topic_prefix)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

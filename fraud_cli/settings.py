@@ -19,6 +19,7 @@ __all__ = [
     "FeatureStoreSettings",
     "LiveSettings",
     "ReviewSettings",
+    "StreamTopicsSettings",
     "TrainerSettings",
     "env_names",
 ]
@@ -58,7 +59,7 @@ class FeatureStoreSettings(BaseSettings):
     redis_url: RedisUrl | None = Field(default=None, description="redis://host:port/db")
 
 
-class _StreamTopicsSettings(BaseSettings):
+class StreamTopicsSettings(BaseSettings):
     """The Kafka the stream writes to, for the components that read its topics."""
 
     model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
@@ -72,13 +73,13 @@ class _StreamTopicsSettings(BaseSettings):
     # a stack's Kafka may start after them: long enough by default, shorter to fail fast
     kafka_connect_timeout_s: float = Field(
         default=30.0,
-        gt=0,
+        ge=0.1,
         le=3600,
         description="seconds the console and the archiver wait for Kafka at start-up",
     )
 
 
-class ReviewSettings(_StreamTopicsSettings):
+class ReviewSettings(StreamTopicsSettings):
     """The analyst review console."""
 
     review_database_url: str = Field(
@@ -104,8 +105,11 @@ class ReviewSettings(_StreamTopicsSettings):
     )
 
 
-class ArchiveSettings(_StreamTopicsSettings):
-    """The archiver and its backfill (the console's settings are none of their business)."""
+class ArchiveSettings(BaseSettings):
+    """Where the archiver and its backfill write; the archiver's Kafka is
+    :class:`StreamTopicsSettings`, read only when it connects (a backfill needs none)."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", frozen=True, extra="ignore")
 
     archive_dir: SettingPath = Field(
         default=Path("var/archive"), description="where `fraud archive` writes Parquet"

@@ -415,24 +415,26 @@ class _LoadedHistory:
     candidate_since: date | None = None
 
 
-def _refuse_future_payments(history_path: Path, frame: pd.DataFrame) -> None:
-    """As an archive's future day: a payment dated after tomorrow (UTC) in a file would
-    put every latest window after the real payments, and its test window be empty."""
+def _refuse_future_payments(history_path: Path, frame: pd.DataFrame, columns: ColumnPreset) -> None:
+    """As an archive's future day: a payment dated after tomorrow (UTC) in a file puts the
+    latest window after the real payments (its test window empty), and an explicit one's
+    features, counts and days on payments that have not happened."""
     import pandas as pd
 
     from batch_training.errors import TrainingDataError
+    from feature_store.columns import source_column_names
     from feature_store.schema import redact_pans
     from feature_store.validation import where_rows
 
-    tomorrow = pd.Timestamp(datetime.now(UTC).date() + timedelta(days=2), tz="UTC")
-    future = (frame["event_time"] >= tomorrow).to_numpy()
+    day_after_tomorrow = pd.Timestamp(datetime.now(UTC).date() + timedelta(days=2), tz="UTC")
+    future = (frame["event_time"] >= day_after_tomorrow).to_numpy()
     if future.any():
+        names = source_column_names(columns)
         raise TrainingDataError(
             redact_pans(
                 f"{history_path} holds {int(future.sum()):,} payment(s) dated in the future, "
                 f"the latest at {frame['event_time'].max():%Y-%m-%d %H:%M} UTC (e.g. "
-                f"{where_rows(frame, future, {})}); drop them or fix their times: every "
-                "latest window would lie after the real payments"
+                f"{where_rows(frame, future, names)}); drop them or fix their times"
             )
         )
 
@@ -498,7 +500,7 @@ def _read_latest(
             "outside it"
         )
     if last_event_ms is None:
-        _refuse_future_payments(history_path, frame)
+        _refuse_future_payments(history_path, frame, read.columns)
     seconds = time.perf_counter() - started
     candidate_since = None if reach is None else reach.candidate_first_day
     return _LoadedHistory(frame, since, until, last_event_ms, seconds, candidate_since)

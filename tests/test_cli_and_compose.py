@@ -493,6 +493,8 @@ def test_a_backfill_reads_only_the_archives_settings(
 ) -> None:
     """A console setting it cannot use stopped a backfill, which never serves anything."""
     monkeypatch.setenv("FRAUD_REVIEW_PORT", "abc")
+    monkeypatch.setenv("FRAUD_KAFKA_CONNECT_TIMEOUT_S", "abc")  # nor Kafka's: it connects to none
+    monkeypatch.setenv("FRAUD_KAFKA_BOOTSTRAP", "")
     monkeypatch.setenv("FRAUD_ARCHIVE_DIR", str(tmp_path / "archive"))
     pd.DataFrame(
         {
@@ -509,7 +511,10 @@ def test_a_backfill_reads_only_the_archives_settings(
     assert f"wrote 2 transactions and 1 fraud label to {tmp_path / 'archive'}" in result.output
     serve = CliRunner().invoke(cli, ["review", "serve"])
     assert serve.exit_code == 1
-    assert "FRAUD_REVIEW_PORT" in serve.output  # the console's own setting still is checked
+    assert "FRAUD_KAFKA_BOOTSTRAP" in serve.output  # the console's settings still are checked
+    archiver = CliRunner().invoke(cli, ["archive"])
+    assert archiver.exit_code == 1
+    assert "FRAUD_KAFKA_BOOTSTRAP" in archiver.output  # and the archiver's, once it connects
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,7 @@ def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
     and a card number reached the archive's Parquet)."""
     problems = []
     for column in ("transaction_id", "card_id", "merchant_id"):
-        length = transactions[column].str.len()
+        length = transactions[column].astype("string").str.len()
         bad = (length.isna() | (length < 1) | (length > MAX_ID_LENGTH)).to_numpy()
         if bad.any():  # rows by number where the id itself is what is wrong
             where = (
@@ -126,7 +126,8 @@ def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
                 f"(e.g. {where})"
             )
     for column in CODE_FIELDS:  # optional: missing is fine, over-long is not
-        bad = (transactions[column].str.len() > MAX_CODE_LENGTH).fillna(False).to_numpy(bool)
+        length = transactions[column].astype("string").str.len()
+        bad = (length > MAX_CODE_LENGTH).fillna(False).to_numpy(bool)
         if bad.any():
             problems.append(
                 f"{int(bad.sum())} {column}(s) over {MAX_CODE_LENGTH} characters "

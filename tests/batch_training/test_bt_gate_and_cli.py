@@ -367,7 +367,7 @@ def test_a_file_history_with_a_payment_dated_in_the_future_is_refused_naming_it(
     assert result.output.strip().splitlines()[-1] == (
         f"Error: {tmp_path / 'h.parquet'} holds 1 payment(s) dated in the future, the latest "
         f"at {when:%Y-%m-%d} 00:00 UTC (e.g. transaction_id {[history.loc[last, 'transaction_id']]}"
-        "); drop them or fix their times: every latest window would lie after the real payments"
+        "); drop them or fix their times"
     )
     assert (
         not (tmp_path / "r" / "versions").exists() or ModelRegistry(tmp_path / "r").versions() == []
@@ -1043,6 +1043,13 @@ def test_a_run_whose_report_fails_registers_no_version(
         )
     assert registry.versions() == []
     assert [p.name for p in (registry.root / "versions").iterdir()] == []
+    with pytest.raises(OutputWriteError, match=r"cannot write the predictions in \S*a-file/p"):
+        run_training(
+            small_history,
+            registry=registry,
+            options=_small_options(predictions_out=not_a_directory / "p.parquet"),
+        )
+    assert registry.versions() == []
     run = run_training(small_history, registry=registry, options=_small_options())
     assert run.report == registry.version_dir(1) / "report" / "index.html"
     assert run.report.is_file()

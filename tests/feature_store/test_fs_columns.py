@@ -193,5 +193,9 @@ def test_a_csv_in_another_encoding_or_separator_is_refused_with_its_own_fix(
     with pytest.raises(HistoryFormatError, match=r"UnicodeDecodeError: .*; save the file as UTF-8"):
         read_history(tmp_path / "utf16.csv")
     rows.to_csv(tmp_path / "semicolons.csv", index=False, sep=";")
-    with pytest.raises(HistoryColumnsError, match=r"one column: write it separated by commas\)$"):
-        read_history(tmp_path / "semicolons.csv")
+    for columns in ("native", "handbook"):  # the preset refused first, without the hint
+        with pytest.raises(HistoryColumnsError, match=r"reads as one column \('transaction_id;"):
+            read_history(tmp_path / "semicolons.csv", columns=columns)
+    (tmp_path / "damaged.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(HistoryFormatError, match=r"the Parquet file named is damaged: move it"):
+        read_history(tmp_path / "damaged.parquet")
