@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from feature_store.archive.layout import is_archive
 from feature_store.archive.reader import read_archive
@@ -50,14 +51,19 @@ def read_history(
         )
     try:
         frame = _read_frame(path, since, until, max_rows)
-    # not the Arrow errors of a readable file too large for memory: they say so themselves
+    # not the Arrow errors of a readable file too large for memory: they say so themselves;
+    # an OSError without an errno is a page damaged inside a file ("Corrupt snappy
+    # compressed data"), one with an errno (permissions, a vanished file) says what it is
     except (
         pa.ArrowInvalid,
         pa.ArrowNotImplementedError,
         pd.errors.ParserError,
         pd.errors.EmptyDataError,
         UnicodeDecodeError,
+        OSError,
     ) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise
         raise HistoryFormatError(
             f"history {str(path)!r} cannot be read ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); {_fix_for_unreadable(path, exc)}"
@@ -83,16 +89,29 @@ def read_history(
     return frame
 
 
+def _first_unreadable_parquet(path: Path) -> Path | None:
+    """The first Parquet file under ``path`` (or ``path`` itself) that cannot be read
+    whole; only on the way to an error, so reading every file again is affordable."""
+    files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
+    for file in files:
+        try:
+            pq.read_table(file)
+        except (pa.ArrowException, OSError):
+            return file
+    return None
+
+
 def _fix_for_unreadable(path: Path, exc: Exception) -> str:
-    if is_archive(path):  # the Arrow error names the part
-        return (
-            "a part of this `fraud archive` directory is damaged: move it out of the "
-            "archive (or restore it from a backup)"
-        )
     if isinstance(exc, UnicodeDecodeError):
         return "save the file as UTF-8 text (e.g. CSV UTF-8)"
-    if isinstance(exc, pa.ArrowInvalid) and (path.is_dir() or path.suffix.lower() == ".parquet"):
-        return "the Parquet file named is damaged: move it out (or restore it from a backup)"
+    if path.is_dir() or path.suffix.lower() == ".parquet":
+        # the error does not always name the file: of an archive's hundreds of parts
+        damaged = _first_unreadable_parquet(path)
+        if damaged is not None and damaged != path:
+            where = "the archive" if is_archive(path) else "the directory"
+            return f"{damaged} is damaged: move it out of {where} (or restore it from a backup)"
+        if damaged == path:
+            return "the file is damaged: restore it from a backup or write it again"
     return (
         "give a Parquet file, a directory of Parquet files, a .csv file or a `fraud archive` "
         "directory"

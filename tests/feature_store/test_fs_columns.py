@@ -197,5 +197,5 @@ def test_a_csv_in_another_encoding_or_separator_is_refused_with_its_own_fix(
         with pytest.raises(HistoryColumnsError, match=r"reads as one column \('transaction_id;"):
             read_history(tmp_path / "semicolons.csv", columns=columns)
     (tmp_path / "damaged.parquet").write_bytes(b"PAR1 not really")
-    with pytest.raises(HistoryFormatError, match=r"the Parquet file named is damaged: move it"):
+    with pytest.raises(HistoryFormatError, match=r"the file is damaged: restore it from a backup"):
         read_history(tmp_path / "damaged.parquet")
