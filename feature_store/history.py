@@ -16,6 +16,7 @@ from feature_store.archive.layout import is_archive
 from feature_store.archive.reader import read_archive
 from feature_store.columns import ColumnPreset, apply_column_preset, source_column_names
 from feature_store.errors import HistoryColumnsError, HistoryFormatError, HistoryTooLargeError
+from feature_store.schema import CODE_FIELDS
 from feature_store.validation import label_numbers, validate_history, where_rows
 
 __all__ = ["present_columns", "read_history", "validate_history"]  # re-exported
@@ -127,16 +128,7 @@ def present_columns(frame: pd.DataFrame, rows: np.ndarray | None = None) -> froz
     return frozenset(c for c in frame.columns if frame[c].notna().to_numpy()[rows].any())
 
 
-_TEXT_COLUMNS = (
-    "transaction_id",
-    "card_id",
-    "merchant_id",
-    "currency",
-    "mcc",
-    "channel",
-    "country",
-    "device_id",
-)
+_TEXT_COLUMNS = ("transaction_id", "card_id", "merchant_id", *CODE_FIELDS)
 _NO_TIME = ("", "NaT", "nat", "None", "nan", "NaN", "null", "NULL")
 
 

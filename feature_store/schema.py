@@ -38,7 +38,6 @@ MAX_ID_LENGTH: Final = 64
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
 MAX_CODE_LENGTH: Final = 32
 OptionalCode = Annotated[str, msgspec.Meta(max_length=MAX_CODE_LENGTH)] | None
-CODE_FIELDS: Final = ("currency", "mcc", "channel", "country", "device_id")
 
 
 class Transaction(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,6 +61,8 @@ class Transaction(msgspec.Struct, frozen=True, kw_only=True):
 
 
 REQUIRED_FIELDS: Final = ("transaction_id", "event_time", "card_id", "merchant_id", "amount")
+# the optional codes, as the contract lists them
+CODE_FIELDS: Final = tuple(f for f in Transaction.__struct_fields__ if f not in REQUIRED_FIELDS)
 
 # Digits in groups, as card numbers are written and typed: joined by up to four of any
 # space (tab, newline, no-break, thin, zero-width, soft hyphen, word joiner), dash

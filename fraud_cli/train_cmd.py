@@ -415,6 +415,12 @@ class _LoadedHistory:
     candidate_since: date | None = None
 
 
+def _first_future_day() -> date:
+    """The first UTC day whose payments a history may not hold: the day after tomorrow
+    (tomorrow's allows a clock ahead across midnight), in a file as in an archive."""
+    return datetime.now(UTC).date() + timedelta(days=2)
+
+
 def _refuse_future_payments(history_path: Path, frame: pd.DataFrame, columns: ColumnPreset) -> None:
     """As an archive's future day: a payment dated after tomorrow (UTC) in a file puts the
     latest window after the real payments (its test window empty), and an explicit one's
@@ -426,8 +432,7 @@ def _refuse_future_payments(history_path: Path, frame: pd.DataFrame, columns: Co
     from feature_store.schema import redact_pans
     from feature_store.validation import where_rows
 
-    day_after_tomorrow = pd.Timestamp(datetime.now(UTC).date() + timedelta(days=2), tz="UTC")
-    future = (frame["event_time"] >= day_after_tomorrow).to_numpy()
+    future = (frame["event_time"] >= pd.Timestamp(_first_future_day(), tz="UTC")).to_numpy()
     if future.any():
         names = source_column_names(columns)
         raise TrainingDataError(
@@ -454,7 +459,7 @@ def _read_latest(
     since = until = reach = None
     if last_event_ms is not None:
         last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
-        if last_day > datetime.now(UTC).date() + timedelta(days=1):
+        if last_day >= _first_future_day():
             # the archiver refuses future payments: a day written by other means, which
             # would put every latest window after the real payments
             raise TrainingDataError(
