@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from feature_store.errors import HistoryColumnsError
+from feature_store.schema import MAX_AMOUNT, looks_like_pan, redact_pans
 
 __all__ = ["label_numbers", "validate_history", "where_rows"]
 
@@ -34,10 +35,19 @@ def where_rows(frame: pd.DataFrame, rows: np.ndarray, names: Mapping[str, str]) 
     return f"rows {rows.nonzero()[0][:3].tolist()}, counted from 0"
 
 
+def _card_numbers(cards: pd.Series) -> np.ndarray:
+    """Rows whose card id holds a card number; each distinct id is tested once."""
+    distinct = pd.unique(cards.dropna())
+    pans = [card for card in distinct if looks_like_pan(str(card))]
+    return cards.isin(pans).to_numpy() if pans else np.zeros(len(cards), dtype=bool)
+
+
 def validate_history(frame: pd.DataFrame, *, names: Mapping[str, str] | None = None) -> None:
-    """Refuse what no feature can be honest about: bad amounts, duplicate ids, no time.
-    ``names`` maps our columns to the source's, for the message (see
-    :func:`~feature_store.columns.source_column_names`)."""
+    """Refuse what no feature can be honest about (bad amounts, duplicate ids, no time),
+    and what the stream refuses (a card number as the card id, an amount over its limit):
+    a model trained on payments it will never score learns nothing it can use, and a
+    card number would reach the store. ``names`` maps our columns to the source's, for
+    the message (see :func:`~feature_store.columns.source_column_names`)."""
     names = names or {}
     problems = []
     if "amount" in frame.columns:
@@ -48,6 +58,19 @@ def validate_history(frame: pd.DataFrame, *, names: Mapping[str, str] | None = N
                 f"{int(bad.sum())} row(s) with a missing, negative or NaN "
                 f"{names.get('amount', 'amount')} (e.g. {where_rows(frame, bad, names)})"
             )
+        with np.errstate(invalid="ignore"):
+            too_large = amount > MAX_AMOUNT
+        if too_large.any():
+            problems.append(
+                f"{int(too_large.sum())} {names.get('amount', 'amount')}(s) above "
+                f"{MAX_AMOUNT:,.0f}, which the stream refuses (e.g. "
+                f"{where_rows(frame, too_large, names)})"
+            )
+    if "card_id" in frame.columns and (pans := _card_numbers(frame["card_id"])).any():
+        problems.append(
+            f"{int(pans.sum())} {names.get('card_id', 'card_id')}(s) holding a card number, "
+            f"which the stream refuses (e.g. {where_rows(frame, pans, names)}; use the token)"
+        )
     if "transaction_id" in frame.columns:
         duplicated = frame["transaction_id"].duplicated()
         if duplicated.any():
@@ -75,7 +98,9 @@ def validate_history(frame: pd.DataFrame, *, names: Mapping[str, str] | None = N
         )
     if problems:
         raise HistoryColumnsError(
-            "the history cannot be used as it is: "
-            + "; ".join(problems)
-            + ". Fix or drop those rows first: features over them would be made up"
+            redact_pans(  # an id quoted as an example can hold a card number too
+                "the history cannot be used as it is: "
+                + "; ".join(problems)
+                + ". Fix or drop those rows first: no honest feature or score can be made of them"
+            )
         )

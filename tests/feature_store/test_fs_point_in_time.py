@@ -141,6 +141,10 @@ def test_a_feature_whose_field_is_missing_is_left_out() -> None:
         ({"amount": [np.nan, 1.0]}, "negative or NaN amount"),
         ({"amount": [-1.0, 1.0]}, "negative or NaN amount"),
         ({"transaction_id": ["same", "same"]}, "duplicate transaction_id"),
+        # what the stream refuses: a model trained on them learns what it never scores
+        ({"amount": [1.0, 1_000_000.01]}, r"1 amount\(s\) above 1,000,000, which the stream"),
+        ({"card_id": ["c", "4111 1111 1111 1111"]}, r"1 card_id\(s\) holding a card number"),
+        ({"card_id": [7, 4111111111111111]}, r"1 card_id\(s\) holding a card number"),
     ],
 )
 def test_a_bad_history_is_refused_with_the_rows_named(
@@ -151,8 +155,18 @@ def test_a_bad_history_is_refused_with_the_rows_named(
         history[column] = pd.Series(values)
     path = tmp_path / "bad.parquet"
     history.to_parquet(path)
-    with pytest.raises(HistoryColumnsError, match=message):
+    with pytest.raises(HistoryColumnsError, match=message) as refused:
         read_history(path)
+    assert "1111" not in str(refused.value)
+
+
+def test_a_card_number_quoted_as_an_example_id_is_redacted(tmp_path: Path) -> None:
+    pan = "5500 0000 0000 0004"
+    history = _history([(pan, 0, pan, "m", 1.0, 0), ("b", 1, "c", "m", 2.0, 0)])
+    history.to_parquet(path := tmp_path / "bad.parquet")
+    with pytest.raises(HistoryColumnsError, match=r"\[PAN-REDACTED\]") as refused:
+        read_history(path)
+    assert "0004" not in str(refused.value)
 
 
 def test_a_history_without_needed_columns_is_refused() -> None:
