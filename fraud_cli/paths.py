@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,17 +17,26 @@ __all__ = [
 ]
 
 
+def _why_not_writable(directory: Path) -> str | None:
+    """Why a file cannot be made in ``directory``, or None when it can: tried, not asked
+    of ``os.access``, which says yes to root in `/proc` and on a full or read-only mount
+    says nothing of what the kernel will refuse."""
+    try:
+        with tempfile.TemporaryFile(dir=directory, prefix=".fraud-write-check-"):
+            return None
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
 def refuse_unwritable_parent(path: Path, option: str) -> None:
     """``path`` will be written (missing parents made): its nearest existing ancestor must
     be a directory this process can write in."""
     parent = path.absolute().parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise click.UsageError(
-            f"{option} {path}: cannot write in {parent} (not a directory, or not writable); "
-            f"choose another {option}"
-        )
+    why = "not a directory" if not parent.is_dir() else _why_not_writable(parent)
+    if why is not None:
+        raise click.UsageError(f"{option} {path}: cannot write in {parent} ({why}); choose another")
 
 
 def refuse_unusable_directory(path: Path, option: str) -> None:
@@ -34,9 +44,9 @@ def refuse_unusable_directory(path: Path, option: str) -> None:
     if path.exists() and not path.is_dir():
         raise click.UsageError(f"{option} {path} is a file, not a directory; choose another")
     if path.is_dir():
-        if not os.access(path, os.W_OK | os.X_OK):
+        if (why := _why_not_writable(path)) is not None:
             raise click.UsageError(
-                f"{option} {path} is not writable by this user (uid {os.getuid()}); "
+                f"{option} {path} is not writable by this user (uid {os.getuid()}: {why}); "
                 "give it write permission, or choose another"
             )
         return

@@ -78,7 +78,7 @@ def test_more_than_ten_years_of_days_is_a_usage_error(tmp_path: Path) -> None:
         ("archive", "file", "exists and is not an archive or an empty directory"),
         ("archive", "full", "exists and is not an archive or an empty directory"),
         ("archive", "force", "--force replaces a Parquet file; an archive is never replaced"),
-        ("parquet", "parent_is_a_file", "(not a directory, or not writable); choose another"),
+        ("parquet", "parent_is_a_file", "(not a directory); choose another"),
         ("archive", "symlink", "is a symbolic link; give the path it points to"),
     ],
 )
