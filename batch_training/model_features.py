@@ -7,7 +7,7 @@ the stream refuses to serve it otherwise, and the promotion gate cannot compare 
 from __future__ import annotations
 
 from batch_training.errors import ModelIntegrityError
-from batch_training.registry import ModelMetadata
+from batch_training.model_metadata import ModelMetadata
 from feature_store import FeatureSet, feature_set_by_name
 
 __all__ = ["feature_set_of"]

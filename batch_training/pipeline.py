@@ -30,9 +30,10 @@ from batch_training.errors import (
 from batch_training.folds import Evaluation, FoldFeatures, fit_fold
 from batch_training.gate import GateDecision
 from batch_training.metrics import decision_outcome
+from batch_training.model_metadata import ModelMetadata, model_sha256
 from batch_training.options import PipelineOptions
 from batch_training.reach import run_split
-from batch_training.registry import ModelMetadata, ModelRegistry, model_sha256
+from batch_training.registry import ModelRegistry
 from batch_training.report import write_report
 from batch_training.report_plots import EvaluatedWindow
 from batch_training.train import FittedModel, Progress, prefixed

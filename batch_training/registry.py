@@ -19,50 +19,51 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 import xgboost as xgb
 
+from batch_training.champion_pointer import (
+    ANY_CHAMPION,
+    CHAMPION_FILE,
+    champion_of,
+    previous_champions,
+    previous_forced_flags,
+    read_pointer,
+    rolled_back_models,
+    rolled_back_versions,
+    still_champion,
+    version_name,
+)
 from batch_training.errors import (
-    ChampionMovedError,
     ModelIntegrityError,
     ModelRolledBackError,
     NoChampionError,
     RegistryError,
 )
+from batch_training.model_metadata import (
+    LoadedModel,
+    ModelMetadata,
+    model_file_bytes,
+    sha256_hex,
+)
 from feature_store.durability import fsync_path, remove_abandoned
 
-__all__ = [
-    "NEVER_ACT",
-    "LoadedModel",
-    "ModelMetadata",
-    "ModelRegistry",
-    "Thresholds",
-    "model_sha256",
-]
+__all__ = ["ModelRegistry"]
 
-# a threshold above every score (scores are at most 1.0): "never review" / "never decline"
-NEVER_ACT: Final = math.nextafter(1.0, 2.0)
-
-# promote(expected=...) says "the champion is still the one the gate judged against"
 log = logging.getLogger(__name__)
 
-_ANY: Final = object()
 MODEL_FILE: Final = "model.ubj"
 METADATA_FILE: Final = "metadata.json"
-CHAMPION_FILE: Final = "champion.json"
 CHECKSUMS_FILE: Final = "SHA256SUMS"
 _STAGING: Final = ".staging-"
 _PRUNED: Final = ".pruned-"
@@ -71,75 +72,12 @@ _LAST_NUMBER: Final = ".last-version"
 _ABANDONED_AFTER_S: Final = 86_400.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class Thresholds:
-    """Scores at or above ``review`` are reviewed; at or above ``decline`` declined."""
-
-    review: float
-    decline: float
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.review <= self.decline <= NEVER_ACT:
-            raise RegistryError(
-                f"thresholds review={self.review} decline={self.decline} must satisfy "
-                f"0 <= review <= decline <= 1 (or {NEVER_ACT!r}: never)"
-            )
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelMetadata:
-    version: int
-    created_at: str
-    feature_set_name: str
-    feature_set_version: int
-    feature_set_fingerprint: str
-    feature_names: tuple[str, ...]
-    thresholds: Thresholds
-    metrics: dict[str, float]
-    training_window: dict[str, str | int]  # split_delay_days: an int (a str before 2026-12-07)
-    model_sha256: str
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> ModelMetadata:
-        raw = json.loads(text)
-        for key in ("metrics", "training_window", "extra"):
-            if not isinstance(raw.get(key, {}), dict):
-                raise TypeError(f"{key} is {raw[key]!r}, not an object")
-        raw["thresholds"] = Thresholds(**raw["thresholds"])
-        raw["feature_names"] = tuple(raw["feature_names"])
-        # a flag versions of 2026-12-07 carried, trusted then to say SHA256SUMS was
-        # written: deleting both passed for an older version; every version has one now
-        raw.pop("checksummed", None)
-        return cls(**raw)
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    booster: xgb.Booster
-    metadata: ModelMetadata
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _model_bytes(booster: xgb.Booster) -> bytes:
-    return bytes(booster.save_raw(raw_format="ubj"))
-
-
-def model_sha256(booster: xgb.Booster) -> str:
-    """The sha256 a version of ``booster`` records (training is deterministic: the same
-    data, options and seed give the same model, and the same checksum)."""
-    return _sha256(_model_bytes(booster))
-
-
 def _checksums(model_bytes: bytes, meta_bytes: bytes) -> bytes:
     """``sha256sum``'s format, so ``sha256sum -c SHA256SUMS`` checks a version by hand."""
-    lines = [f"{_sha256(model_bytes)}  {MODEL_FILE}", f"{_sha256(meta_bytes)}  {METADATA_FILE}"]
+    lines = [
+        f"{sha256_hex(model_bytes)}  {MODEL_FILE}",
+        f"{sha256_hex(meta_bytes)}  {METADATA_FILE}",
+    ]
     return ("\n".join(lines) + "\n").encode()
 
 
@@ -195,7 +133,7 @@ class ModelRegistry:
         writes there is published with the model, and if it raises, nothing is."""
         self._versions.mkdir(parents=True, exist_ok=True)
         self._remove_abandoned_staging()
-        model_bytes = _model_bytes(booster)
+        model_bytes = model_file_bytes(booster)
         staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=self._versions))
         try:
             _write(staging / MODEL_FILE, model_bytes)
@@ -207,7 +145,7 @@ class ModelRegistry:
                 version = self._next_version()
                 meta = ModelMetadata(
                     version=version,
-                    model_sha256=_sha256(model_bytes),
+                    model_sha256=sha256_hex(model_bytes),
                     **metadata,
                 )
                 meta_bytes = meta.to_json().encode()
@@ -252,9 +190,9 @@ class ModelRegistry:
         named: list[int] = []
         with contextlib.suppress(RegistryError):  # a damaged pointer is reported where used
             pointer = self._pointer()
-            if (champion := _version(pointer)) is not None:
+            if (champion := champion_of(pointer)) is not None:
                 named.append(champion)
-            for listed in (_previous, _rolled_back_versions):
+            for listed in (previous_champions, rolled_back_versions):
                 with contextlib.suppress(RegistryError):  # one damaged list: the other counts
                     named += listed(pointer)
         # a stray file counts too: the version directory could not be renamed onto it
@@ -299,7 +237,7 @@ class ModelRegistry:
         except FileNotFoundError as exc:  # pruned since it was listed
             raise _missing(version, path) from exc
         recorded = _recorded_metadata_sha256(version, path.parent / CHECKSUMS_FILE)
-        actual = _sha256(meta_bytes)
+        actual = sha256_hex(meta_bytes)
         if recorded != actual:
             raise ModelIntegrityError(
                 f"model version {version}: {path} changed since it was registered (its "
@@ -333,7 +271,7 @@ class ModelRegistry:
             model_bytes = path.read_bytes()
         except FileNotFoundError as exc:
             raise _missing(version, path) from exc
-        actual = _sha256(model_bytes)
+        actual = sha256_hex(model_bytes)
         if actual != meta.model_sha256:
             raise ModelIntegrityError(
                 f"model version {version}: sha256 of {MODEL_FILE} is {actual[:16]}…, metadata "
@@ -356,38 +294,22 @@ class ModelRegistry:
         return LoadedModel(booster=booster, metadata=meta)
 
     def _pointer(self) -> dict[str, Any]:
-        path = self.root / CHAMPION_FILE
-        if not path.is_file():
-            return {}
-        try:
-            pointer = json.loads(path.read_text())
-            if not isinstance(pointer, dict):
-                raise ValueError(f"an object was expected, not {type(pointer).__name__}")
-            version = pointer.get("version")
-            if isinstance(version, bool) or not isinstance(version, int | None):
-                raise ValueError(f"version {pointer['version']!r} is not a number")
-        except ValueError as exc:  # JSONDecodeError is one
-            raise RegistryError(
-                f"the champion pointer {path} is unreadable ({exc}); it is only ever replaced "
-                "whole, so it was edited by hand: delete it and `fraud models promote V "
-                "--force` the version that should serve"
-            ) from exc
-        return pointer
+        return read_pointer(self.root / CHAMPION_FILE)
 
     def champion_version(self) -> int | None:
-        return _version(self._pointer())
+        return champion_of(self._pointer())
 
     def champion_was_forced(self) -> bool:
         """True when the champion was put there by an operator bypassing the gate."""
         return bool(self._pointer().get("forced", False))
 
     def previous_champions(self) -> list[int]:
-        return _previous(self._pointer())
+        return previous_champions(self._pointer())
 
     def rolled_back_models(self) -> dict[str, int]:
         """The models an operator rolled back, by sha256, with the version each was: the
         gate does not promote them again (``promote`` by hand reinstates one)."""
-        return _rolled_back(self._pointer())
+        return rolled_back_models(self._pointer())
 
     def load_champion(self) -> LoadedModel:
         version = self.champion_version()
@@ -402,7 +324,7 @@ class ModelRegistry:
         version: int,
         *,
         forced: bool = False,
-        expected: object = _ANY,
+        expected: object = ANY_CHAMPION,
         refuse_rolled_back: bool = False,
     ) -> None:
         """Make ``version`` the champion; readers see the old or the new pointer, never half.
@@ -419,19 +341,19 @@ class ModelRegistry:
             if not self.version_dir(version).is_dir():  # pruned since it was verified
                 raise RegistryError(f"model version {version} was removed from {self.root}")
             pointer = self._pointer()  # read once: the lock keeps it current
-            current = _still(
-                _version(pointer),
+            current = still_champion(
+                champion_of(pointer),
                 expected,
-                f"while v{version} was judged against {_name(expected)}; v{version} stays a "
+                f"while v{version} was judged against {version_name(expected)}; v{version} stays a "
                 f"challenger: train again, or `fraud models promote {version} --force`",
             )
-            previous = _previous(pointer)
+            previous = previous_champions(pointer)
             # each earlier champion keeps how it got there, for a rollback to restore
-            previous_forced = _previous_forced(pointer, len(previous))
+            previous_forced = previous_forced_flags(pointer, len(previous))
             if current is not None and current != version:
                 previous = [current, *previous][:50]
                 previous_forced = [bool(pointer.get("forced", False)), *previous_forced][:50]
-            rolled_back = _rolled_back(pointer)
+            rolled_back = rolled_back_models(pointer)
             if meta.model_sha256 in rolled_back:
                 if refuse_rolled_back:  # rolled back while the run judged it
                     raise ModelRolledBackError(
@@ -451,7 +373,7 @@ class ModelRegistry:
                 }
             )
 
-    def rollback(self, *, expected: object = _ANY) -> int:
+    def rollback(self, *, expected: object = ANY_CHAMPION) -> int:
         """Reinstate the champion before this one; return its version.
 
         With ``expected``, only if the champion is still that version (else
@@ -459,15 +381,15 @@ class ModelRegistry:
         """
         with self._pointer_lock():
             pointer = self._pointer()  # read once: the lock keeps it current
-            current = _still(
-                _version(pointer),
+            current = still_champion(
+                champion_of(pointer),
                 expected,
                 "before the rollback; check `fraud models list` and roll back again",
             )
-            previous, rolled_back = _previous(pointer), _rolled_back(pointer)
+            previous, rolled_back = previous_champions(pointer), rolled_back_models(pointer)
             # the reinstated champion is back as it first got there: a rollback past a
             # champion that passed the gate asks for --force again
-            previous_forced = _previous_forced(pointer, len(previous))
+            previous_forced = previous_forced_flags(pointer, len(previous))
             while previous and previous[0] == current:  # a hand-edited list's repeat
                 previous, previous_forced = previous[1:], previous_forced[1:]
             if not previous:
@@ -503,7 +425,7 @@ class ModelRegistry:
         except Exception as exc:  # damaged in any way: the rollback itself must happen
             damage = exc
         try:
-            return _sha256((self.version_dir(version) / MODEL_FILE).read_bytes())
+            return sha256_hex((self.version_dir(version) / MODEL_FILE).read_bytes())
         except OSError:
             log.warning(
                 "v%d is rolled back without its model's sha256 (%s): the gate may promote "
@@ -523,7 +445,7 @@ class ModelRegistry:
         with contextlib.nullcontext() if dry_run else self._pointer_lock():
             pointer = self._pointer()
             versions = self.versions()
-            kept = {*versions[-keep:], *_previous(pointer)} | {_version(pointer)}
+            kept = {*versions[-keep:], *previous_champions(pointer)} | {champion_of(pointer)}
             removed = [v for v in versions if v not in kept]
             if dry_run:
                 return removed
@@ -624,71 +546,3 @@ def _missing(version: int, path: Path) -> ModelIntegrityError:
     return ModelIntegrityError(
         f"model version {version}: {path} is missing; train a new version, or promote another one"
     )
-
-
-def _version(pointer: dict[str, Any]) -> int | None:
-    version = pointer.get("version")
-    return None if version is None else int(version)
-
-
-def _listed(pointer: dict[str, Any], key: str, kind: type) -> list[Any]:
-    """The pointer's ``key`` list, checked here, where only promote and rollback read it:
-    a damaged history of champions must not stop the champion itself from serving."""
-    listed = pointer.get(key, [])
-    if not (isinstance(listed, list) and all(type(v) is kind for v in listed)):
-        raise _edited_by_hand(key, listed, f"a list of {kind.__name__}s")
-    return listed
-
-
-# what each list of the pointer records: what removing it forgets
-_RECORDS: Final = {
-    "previous": "the earlier champions a rollback reinstates",
-    "previous_forced": "how the earlier champions got there",
-    "rolled_back": "the models the gate will not promote again",
-}
-
-
-def _edited_by_hand(key: str, value: object, expected: str) -> RegistryError:
-    return RegistryError(
-        f"the champion pointer's {key} {value!r} is not {expected}: it is only ever "
-        f'replaced whole, so it was edited by hand: remove "{key}" from {CHAMPION_FILE} '
-        f"(it forgets {_RECORDS.get(key, 'what it recorded')})"
-    )
-
-
-def _rolled_back(pointer: dict[str, Any]) -> dict[str, int]:
-    rolled_back = pointer.get("rolled_back", {})
-    if not (
-        isinstance(rolled_back, dict)
-        and all(isinstance(k, str) and type(v) is int for k, v in rolled_back.items())
-    ):
-        raise _edited_by_hand("rolled_back", rolled_back, "an object of model sha256s and versions")
-    return dict(rolled_back)
-
-
-def _rolled_back_versions(pointer: dict[str, Any]) -> list[int]:
-    return list(_rolled_back(pointer).values())
-
-
-def _previous(pointer: dict[str, Any]) -> list[int]:
-    return _listed(pointer, "previous", int)
-
-
-def _previous_forced(pointer: dict[str, Any], count: int) -> list[bool]:
-    """Whether each earlier champion was forced; a pointer written before this was
-    recorded counts them as gate-passed, so rolling back past them asks for --force."""
-    recorded = _listed(pointer, "previous_forced", bool)[:count]
-    return recorded + [False] * (count - len(recorded))
-
-
-def _name(version: object) -> str:
-    return "no champion" if version is None else f"v{version}"
-
-
-def _still(current: int | None, expected: object, moved_why: str) -> int | None:
-    """``current``, if it is the ``expected`` champion (or nothing was expected)."""
-    if expected is not _ANY and current != expected:
-        raise ChampionMovedError(
-            f"the champion moved from {_name(expected)} to {_name(current)} {moved_why}"
-        )
-    return current

@@ -15,7 +15,7 @@ import xgboost as xgb
 from batch_training.formatting import apart
 from batch_training.gate import GateDecision
 from batch_training.metrics import CostModel, DecisionOutcome, decision_outcome
-from batch_training.registry import ModelMetadata
+from batch_training.model_metadata import ModelMetadata
 from batch_training.report_plots import EvaluatedWindow, write_plots
 
 __all__ = ["write_report"]

@@ -22,7 +22,7 @@ from sklearn.metrics import average_precision_score
 from batch_training.errors import TrainingConfigError, TrainingDataError
 from batch_training.formatting import apart
 from batch_training.metrics import CostModel, choose_cost_thresholds
-from batch_training.registry import NEVER_ACT, Thresholds
+from batch_training.model_metadata import NEVER_ACT, Thresholds
 from batch_training.selection import average_precision_gain_se
 
 __all__ = ["FittedModel", "Progress", "TrainingConfig", "fit_model", "prefixed", "search_sample"]

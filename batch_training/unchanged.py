@@ -25,8 +25,9 @@ import pandas as pd
 import pyarrow as pa
 
 from batch_training.errors import RegistryError
+from batch_training.model_metadata import ModelMetadata
 from batch_training.options import PipelineOptions
-from batch_training.registry import ModelMetadata, ModelRegistry
+from batch_training.registry import ModelRegistry
 
 __all__ = ["ChampionState", "RunInputs", "UnchangedRuns", "read_digest"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from batch_training.registry import Thresholds
+from batch_training.model_metadata import Thresholds
 from stream.records import Decision
 
 __all__ = ["decide_batch"]

@@ -20,7 +20,8 @@ from typing import Final, Literal
 import numpy as np
 
 from batch_training.model_features import feature_set_of
-from batch_training.registry import LoadedModel, ModelRegistry
+from batch_training.model_metadata import LoadedModel
+from batch_training.registry import ModelRegistry
 from feature_store import FeatureSet
 from stream.compiled import (
     CompiledModel,

@@ -8,12 +8,14 @@ import sys
 import pytest
 
 import batch_training.champion
+import batch_training.champion_pointer
 import batch_training.dataset
 import batch_training.errors
 import batch_training.folds
 import batch_training.gate
 import batch_training.metrics
 import batch_training.model_features
+import batch_training.model_metadata
 import batch_training.options
 import batch_training.pipeline
 import batch_training.reach
@@ -39,12 +41,14 @@ import stream
         embedded,
         review,
         batch_training.champion,
+        batch_training.champion_pointer,
         batch_training.dataset,
         batch_training.errors,
         batch_training.folds,
         batch_training.gate,
         batch_training.metrics,
         batch_training.model_features,
+        batch_training.model_metadata,
         batch_training.options,
         batch_training.pipeline,
         batch_training.reach,
@@ -70,6 +74,7 @@ def test_the_stream_does_not_import_training_code() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert (
         out.stdout.strip()
-        == "['batch_training', 'batch_training.errors', 'batch_training.model_features', "
+        == "['batch_training', 'batch_training.champion_pointer', 'batch_training.errors', "
+        "'batch_training.model_features', 'batch_training.model_metadata', "
         "'batch_training.registry']"
     )

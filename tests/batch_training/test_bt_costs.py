@@ -14,7 +14,7 @@ from batch_training.metrics import (
     costs_by_threshold,
     decision_outcome,
 )
-from batch_training.registry import NEVER_ACT
+from batch_training.model_metadata import NEVER_ACT
 
 FEES = CostModel(review_fee=5.0, decline_fee=25.0)
 

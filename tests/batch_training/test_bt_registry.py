@@ -24,7 +24,8 @@ from batch_training.errors import (
     NoChampionError,
     RegistryError,
 )
-from batch_training.registry import NEVER_ACT, ModelRegistry, Thresholds
+from batch_training.model_metadata import NEVER_ACT, Thresholds
+from batch_training.registry import ModelRegistry
 from stream.policy import decide_batch
 from tests.conftest import rewrite_metadata
 

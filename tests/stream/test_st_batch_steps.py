@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from batch_training.registry import ModelRegistry, Thresholds
+from batch_training.model_metadata import Thresholds
+from batch_training.registry import ModelRegistry
 from feature_store import Transaction
 from feature_store.definitions import AmountToWindowMean
 from stream.compiled import probe_rows
