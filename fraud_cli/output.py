@@ -1,4 +1,5 @@
-"""Writing to a stdout whose reader may have left."""
+"""What commands write: progress lines on stderr, and output to a stdout whose reader may
+have left."""
 
 from __future__ import annotations
 
@@ -6,8 +7,17 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
-__all__ = ["reader_may_leave"]
+import click
+
+__all__ = ["progress_line", "reader_may_leave"]
+
+
+def progress_line(message: str) -> None:
+    """A line of progress on stderr; in a log (not a terminal) led by its UTC time."""
+    when = "" if sys.stderr.isatty() else f"{datetime.now(UTC).isoformat(timespec='seconds')} "
+    click.echo(f"{when}{message}", err=True)
 
 
 @contextlib.contextmanager

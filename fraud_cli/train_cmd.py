@@ -9,31 +9,26 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from fraud_cli.options import check_duration, columns_option, parse_duration
-from fraud_cli.output import reader_may_leave
+from fraud_cli.output import progress_line, reader_may_leave
 from fraud_cli.paths import (
     parquet_file_path,
     refuse_unusable_directory,
     refuse_unusable_parquet_file,
 )
 from fraud_cli.settings import TrainerSettings
+from fraud_cli.train_history import LoadedHistory, ReadSettings, read_for_run
 
 if TYPE_CHECKING:  # the training stack is imported only when a command runs
-    import pandas as pd
-
     from batch_training.pipeline import PipelineOptions, TrainingRun
-    from batch_training.reach import HistoryReach
-    from batch_training.registry import ModelRegistry
     from batch_training.train import Progress
     from batch_training.unchanged import UnchangedRuns
-    from feature_store.columns import ColumnPreset
 
 __all__ = ["train"]
 
@@ -189,7 +184,7 @@ def train(every: str | None, **options: Any) -> None:
         refuse_unusable_parquet_file(
             predictions, "--predictions-out", example="predictions", reads=history
         )
-    read = _ReadSettings(options["columns"], options["max_rows"] or settings.max_history_rows)
+    read = ReadSettings(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
     from batch_training.schedule import RunCancelled, run_every, stop_on_signals
     from feature_store.locking import exclusive, lock_holder
@@ -250,31 +245,6 @@ def _pipeline_options(o: dict[str, Any], train_start: datetime | None) -> Pipeli
         report_dir=o["report_dir"],
         predictions_out=o["predictions_out"],
     )
-
-
-def _fewer_rows(reach: HistoryReach | None) -> str:
-    """How to make a run's read fit the row limit, from what set its first day."""
-    more = "or raise --max-rows (FRAUD_MAX_HISTORY_ROWS) if this machine has the memory"
-    if reach is None:
-        return (
-            "a file is read whole: train on a `fraud archive` directory, of which a run "
-            f"reads only the days its windows need, or on a file of fewer days, {more}"
-        )
-    if reach.by_champion:
-        return (
-            f"{reach.set_by} set how far back it reads: fewer --train-days or --folds, or a "
-            f"champion whose features reach less far back (`fraud models promote`), {more}"
-        )
-    return (
-        f"{reach.set_by} set how far back it reads: fewer --train-days or --folds, or a "
-        f"--feature-set that reaches less far back, {more}"
-    )
-
-
-@dataclass(frozen=True)
-class _ReadSettings:
-    columns: ColumnPreset
-    max_rows: int
 
 
 # how a cancelled run is reported: the Error line, the JSON line and the run log alike
@@ -362,19 +332,13 @@ def _registered_version(exc: Exception) -> int | None:
     return exc.version if isinstance(exc, PromotionFailedError) else None
 
 
-def _progress_line(message: str) -> None:
-    """A line of progress on stderr; in a log (not a terminal) led by its UTC time."""
-    when = "" if sys.stderr.isatty() else f"{datetime.now(UTC).isoformat(timespec='seconds')} "
-    click.echo(f"{when}{message}", err=True)
-
-
 @contextlib.contextmanager
 def _progress_reporter(stages: int) -> Iterator[tuple[Progress, Progress]]:
     """Where a run is: on a terminal a bar (each stage a step, the latest detail beside
     it); in a log (cron, a pod, compose), where a bar draws only its label, a timestamped
     line per stage and per detail."""
     if not sys.stderr.isatty():
-        yield _progress_line, _progress_line
+        yield progress_line, progress_line
         return
     with click.progressbar(
         length=stages, label="training", file=sys.stderr, item_show_func=lambda s: s
@@ -402,120 +366,11 @@ def _stoppable(report: Progress, stop: threading.Event) -> Progress:
     return checked
 
 
-@dataclass(frozen=True)
-class _LoadedHistory:
-    frame: pd.DataFrame
-    # the days read from an archive (None: a file, read whole) and its last payment
-    since: date | None
-    until: date | None
-    last_event_ms: int | None
-    seconds: float
-    # the first day the candidate's features need (None: a file); the days read before it
-    # only re-score the champion
-    candidate_since: date | None = None
-
-
-def _first_future_day() -> date:
-    """The first UTC day whose payments a history may not hold: the day after tomorrow
-    (tomorrow's allows a clock ahead across midnight), in a file as in an archive."""
-    return datetime.now(UTC).date() + timedelta(days=2)
-
-
-def _refuse_future_payments(history_path: Path, frame: pd.DataFrame, columns: ColumnPreset) -> None:
-    """As an archive's future day: a payment dated after tomorrow (UTC) in a file puts the
-    latest window after the real payments (its test window empty), and an explicit one's
-    features, counts and days on payments that have not happened."""
-    import pandas as pd
-
-    from batch_training.errors import TrainingDataError
-    from feature_store.columns import source_column_names
-    from feature_store.schema import redact_pans
-    from feature_store.validation import where_rows
-
-    future = (frame["event_time"] >= pd.Timestamp(_first_future_day(), tz="UTC")).to_numpy()
-    if future.any():
-        names = source_column_names(columns)
-        raise TrainingDataError(
-            redact_pans(
-                f"{history_path} holds {int(future.sum()):,} payment(s) dated in the future, "
-                f"the latest at {frame['event_time'].max():%Y-%m-%d %H:%M} UTC (e.g. "
-                f"{where_rows(frame, future, names)}); drop them or fix their times"
-            )
-        )
-
-
-def _read_latest(
-    history_path: Path, options: PipelineOptions, read: _ReadSettings, registry: ModelRegistry
-) -> _LoadedHistory:
-    """The history a run needs: of an archive, only the days its windows reach, from the
-    furthest reach of the features to the test window's end (an archive grows every day)."""
-    from batch_training.dataset import fold_splits
-    from batch_training.errors import TrainingDataError
-    from batch_training.reach import history_reach
-    from feature_store import HistoryTooLargeError, read_history
-    from feature_store.archive import archive_first_day, archive_last_event_ms
-
-    last_event_ms = archive_last_event_ms(history_path)  # None unless an archive
-    since = until = reach = None
-    if last_event_ms is not None:
-        last_day = date(1970, 1, 1) + timedelta(days=last_event_ms // 86_400_000)
-        if last_day >= _first_future_day():
-            # the archiver refuses future payments: a day written by other means, which
-            # would put every latest window after the real payments
-            raise TrainingDataError(
-                f"{history_path} holds payments dated {last_day}, in the future; move "
-                f"its transactions/day={last_day} directory out of the archive"
-            )
-        reach = history_reach(options, last_event_ms, registry)
-        if options.train_start is not None:
-            # refused as a file's, with the archive's days (the pipeline sees only those
-            # read, from the features' look-back on), before or after them
-            split = options.split_starting(options.train_start.date())
-            earliest = fold_splits(split, options.folds)[-1].train_start
-            first_day = archive_first_day(history_path)
-            if reach.end_day > last_day + timedelta(days=1) or (
-                first_day is not None and earliest < first_day
-            ):
-                window = split.describe()
-                raise TrainingDataError(
-                    f"the split (train {window['train']}, test {window['test']}"
-                    f"{f', over {options.folds} folds' if options.folds > 1 else ''}) needs "
-                    f"days {earliest} to {split.test_end - timedelta(days=1)}, but the "
-                    f"archive holds {first_day} to {last_day}; choose another --train-start "
-                    f"than {options.train_start:%Y-%m-%d}, or fewer days or --folds"
-                )
-        since, until = reach.first_day, min(reach.end_day, last_day + timedelta(days=1))
-    days = ""
-    if since is not None and until is not None:  # until is the first day not read
-        last = until - timedelta(days=1)
-        days = f": its days {since} .. {last} (the windows, after their features' look-back)"
-    _progress_line(f"reading {history_path}{days} ...")
-    started = time.perf_counter()
-    try:
-        frame = read_history(
-            history_path, columns=read.columns, since=since, until=until, max_rows=read.max_rows
-        )
-    except HistoryTooLargeError as exc:
-        raise exc.with_fix(_fewer_rows(reach)) from None
-    if frame.empty and until is not None:  # the windows lie before the archive
-        raise TrainingDataError(
-            f"{history_path} holds no payments from {since} before {until}, the days "
-            "this run's windows need: the archive is too short for these --train-days, "
-            "--delay-days, --test-days and --label-delay-days, or --train-start lies "
-            "outside it"
-        )
-    if last_event_ms is None:
-        _refuse_future_payments(history_path, frame, read.columns)
-    seconds = time.perf_counter() - started
-    candidate_since = None if reach is None else reach.candidate_first_day
-    return _LoadedHistory(frame, since, until, last_event_ms, seconds, candidate_since)
-
-
 def _train_once(
     history_path: Path,
     registry_dir: Path,
     options: PipelineOptions,
-    read: _ReadSettings,
+    read: ReadSettings,
     as_json: bool,
     stop: threading.Event,
     unchanged: UnchangedRuns | None = None,
@@ -529,7 +384,7 @@ def _train_once(
     started = time.perf_counter()
     with _failure_as_json_line(as_json), _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
-        history = _read_latest(history_path, options, read, registry)
+        history = read_for_run(history_path, options, read, registry)
         inputs = repeated = trained = None
         if unchanged is not None:
             inputs = unchanged.inputs(
@@ -578,7 +433,7 @@ def _train_once(
 
 
 def _unchanged_outcome(
-    repeated: int, champion: int | None, history: _LoadedHistory, seconds: float
+    repeated: int, champion: int | None, history: LoadedHistory, seconds: float
 ) -> tuple[dict[str, Any], str]:
     """The JSON line and the text of a skipped run (``seconds``: reading and comparing)."""
     import pandas as pd
@@ -606,7 +461,7 @@ def _unchanged_outcome(
 
 
 def _run_outcome(
-    run: TrainingRun, history: _LoadedHistory, options: PipelineOptions
+    run: TrainingRun, history: LoadedHistory, options: PipelineOptions
 ) -> tuple[dict[str, Any], str]:
     """The JSON line and the text of a run that registered a version."""
     meta = run.metadata

@@ -18,7 +18,8 @@ from batch_training.run_log import RunLog, RunRecord
 from batch_training.schedule import RunCancelled
 from fraud_cli.main import cli
 from fraud_cli.models_cmd import _age
-from fraud_cli.train_cmd import _pipeline_options, _ReadSettings, _recorded, _train_once
+from fraud_cli.train_cmd import _pipeline_options, _recorded, _train_once
+from fraud_cli.train_history import ReadSettings
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
 from tests.conftest import WaitUntil
@@ -231,7 +232,7 @@ def test_a_cancelled_run_is_logged_as_cancelled(
     }  # fmt: skip
     with pytest.raises(RunCancelled):
         _train_once(
-            history, tmp_path, _pipeline_options(options, None), _ReadSettings("native", 10**9),
+            history, tmp_path, _pipeline_options(options, None), ReadSettings("native", 10**9),
             as_json=True, stop=stop,
         )  # fmt: skip
     (cancelled,) = RunLog(tmp_path).records()

@@ -24,7 +24,8 @@ from batch_training.train import TrainingConfig
 from batch_training.unchanged import UnchangedRuns, read_digest
 from feature_store import CORE_FEATURE_SET, EXTENDED_FEATURE_SET
 from feature_store.archive import seed_archive
-from fraud_cli.train_cmd import _ReadSettings, _train_once
+from fraud_cli.train_cmd import _train_once
+from fraud_cli.train_history import ReadSettings
 from simulator.config import SimulationConfig
 from simulator.generator import TrafficGenerator
 
@@ -35,7 +36,7 @@ _OPTIONS = PipelineOptions(
     test_days=4,
     training=TrainingConfig(seed=3, max_rounds=40),
 )
-_READ = _ReadSettings("native", 10**8)
+_READ = ReadSettings("native", 10**8)
 
 
 class _Schedule:
