@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -16,10 +17,17 @@ from feature_store.archive.layout import is_archive
 from feature_store.archive.reader import read_archive
 from feature_store.columns import ColumnPreset, apply_column_preset, source_column_names
 from feature_store.errors import HistoryColumnsError, HistoryFormatError, HistoryTooLargeError
-from feature_store.schema import CODE_FIELDS
-from feature_store.validation import label_numbers, validate_history, where_rows
+from feature_store.schema import CODE_FIELDS, redact_pans
+from feature_store.validation import (
+    card_number_rows,
+    label_numbers,
+    validate_history,
+    where_rows,
+)
 
 __all__ = ["present_columns", "read_history", "validate_history"]  # re-exported
+
+log = logging.getLogger(__name__)
 
 
 def read_history(
@@ -87,7 +95,30 @@ def read_history(
     validate_history(frame, names=names)
     if "is_fraud" in frame.columns and not pd.api.types.is_numeric_dtype(frame["is_fraud"]):
         frame["is_fraud"] = label_numbers(frame["is_fraud"]).astype(np.int64)  # "0", "true"
+    if "card_id" in frame.columns and not is_archive(path):  # the archiver refused them
+        frame = _without_card_numbers(frame, path, names)
     return frame
+
+
+def _without_card_numbers(
+    frame: pd.DataFrame, path: Path, names: Mapping[str, str]
+) -> pd.DataFrame:
+    """The payments whose card id is no card number: the stream sends the others to its
+    dead letters unscored, so a model and the online store leave them out too (and no
+    card number reaches a Redis key)."""
+    pans = card_number_rows(frame["card_id"])
+    if not pans.any():
+        return frame
+    card = names.get("card_id", "card_id")
+    log.warning(
+        "%s",
+        redact_pans(
+            f"history {str(path)!r}: {int(pans.sum()):,} payment(s) whose {card} holds a "
+            f"card number left out, as the stream leaves them out (e.g. "
+            f"{where_rows(frame, pans, names)}); give the card's token as {card} to keep them"
+        ),
+    )
+    return frame.loc[~pans].reset_index(drop=True)
 
 
 def _first_unreadable_parquet(path: Path) -> Path | None:

@@ -32,9 +32,11 @@ from feature_store.locking import exclusive, lock_holder
 from feature_store.offline import DEFAULT_LABEL_DELAY_S
 from feature_store.schema import (
     CODE_FIELDS,
+    MAX_AMOUNT,
     MAX_CODE_LENGTH,
     MAX_ID_LENGTH,
     Transaction,
+    looks_like_pan,
     redact_pans,
 )
 from feature_store.validation import label_numbers, validate_history, where_rows
@@ -106,9 +108,9 @@ def _archive_rows(
 
 
 def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
-    """The transaction contract's rules on ids and codes (card numbers and amounts are
-    :func:`validate_history`'s): an archive holds what the stream would have taken (a
-    missing id repeated its verdict at every backfill)."""
+    """The transaction contract's rules on ids, card numbers and amounts: an archive holds
+    what the stream would have taken (a missing id repeated its verdict at every backfill,
+    and a card number reached the archive's Parquet)."""
     problems = []
     for column in ("transaction_id", "card_id", "merchant_id"):
         length = transactions[column].astype("string").str.len()
@@ -131,6 +133,20 @@ def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
                 f"{int(bad.sum())} {column}(s) over {MAX_CODE_LENGTH} characters "
                 f"(e.g. {where_rows(transactions, bad, {})})"
             )
+    cards = transactions["card_id"].dropna().unique()
+    pans = {card for card in cards if looks_like_pan(card)}
+    if pans:
+        bad = transactions["card_id"].isin(list(pans)).to_numpy()
+        problems.append(
+            f"{int(bad.sum())} card_id(s) holding a card number (e.g. "
+            f"{where_rows(transactions, bad, {})}; the stream refuses them: use the token)"
+        )
+    too_large = (transactions["amount"] > MAX_AMOUNT).to_numpy()
+    if too_large.any():
+        problems.append(
+            f"{int(too_large.sum())} amount(s) above {MAX_AMOUNT:,.0f} (e.g. "
+            f"{where_rows(transactions, too_large, {})})"
+        )
     if problems:
         raise HistoryColumnsError(
             redact_pans(
