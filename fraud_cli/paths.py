@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -19,13 +20,18 @@ __all__ = [
 
 def _why_not_writable(directory: Path) -> str | None:
     """Why a file cannot be made in ``directory``, or None when it can: tried, not asked
-    of ``os.access``, which says yes to root in `/proc` and on a full or read-only mount
-    says nothing of what the kernel will refuse."""
+    of ``os.access``, which says yes to root in `/proc` (a full disk still takes an empty
+    file: that is told when the write fails)."""
     try:
         with tempfile.TemporaryFile(dir=directory, prefix=".fraud-write-check-"):
             return None
     except OSError as exc:
-        return exc.strerror or type(exc).__name__
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return f"not writable by uid {os.getuid()}: give it write permission"
+        if exc.errno == errno.EROFS:
+            return "a read-only file system"
+        # /proc and the like: ENOENT for a directory that exists
+        return f"no file can be made there: {exc.strerror or type(exc).__name__}"
 
 
 def refuse_unwritable_parent(path: Path, option: str) -> None:
@@ -33,6 +39,11 @@ def refuse_unwritable_parent(path: Path, option: str) -> None:
     be a directory this process can write in."""
     parent = path.absolute().parent
     while not parent.exists() and parent != parent.parent:
+        if parent.is_symlink():  # it points nowhere: making it a directory fails at the end
+            raise click.UsageError(
+                f"{option} {path}: {parent} is a symbolic link to {os.readlink(parent)}, which "
+                "does not exist; create its target or choose another"
+            )
         parent = parent.parent
     why = "not a directory" if not parent.is_dir() else _why_not_writable(parent)
     if why is not None:
@@ -45,10 +56,7 @@ def refuse_unusable_directory(path: Path, option: str) -> None:
         raise click.UsageError(f"{option} {path} is a file, not a directory; choose another")
     if path.is_dir():
         if (why := _why_not_writable(path)) is not None:
-            raise click.UsageError(
-                f"{option} {path} is not writable by this user (uid {os.getuid()}: {why}); "
-                "give it write permission, or choose another"
-            )
+            raise click.UsageError(f"{option} {path}: cannot write in it ({why}); choose another")
         return
     refuse_unwritable_parent(path, option)
 

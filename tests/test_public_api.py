@@ -67,6 +67,8 @@ def test_exports_exist_and_are_unique(module: object) -> None:
 
 
 def test_the_stream_does_not_import_training_code() -> None:
+    """Only the registry's own modules (what a version is, the champion pointer) and the
+    errors: a module added here needs the same care, as it loads in every worker."""
     code = (
         "import stream.app, sys; "
         "print(sorted(m for m in sys.modules if m.startswith('batch_training')))"

@@ -1065,6 +1065,8 @@ def test_a_run_whose_report_fails_registers_no_version(
         # root may write anywhere by os.access, but no file can be made in /proc
         ("--predictions-out", "in /proc", "cannot write in /proc ("),
         ("--report-dir", "in /proc", "--report-dir /proc/p.parquet: cannot write in /proc ("),
+        # making the link's directory failed only after the run
+        ("--predictions-out", "under a dangling link", "is a symbolic link to /nonexistent/d"),
         ("--predictions-out", "csv", "it is written as Parquet; name the file p.parquet"),
         ("--predictions-out", "csv.gz", "it is written as Parquet; name the file p.parquet"),
         ("--predictions-out", "missing dir/", "ends in a separator, so it names a directory"),
@@ -1091,11 +1093,13 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
         "directory": tmp_path,
         "under a file": a_file / "p.parquet",
         "in /proc": Path("/proc/p.parquet"),
+        "under a dangling link": tmp_path / "link" / "p.parquet",
         "csv": tmp_path / "p.csv",
         "csv.gz": tmp_path / "p.csv.gz",
         "missing dir/": tmp_path / "out",
         "the history": history,
     }[what]
+    (tmp_path / "link").symlink_to("/nonexistent/d")
     value = f"{path}/" if what.endswith("/") else str(path)
     where = {"--history": str(history), "--registry": str(tmp_path / "registry"), option: value}
     args = [part for pair in where.items() for part in pair]
