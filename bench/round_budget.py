@@ -22,6 +22,12 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(HERE.parent))
 
+import os  # noqa: E402
+
+from fraud_cli.entry import wait_passively_by_default  # noqa: E402
+
+wait_passively_by_default(os.environ)  # as `fraud train` runs: before XGBoost is imported
+
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import time  # noqa: E402

@@ -1,3 +1,3 @@
-from fraud_cli.main import cli
+from fraud_cli.entry import main
 
-cli()
+main()

@@ -1,11 +1,19 @@
 """Session fixtures: a real Kafka-protocol broker and a real Redis server, no mocks."""
 
+# ruff: noqa: E402
+# (XGBoost's OpenMP reads its wait policy once, when it is first imported below)
 from __future__ import annotations
+
+import os
+
+from fraud_cli.entry import wait_passively_by_default
+
+# as the `fraud` executable: the tests train beside a broker, Redis and workers on 2 cores
+wait_passively_by_default(os.environ)
 
 import gc
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
