@@ -245,6 +245,20 @@ def _codes(ids: pd.Series, context: np.ndarray) -> np.ndarray:
     return np.asarray(codes[context], dtype=np.int64)
 
 
+def _radix_order(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """``order`` re-sorted stably by ``values`` (non-negative integers): 16 bits a pass,
+    least significant first, as numpy's stable sort is a radix sort only up to 16 bits
+    (timsort beyond, 2-3x slower on unordered values)."""
+    top = int(values.max(initial=0))
+    shift = 0
+    while True:
+        digit = ((values[order] >> shift) & 0xFFFF).astype(np.uint16)
+        order = order[np.argsort(digit, kind="stable")]
+        shift += 16
+        if top >> shift == 0:
+            return order
+
+
 class _EntityRows:
     """The rows of one entity type, sorted by (entity, canonical order), for window lookups.
 
@@ -270,7 +284,10 @@ class _EntityRows:
         # window (reaching ``reach_ms`` back) crosses into a neighbouring block.
         span = (int(ts.max()) - t0 if n else 0) + reach_ms + 1
         key = codes * span + (ts - t0)
-        order = np.argsort(key, kind="stable")
+        # the key's stable order, as time's then the entity's (a radix sort): about 3x
+        # faster than sorting the key itself, and nearly free on time when rows come in
+        # time order
+        order = _radix_order(codes, np.argsort(ts, kind="stable"))
         self._key = key[order]
         del key
         # simultaneous events of one entity: the canonical order's tie keys decide
@@ -286,7 +303,7 @@ class _EntityRows:
         del slot
         # the targets' places in the sorted rows, visited in sorted order (binary searches
         # with sorted needles, sequential gathers); ``_back`` restores the caller's order
-        self._back = np.argsort(slots, kind="stable")
+        self._back = _radix_order(slots, np.arange(len(slots)))
         self._targets = slots[self._back]
         self._prev_pair: np.ndarray | None = None
         # (lo, hi) -> (length, start): a run's two aggregates come from one walk
