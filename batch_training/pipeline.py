@@ -86,6 +86,16 @@ def _fingerprint(history: pd.DataFrame) -> str:
     # without every id as a Python object at once
     digest = hashlib.sha256()
     selected = history[columns]  # once: selecting copies every row of these columns
+    # text that repeats (card ids) hashed as categories: each distinct value once, the same
+    # row hashes (not for a column with missing values, which a category hashes otherwise)
+    repeated = {
+        c: selected[c].astype("category")
+        for c in columns
+        if c != "transaction_id"
+        and isinstance(selected[c].dtype, pd.StringDtype)
+        and not selected[c].hasnans
+    }
+    selected = selected.assign(**repeated)
     for start in range(0, len(history), _FINGERPRINT_ROWS):
         part = selected.iloc[start : start + _FINGERPRINT_ROWS]
         # categorize=False gives the same hashes, without factorising unique ids first
