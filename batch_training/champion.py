@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from batch_training.dataset import DataSplit
 from batch_training.errors import RegistryError
@@ -77,8 +76,8 @@ def _champion_evaluation(
             label_delay_s=label_delay_s,
             dtype=np.float32,
         )
-    matrix = xgb.DMatrix(test_features, feature_names=list(meta.feature_names))
-    scores = champion.booster.predict(matrix)
+    # as the candidate's: no DMatrix copy (load checked the booster's feature names)
+    scores = champion.booster.inplace_predict(test_features)
     outcome = decision_outcome(
         scores,
         *features.labels_and_amounts(data),

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import xgboost as xgb
 
 from batch_training.dataset import DataSplit, TimeSplit, day_index
 from batch_training.errors import TrainingDataError
@@ -142,6 +141,6 @@ def fit_fold(
         progress,
         event_ms=features.ts[train],
     )
-    test_matrix = xgb.DMatrix(features.take(data.test), feature_names=features.names)
-    scores = fitted.booster.predict(test_matrix)
+    # the scores a DMatrix gives, bit for bit, without copying the test rows into one
+    scores = fitted.booster.inplace_predict(features.take(data.test))
     return fitted, features.evaluate(scores, data, config.alert_rate)
