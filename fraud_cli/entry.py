@@ -14,7 +14,7 @@ def wait_passively_by_default(environ: MutableMapping[str, str]) -> None:
 
     libgomp (bundled with XGBoost and scikit-learn) lets a waiting thread spin first: beside
     a busy core the spinner takes the slice the thread it waits for needs, and a training
-    run took 2-6x as long (``bench/omp_wait.py``; dmlc/xgboost#8729). libgomp reads this once,
+    run took 1.4-4.7x as long (``bench/omp_wait.py``; dmlc/xgboost#8729). libgomp reads this once,
     when it is loaded, so it is set before anything imports XGBoost.
     """
     if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
