@@ -26,6 +26,7 @@ sys.path.insert(0, str(HERE.parent))
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import hashlib  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import statistics  # noqa: E402
@@ -80,11 +81,11 @@ def _train(args: argparse.Namespace, policy: str, registry: Path) -> dict[str, A
     if done.returncode != 0:
         raise SystemExit(f"fraud train failed ({done.returncode}): {done.stderr[-2000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    sha = (registry / "versions" / str(result["model_version"]) / "model.ubj").read_bytes()
+    model_file = registry / "versions" / str(result["model_version"]) / "model.ubj"
     return {
         "wall_s": wall,
         "training_s": result["stage_seconds"]["training"],
-        "model": hash(sha),
+        "model": hashlib.sha256(model_file.read_bytes()).hexdigest(),
         "ap": result["metrics"]["average_precision"],
     }
 

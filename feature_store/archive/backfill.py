@@ -36,10 +36,14 @@ from feature_store.schema import (
     MAX_CODE_LENGTH,
     MAX_ID_LENGTH,
     Transaction,
-    looks_like_pan,
     redact_pans,
 )
-from feature_store.validation import label_numbers, validate_history, where_rows
+from feature_store.validation import (
+    card_number_rows,
+    label_numbers,
+    validate_history,
+    where_rows,
+)
 
 __all__ = ["Backfill", "backfill_archive", "refuse_unusable_backfill_target", "seed_archive"]
 
@@ -133,10 +137,7 @@ def _refuse_what_the_stream_refuses(transactions: pd.DataFrame) -> None:
                 f"{int(bad.sum())} {column}(s) over {MAX_CODE_LENGTH} characters "
                 f"(e.g. {where_rows(transactions, bad, {})})"
             )
-    cards = transactions["card_id"].dropna().unique()
-    pans = {card for card in cards if looks_like_pan(card)}
-    if pans:
-        bad = transactions["card_id"].isin(list(pans)).to_numpy()
+    if (bad := card_number_rows(transactions["card_id"])).any():
         problems.append(
             f"{int(bad.sum())} card_id(s) holding a card number (e.g. "
             f"{where_rows(transactions, bad, {})}; the stream refuses them: use the token)"
