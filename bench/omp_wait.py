@@ -1,7 +1,7 @@
 """What OpenMP's wait policy does to a training run, as the machine is and beside a busy core.
 
     .venv/bin/python bench/omp_wait.py [--history PATH] [--columns handbook|native]
-        [--feature-set core|extended] [--repeats R] [--json]
+        [--feature-set core|extended] [--repeats R] [--short-spin N] [--json]
 
 XGBoost's threads (libgomp, bundled with its wheel) spin between parallel regions by
 default: on a core another process also wants, a spinning thread burns the time slice the
@@ -11,7 +11,8 @@ the handbook (default) with libgomp's default (``GOMP_SPINCOUNT=300000``) and wi
 ``fraud``'s own (``PASSIVE``, set by the executable when neither is), each as the machine is
 and beside one more busy process (a core occupied, as by another job), interleaved, and reports the
 median wall time and training stage of each; compare the ratios, not the seconds. The
-model is checked to be the same under both (threads change scheduling, not results).
+model is checked to be the same under all (threads change scheduling, not results).
+``--short-spin N`` adds a third: spin N iterations, then sleep (``GOMP_SPINCOUNT=N``).
 Last line: JSON, also written to bench/results/omp_wait.json next to omp_wait.png.
 """
 
@@ -47,7 +48,6 @@ from bench.results_files import save_figure, write_result  # noqa: E402
 HANDBOOK = HERE.parents[1] / "shared" / "datasets" / "handbook" / "transactions_raw.parquet"
 FRAUD = Path(sys.executable).with_name("fraud")
 SPIN, SLEEP = "libgomp's default (spin)", "fraud's default (PASSIVE)"
-POLICIES = (SPIN, SLEEP)
 # what libgomp spins when OMP_WAIT_POLICY is unset (its documentation: 300,000)
 LIBGOMP_DEFAULT_SPINCOUNT = "300000"
 LOADS = ("as the machine was", "plus one busy core")
@@ -67,10 +67,19 @@ def _busy_core(on: bool) -> Iterator[None]:
         spinner.wait()
 
 
-def _train(args: argparse.Namespace, policy: str, registry: Path) -> dict[str, Any]:
+def _policies(short_spin: int | None) -> dict[str, str | None]:
+    """Each policy's GOMP_SPINCOUNT; None: `fraud`'s own default (PASSIVE when neither
+    OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set)."""
+    policies: dict[str, str | None] = {SPIN: LIBGOMP_DEFAULT_SPINCOUNT, SLEEP: None}
+    if short_spin is not None:
+        policies[f"short spin ({short_spin:,})"] = str(short_spin)
+    return policies
+
+
+def _train(args: argparse.Namespace, spin_count: str | None, registry: Path) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
-    if policy == SPIN:  # libgomp's own default; `fraud` sets PASSIVE when neither is set
-        env["GOMP_SPINCOUNT"] = LIBGOMP_DEFAULT_SPINCOUNT
+    if spin_count is not None:
+        env["GOMP_SPINCOUNT"] = spin_count
     command = [str(FRAUD), "train", "--history", str(args.history), "--registry", str(registry)]
     command += ["--columns", args.columns, "--feature-set", args.feature_set, "--json"]
     if args.train_start:
@@ -91,11 +100,13 @@ def _train(args: argparse.Namespace, policy: str, registry: Path) -> dict[str, A
 
 
 def _plot(medians: dict[str, dict[str, dict[str, float]]], title: str) -> Path:
+    policies = list(medians[LOADS[0]])
     fig, ax = plt.subplots(figsize=(7, 4))
-    width = 0.38
-    for i, policy in enumerate(POLICIES):
+    width = 0.8 / len(policies)
+    for i, policy in enumerate(policies):
         values = [medians[load][policy]["wall_s"] for load in LOADS]
-        bars = ax.bar([x + (i - 0.5) * width for x in range(len(LOADS))], values, width)
+        offset = (i - (len(policies) - 1) / 2) * width
+        bars = ax.bar([x + offset for x in range(len(LOADS))], values, width)
         bars.set_label(policy)
         ax.bar_label(bars, fmt="%.1f s")
     ax.set_xticks(range(len(LOADS)), LOADS)
@@ -112,17 +123,20 @@ def main() -> None:
     parser.add_argument("--train-start", default="2018-07-25")
     parser.add_argument("--feature-set", default="extended")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--short-spin", type=int, help="also GOMP_SPINCOUNT=N (then sleep)")
     parser.add_argument("--json", action="store_true", help="only the JSON line")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
+    policies = _policies(args.short_spin)
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        load: {policy: [] for policy in POLICIES} for load in LOADS
+        load: {policy: [] for policy in policies} for load in LOADS
     }
     for repeat in range(args.repeats):
         for load in LOADS:
-            for policy in POLICIES if repeat % 2 == 0 else POLICIES[::-1]:
+            order = list(policies) if repeat % 2 == 0 else list(policies)[::-1]
+            for policy in order:
                 with tempfile.TemporaryDirectory() as registry, _busy_core(load != LOADS[0]):
-                    run = _train(args, policy, Path(registry))
+                    run = _train(args, policies[policy], Path(registry))
                 runs[load][policy].append(run)
                 if not args.json:
                     print(
@@ -141,8 +155,12 @@ def main() -> None:
         }
         for load, by_policy in runs.items()
     }
-    ratios = {
-        load: round(medians[load][SPIN]["wall_s"] / medians[load][SLEEP]["wall_s"], 2)
+    ratios = {  # each policy's wall time over fraud's default, per load
+        load: {
+            policy: round(medians[load][policy]["wall_s"] / medians[load][SLEEP]["wall_s"], 2)
+            for policy in policies
+            if policy != SLEEP
+        }
         for load in LOADS
     }
     title = (
@@ -159,8 +177,8 @@ def main() -> None:
         "load_average_before": round(load_before, 2),
         "load_average_after": round(os.getloadavg()[0], 2),
         "medians": medians,
-        "spin_over_passive_wall": ratios,
-        "same_model_under_both": len(models) == 1,
+        "wall_over_passive": ratios,
+        "same_model_under_all": len(models) == 1,
         "plot": str(_plot(medians, title)),
     }
     write_result("omp_wait", result)
