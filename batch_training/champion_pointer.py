@@ -30,10 +30,12 @@ ANY_CHAMPION: Final = object()
 
 def read_pointer(path: Path) -> dict[str, Any]:
     """The champion pointer at ``path`` ({} when there is none), checked as a whole."""
-    if not path.is_file():
+    try:
+        text = path.read_text()
+    except (FileNotFoundError, IsADirectoryError):
         return {}
     try:
-        pointer = json.loads(path.read_text())
+        pointer = json.loads(text)
         if not isinstance(pointer, dict):
             raise ValueError(f"an object was expected, not {type(pointer).__name__}")
         version = pointer.get("version")

@@ -92,11 +92,13 @@ def read_history(
     for column in ("event_time", "label_time"):
         if column in frame.columns:
             frame[column] = _parse_times(frame, column, path, names)
+    # first: the stream never took them, so neither do the history's checks (a payment
+    # resent with the card's token under the same transaction_id is no duplicate)
+    if "card_id" in frame.columns and not is_archive(path):  # the archiver refused them
+        frame = _without_card_numbers(frame, path, names)
     validate_history(frame, names=names)
     if "is_fraud" in frame.columns and not pd.api.types.is_numeric_dtype(frame["is_fraud"]):
         frame["is_fraud"] = label_numbers(frame["is_fraud"]).astype(np.int64)  # "0", "true"
-    if "card_id" in frame.columns and not is_archive(path):  # the archiver refused them
-        frame = _without_card_numbers(frame, path, names)
     return frame
 
 

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 from feature_store.errors import HistoryColumnsError
 from feature_store.schema import looks_like_pan
 
-__all__ = ["card_number_rows", "label_numbers", "validate_history", "where_rows"]
+__all__ = ["card_number_rows", "ids_as_text", "label_numbers", "validate_history", "where_rows"]
 
 
 def label_numbers(labels: pd.Series) -> pd.Series:
@@ -24,15 +24,27 @@ def label_numbers(labels: pd.Series) -> pd.Series:
     return pd.to_numeric(words, errors="coerce")
 
 
+def ids_as_text(ids: pd.Series) -> pd.Series:
+    """Ids as the stream's text ids: a numbered id as its digits (5411, not the float
+    column's 5411.0 or 1.2e+16, as a column with blanks is read)."""
+    if pd.api.types.is_float_dtype(ids):
+        numbers = ids.dropna()
+        if (numbers % 1 == 0).all():
+            if (numbers.abs() < 2**63).all():
+                return ids.astype("Int64").astype("string")
+            # past int64: each written out in full (whole floats are exact integers)
+            return ids.map(lambda v: f"{v:.0f}", na_action="ignore").astype("string")
+    return ids.astype("string")
+
+
 def card_number_rows(cards: pd.Series) -> np.ndarray:
     """Rows whose card id holds a card number, as the stream's contract tests it: on the
-    id's text (a numbered id as its digits, not as a float's `1.2e+16`)."""
+    id's text (see :func:`ids_as_text`)."""
     distinct = pd.Series(pd.unique(cards.dropna()))
-    if pd.api.types.is_float_dtype(distinct) and (distinct % 1 == 0).all():
-        distinct = distinct.astype("Int64")
-    texts = distinct.astype(str)
-    # a card number has 13 digits at least: only such ids go through the (Python) test
-    digits = pc.count_substring_regex(pa.array(texts.tolist(), type=pa.string()), "[0-9]")
+    texts = ids_as_text(distinct)
+    # a card number has 13 digits at least: only such ids go through the (Python) test;
+    # digits of any script, as Python's (and so the stream's) test counts them
+    digits = pc.count_substring_regex(pa.array(texts.tolist(), type=pa.string()), r"\p{Nd}")
     enough = np.asarray(pc.greater_equal(digits, 13).to_numpy(zero_copy_only=False), dtype=bool)
     pans = [
         card

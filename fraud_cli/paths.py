@@ -37,13 +37,18 @@ def _why_not_writable(directory: Path) -> str | None:
 def refuse_unwritable_parent(path: Path, option: str) -> None:
     """``path`` will be written (missing parents made): its nearest existing ancestor must
     be a directory this process can write in."""
-    parent = path.absolute().parent
+    parent = path.absolute()
     while not parent.exists() and parent != parent.parent:
-        if parent.is_symlink():  # it points nowhere: making it a directory fails at the end
+        # a link that points nowhere: writing through it, or making it a directory, fails
+        # at the end of the work
+        if parent.is_symlink():
+            which = "it" if parent == path.absolute() else str(parent)
             raise click.UsageError(
-                f"{option} {path}: {parent} is a symbolic link to {os.readlink(parent)}, which "
+                f"{option} {path}: {which} is a symbolic link to {os.readlink(parent)}, which "
                 "does not exist; create its target or choose another"
             )
+        parent = parent.parent
+    if parent == path.absolute():  # it exists: a file to replace, written in its parent
         parent = parent.parent
     why = "not a directory" if not parent.is_dir() else _why_not_writable(parent)
     if why is not None:

@@ -49,3 +49,11 @@ def test_libgomp_spins_without_the_setting() -> None:
 )
 def test_an_operators_own_wait_setting_is_kept(env: dict[str, str], shown: str) -> None:
     assert shown in _libgomp_settings([str(FRAUD)], **env)
+
+
+@pytest.mark.parametrize("name", ["OMP_WAIT_POLICY", "GOMP_SPINCOUNT"])
+def test_a_blank_wait_setting_is_no_choice(name: str) -> None:
+    """Compose's `${VAR:-}` or a manifest's `value: ""`: libgomp would warn and spin."""
+    settings = _libgomp_settings([str(FRAUD)], **{name: " "})
+    assert "GOMP_SPINCOUNT = '0'" in settings
+    assert "Invalid value" not in settings

@@ -40,6 +40,7 @@ from feature_store.schema import (
 )
 from feature_store.validation import (
     card_number_rows,
+    ids_as_text,
     label_numbers,
     validate_history,
     where_rows,
@@ -76,9 +77,7 @@ def _archive_rows(
         if SCHEMAS["transactions"].field(name).type == TEXT and not (
             pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
         ):  # the handbook's numbered customers and terminals, as the stream's text ids
-            if pd.api.types.is_float_dtype(column) and (column.dropna() % 1 == 0).all():
-                column = column.astype("Int64")  # 5411, not 5411.0 (a column with blanks)
-            transactions[name] = column.astype("string")
+            transactions[name] = ids_as_text(column)
     transactions["event_time"] = pd.to_datetime(transactions["event_time"], utc=True)
     # validated as numbers above, but a Parquet column of text stays text until here
     transactions["amount"] = pd.to_numeric(transactions["amount"]).astype("float64")

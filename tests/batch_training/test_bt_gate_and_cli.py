@@ -1067,6 +1067,9 @@ def test_a_run_whose_report_fails_registers_no_version(
         ("--report-dir", "in /proc", "--report-dir /proc/p.parquet: cannot write in /proc ("),
         # making the link's directory failed only after the run
         ("--predictions-out", "under a dangling link", "is a symbolic link to /nonexistent/d"),
+        ("--predictions-out", "a dangling link", "{path}: it is a symbolic link to /nonexistent"),
+        ("--report-dir", "a dangling link", "{path}: it is a symbolic link to /nonexistent/d"),
+        ("--registry", "a dangling link", "{path}: it is a symbolic link to /nonexistent/d"),
         ("--predictions-out", "csv", "it is written as Parquet; name the file p.parquet"),
         ("--predictions-out", "csv.gz", "it is written as Parquet; name the file p.parquet"),
         ("--predictions-out", "missing dir/", "ends in a separator, so it names a directory"),
@@ -1094,6 +1097,7 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
         "under a file": a_file / "p.parquet",
         "in /proc": Path("/proc/p.parquet"),
         "under a dangling link": tmp_path / "link" / "p.parquet",
+        "a dangling link": tmp_path / "link",
         "csv": tmp_path / "p.csv",
         "csv.gz": tmp_path / "p.csv.gz",
         "missing dir/": tmp_path / "out",

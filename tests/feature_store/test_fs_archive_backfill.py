@@ -378,6 +378,7 @@ def test_a_second_backfill_at_once_is_refused_naming_the_first(
         ({"amount": -1.0}, "missing, negative or NaN amount"),
         # what the stream's contract refuses
         ({"card_id": "4111 1111 1111 1111"}, "1 card_id(s) holding a card number"),
+        ({"card_id": "\uff14" + "\uff11" * 15}, "1 card_id(s) holding a card number"),
         ({"transaction_id": ""}, "1 transaction_id(s) missing, empty or over 64"),
         ({"transaction_id": None}, "1 transaction_id(s) missing, empty or over 64"),
         ({"merchant_id": "m" * 65}, "1 merchant_id(s) missing, empty or over 64"),
@@ -394,6 +395,7 @@ def test_rows_the_archiver_would_refuse_are_refused_before_anything_is_written(
     with pytest.raises(HistoryColumnsError, match=re.escape(message)) as refused:
         seed_archive(bad, tmp_path / "archive")
     assert "1111" not in str(refused.value)
+    assert "\uff14\uff11" not in str(refused.value)
     assert not (tmp_path / "archive").exists()
 
 

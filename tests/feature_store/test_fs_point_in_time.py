@@ -161,8 +161,10 @@ def test_a_bad_history_is_refused_with_the_rows_named(
         ["4111 1111 1111 1111", "5500-0000-0000-0004"],
         [4111111111111111, 5500000000000004],  # numbered ids, as the stream reads their digits
         [4111111111111111.0, 5500000000000004.0],  # a column with blanks reads as floats
+        # digits of another script: Python's test (and so the stream's) counts them
+        ["\uff14" + "\uff11" * 15, "\u0665\u0665\u0660\u0660" + "\u0660" * 11 + "\u0664"],
     ],
-    ids=["text", "int", "float"],
+    ids=["text", "int", "float", "full-width and Arabic-Indic"],
 )
 def test_payments_whose_card_id_is_a_card_number_are_left_out_as_the_stream_does(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, pans: list[object]
@@ -171,16 +173,38 @@ def test_payments_whose_card_id_is_a_card_number_are_left_out_as_the_stream_does
     store warmed with them (a card number in a Redis key), would see what it never scores."""
     history = _history([("a", 0, "c", "m", 1.0, 0), ("b", 1, "c", "m", 2.0, 1)])
     history = pd.concat([history] * 2, ignore_index=True)
-    history["transaction_id"] = ["a", "b", "c", "d"]
+    # a producer that put the card number in the payment's id too: the warning quotes ids
+    history["transaction_id"] = ["tx-4111111111111111", "b", "c", "d"]
     other: object = {str: "7", int: 7, float: 7.0}[type(pans[0])]
     history["card_id"] = pd.Series([pans[0], other, pans[1], other])
     history.to_parquet(path := tmp_path / "h.parquet")
     read = read_history(path)
     assert read["transaction_id"].tolist() == ["b", "d"]
     assert "2 payment(s) whose card_id holds a card number left out" in caplog.text
-    assert "transaction_id ['a', 'c']" in caplog.text
+    assert "transaction_id ['tx-[PAN-REDACTED]', 'c']" in caplog.text
     assert "1111" not in caplog.text
     assert "0004" not in caplog.text
+
+
+def test_a_payment_resent_with_the_cards_token_is_no_duplicate(tmp_path: Path) -> None:
+    """The stream dead-lettered the first sending (a card number as card_id), so the
+    history's checks never see it: the resent one, same transaction_id, is read."""
+    history = _history([("a", 0, "tok_1", "m", 1.0, 0), ("b", 1, "tok_1", "m", 2.0, 0)])
+    first = history.iloc[[1]].assign(card_id="4111111111111111", amount=-1.0)
+    pd.concat([first, history], ignore_index=True).to_parquet(path := tmp_path / "h.parquet")
+    read = read_history(path)
+    assert read["transaction_id"].tolist() == ["a", "b"]
+    assert read["card_id"].tolist() == ["tok_1", "tok_1"]
+
+
+def test_numbered_card_ids_past_int64_are_kept_and_card_numbers_among_them_left_out(
+    tmp_path: Path,
+) -> None:
+    """A float column of whole numbers is read as digits; 1e19 has no int64 to pass through."""
+    history = _history([(str(i), i, "c", "m", 1.0, 0) for i in range(3)])
+    history["card_id"] = [1e19, 4111111111111111.0, float("nan")]
+    history.to_parquet(path := tmp_path / "h.parquet")
+    assert read_history(path)["transaction_id"].tolist() == ["0", "2"]
 
 
 def test_an_id_that_only_looks_long_is_kept(tmp_path: Path) -> None:
