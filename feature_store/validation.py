@@ -61,6 +61,16 @@ def _bad_labels(labels: pd.Series) -> np.ndarray:
     return (~label_numbers(labels).isin([0, 1])).to_numpy()
 
 
+def _missing_ids(ids: pd.Series) -> np.ndarray:
+    """Rows whose id is missing or empty text, as the stream's contract refuses them (an
+    id of spaces it takes, and so its archive may hold one)."""
+    missing = ids.isna().to_numpy()
+    if pd.api.types.is_string_dtype(ids) or pd.api.types.is_object_dtype(ids):
+        empty = ids.astype("string") == ""
+        return missing | empty.fillna(False).to_numpy(dtype=bool)
+    return missing
+
+
 def _duplicated(ids: pd.Series) -> np.ndarray:
     """Rows whose id an earlier row has. Histories rarely have any, so a one-pass uniqueness
     check comes first and the mask only when it fails: Arrow text (pandas' mask factorises
@@ -102,6 +112,13 @@ def validate_history(frame: pd.DataFrame, *, names: Mapping[str, str] | None = N
             problems.append(
                 f"{int(duplicated.sum())} duplicate "
                 f"{names.get('transaction_id', 'transaction_id')}(s) (e.g. {ids})"
+            )
+    for column in ("transaction_id", "card_id", "merchant_id"):
+        # the stream refuses such a payment; here all of them would be one card's
+        if column in frame.columns and (missing := _missing_ids(frame[column])).any():
+            problems.append(
+                f"{int(missing.sum())} row(s) with a missing or empty "
+                f"{names.get(column, column)} (e.g. {where_rows(frame, missing, names)})"
             )
     missing_time = frame["event_time"].isna().to_numpy()
     if missing_time.any():

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from fraud_cli.brokers import answered, stream_broker
-from fraud_cli.options import columns_option, positive_seconds
+from fraud_cli.options import NonEmptyPath, columns_option, positive_seconds
 from fraud_cli.paths import refuse_unusable_directory
 from fraud_cli.settings import ArchiveSettings, StreamTopicsSettings
 
@@ -20,7 +20,7 @@ __all__ = ["archive"]
 
 
 @click.command()
-@click.option("--out", type=click.Path(), default=None, help="[FRAUD_ARCHIVE_DIR, var/archive].")
+@click.option("--out", type=NonEmptyPath(), default=None, help="[FRAUD_ARCHIVE_DIR, var/archive].")
 @click.option(
     "--idle-exit",
     type=float,
@@ -38,7 +38,7 @@ __all__ = ["archive"]
 )
 @click.option(
     "--backfill",
-    type=click.Path(path_type=Path, exists=True),
+    type=NonEmptyPath(path_type=Path, exists=True),
     default=None,
     help="Instead: add what this labelled history (Parquet, CSV) holds and the archive "
     "lacks, by transaction id (e.g. the months before the archiver started), and exit.",

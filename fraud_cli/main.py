@@ -26,7 +26,7 @@ from fraud_cli.archive_cmd import archive
 from fraud_cli.brokers import kafka_or_embedded as _kafka
 from fraud_cli.logs import configure_logging, report_repeats_left_out
 from fraud_cli.models_cmd import models
-from fraud_cli.options import columns_option
+from fraud_cli.options import NonEmptyPath, columns_option
 from fraud_cli.paths import (
     parquet_file_path,
     refuse_unusable_parquet_file,
@@ -119,7 +119,7 @@ def _population(f: Any) -> Any:
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     required=True,
     help="Parquet file, or the archive directory with --format archive.",
 )
@@ -291,7 +291,7 @@ def _feature_options(f: Any) -> Any:
     )(f)
     return click.option(
         "--history",
-        type=click.Path(path_type=Path, exists=True),
+        type=NonEmptyPath(path_type=Path, exists=True),
         required=True,
         help="Parquet file or directory, or CSV.",
     )(f)
@@ -301,7 +301,7 @@ def _feature_options(f: Any) -> Any:
 @_feature_options
 @click.option(
     "--out",
-    type=click.Path(),
+    type=NonEmptyPath(),
     required=True,
     callback=parquet_file_path("features"),
     help="Parquet file.",
@@ -388,13 +388,13 @@ def features_materialize(
 @cli.command()
 @click.option(
     "--registry",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     default=None,
     help="Registry directory [env FRAUD_REGISTRY_DIR].",
 )
 @click.option(
     "--warm-history",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     default=None,
     help="Replay this history into the online store first [env FRAUD_WARM_HISTORY].",
 )
@@ -434,7 +434,7 @@ def stream(registry: Path | None, warm_history: Path | None) -> None:
 )
 @click.option(
     "--workdir",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     default=None,
     help="Keep history, registry and logs here (default: a temporary directory).",
 )

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraud_cli.options import check_duration, parse_duration
+from fraud_cli.options import NonEmptyPath, check_duration, parse_duration
 from fraud_cli.output import reader_may_leave
 from fraud_cli.settings import TrainerSettings
 
@@ -26,7 +26,7 @@ __all__ = ["models"]
 @click.group()
 @click.option(
     "--registry",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     default=None,
     help="Registry directory [env FRAUD_REGISTRY_DIR].",
 )
@@ -46,7 +46,7 @@ def _pass_registry(command: Callable[..., None]) -> Callable[..., None]:
     @click.option(
         "--registry",
         "registry_dir",
-        type=click.Path(path_type=Path),
+        type=NonEmptyPath(path_type=Path),
         default=None,
         help="Registry directory, here or before the subcommand [env FRAUD_REGISTRY_DIR].",
     )

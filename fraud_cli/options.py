@@ -10,7 +10,24 @@ import click
 
 from feature_store.columns import COLUMN_PRESETS
 
-__all__ = ["check_duration", "columns_option", "parse_duration", "positive_seconds"]
+__all__ = [
+    "NonEmptyPath",
+    "check_duration",
+    "columns_option",
+    "parse_duration",
+    "positive_seconds",
+]
+
+
+class NonEmptyPath(click.Path):
+    """A path option that refuses an empty value: ``Path("")`` is the working directory,
+    where `--registry ''` made a registry and `models --registry '' list` listed nothing
+    (the settings' variables refuse an empty path too)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(f"{value!r} is blank; give a path", param, ctx)
+        return super().convert(value, param, ctx)
 
 
 def columns_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

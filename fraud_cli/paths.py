@@ -5,13 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import click
 
 __all__ = [
     "parquet_file_path",
+    "refuse_inside",
     "refuse_unusable_directory",
     "refuse_unusable_parquet_file",
     "refuse_unwritable_parent",
@@ -85,13 +86,23 @@ def refuse_unusable_parquet_file(path: Path, option: str, *, example: str, reads
         raise click.UsageError(
             f"{option} {path}: it is written as Parquet; name the file {stem}.parquet"
         )
-    target, history = path.absolute().resolve(), reads.absolute().resolve()
-    if target == history or history in target.parents:
-        raise click.UsageError(
-            f"{option} {path} is {'the history' if target == history else 'inside the history'}"
-            f" {reads} this command reads: writing it would replace the history; choose "
-            "another path"
-        )
+    refuse_inside(path, option, {"the history": reads}, reads="this command reads")
+
+
+def refuse_inside(
+    path: Path, option: str, places: Mapping[str, Path], *, reads: str = "this run uses"
+) -> None:
+    """``path`` will be written: not at or inside any of ``places`` (by what each is),
+    whose files it would replace (a registry's model file held the predictions)."""
+    target = path.absolute().resolve()
+    for what, place in places.items():
+        kept = place.absolute().resolve()
+        if target == kept or kept in target.parents:
+            where = what if target == kept else f"inside {what}"
+            raise click.UsageError(
+                f"{option} {path} is {where} {place} {reads}: writing it would replace "
+                f"what {what} holds; choose another path"
+            )
 
 
 def parquet_file_path(

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from fraud_cli.options import check_duration, columns_option, parse_duration
+from fraud_cli.options import NonEmptyPath, check_duration, columns_option, parse_duration
 from fraud_cli.output import progress_line, reader_may_leave
 from fraud_cli.paths import (
     parquet_file_path,
+    refuse_inside,
     refuse_unusable_directory,
     refuse_unusable_parquet_file,
 )
@@ -44,13 +45,13 @@ _GAP_DAYS = click.IntRange(0, 3650)
 @click.command()
 @click.option(
     "--history",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     default=None,
     help="Parquet file or directory (e.g. partitioned by day), or CSV [env FRAUD_HISTORY].",
 )
 @click.option(
     "--registry",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     default=None,
     help="Registry directory [env FRAUD_REGISTRY_DIR, default var/registry].",
 )
@@ -147,13 +148,13 @@ _GAP_DAYS = click.IntRange(0, 3650)
 @click.option("--no-promote", is_flag=True, help="Register only; never move the champion.")
 @click.option(
     "--report-dir",
-    type=click.Path(path_type=Path),
+    type=NonEmptyPath(path_type=Path),
     default=None,
     help="Default: <registry>/versions/<N>/report.",
 )
 @click.option(
     "--predictions-out",
-    type=click.Path(),
+    type=NonEmptyPath(),
     default=None,
     callback=parquet_file_path("predictions"),
     help="Write the test window's transaction_id and score to Parquet.",
@@ -178,12 +179,17 @@ def train(every: str | None, **options: Any) -> None:
     registry_dir = options["registry"] or settings.registry_dir
     # before training, not after it (a run registers its version only once all is written)
     refuse_unusable_directory(registry_dir, "--registry")
-    if options["report_dir"] is not None:
-        refuse_unusable_directory(options["report_dir"], "--report-dir")
+    if (report_dir := options["report_dir"]) is not None:
+        refuse_unusable_directory(report_dir, "--report-dir")
+        # a day-partitioned history would not read with the report in it
+        refuse_inside(
+            report_dir, "--report-dir", {"the registry": registry_dir, "the history": history}
+        )
     if (predictions := options["predictions_out"]) is not None:
         refuse_unusable_parquet_file(
             predictions, "--predictions-out", example="predictions", reads=history
         )
+        refuse_inside(predictions, "--predictions-out", {"the registry": registry_dir})
     read = ReadSettings(options["columns"], options["max_rows"] or settings.max_history_rows)
     lock_path = registry_dir / ".train.lock"
     from batch_training.schedule import RunCancelled, run_every, stop_on_signals

@@ -1075,6 +1075,10 @@ def test_a_run_whose_report_fails_registers_no_version(
         ("--predictions-out", "missing dir/", "ends in a separator, so it names a directory"),
         # it replaced the history with the test window's scores
         ("--predictions-out", "the history", "is the history {path} this command reads"),
+        # it replaced the champion's model file, or its report, with this run's
+        ("--predictions-out", "in the registry", "is inside the registry"),
+        ("--report-dir", "in the registry", "is inside the registry"),
+        ("--report-dir", "the registry", "is the registry"),
     ],
 )
 @pytest.mark.parametrize("every", [[], ["--every", "30s"]], ids=["once", "scheduled"])
@@ -1102,6 +1106,8 @@ def test_outputs_it_cannot_write_are_usage_errors_before_any_run(
         "csv.gz": tmp_path / "p.csv.gz",
         "missing dir/": tmp_path / "out",
         "the history": history,
+        "in the registry": tmp_path / "registry" / "versions" / "1" / "model.ubj",
+        "the registry": tmp_path / "registry",
     }[what]
     (tmp_path / "link").symlink_to("/nonexistent/d")
     value = f"{path}/" if what.endswith("/") else str(path)
@@ -1182,3 +1188,27 @@ def test_a_failed_promotion_names_the_version_it_registered(
     assert (record.outcome, record.version) == ("failed", 1)
     report = (registry / "versions" / "1" / "report" / "index.html").read_text()
     assert "the promotion failed" in report
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models", "--registry", "", "list"],
+        ["models", "--registry", " ", "runs"],
+        ["train", "--history", "", "--registry", "r"],
+        ["train", "--history", "h.parquet", "--registry", ""],
+        ["train", "--history", "h.parquet", "--registry", "r", "--report-dir", ""],
+        ["features", "build", "--history", "", "--out", "f.parquet"],
+    ],
+    ids=["models list", "models runs", "history", "registry", "report-dir", "features"],
+)
+def test_a_blank_path_is_a_usage_error_not_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    """`--registry ''` made a registry in the working directory; `models --registry ''
+    list` listed nothing and exited 0."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "is blank; give a path" in result.output
+    assert list(tmp_path.iterdir()) == []

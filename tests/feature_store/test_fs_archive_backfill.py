@@ -379,8 +379,9 @@ def test_a_second_backfill_at_once_is_refused_naming_the_first(
         # what the stream's contract refuses
         ({"card_id": "4111 1111 1111 1111"}, "1 card_id(s) holding a card number"),
         ({"card_id": "\uff14" + "\uff11" * 15}, "1 card_id(s) holding a card number"),
-        ({"transaction_id": ""}, "1 transaction_id(s) missing, empty or over 64"),
-        ({"transaction_id": None}, "1 transaction_id(s) missing, empty or over 64"),
+        ({"transaction_id": ""}, "1 row(s) with a missing or empty transaction_id"),
+        ({"transaction_id": None}, "1 row(s) with a missing or empty transaction_id"),
+        ({"card_id": ""}, "1 row(s) with a missing or empty card_id"),
         ({"merchant_id": "m" * 65}, "1 merchant_id(s) missing, empty or over 64"),
         ({"mcc": "5" * 33}, "1 mcc(s) over 32 characters"),
         ({"amount": 2e9}, "1 amount(s) above 1,000,000"),

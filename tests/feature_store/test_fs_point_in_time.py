@@ -141,6 +141,11 @@ def test_a_feature_whose_field_is_missing_is_left_out() -> None:
         ({"amount": [np.nan, 1.0]}, "negative or NaN amount"),
         ({"amount": [-1.0, 1.0]}, "negative or NaN amount"),
         ({"transaction_id": ["same", "same"]}, "duplicate transaction_id"),
+        # all of them would be one card, compromised by any one fraud among them
+        ({"card_id": [None, "c"]}, r"1 row\(s\) with a missing or empty card_id .*\['a'\]"),
+        ({"card_id": ["c", ""]}, r"1 row\(s\) with a missing or empty card_id .*\['b'\]"),
+        ({"merchant_id": ["", "m"]}, r"1 row\(s\) with a missing or empty merchant_id"),
+        ({"transaction_id": [None, "b"]}, "missing or empty transaction_id"),
     ],
 )
 def test_a_bad_history_is_refused_with_the_rows_named(
@@ -202,7 +207,7 @@ def test_numbered_card_ids_past_int64_are_kept_and_card_numbers_among_them_left_
 ) -> None:
     """A float column of whole numbers is read as digits; 1e19 has no int64 to pass through."""
     history = _history([(str(i), i, "c", "m", 1.0, 0) for i in range(3)])
-    history["card_id"] = [1e19, 4111111111111111.0, float("nan")]
+    history["card_id"] = [1e19, 4111111111111111.0, 7.0]
     history.to_parquet(path := tmp_path / "h.parquet")
     assert read_history(path)["transaction_id"].tolist() == ["0", "2"]
 
