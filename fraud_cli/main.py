@@ -29,6 +29,7 @@ from fraud_cli.models_cmd import models
 from fraud_cli.options import NonEmptyPath, columns_option
 from fraud_cli.paths import (
     parquet_file_path,
+    refuse_other_format,
     refuse_unusable_parquet_file,
     refuse_unwritable_parent,
 )
@@ -187,6 +188,8 @@ def _refuse_to_overwrite(out: Path, layout: str, force: bool) -> None:
         raise click.ClickException(f"{out} is a directory; give --out a Parquet file's path")
     elif out.exists() and not force:  # it may be the only copy of a real history
         raise click.ClickException(f"{out} exists; give --force to replace it, or another --out")
+    else:
+        refuse_other_format(out, "--out", example="history")
 
 
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)

@@ -13,6 +13,7 @@ import click
 __all__ = [
     "parquet_file_path",
     "refuse_inside",
+    "refuse_other_format",
     "refuse_unusable_directory",
     "refuse_unusable_parquet_file",
     "refuse_unwritable_parent",
@@ -81,12 +82,18 @@ def refuse_unusable_parquet_file(path: Path, option: str, *, example: str, reads
     if path.is_dir():
         raise click.UsageError(f"{option} {path} is a directory; give a Parquet file's path")
     refuse_unwritable_parent(path, option)
+    refuse_other_format(path, option, example=example)
+    refuse_inside(path, option, {"the history": reads}, reads="this command reads")
+
+
+def refuse_other_format(path: Path, option: str, *, example: str) -> None:
+    """``path`` will hold Parquet: not named as another format (`p.csv` held Parquet, and
+    its reader then advised saving the file as UTF-8 text)."""
     if any(suffix.lower() in _OTHER_FORMATS for suffix in path.suffixes):
         stem = path.name.split(".")[0] or example
         raise click.UsageError(
             f"{option} {path}: it is written as Parquet; name the file {stem}.parquet"
         )
-    refuse_inside(path, option, {"the history": reads}, reads="this command reads")
 
 
 def refuse_inside(

@@ -390,6 +390,7 @@ def _train_once(
     started = time.perf_counter()
     with _failure_as_json_line(as_json), _recorded(registry_dir) as completed:
         registry = ModelRegistry(registry_dir)
+        registry.champion_version()  # an unreadable pointer fails now, not after training
         history = read_for_run(history_path, options, read, registry)
         inputs = repeated = trained = None
         if unchanged is not None:

@@ -374,6 +374,22 @@ def test_a_file_history_with_a_payment_dated_in_the_future_is_refused_naming_it(
     )
 
 
+def test_an_unreadable_champion_pointer_fails_the_run_before_it_reads_the_history(
+    tmp_path: Path,
+) -> None:
+    """It failed at the gate, after the whole run: minutes at every tick on a large
+    history. The history here cannot be read either: the pointer's error comes first."""
+    (tmp_path / "registry").mkdir()
+    (tmp_path / "registry" / "champion.json").write_text("garbage")
+    (tmp_path / "h.parquet").write_text("not parquet")
+    where = ["--history", str(tmp_path / "h.parquet"), "--registry", str(tmp_path / "registry")]
+    result = CliRunner().invoke(cli, ["train", *where])
+    assert result.exit_code == 1, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith(f"Error: the champion pointer {tmp_path / 'registry'}"), last
+    assert "is unreadable" in last
+
+
 def test_a_history_that_is_not_parquet_or_csv_is_refused_with_the_fix(tmp_path: Path) -> None:
     history = tmp_path / "passwd"
     history.write_text("root:x:0:0:root:/root:/bin/bash\n")

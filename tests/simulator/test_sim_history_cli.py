@@ -124,3 +124,14 @@ def test_missing_parent_directories_are_made(tmp_path: Path) -> None:
     code, output = _run("--days", "2", "--start", "2024-03-01", "--out", str(out))
     assert code == 0, output
     assert len(pd.read_parquet(out)) > 0
+
+
+@pytest.mark.parametrize("name", ["history.csv", "history.csv.gz", "history.json"])
+def test_a_file_named_for_another_format_is_refused_before_simulating(
+    tmp_path: Path, name: str
+) -> None:
+    """`--out h.csv` held Parquet, and training on it then advised saving it as UTF-8."""
+    code, output = _run("--days", "2", "--start", "2024-03-01", "--out", str(tmp_path / name))
+    assert code == 2
+    assert "it is written as Parquet; name the file history.parquet" in output
+    assert list(tmp_path.iterdir()) == []
