@@ -87,10 +87,16 @@ def _latest_verdicts(labels: pd.DataFrame) -> pd.DataFrame:
         ["transaction_id", "label_time", "_real", "is_fraud"], kind="stable", na_position="first"
     )
     ids, verdicts = labels["transaction_id"], labels["is_fraud"].astype(bool)
-    changed = ((ids != ids.shift()) | (verdicts != verdicts.shift())).to_numpy()
-    # each row's run's first row, by position: a run that starts with no time (a
-    # hand-written part) keeps none, rather than taking the row before's
-    first = np.maximum.accumulate(np.where(changed, np.arange(len(labels)), 0))
+    same_payment = (ids == ids.shift()).to_numpy()
+    changed = ~same_payment | (verdicts != verdicts.shift()).to_numpy()
+    # untimed verdicts come first of their payment's: a run's time is its first timed
+    # verdict's (an untimed one before it erased the fraud's time)
+    untimed = labels["label_time"].isna().to_numpy()
+    first_timed = same_payment & ~untimed & np.roll(untimed, 1)
+    # each row's run's first (timed) row, by position: a run with no time at all keeps
+    # none, rather than taking the row before's
+    starts = changed | first_timed
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(labels)), 0))
     since = labels["label_time"].to_numpy()[first]
     latest = labels.assign(label_time=since).drop_duplicates("transaction_id", keep="last")
     latest = latest.drop(columns="_real")

@@ -506,13 +506,14 @@ def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_it
     card known later: the split and the features take a fraud as known from its label."""
     seed_archive(history, tmp_path / "archive")
     legit = history[history["is_fraud"] == 0]["transaction_id"]
-    again, reversed_, back, untimed = (legit.iloc[i] for i in range(4))
+    again, reversed_, back, untimed, confirmed = (legit.iloc[i] for i in range(5))
     t = [history["event_time"].max() + pd.Timedelta(days=d) for d in (1, 3, 5)]
     verdicts = pd.DataFrame(
         {
-            "transaction_id": [again, again, reversed_, reversed_, back, back, back, untimed],
-            "is_fraud": [True, True, True, False, True, False, True, True],
-            "label_time": [t[0], t[1], t[0], t[1], t[0], t[1], t[2], pd.NaT],
+            "transaction_id": [again, again, reversed_, reversed_, back, back, back, untimed]
+            + [confirmed, confirmed],
+            "is_fraud": [True, True, True, False, True, False, True, True, True, True],
+            "label_time": [t[0], t[1], t[0], t[1], t[0], t[1], t[2], pd.NaT, pd.NaT, t[1]],
             "analyst": "alice",
         }
     )
@@ -533,6 +534,11 @@ def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_it
     # no time of its own: none (the features then assume the label delay), not a neighbour's
     assert archived.loc[untimed, "is_fraud"] == 1
     assert pd.isna(archived.loc[untimed, "label_time"])
+    # an untimed verdict before a timed one that agrees: the timed one's (it erased it)
+    assert (archived.loc[confirmed, "is_fraud"], archived.loc[confirmed, "label_time"]) == (
+        1,
+        t[1],
+    )
 
 
 @pytest.mark.parametrize("order", ["analyst first", "analyst last"])
