@@ -205,7 +205,8 @@ def split_history(
             f"{split.train_start} to "
             f"{split.test_end - timedelta(days=1)}, but the history covers "
             f"{epoch + timedelta(days=first)} to {epoch + timedelta(days=last)}; "
-            "choose another --train-start, or fewer days or --folds"
+            "choose fewer days or --folds, or another --train-start (without one, the "
+            "latest window's folds reach back from the history's end)"
         )
     # cards as integer codes: known-compromised sets become a boolean mask per code
     cards, _ = pd.factorize(history["card_id"], use_na_sentinel=False)

@@ -56,9 +56,11 @@ class PipelineOptions:
             raise TrainingConfigError(
                 f"label_delay_s={self.label_delay_s} must be >= 0 (--label-delay-days)"
             )
-        if not self.cp_tolerance >= 0:  # NaN too
+        # NaN too; inf would turn the CP@100 check off: --cp-tolerance 1 allows any fall
+        if not 0 <= self.cp_tolerance <= 1:
             raise TrainingConfigError(
-                f"cp_tolerance={self.cp_tolerance} must be >= 0 (--cp-tolerance)"
+                f"cp_tolerance={self.cp_tolerance} must be between 0 and 1 (--cp-tolerance; "
+                "1 allows any fall of CP@100)"
             )
 
     def split_starting(self, train_start: date) -> TimeSplit:

@@ -287,8 +287,9 @@ def models_rollback(registry: Any, force: bool) -> None:
     # e.g. after an upgrade that redefined its features: no worker would serve it
     feature_set_of(registry.metadata(previous[0]))
     if not registry.champion_was_forced() and not force:
+        gone = "" if current in registry.versions() else " (its files are gone from the registry)"
         raise click.ClickException(
-            f"the champion v{current} passed the promotion gate; "
+            f"the champion v{current}{gone} passed the promotion gate; "
             "rolling it back bypasses the gate: add --force"
         )
     try:

@@ -293,7 +293,7 @@ def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
     [
         (
             ["train", "--train-start", "2001-01-01"],
-            "choose another --train-start, or fewer days or --folds",
+            "choose fewer days or --folds, or another --train-start",
         ),
         (["train", "--folds", "500", "--test-days", "3000"], "span 1,500,014 days"),
         (["train", "--train-start", "9999-12-31"], "--train-start 9999-12-31 lies outside"),
@@ -302,7 +302,9 @@ def test_the_alert_rate_sets_the_share_of_payments_alerted_on(
         (["train", "--decline-fee", "nan"], "decline_fee=nan must be a finite amount >= 0"),
         (["train", "--alert-rate", "0"], "alert_rate=0.0 must lie in (0, 1]"),
         (["train", "--review-capacity", "-1"], "review_capacity=-1 reviews a day must be"),
-        (["train", "--cp-tolerance", "nan"], "cp_tolerance=nan must be >= 0"),
+        (["train", "--cp-tolerance", "nan"], "cp_tolerance=nan must be between 0 and 1"),
+        # it turned the CP@100 check off
+        (["train", "--cp-tolerance", "inf"], "cp_tolerance=inf must be between 0 and 1"),
         (["models", "show", "9"], "model version 9 does not exist in"),
         (["models", "rollback"], "has no champion to roll back"),
         (["models", "--registry", "/nonexistent/registry", "list"], "no registry at /nonexistent"),

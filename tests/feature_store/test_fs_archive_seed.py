@@ -510,8 +510,10 @@ def test_a_verdict_given_again_counts_from_the_first_time_and_a_reversal_from_it
     t = [history["event_time"].max() + pd.Timedelta(days=d) for d in (1, 3, 5)]
     verdicts = pd.DataFrame(
         {
-            "transaction_id": [again, again, reversed_, reversed_, back, back, back, untimed]
-            + [confirmed, confirmed],
+            "transaction_id": [
+                *(again, again, reversed_, reversed_, back, back, back, untimed),
+                *(confirmed, confirmed),
+            ],
             "is_fraud": [True, True, True, False, True, False, True, True, True, True],
             "label_time": [t[0], t[1], t[0], t[1], t[0], t[1], t[2], pd.NaT, pd.NaT, t[1]],
             "analyst": "alice",
