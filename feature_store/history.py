@@ -172,6 +172,15 @@ def _parse_times(
     spellings, mixed too (pandas otherwise takes the first value's spelling for all of
     them), else as pandas reads a single value."""
     values = frame[column]
+    numbers = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numbers and values.notna().any():  # an empty CSV column reads as float NaN: no time
+        # pandas would take them as nanoseconds: epoch milliseconds became 1970
+        raise HistoryColumnsError(
+            f"history {str(path)!r}: {names.get(column, column)} holds numbers (e.g. "
+            f"{values.dropna().head(2).tolist()}), not times; write them as ISO 8601 text "
+            "(2026-03-01T12:00:00Z) or a timestamp column (e.g. epoch milliseconds: "
+            "pd.to_datetime(values, unit='ms', utc=True))"
+        )
     if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
         return pd.to_datetime(values, utc=True)
     parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")

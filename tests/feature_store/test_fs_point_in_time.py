@@ -231,3 +231,20 @@ def test_names_read_as_english_and_the_fingerprint_tracks_definitions() -> None:
     assert "is_new_merchant_for_card_30d" in CORE_FEATURE_SET.names
     changed = FeatureSet(name="core", version=2, features=CORE_FEATURE_SET.features[:-1])
     assert changed.fingerprint != CORE_FEATURE_SET.fingerprint
+
+
+def test_epoch_numbers_as_event_time_are_refused_with_the_fix(tmp_path: Path) -> None:
+    """pandas reads them as nanoseconds: epoch milliseconds were payments of 1970."""
+    history = _history([("a", 0, "c", "m", 1.0, 0), ("b", 1, "c", "m", 2.0, 0)])
+    history["event_time"] = [1_733_616_000_000, 1_733_616_060_000]
+    history.to_parquet(path := tmp_path / "h.parquet")
+    with pytest.raises(HistoryColumnsError, match=r"event_time holds numbers \(e.g. \[1733616"):
+        read_history(path)
+
+
+def test_an_empty_label_time_column_is_no_time(tmp_path: Path) -> None:
+    """A CSV's empty column reads as float NaN: payments without label times, not numbers."""
+    history = _history([("a", 0, "c", "m", 1.0, 0), ("b", 1, "c", "m", 2.0, 0)])
+    history["label_time"] = np.nan
+    history.to_parquet(path := tmp_path / "h.parquet")
+    assert read_history(path)["label_time"].isna().all()
