@@ -17,13 +17,10 @@ def wait_passively_by_default(environ: MutableMapping[str, str]) -> None:
     run took 1.4-4.7x as long (``bench/omp_wait.py``; dmlc/xgboost#8729). libgomp reads this once,
     when it is loaded, so it is set before anything imports XGBoost.
     """
-    chosen = False
     for name in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT"):
-        if environ.get(name, "").strip():
-            chosen = True
-        else:  # blank (`${VAR:-}`, `value: ""`) is unset; libgomp would warn and spin
-            environ.pop(name, None)
-    if not chosen:
+        if not environ.get(name, "").strip():  # blank (`${VAR:-}`, `value: ""`) is unset:
+            environ.pop(name, None)  # libgomp would warn and spin
+    if "OMP_WAIT_POLICY" not in environ and "GOMP_SPINCOUNT" not in environ:
         environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 
